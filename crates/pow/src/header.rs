@@ -91,6 +91,15 @@ fn tail_word(bytes: &[u8; HEADER_LEN]) -> [u8; 4] {
     [bytes[64], bytes[65], bytes[66], bytes[67]]
 }
 
+/// A header's second block with only the padding written.
+const SECOND_BLOCK_PADDING: Block = {
+    let mut b = [0u8; 64];
+    b[16] = 0x80;
+    b[62] = 0x02;
+    b[63] = 0x80;
+    b
+};
+
 /// Writes the fixed padding of the header's second block (bytes 16..64):
 /// `0x80`, zeros, bit length 640.
 #[inline(always)]
@@ -106,21 +115,17 @@ fn finish_second_block(block: &mut Block) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderMidstate {
     state: State,
-    /// Second block template: merkle tail in bytes 0..4, padding filled in;
-    /// time, bits and nonce are written per check.
-    second: Block,
+    /// Last 4 bytes of the merkle root, little-endian.
+    merkle_tail: u32,
 }
 
 impl HeaderMidstate {
     /// From the header's first block and the last 4 bytes of its merkle root.
     #[inline]
     pub fn new(first: Block, merkle_tail: [u8; 4]) -> Self {
-        let mut second = [0u8; 64];
-        second[..4].copy_from_slice(&merkle_tail);
-        finish_second_block(&mut second);
         Self {
             state: sha::midstate(&first),
-            second,
+            merkle_tail: u32::from_le_bytes(merkle_tail),
         }
     }
 
@@ -128,9 +133,7 @@ impl HeaderMidstate {
     #[inline]
     pub fn from_parts(version: u32, prev_hash: &[u8; 32], merkle_root: &[u8; 32]) -> Self {
         let mut first = [0u8; 64];
-        first[..4].copy_from_slice(&version.to_le_bytes());
-        first[4..36].copy_from_slice(prev_hash);
-        first[36..64].copy_from_slice(&merkle_root[..28]);
+        crate::lanes::header_first_block(&mut first, version, prev_hash, merkle_root);
         Self::new(
             first,
             [
@@ -150,10 +153,8 @@ impl HeaderMidstate {
     /// The block hash for the given time, bits and nonce (two compressions).
     #[inline(always)]
     pub fn hash(&self, time: u32, bits: u32, nonce: u32) -> [u8; 32] {
-        let mut block = self.second;
-        block[4..8].copy_from_slice(&time.to_le_bytes());
-        block[8..12].copy_from_slice(&bits.to_le_bytes());
-        block[12..16].copy_from_slice(&nonce.to_le_bytes());
+        let mut block = SECOND_BLOCK_PADDING;
+        crate::lanes::header_tail_lane(&mut block, self.merkle_tail, time, bits, nonce);
         let mut s = self.state;
         sha::compress(&mut s, core::slice::from_ref(&block));
         sha::state_to_digest(&sha::rehash_digest(&s))

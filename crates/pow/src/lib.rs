@@ -15,11 +15,14 @@
 //! - [`version`]: version-rolling masks and rules.
 //! - [`hex`]: allocation-free hex decoding and Stratum byte orders.
 //! - [`synthetic`]: deterministic job shapes for benches and tests.
+//! - [`baseline`]: naive reference implementations benches compare with.
 
+pub mod baseline;
 pub mod checker;
 pub mod coinbase;
 pub mod header;
 pub mod hex;
+mod lanes;
 pub mod merkle;
 pub mod sha;
 pub mod synthetic;

@@ -33,6 +33,15 @@ const PAD_AFTER_64: Block = {
     b
 };
 
+/// The second block of a digest's hash, digest bytes left zero: `0x80`
+/// after the 32 digest bytes, bit length 256.
+const PAD_AFTER_32: Block = {
+    let mut b = [0u8; 64];
+    b[32] = 0x80;
+    b[62] = 0x01; // 256 = 0x0100
+    b
+};
+
 /// Runs the compression function over `blocks`, updating `state`.
 #[inline(always)]
 pub fn compress(state: &mut State, blocks: &[Block]) {
@@ -64,9 +73,7 @@ pub fn midstate(block: &Block) -> State {
 #[inline(always)]
 pub fn state_to_digest(state: &State) -> [u8; 32] {
     let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
+    crate::lanes::state_be(state, &mut out);
     out
 }
 
@@ -74,12 +81,9 @@ pub fn state_to_digest(state: &State) -> [u8; 32] {
 /// `state` (one compression, the padding is fixed).
 #[inline(always)]
 pub fn rehash_digest(state: &State) -> State {
-    let mut block = [0u8; 64];
-    for (chunk, word) in block[..32].chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    block[32] = 0x80;
-    block[62] = 0x01; // 256 bits = 0x0100
+    let mut block = PAD_AFTER_32;
+    let (digest, _) = block.split_first_chunk_mut::<32>().unwrap_or_else(|| unreachable!());
+    crate::lanes::state_be(state, digest);
     let mut s = H0;
     compress(&mut s, core::slice::from_ref(&block));
     s
