@@ -6,9 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sluice_pow::{
-    DIFF1, HeaderMidstate, ShareChecker, Submission, baseline, sha, synthetic,
-};
+use sluice_pow::{DIFF1, HeaderMidstate, ShareChecker, Submission, baseline, sha, synthetic};
 
 /// Everything the command measures; field names are the JSON keys.
 #[derive(Debug, Serialize)]
@@ -144,14 +142,24 @@ pub(crate) fn run(slice: Duration, rounds: u32) -> HashReport {
         // A fresh extranonce2 per share: the worst case for the cache.
         full.round(|n| {
             let en2 = (n ^ (round << 28)).to_le_bytes();
-            let s = Submission { extranonce2: &en2, time: header.time, nonce: n, version: 0x2000_0000 };
+            let s = Submission {
+                extranonce2: &en2,
+                time: header.time,
+                nonce: n,
+                version: 0x2000_0000,
+            };
             if let Ok(r) = checker.check(black_box(&s)) {
                 hits += u64::from(r.meets_share_target);
             }
         });
         naive_full.round(|n| {
             let en2 = n.to_le_bytes();
-            let s = Submission { extranonce2: &en2, time: header.time, nonce: n, version: 0x2000_0000 };
+            let s = Submission {
+                extranonce2: &en2,
+                time: header.time,
+                nonce: n,
+                version: 0x2000_0000,
+            };
             let h = baseline::share_hash(&job, &en1, black_box(&s));
             hits += u64::from(target.is_met_by(&h));
         });
@@ -209,7 +217,11 @@ pub(crate) fn render(r: &HashReport) -> String {
     out.push_str(&format!(
         "cpu: {}\nSHA-NI: {}\nworkload: {}-byte coinbase, {} merkle branches; one core\n\n",
         r.cpu.as_deref().unwrap_or("unknown"),
-        if r.sha_ni { "in use" } else { "not available (portable backend)" },
+        if r.sha_ni {
+            "in use"
+        } else {
+            "not available (portable backend)"
+        },
         r.coinbase_bytes,
         r.merkle_branches,
     ));
@@ -219,7 +231,11 @@ pub(crate) fn render(r: &HashReport) -> String {
     ));
     out.push_str(&format!(
         "{:<34} {} {:>13} {:>14} {:>9}\n",
-        "compress256, chained (the limit)", m(r.compress256_per_sec), 1, "100.0 %", "-"
+        "compress256, chained (the limit)",
+        m(r.compress256_per_sec),
+        1,
+        "100.0 %",
+        "-"
     ));
     out.push_str(&format!(
         "{:<34} {} {:>13} {:>14} {:>9}\n",
@@ -231,7 +247,11 @@ pub(crate) fn render(r: &HashReport) -> String {
     ));
     out.push_str(&format!(
         "{:<34} {} {:>13} {:>14} {:>9}\n",
-        "header, naive (digest twice)", m(r.naive_header_check_per_sec), 3, "-", "1.00×"
+        "header, naive (digest twice)",
+        m(r.naive_header_check_per_sec),
+        3,
+        "-",
+        "1.00×"
     ));
     out.push_str(&format!(
         "{:<34} {} {:>13} {:>14} {:>8.2}×\n",

@@ -140,8 +140,10 @@ pub struct ShareResult {
 
 #[derive(Clone, Copy)]
 struct CacheEntry {
-    /// 0 marks an empty slot.
-    len: u8,
+    /// False for an empty slot.
+    used: bool,
+    /// The extranonce2, zero-padded: a fixed-size compare, no `bcmp` call
+    /// (all entries of one checker share one length).
     extranonce2: [u8; MAX_EXTRANONCE2],
     merkle_root: [u8; 32],
     /// Header midstate for the last version checked with this root.
@@ -149,7 +151,7 @@ struct CacheEntry {
 }
 
 const EMPTY: CacheEntry = CacheEntry {
-    len: 0,
+    used: false,
     extranonce2: [0; MAX_EXTRANONCE2],
     merkle_root: [0; 32],
     midstate: None,
@@ -282,19 +284,31 @@ impl ShareChecker {
             + 3
     }
 
+    /// Caller guarantees `extranonce2.len() == self.extranonce2_len`.
+    #[inline]
     fn slot_for(&mut self, extranonce2: &[u8]) -> usize {
         let len = extranonce2.len();
         for (i, e) in self.cache.iter().enumerate() {
-            if usize::from(e.len) == len && &e.extranonce2[..len] == extranonce2 {
+            // A byte loop the compiler unrolls, rather than a `bcmp` call
+            // or a padded copy whose narrow stores a wide compare would
+            // have to wait for.
+            if e.used
+                && e.extranonce2[..len]
+                    .iter()
+                    .zip(extranonce2)
+                    .all(|(a, b)| a == b)
+            {
                 return i;
             }
         }
+        let mut key = [0u8; MAX_EXTRANONCE2];
+        key[..len].copy_from_slice(extranonce2);
         let slot = self.next_slot;
         self.next_slot = (slot + 1) % CACHE_SLOTS;
         let root = self.merkle_root(extranonce2);
         let e = &mut self.cache[slot];
-        e.len = len as u8;
-        e.extranonce2[..len].copy_from_slice(extranonce2);
+        e.used = true;
+        e.extranonce2 = key;
         e.merkle_root = root;
         e.midstate = None;
         slot

@@ -67,7 +67,7 @@ pub fn decode_u32_be(src: &[u8]) -> Result<u32, HexError> {
 
 /// Decodes a hex string of any even length.
 pub fn decode(src: &str) -> Result<Vec<u8>, HexError> {
-    if src.len() % 2 != 0 {
+    if !src.len().is_multiple_of(2) {
         return Err(HexError::Length {
             expected: src.len() + 1,
             got: src.len(),

@@ -24,7 +24,13 @@ pub(crate) fn state_be(state: &State, out: &mut [u8; 32]) {
 /// Writes the first lane of a header's second block: the merkle root's
 /// last 4 bytes, then time, bits and nonce, all little-endian.
 #[inline(always)]
-pub(crate) fn header_tail_lane(out: &mut Block, merkle_tail: u32, time: u32, bits: u32, nonce: u32) {
+pub(crate) fn header_tail_lane(
+    out: &mut Block,
+    merkle_tail: u32,
+    time: u32,
+    bits: u32,
+    nonce: u32,
+) {
     imp::header_tail_lane(out, merkle_tail, time, bits, nonce);
 }
 
@@ -39,8 +45,8 @@ pub(crate) fn header_first_block(out: &mut Block, version: u32, prev: &[u8; 32],
 mod imp {
     use core::arch::x86_64::{
         __m128i, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_or_si128, _mm_set_epi32,
-        _mm_shufflehi_epi16, _mm_shufflelo_epi16, _mm_slli_epi16, _mm_slli_si128,
-        _mm_srli_epi16, _mm_srli_si128, _mm_storeu_si128,
+        _mm_shufflehi_epi16, _mm_shufflelo_epi16, _mm_slli_epi16, _mm_slli_si128, _mm_srli_epi16,
+        _mm_srli_si128, _mm_storeu_si128,
     };
 
     use crate::sha::{Block, State};
@@ -63,11 +69,11 @@ mod imp {
         unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) }
     }
 
-    /// Byte-swaps each 32-bit lane (SSE2: swap 16-bit halves, then bytes).
     // SAFETY (every `unsafe` below that only computes on registers): the
     // module is compiled only when SSE2 is statically enabled, so the SSE2
     // intrinsics' one precondition, CPU support, always holds.
 
+    /// Byte-swaps each 32-bit lane (SSE2: swap 16-bit halves, then bytes).
     #[inline(always)]
     fn bswap32(x: __m128i) -> __m128i {
         // SAFETY: SSE2 is enabled (see above).
@@ -94,7 +100,12 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(super) fn header_first_block(out: &mut Block, version: u32, prev: &[u8; 32], root: &[u8; 32]) {
+    pub(super) fn header_first_block(
+        out: &mut Block,
+        version: u32,
+        prev: &[u8; 32],
+        root: &[u8; 32],
+    ) {
         let (p, _) = prev.as_chunks::<16>();
         let (r, _) = root.as_chunks::<16>();
         let (p0, p1, r0, r1) = (load(&p[0]), load(&p[1]), load(&r[0]), load(&r[1]));
@@ -104,7 +115,8 @@ mod imp {
             _mm_or_si128(_mm_slli_si128::<4>(hi), _mm_srli_si128::<12>(lo))
         };
         // SAFETY: SSE2 is enabled (see above).
-        let lane0 = unsafe { _mm_or_si128(_mm_slli_si128::<4>(p0), _mm_cvtsi32_si128(version as i32)) };
+        let lane0 =
+            unsafe { _mm_or_si128(_mm_slli_si128::<4>(p0), _mm_cvtsi32_si128(version as i32)) };
         let (lanes, _) = out.as_chunks_mut::<16>();
         store(lane0, &mut lanes[0]);
         store(up4(p1, p0), &mut lanes[1]);
@@ -129,7 +141,12 @@ mod imp {
         }
     }
 
-    pub(super) fn header_first_block(out: &mut Block, version: u32, prev: &[u8; 32], root: &[u8; 32]) {
+    pub(super) fn header_first_block(
+        out: &mut Block,
+        version: u32,
+        prev: &[u8; 32],
+        root: &[u8; 32],
+    ) {
         out[..4].copy_from_slice(&version.to_le_bytes());
         out[4..36].copy_from_slice(prev);
         out[36..].copy_from_slice(&root[..28]);
@@ -150,9 +167,18 @@ mod tests {
         }
 
         let mut block = [0xeeu8; 64];
-        header_tail_lane(&mut block, 0x1122_3344, 0x5566_7788, 0x99aa_bbcc, 0xddee_ff00);
+        header_tail_lane(
+            &mut block,
+            0x1122_3344,
+            0x5566_7788,
+            0x99aa_bbcc,
+            0xddee_ff00,
+        );
         let mut expect = [0xeeu8; 64];
-        for (i, w) in [0x1122_3344u32, 0x5566_7788, 0x99aa_bbcc, 0xddee_ff00].iter().enumerate() {
+        for (i, w) in [0x1122_3344u32, 0x5566_7788, 0x99aa_bbcc, 0xddee_ff00]
+            .iter()
+            .enumerate()
+        {
             expect[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
         }
         assert_eq!(block, expect);

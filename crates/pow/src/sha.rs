@@ -82,7 +82,9 @@ pub fn state_to_digest(state: &State) -> [u8; 32] {
 #[inline(always)]
 pub fn rehash_digest(state: &State) -> State {
     let mut block = PAD_AFTER_32;
-    let (digest, _) = block.split_first_chunk_mut::<32>().unwrap_or_else(|| unreachable!());
+    let (digest, _) = block
+        .split_first_chunk_mut::<32>()
+        .unwrap_or_else(|| unreachable!());
     crate::lanes::state_be(state, digest);
     let mut s = H0;
     compress(&mut s, core::slice::from_ref(&block));

@@ -235,10 +235,10 @@ impl Target {
     fn shr(&self, n: u32) -> Self {
         let mut out = [0u64; 4];
         let (w, b) = ((n / 64) as usize, n % 64);
-        for i in 0..4usize.saturating_sub(w) {
-            out[i] = self.limbs[i + w] >> b;
+        for (i, o) in out.iter_mut().enumerate().take(4usize.saturating_sub(w)) {
+            *o = self.limbs[i + w] >> b;
             if b != 0 && i + w + 1 < 4 {
-                out[i] |= self.limbs[i + w + 1] << (64 - b);
+                *o |= self.limbs[i + w + 1] << (64 - b);
             }
         }
         Self { limbs: out }
@@ -430,6 +430,21 @@ mod tests {
             "00000000ffff0000000000000000000000000000000000000000000000000000"
         );
         assert_eq!(Target::from_be_bytes(&DIFF1.to_be_bytes()), DIFF1);
+    }
+
+    #[test]
+    fn fast_hash_difficulty_matches_full_conversion() {
+        let mut h = [0u8; 32];
+        for i in 0..32 {
+            h[i] = 0x9d;
+            h[(i * 7) % 32] ^= 0x31;
+            let full = DIFF1_F64 / limbs_to_f64(&le_limbs(&h));
+            let fast = hash_difficulty(&h);
+            assert!((fast / full - 1.0).abs() < 1e-15, "{i}: {fast} vs {full}");
+        }
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert_eq!(hash_difficulty(&one), DIFF1_F64);
     }
 
     #[test]

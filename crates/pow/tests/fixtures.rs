@@ -1,6 +1,8 @@
 //! Real blocks from ../../testdata (Bitcoin Core regtest, a ckpool V1 pool
 //! and the Stratum V2 reference stack) rebuilt through sluice-pow.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! Property tests with the `bitcoin` crate as the oracle: header hashes,
 //! merkle roots, compact targets and difficulty.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use std::sync::Arc;
 
 use bitcoin::block::{Header as BtcHeader, Version};
