@@ -38,7 +38,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Share-validation throughput per core against the naive baseline and
-    /// the raw SHA-256 compression rate (about 8 s; `--quick` for a smoke
+    /// the raw SHA-256 compression rate (about 7 s; `--quick` for a smoke
     /// run).
     Hash(BenchHashArgs),
 }
@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (slice, rounds) = if args.quick {
                 (Duration::from_millis(10), 2)
             } else {
-                (Duration::from_millis(250), 5)
+                (Duration::from_millis(200), 5)
             };
             let report = bench_hash::run(slice, rounds);
             if args.json {
