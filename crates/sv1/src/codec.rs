@@ -1,0 +1,193 @@
+//! Newline-delimited framing with a hard line limit.
+//!
+//! Stratum V1 is one JSON object per `\n`-terminated line. A line longer
+//! than the limit is refused *before* it is buffered further: the decoder
+//! reports [`LineError::TooLong`] as soon as the buffer holds more than
+//! `max_len` bytes without a newline, so a peer cannot make us allocate
+//! without bound. An incomplete line is not an error (`Ok(None)`).
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Default maximum line length for lines from miners: 16 KiB. Real miners'
+/// lines are under 1 KiB (ckpool cuts client lines at 1,024 bytes), but
+/// `mining.configure` with several extensions and long worker names can
+/// approach 1 KiB; 16 KiB leaves room without letting a peer hold much.
+pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+
+/// Default maximum line length for lines from pools: 256 KiB. A pool's
+/// `mining.notify` carries the coinbase and merkle branches, and some pools
+/// send large coinbases (many payout outputs).
+pub const DEFAULT_MAX_UPSTREAM_LINE: usize = 256 * 1024;
+
+/// Framing errors. Both end the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// More than the limit arrived without a newline.
+    #[error("line exceeds {limit} bytes")]
+    TooLong {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits a byte stream into lines (without the `\n` or a trailing `\r`)
+/// and writes pre-encoded lines.
+#[derive(Debug, Clone)]
+pub struct LineCodec {
+    max_len: usize,
+    /// Bytes of the buffer already scanned for `\n`, so a line arriving in
+    /// many small reads is scanned once.
+    scanned: usize,
+}
+
+impl LineCodec {
+    /// A codec refusing lines longer than `max_len` bytes (excluding `\n`).
+    pub fn new(max_len: usize) -> Self {
+        Self {
+            max_len,
+            scanned: 0,
+        }
+    }
+
+    /// The limit in force.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+}
+
+impl Default for LineCodec {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_LINE)
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Bytes;
+    type Error = LineError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, LineError> {
+        loop {
+            let Some(pos) = buf[self.scanned..].iter().position(|&b| b == b'\n') else {
+                if buf.len() > self.max_len {
+                    return Err(LineError::TooLong {
+                        limit: self.max_len,
+                    });
+                }
+                self.scanned = buf.len();
+                return Ok(None);
+            };
+            let end = self.scanned + pos;
+            self.scanned = 0;
+            if end > self.max_len {
+                return Err(LineError::TooLong {
+                    limit: self.max_len,
+                });
+            }
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            // Blank lines (keep-alives from some firmware) are skipped.
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Ok(Some(line.freeze()));
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, LineError> {
+        match self.decode(buf)? {
+            Some(line) => Ok(Some(line)),
+            None => {
+                // A final line without `\n` is dropped: a V1 message is only
+                // complete with its terminator.
+                buf.advance(buf.len());
+                self.scanned = 0;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for LineCodec {
+    type Error = LineError;
+
+    /// Writes an already-terminated line (see [`crate::encode`]); encoding
+    /// is done once, before fan-out, not here.
+    fn encode(&mut self, line: Bytes, dst: &mut BytesMut) -> Result<(), LineError> {
+        dst.extend_from_slice(&line);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(codec: &mut LineCodec, buf: &mut BytesMut, data: &[u8]) -> Vec<Bytes> {
+        buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some(l) = codec.decode(buf).unwrap() {
+            out.push(l);
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let mut c = LineCodec::new(64);
+        let mut b = BytesMut::new();
+        assert!(feed(&mut c, &mut b, b"{\"a\":").is_empty());
+        assert!(feed(&mut c, &mut b, b"1}").is_empty());
+        let got = feed(&mut c, &mut b, b"\r\n\n  \n{\"b\":2}\n{\"c\"");
+        assert_eq!(
+            got,
+            vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"b\":2}")
+            ]
+        );
+        assert_eq!(&b[..], b"{\"c\"");
+    }
+
+    #[test]
+    fn refuses_long_line_before_newline_arrives() {
+        let mut c = LineCodec::new(16);
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&[b'x'; 16]);
+        assert!(c.decode(&mut b).unwrap().is_none());
+        b.extend_from_slice(b"y");
+        assert!(matches!(
+            c.decode(&mut b),
+            Err(LineError::TooLong { limit: 16 })
+        ));
+    }
+
+    #[test]
+    fn refuses_long_line_that_arrives_whole() {
+        let mut c = LineCodec::new(8);
+        let mut b = BytesMut::from(&b"0123456789\n"[..]);
+        assert!(matches!(c.decode(&mut b), Err(LineError::TooLong { .. })));
+        // Exactly at the limit is fine.
+        let mut c = LineCodec::new(10);
+        let mut b = BytesMut::from(&b"0123456789\n"[..]);
+        assert_eq!(c.decode(&mut b).unwrap().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn eof_drops_unterminated_tail() {
+        let mut c = LineCodec::new(64);
+        let mut b = BytesMut::from(&b"{}\n{\"half"[..]);
+        assert_eq!(
+            c.decode_eof(&mut b).unwrap().unwrap(),
+            Bytes::from_static(b"{}")
+        );
+        assert!(c.decode_eof(&mut b).unwrap().is_none());
+        assert!(b.is_empty());
+    }
+}
