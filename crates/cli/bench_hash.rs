@@ -10,7 +10,7 @@ use sluice_pow::{DIFF1, HeaderMidstate, ShareChecker, Submission, baseline, sha,
 
 /// Everything the command measures; field names are the JSON keys.
 #[derive(Debug, Serialize)]
-pub(crate) struct HashReport {
+pub struct HashReport {
     /// The CPU model from /proc/cpuinfo, when readable.
     pub cpu: Option<String>,
     /// Whether the SHA-NI backend is in use.
@@ -88,7 +88,7 @@ impl Meter {
 }
 
 /// Runs every measurement, interleaved over `rounds` rounds of `slice`.
-pub(crate) fn run(slice: Duration, rounds: u32) -> HashReport {
+pub fn run(slice: Duration, rounds: u32) -> HashReport {
     let started = Instant::now();
     let shape = synthetic::TYPICAL;
     let (job, en1) = synthetic::job(shape, 1);
@@ -210,7 +210,7 @@ fn cpu_model() -> Option<String> {
 }
 
 /// The human-readable table.
-pub(crate) fn render(r: &HashReport) -> String {
+pub fn render(r: &HashReport) -> String {
     let m = |x: f64| format!("{:>8.2} M/s", x / 1e6);
     let pct = |x: f64| format!("{:>5.1} %", x * 100.0);
     let mut out = String::new();

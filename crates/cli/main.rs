@@ -1,18 +1,16 @@
-//! The `sluice` binary: argument parsing, logging, and wiring of the
-//! library crates. Kept thin; the work lives in `crates/*`.
-//!
-//! Map:
-//! - `main.rs`: the command line (clap) and logging setup.
-//! - `bench_hash.rs`: `sluice bench hash`, the share-validation throughput
-//!   measurement.
+//! The `sluice` binary: the command line (clap) and logging. Everything it
+//! runs lives in the `sluice` library (`crates/cli/lib.rs`) and the
+//! `crates/*` it wires together.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-mod bench_hash;
+use sluice::{bench_hash, config, run};
 
 /// sluice: a Stratum V1/V2 mining proxy and pool node that validates every
 /// share itself and reports what each worker really earns.
@@ -30,9 +28,73 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run from a configuration file (see deploy/sluice.toml).
+    Run {
+        /// The TOML file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print what it sets up.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Proxy miners to one or more pools (no config file needed).
+    Proxy(ProxyArgs),
+    /// Run a pool node on the built-in synthetic chain (no config file
+    /// needed).
+    Pool(PoolArgs),
     /// Measure this machine's capacity.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// Address miners connect to.
+    #[arg(long, default_value = "0.0.0.0:3333")]
+    listen: SocketAddr,
+    /// Upstream pool URL (stratum+tcp://host:port); repeat for failover,
+    /// in order.
+    #[arg(long = "pool", required = true)]
+    pools: Vec<sluice_engine::upstream::PoolUrl>,
+    /// Pool account to authorize as.
+    #[arg(long)]
+    user: String,
+    /// Pool password.
+    #[arg(long, default_value = "x")]
+    password: String,
+    /// Lowest share difficulty (fractional allowed).
+    #[arg(long)]
+    min_difficulty: Option<f64>,
+    /// Difficulty of a new connection.
+    #[arg(long)]
+    start_difficulty: Option<f64>,
+    /// Submit as user.<worker> instead of under the user alone.
+    #[arg(long)]
+    pass_through_workers: bool,
+}
+
+#[derive(Debug, Args)]
+struct PoolArgs {
+    /// Address miners connect to.
+    #[arg(long, default_value = "0.0.0.0:3333")]
+    listen: SocketAddr,
+    /// Seconds between blocks found elsewhere on the network (0: never).
+    #[arg(long, default_value_t = 600.0)]
+    block_interval: f64,
+    /// Network difficulty of the synthetic chain (fractional allowed).
+    #[arg(long, default_value_t = 1.0)]
+    network_difficulty: f64,
+    /// Lowest share difficulty (fractional allowed).
+    #[arg(long)]
+    min_difficulty: Option<f64>,
+    /// Difficulty of a new connection.
+    #[arg(long)]
+    start_difficulty: Option<f64>,
+    /// Seconds between job refreshes without a new block.
+    #[arg(long, default_value_t = 30.0)]
+    refresh_interval: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,8 +138,91 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn difficulty_flags(cfg: &mut config::Config, min: Option<f64>, start: Option<f64>) {
+    if let Some(m) = min {
+        cfg.difficulty.min = m;
+        if start.is_none() {
+            cfg.difficulty.start = cfg.difficulty.start.max(m);
+        }
+    }
+    if let Some(s) = start {
+        cfg.difficulty.start = s;
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run { config } => {
+            let cfg = config::Config::load(&config)?;
+            runtime()?.block_on(run::run(cfg))
+        }
+        Command::CheckConfig { file } => {
+            let cfg = config::Config::load(&file)?;
+            print!("{}", cfg.summary());
+            println!("ok");
+            Ok(())
+        }
+        Command::Proxy(a) => {
+            let mut cfg = config::Config {
+                mode: config::Mode::Proxy,
+                listen: config::ListenConfig {
+                    address: a.listen,
+                    ..Default::default()
+                },
+                difficulty: Default::default(),
+                extranonce: Default::default(),
+                routing: Default::default(),
+                // Each --pool is its own failover level, in the given order.
+                pools: a
+                    .pools
+                    .iter()
+                    .enumerate()
+                    .map(|(i, url)| config::PoolConfig {
+                        url: url.clone(),
+                        user: a.user.clone(),
+                        password: a.password.clone(),
+                        weight: 1.0,
+                        level: i as u32,
+                        pass_through_workers: a.pass_through_workers,
+                        rolling: Default::default(),
+                        stall_timeout_secs: 120,
+                        max_consecutive_rejects: 50,
+                    })
+                    .collect(),
+                pool_node: Default::default(),
+            };
+            difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
+            cfg.validate()?;
+            runtime()?.block_on(run::run(cfg))
+        }
+        Command::Pool(a) => {
+            let mut cfg = config::Config {
+                mode: config::Mode::Pool,
+                listen: config::ListenConfig {
+                    address: a.listen,
+                    ..Default::default()
+                },
+                difficulty: Default::default(),
+                extranonce: Default::default(),
+                routing: Default::default(),
+                pools: Vec::new(),
+                pool_node: config::PoolNodeConfig {
+                    network_difficulty: a.network_difficulty,
+                    block_interval_secs: a.block_interval,
+                    refresh_interval_secs: a.refresh_interval,
+                    ..Default::default()
+                },
+            };
+            difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
+            cfg.validate()?;
+            runtime()?.block_on(run::run(cfg))
+        }
         Command::Bench(BenchCommand::Hash(args)) => {
             let (slice, rounds) = if args.quick {
                 (Duration::from_millis(10), 2)

@@ -1,0 +1,11 @@
+//! The `sluice` package's library: what the binary runs, also usable by
+//! end-to-end tests in-process.
+//!
+//! Map:
+//! - [`config`]: the TOML config, its validation, and the quick flags.
+//! - [`run`]: wiring a config into a running proxy or pool node.
+//! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
+
+pub mod bench_hash;
+pub mod config;
+pub mod run;

@@ -1,0 +1,252 @@
+//! Wiring a [`Config`] into a running engine: connectors, router, result
+//! delivery, listener, and a clean shutdown on SIGINT/SIGTERM.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dashmap::DashMap;
+use sluice_engine::connect::{LocalConnector, RemoteConnector, Shared, deliver_results};
+use sluice_engine::local::{BlockAccepted, LocalConfig, LocalJob, TemplateSource, WorkerTally};
+use sluice_engine::router::{PoolEntry, Router, RouterConfig};
+use sluice_engine::server::Engine;
+use sluice_engine::stats::Stats;
+use sluice_engine::upstream::UpstreamConfig;
+use sluice_node::coinbase;
+use sluice_node::synthetic::{SyntheticChain, SyntheticConfig};
+use sluice_pow::version::RollingRule;
+use sluice_pow::{Header, hex};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode, Rolling};
+
+/// The synthetic chain as a template source.
+pub struct SyntheticSource {
+    chain: SyntheticChain,
+    block_interval: Option<Duration>,
+    next_external: Instant,
+}
+
+impl SyntheticSource {
+    /// A chain shaped by the `[pool_node]` settings, its clock at now.
+    pub fn new(cfg: &crate::config::PoolNodeConfig) -> anyhow::Result<Self> {
+        let now = unix_now();
+        let mut sc = SyntheticConfig {
+            network_difficulty: cfg.network_difficulty,
+            txs_per_block: cfg.txs_per_block,
+            start_time: now.saturating_sub(3600),
+            ..SyntheticConfig::default()
+        };
+        if let Some(h) = &cfg.payout_script_hex {
+            sc.payout_script = hex::decode(h).context("payout_script_hex")?;
+        }
+        let mut chain =
+            SyntheticChain::new(sc).map_err(|e| anyhow::anyhow!("synthetic chain: {e}"))?;
+        chain.set_time(now);
+        let block_interval = (cfg.block_interval_secs > 0.0)
+            .then(|| Duration::from_secs_f64(cfg.block_interval_secs));
+        Ok(Self {
+            chain,
+            next_external: Instant::now() + block_interval.unwrap_or(Duration::ZERO),
+            block_interval,
+        })
+    }
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl TemplateSource for SyntheticSource {
+    fn job(&mut self, now_unix: u32, extranonce_len: usize) -> Result<LocalJob, String> {
+        self.chain.set_time(now_unix.max(self.chain.now()));
+        let parts = coinbase::build(&self.chain.coinbase_spec(extranonce_len))
+            .map_err(|e| e.to_string())?;
+        let t = self.chain.template();
+        Ok(LocalJob {
+            prev_hash: t.prev_hash,
+            coinb1: parts.coinb1,
+            coinb2: parts.coinb2,
+            branches: self.chain.merkle_branches().to_vec(),
+            version: t.version,
+            nbits: t.bits,
+            ntime: t.cur_time,
+            height: t.height,
+            coinbase_value_sat: t.coinbase_value_sat,
+        })
+    }
+
+    fn submit_block(&mut self, header: &Header, coinbase: &[u8]) -> Result<BlockAccepted, String> {
+        let f = self
+            .chain
+            .submit_block(header, coinbase)
+            .map_err(|e| e.to_string())?;
+        if let Some(iv) = self.block_interval {
+            self.next_external = Instant::now() + iv;
+        }
+        Ok(BlockAccepted {
+            height: f.height,
+            hash: hex::encode_reversed(&f.hash),
+        })
+    }
+
+    fn poll(&mut self, now_unix: u32) -> bool {
+        match self.block_interval {
+            Some(iv) if Instant::now() >= self.next_external => {
+                self.chain.advance_external(now_unix.max(self.chain.now()));
+                self.next_external = Instant::now() + iv;
+                tracing::info!(
+                    height = self.chain.height(),
+                    "new block from elsewhere on the network"
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A running instance (for the binary and for tests of the wiring).
+pub struct Running {
+    /// The engine (counters, router).
+    pub engine: Arc<Engine>,
+    /// The bound listener; pass it to [`Engine::serve`].
+    pub listener: TcpListener,
+    /// Pool-node role: accepted shares per worker as the pool booked them.
+    pub pool_workers: Option<Arc<DashMap<Arc<str>, WorkerTally>>>,
+    /// Pool-node role: blocks found.
+    pub blocks: Option<Arc<std::sync::Mutex<Vec<BlockAccepted>>>>,
+}
+
+/// Builds everything a config describes and binds the listener.
+pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Running> {
+    let stats = Arc::new(Stats::default());
+    let (shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
+    let geometry = cfg.geometry();
+    let session_cfg = cfg.session_config();
+    let r = &cfg.routing;
+    let router_cfg = RouterConfig {
+        max_sessions_per_upstream: r.max_sessions_per_upstream.max(1),
+        rebalance_interval: Duration::from_secs_f64(r.rebalance_interval_secs.max(0.1)),
+        rebalance_tolerance: r.rebalance_tolerance,
+        failback_after: Duration::from_secs_f64(r.failback_after_secs.max(0.0)),
+        ..RouterConfig::default()
+    };
+    let mut pool_workers = None;
+    let mut blocks = None;
+    let pools: Vec<PoolEntry> = match cfg.mode {
+        Mode::Proxy => cfg
+            .pools
+            .iter()
+            .map(|p| PoolEntry {
+                name: p.url.to_string(),
+                weight: p.weight,
+                level: p.level,
+                connector: Box::new(RemoteConnector {
+                    cfg: Arc::new(UpstreamConfig {
+                        url: p.url.clone(),
+                        user: p.user.clone(),
+                        password: p.password.clone(),
+                        pass_through_workers: p.pass_through_workers,
+                        rolling_rule: match p.rolling {
+                            Rolling::Replace => RollingRule::Replace,
+                            Rolling::Or => RollingRule::Or,
+                        },
+                        version_mask: session_cfg.version_mask,
+                        geometry,
+                        stall_timeout: Duration::from_secs(p.stall_timeout_secs.max(1)),
+                        connect_timeout: Duration::from_secs(5),
+                        max_consecutive_rejects: p.max_consecutive_rejects.max(1),
+                        max_line: sluice_sv1::DEFAULT_MAX_UPSTREAM_LINE,
+                        user_agent: format!("sluice/{}", env!("CARGO_PKG_VERSION")),
+                    }),
+                    shared: shared.clone(),
+                }) as Box<dyn sluice_engine::router::Connector>,
+            })
+            .collect(),
+        Mode::Pool => {
+            let source = SyntheticSource::new(&cfg.pool_node)?;
+            let local = LocalConnector::new(
+                source,
+                LocalConfig {
+                    refresh_interval: Duration::from_secs_f64(cfg.pool_node.refresh_interval_secs),
+                    version_mask: session_cfg.version_mask,
+                    extranonce_len: geometry.prefix_len + geometry.downstream_len,
+                },
+                shared.clone(),
+            );
+            pool_workers = Some(local.workers.clone());
+            blocks = Some(local.found.clone());
+            vec![PoolEntry {
+                name: "local synthetic chain".into(),
+                weight: 1.0,
+                level: 0,
+                connector: Box::new(local),
+            }]
+        }
+    };
+    let router = Router::new(router_cfg, pools);
+    tokio::spawn(deliver_results(router.clone(), results_rx));
+    tokio::spawn(router.clone().run(cancel.clone()));
+    let listener = TcpListener::bind(cfg.listen.address)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen.address))?;
+    let engine = Engine::new(
+        stats,
+        session_cfg,
+        cfg.server_config(),
+        geometry,
+        router,
+        cancel,
+    );
+    Ok(Running {
+        engine,
+        listener,
+        pool_workers,
+        blocks,
+    })
+}
+
+/// Runs a config until SIGINT/SIGTERM.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let running = start(&cfg, cancel.clone()).await?;
+    let addr = running.listener.local_addr()?;
+    // One machine-readable line on stdout: tests and scripts read the port.
+    println!("listening on stratum+tcp://{addr}");
+    tracing::info!(%addr, mode = ?cfg.mode, "sluice is up");
+    let engine = running.engine.clone();
+    let serve = tokio::spawn(engine.serve(running.listener));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

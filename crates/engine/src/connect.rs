@@ -1,0 +1,186 @@
+//! Connectors: how the router opens upstream connections, remote (a V1
+//! pool) or local (a template source, pool-node role).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::job::UpstreamId;
+use crate::local::{BlockAccepted, LocalConfig, LocalTask, TemplateSource, WorkerTally};
+use crate::router::{Connector, Router};
+use crate::stats::Stats;
+use crate::upstream::{
+    Health, JobIds, UpstreamConfig, UpstreamHandle, UpstreamResult, UpstreamTask,
+};
+
+/// Shares a session may queue for its upstream before it waits.
+const SHARE_QUEUE: usize = 4096;
+
+/// What every upstream task shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// Engine counters.
+    pub stats: Arc<Stats>,
+    /// Job numbering.
+    pub job_ids: Arc<JobIds>,
+    /// Share results on their way to sessions.
+    pub results: mpsc::UnboundedSender<UpstreamResult>,
+    /// Stops everything.
+    pub cancel: CancellationToken,
+}
+
+impl Shared {
+    /// New shared state and the receiving end of the results channel (hand
+    /// it to [`deliver_results`] once the router exists).
+    pub fn new(
+        stats: Arc<Stats>,
+        cancel: CancellationToken,
+    ) -> (Self, mpsc::UnboundedReceiver<UpstreamResult>) {
+        let (results, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                stats,
+                job_ids: Arc::new(JobIds::default()),
+                results,
+                cancel,
+            },
+            rx,
+        )
+    }
+
+    fn handle_parts(&self, id: UpstreamId, pool: usize) -> (Arc<UpstreamHandle>, Parts) {
+        let (jobs_tx, jobs_rx) = watch::channel(None);
+        let (health_tx, health_rx) = watch::channel(Health::Connecting);
+        let (share_tx, share_rx) = mpsc::channel(SHARE_QUEUE);
+        let cancel = self.cancel.child_token();
+        let h = Arc::new(UpstreamHandle {
+            id,
+            pool,
+            jobs: jobs_rx,
+            health: health_rx,
+            sessions: AtomicU64::new(0),
+            work: AtomicU64::new(0),
+            cancel: cancel.clone(),
+        });
+        (
+            h,
+            Parts {
+                jobs_tx,
+                health_tx,
+                share_tx,
+                share_rx,
+                cancel,
+            },
+        )
+    }
+}
+
+struct Parts {
+    jobs_tx: watch::Sender<Option<Arc<crate::job::Job>>>,
+    health_tx: watch::Sender<Health>,
+    share_tx: mpsc::Sender<crate::job::ShareForward>,
+    share_rx: mpsc::Receiver<crate::job::ShareForward>,
+    cancel: CancellationToken,
+}
+
+/// Opens V1 connections to one pool.
+pub struct RemoteConnector {
+    /// The pool's settings.
+    pub cfg: Arc<UpstreamConfig>,
+    /// Shared state.
+    pub shared: Shared,
+}
+
+impl Connector for RemoteConnector {
+    fn spawn(&self, id: UpstreamId, pool: usize) -> Arc<UpstreamHandle> {
+        let (h, p) = self.shared.handle_parts(id, pool);
+        let task = UpstreamTask {
+            id,
+            cfg: self.cfg.clone(),
+            job_ids: self.shared.job_ids.clone(),
+            stats: self.shared.stats.clone(),
+            jobs: p.jobs_tx,
+            health: p.health_tx,
+            shares: p.share_rx,
+            share_tx: p.share_tx,
+            results: self.shared.results.clone(),
+            cancel: p.cancel,
+        };
+        let span = tracing::info_span!("upstream", id, url = %self.cfg.url);
+        tokio::spawn(tracing::Instrument::instrument(task.run(), span));
+        h
+    }
+}
+
+/// The pool-node role's single local upstream.
+pub struct LocalConnector<S: TemplateSource> {
+    source: Mutex<Option<S>>,
+    cfg: LocalConfig,
+    shared: Shared,
+    /// Per-worker tallies of accepted shares.
+    pub workers: Arc<DashMap<Arc<str>, WorkerTally>>,
+    /// Blocks found.
+    pub found: Arc<Mutex<Vec<BlockAccepted>>>,
+}
+
+impl<S: TemplateSource> LocalConnector<S> {
+    /// Wraps a template source.
+    pub fn new(source: S, cfg: LocalConfig, shared: Shared) -> Self {
+        Self {
+            source: Mutex::new(Some(source)),
+            cfg,
+            shared,
+            workers: Arc::new(DashMap::new()),
+            found: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl<S: TemplateSource> Connector for LocalConnector<S> {
+    fn spawn(&self, id: UpstreamId, pool: usize) -> Arc<UpstreamHandle> {
+        let (h, p) = self.shared.handle_parts(id, pool);
+        let source = self.source.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(source) = source else {
+            // One local upstream serves everyone (`unlimited`); a second
+            // spawn cannot happen, but must not panic either.
+            let _ = p
+                .health_tx
+                .send(Health::Failed("local source already running".into()));
+            return h;
+        };
+        let task = LocalTask {
+            id,
+            cfg: self.cfg.clone(),
+            source,
+            job_ids: self.shared.job_ids.clone(),
+            stats: self.shared.stats.clone(),
+            jobs: p.jobs_tx,
+            health: p.health_tx,
+            shares: p.share_rx,
+            share_tx: p.share_tx,
+            results: self.shared.results.clone(),
+            workers: self.workers.clone(),
+            found: self.found.clone(),
+            cancel: p.cancel,
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            task.run(),
+            tracing::info_span!("pool-node"),
+        ));
+        h
+    }
+
+    fn unlimited(&self) -> bool {
+        true
+    }
+}
+
+/// Hands share results to their sessions until the channel closes.
+pub async fn deliver_results(router: Arc<Router>, mut rx: mpsc::UnboundedReceiver<UpstreamResult>) {
+    while let Some(r) = rx.recv().await {
+        router.deliver(r);
+    }
+}

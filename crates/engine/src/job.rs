@@ -1,0 +1,164 @@
+//! Jobs as sessions see them, and the share a session forwards upstream.
+//!
+//! A [`Job`] is built once per upstream job and shared (`Arc`) by every
+//! session on that upstream connection: the V1 `mining.notify` line is
+//! encoded once (ARCHITECTURE.md, trick 2), and the upstream's extranonce1
+//! is already folded into `coinb1` (trick 1) so a session's own
+//! extranonce1 is just its prefix.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sluice_pow::version::RollingRule;
+use sluice_pow::{JobTemplate, Target};
+use tokio::sync::mpsc;
+
+use crate::session::SessionId;
+
+/// Index of an upstream connection (unique for the process lifetime).
+pub type UpstreamId = u32;
+
+/// A job ready for sessions.
+#[derive(Debug)]
+pub struct Job {
+    /// Process-wide job number; its hex form is the V1 job id miners see.
+    pub id: u64,
+    /// The upstream connection the job came from.
+    pub upstream: UpstreamId,
+    /// The job id the upstream used (for submitting shares back).
+    pub upstream_job_id: Arc<str>,
+    /// What the share checker needs; `coinb1` includes the upstream's
+    /// extranonce1.
+    pub template: Arc<JobTemplate>,
+    /// Block version the job was issued with.
+    pub version: u32,
+    /// Version bits the upstream lets miners roll (0: none).
+    pub version_mask: u32,
+    /// How rolled bits combine with `version` (the upstream's convention).
+    pub rolling_rule: RollingRule,
+    /// Job time.
+    pub ntime: u32,
+    /// True when miners must drop earlier jobs.
+    pub clean: bool,
+    /// Incremented on every clean job of an upstream: jobs of an older
+    /// epoch are stale.
+    pub epoch: u64,
+    /// Shares at or below this target are sent upstream.
+    pub upstream_target: Target,
+    /// Where shares for this job go (the job's own upstream, even after
+    /// the session has moved elsewhere).
+    pub share_tx: mpsc::Sender<ShareForward>,
+    /// The encoded `mining.notify` line, with `clean` as the upstream sent
+    /// it.
+    pub notify: Bytes,
+    /// The same line with `clean_jobs = true`, for sessions that just moved
+    /// here or have just subscribed.
+    pub notify_clean: Bytes,
+    /// Block reward in satoshi when known (pool-node role), for the books.
+    pub coinbase_value_sat: Option<u64>,
+    /// When the job arrived.
+    pub received: Instant,
+}
+
+impl Job {
+    /// The job id miners see.
+    pub fn wire_id(&self) -> String {
+        format!("{:x}", self.id)
+    }
+
+    /// Network difficulty of the job's nbits.
+    pub fn network_difficulty(&self) -> f64 {
+        self.template.network_target().difficulty()
+    }
+}
+
+/// Largest extranonce the engine moves around (V2 allows 32 bytes).
+pub const MAX_EXTRANONCE: usize = 32;
+
+/// A fixed-capacity extranonce, so forwarding a share does not allocate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Extranonce {
+    len: u8,
+    bytes: [u8; MAX_EXTRANONCE],
+}
+
+impl Extranonce {
+    /// Concatenates parts; `None` if they exceed [`MAX_EXTRANONCE`].
+    pub fn from_parts(parts: &[&[u8]]) -> Option<Self> {
+        let mut e = Extranonce {
+            len: 0,
+            bytes: [0; MAX_EXTRANONCE],
+        };
+        for p in parts {
+            let start = usize::from(e.len);
+            let end = start
+                .checked_add(p.len())
+                .filter(|&n| n <= MAX_EXTRANONCE)?;
+            e.bytes[start..end].copy_from_slice(p);
+            e.len = end as u8;
+        }
+        Some(e)
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Extranonce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Extranonce({})",
+            sluice_pow::hex::encode(self.as_slice())
+        )
+    }
+}
+
+/// A validated share on its way upstream.
+#[derive(Clone, Debug)]
+pub struct ShareForward {
+    /// The session that found it (responses are attributed back to it).
+    pub session: SessionId,
+    /// The worker name the miner submitted under.
+    pub worker: Arc<str>,
+    /// The job it was mined on.
+    pub job: Arc<Job>,
+    /// The full upstream extranonce2: session prefix ‖ miner extranonce2.
+    pub extranonce2: Extranonce,
+    /// Header time.
+    pub ntime: u32,
+    /// Header nonce.
+    pub nonce: u32,
+    /// Rolled version bits (already masked), if the miner rolled.
+    pub version_bits: Option<u32>,
+    /// The difficulty the share was credited at (its session target).
+    pub difficulty: f64,
+    /// The block hash.
+    pub hash: [u8; 32],
+    /// True when the hash meets the network target.
+    pub is_block: bool,
+    /// When the session received it.
+    pub received: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extranonce_concatenates_within_bounds() {
+        let e = Extranonce::from_parts(&[&[1, 2], &[3, 4, 5]]).unwrap();
+        assert_eq!(e.as_slice(), &[1, 2, 3, 4, 5]);
+        assert!(Extranonce::from_parts(&[&[0; 20], &[0; 13]]).is_none());
+        assert_eq!(
+            Extranonce::from_parts(&[&[0; 32]])
+                .unwrap()
+                .as_slice()
+                .len(),
+            32
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The pool-node role's upstream: jobs from a local template source
+//! instead of a remote pool.
+//!
+//! The task asks a [`TemplateSource`] (the synthetic chain today, Bitcoin
+//! Core later) for the job to mine, publishes it like any upstream, keeps a
+//! per-worker tally of the shares sessions accepted, and submits a block the
+//! moment a share meets the network target — before anything else is done
+//! with it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use sluice_pow::version::RollingRule;
+use sluice_pow::{Header, JobTemplate, Target, hex};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::job::{Job, ShareForward, UpstreamId};
+use crate::stats::Stats;
+use crate::upstream::{Health, JobIds, UpstreamResult};
+
+/// A job from a template source, with the coinbase split around an
+/// extranonce of the requested length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalJob {
+    /// Previous block hash, header byte order.
+    pub prev_hash: [u8; 32],
+    /// Coinbase before the extranonce.
+    pub coinb1: Vec<u8>,
+    /// Coinbase after the extranonce.
+    pub coinb2: Vec<u8>,
+    /// Merkle branches for the coinbase.
+    pub branches: Vec<[u8; 32]>,
+    /// Block version.
+    pub version: u32,
+    /// Compact target.
+    pub nbits: u32,
+    /// Block time.
+    pub ntime: u32,
+    /// Height of the block being mined.
+    pub height: u32,
+    /// Subsidy plus fees, satoshi.
+    pub coinbase_value_sat: u64,
+}
+
+/// A block the source accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockAccepted {
+    /// Its height.
+    pub height: u32,
+    /// Its hash, display hex.
+    pub hash: String,
+}
+
+/// Where pool-node jobs come from.
+pub trait TemplateSource: Send + 'static {
+    /// The job to mine now, its coinbase split around `extranonce_len`
+    /// bytes.
+    fn job(&mut self, now_unix: u32, extranonce_len: usize) -> Result<LocalJob, String>;
+    /// Submits a solved block: the header and the legacy coinbase bytes.
+    fn submit_block(&mut self, header: &Header, coinbase: &[u8]) -> Result<BlockAccepted, String>;
+    /// Lets time pass; true when the chain tip moved without us (a block
+    /// found elsewhere), so a clean job is due.
+    fn poll(&mut self, now_unix: u32) -> bool;
+}
+
+/// Shares the pool accepted from one worker.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WorkerTally {
+    /// Shares.
+    pub shares: u64,
+    /// Σ difficulty.
+    pub work: f64,
+    /// Blocks found.
+    pub blocks: u64,
+}
+
+/// Pool-node settings.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// Re-issue the job (new ntime) this often even without a new block.
+    pub refresh_interval: Duration,
+    /// Version bits miners may roll.
+    pub version_mask: u32,
+    /// Extranonce bytes the coinbase leaves for prefix + miner.
+    pub extranonce_len: usize,
+}
+
+/// The pool-node upstream task.
+pub struct LocalTask<S: TemplateSource> {
+    /// Connection number (there is one local upstream).
+    pub id: UpstreamId,
+    /// Settings.
+    pub cfg: LocalConfig,
+    /// The template source.
+    pub source: S,
+    /// Job numbering.
+    pub job_ids: Arc<JobIds>,
+    /// Engine counters.
+    pub stats: Arc<Stats>,
+    /// Publishes jobs.
+    pub jobs: watch::Sender<Option<Arc<Job>>>,
+    /// Publishes health.
+    pub health: watch::Sender<Health>,
+    /// Shares from sessions.
+    pub shares: mpsc::Receiver<ShareForward>,
+    /// A sender clone for jobs to carry.
+    pub share_tx: mpsc::Sender<ShareForward>,
+    /// Results back to sessions.
+    pub results: mpsc::UnboundedSender<UpstreamResult>,
+    /// Per-worker tallies (read by tests and the API).
+    pub workers: Arc<DashMap<Arc<str>, WorkerTally>>,
+    /// Blocks found.
+    pub found: Arc<std::sync::Mutex<Vec<BlockAccepted>>>,
+    /// Stops the task.
+    pub cancel: CancellationToken,
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl<S: TemplateSource> LocalTask<S> {
+    fn publish(&mut self, clean: bool, epoch: &mut u64) {
+        let lj = match self.source.job(unix_now(), self.cfg.extranonce_len) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "template source failed");
+                let _ = self.health.send(Health::Failed(e));
+                return;
+            }
+        };
+        if clean {
+            *epoch += 1;
+        }
+        let template = match JobTemplate::new(
+            lj.prev_hash,
+            lj.coinb1.clone(),
+            lj.coinb2.clone(),
+            lj.branches.clone(),
+            lj.nbits,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "template has bad nbits");
+                return;
+            }
+        };
+        let id = self.job_ids.next();
+        let n = sluice_sv1::Notify {
+            job_id: format!("{id:x}"),
+            prev_hash: lj.prev_hash,
+            coinb1: lj.coinb1,
+            coinb2: lj.coinb2,
+            branches: lj.branches,
+            version: lj.version,
+            nbits: lj.nbits,
+            ntime: lj.ntime,
+            clean,
+        };
+        let notify = n.encode();
+        let notify_clean = sluice_sv1::Notify { clean: true, ..n }.encode();
+        let job = Job {
+            id,
+            upstream: self.id,
+            upstream_job_id: format!("{id:x}").into(),
+            template: Arc::new(template),
+            version: lj.version,
+            version_mask: self.cfg.version_mask,
+            rolling_rule: RollingRule::Replace,
+            ntime: lj.ntime,
+            clean,
+            epoch: *epoch,
+            // Every accepted share comes here: the pool keeps the books.
+            upstream_target: Target::MAX,
+            share_tx: self.share_tx.clone(),
+            notify,
+            notify_clean,
+            coinbase_value_sat: Some(lj.coinbase_value_sat),
+            received: Instant::now(),
+        };
+        let _ = self.jobs.send(Some(Arc::new(job)));
+        let _ = self.health.send(Health::Ready);
+    }
+
+    fn on_share(&mut self, s: ShareForward, epoch: &mut u64) {
+        if s.is_block {
+            // The block first; the books after.
+            let job = &s.job;
+            let version = match s.version_bits {
+                Some(bits) => job.rolling_rule.apply(job.version, job.version_mask, bits),
+                None => job.version,
+            };
+            let coinbase = [
+                job.template.coinb1(),
+                s.extranonce2.as_slice(),
+                job.template.coinb2(),
+            ]
+            .concat();
+            let txid = sluice_pow::sha::sha256d(&coinbase);
+            let header = Header {
+                version,
+                prev_hash: *job.template.prev_hash(),
+                merkle_root: sluice_pow::merkle::root_from_branches(&txid, job.template.branches()),
+                time: s.ntime,
+                bits: job.template.bits(),
+                nonce: s.nonce,
+            };
+            match self.source.submit_block(&header, &coinbase) {
+                Ok(b) => {
+                    tracing::info!(height = b.height, hash = %b.hash, worker = %s.worker, "block found");
+                    if let Ok(mut f) = self.found.lock() {
+                        f.push(b);
+                    }
+                    self.workers.entry(s.worker.clone()).or_default().blocks += 1;
+                    self.publish(true, epoch);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, hash = %hex::encode_reversed(&s.hash), "block refused")
+                }
+            }
+        }
+        let mut t = self.workers.entry(s.worker.clone()).or_insert_with(|| {
+            // Once per worker, not per share.
+            tracing::info!(worker = %s.worker, "first share from worker");
+            WorkerTally::default()
+        });
+        t.shares += 1;
+        t.work += s.difficulty;
+        drop(t);
+        self.stats.upstream_accepted.fetch_add(1, Ordering::Relaxed);
+        let _ = self.results.send(UpstreamResult {
+            session: s.session,
+            accepted: true,
+            difficulty: s.difficulty,
+        });
+    }
+
+    /// Runs until cancelled.
+    pub async fn run(mut self) {
+        let mut epoch = 0;
+        self.publish(true, &mut epoch);
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let mut last_publish = Instant::now();
+        loop {
+            tokio::select! {
+                s = self.shares.recv() => {
+                    let Some(s) = s else { return };
+                    self.on_share(s, &mut epoch);
+                }
+                _ = ticker.tick() => {
+                    if self.source.poll(unix_now()) {
+                        self.publish(true, &mut epoch);
+                        last_publish = Instant::now();
+                    } else if last_publish.elapsed() >= self.cfg.refresh_interval {
+                        self.publish(false, &mut epoch);
+                        last_publish = Instant::now();
+                    }
+                }
+                _ = self.cancel.cancelled() => return,
+            }
+        }
+    }
+}

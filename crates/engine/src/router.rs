@@ -1,0 +1,518 @@
+//! Routing hashrate to pools: weights within a failover level, ordered
+//! levels, hot-standby connections, and moves with a clean job (never a
+//! reconnect).
+//!
+//! - A new session goes to the healthy pool of the active level (the
+//!   lowest level with a healthy pool) whose session count is furthest
+//!   below its weight, on a connection with room (a new connection is
+//!   opened when all are at `max_sessions_per_upstream`).
+//! - Every tick, sessions on a failed connection move to a healthy one;
+//!   sessions on a lower-priority level move back once a better level has
+//!   been healthy for `failback_after`.
+//! - Every `rebalance_interval`, the work each pool of the active level
+//!   received (Σ accepted difficulty of its sessions) is compared with the
+//!   weights; sessions move from the pool over its share to the one under
+//!   it until the split is within `rebalance_tolerance`.
+//!
+//! Moves are events to the session's task, which switches its job feed and
+//! sends the miner a clean job from the new pool.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::UpstreamId;
+use crate::session::SessionId;
+use crate::upstream::{Health, UpstreamHandle, UpstreamResult};
+
+/// What the router tells a session.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// Switch to this upstream.
+    Move {
+        /// The new upstream.
+        to: Arc<UpstreamHandle>,
+        /// The old one failed (its jobs are stale).
+        old_failed: bool,
+    },
+    /// The pool's verdict on a forwarded share.
+    Result(UpstreamResult),
+    /// Close (shutdown).
+    Close,
+}
+
+/// A session as the router tracks it.
+#[derive(Debug)]
+pub struct SessionSlot {
+    /// Events to the session's task.
+    pub tx: mpsc::Sender<SessionEvent>,
+    /// Its current upstream.
+    pub upstream: AtomicU32,
+    /// Σ accepted difficulty ×65536, written by the session task only.
+    pub work: Arc<AtomicU64>,
+}
+
+/// One pool's connections: (id, health, sessions).
+#[derive(Clone, Debug)]
+pub struct PoolSnapshot {
+    /// The pool's name (URL).
+    pub name: String,
+    /// Its connections.
+    pub connections: Vec<(UpstreamId, Health, u64)>,
+}
+
+/// Starts upstream connections for one pool.
+pub trait Connector: Send + Sync {
+    /// Spawns a connection task numbered `id` and returns its handle.
+    fn spawn(&self, id: UpstreamId, pool: usize) -> Arc<UpstreamHandle>;
+    /// True when one connection serves any number of sessions.
+    fn unlimited(&self) -> bool {
+        false
+    }
+}
+
+/// One pool as configured for routing.
+pub struct PoolEntry {
+    /// Name for logs (its URL).
+    pub name: String,
+    /// Relative weight within its level.
+    pub weight: f64,
+    /// Failover level: 0 is tried first.
+    pub level: u32,
+    /// Opens connections.
+    pub connector: Box<dyn Connector>,
+}
+
+/// Router settings.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Sessions per upstream connection before another is opened.
+    pub max_sessions_per_upstream: u64,
+    /// How often the work split is checked.
+    pub rebalance_interval: Duration,
+    /// Allowed absolute difference between a pool's work share and its
+    /// weight share before sessions are moved.
+    pub rebalance_tolerance: f64,
+    /// A better level must stay healthy this long before sessions return.
+    pub failback_after: Duration,
+    /// How often health is checked.
+    pub tick: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_sessions_per_upstream: 1024,
+            rebalance_interval: Duration::from_secs(60),
+            rebalance_tolerance: 0.05,
+            failback_after: Duration::from_secs(5),
+            tick: Duration::from_millis(200),
+        }
+    }
+}
+
+struct PoolState {
+    entry: PoolEntry,
+    conns: Vec<Arc<UpstreamHandle>>,
+    healthy_since: Option<Instant>,
+    /// Work seen at the last rebalance, per session.
+    window_work: f64,
+}
+
+struct Inner {
+    pools: Vec<PoolState>,
+    by_id: HashMap<UpstreamId, (usize, Arc<UpstreamHandle>)>,
+    next_id: UpstreamId,
+    last_rebalance: Instant,
+    last_work: HashMap<SessionId, u64>,
+}
+
+/// The router. Shared (`Arc`) by the listener and its own task.
+pub struct Router {
+    cfg: RouterConfig,
+    inner: Mutex<Inner>,
+    /// Sessions, for events and balancing.
+    pub sessions: DashMap<SessionId, SessionSlot>,
+}
+
+fn is_ready(h: &UpstreamHandle) -> bool {
+    matches!(*h.health.borrow(), Health::Ready)
+}
+
+fn is_failed(h: &UpstreamHandle) -> bool {
+    matches!(*h.health.borrow(), Health::Failed(_))
+}
+
+impl Router {
+    /// Builds the router and opens one standby connection per pool, so a
+    /// failover never waits for a handshake.
+    pub fn new(cfg: RouterConfig, pools: Vec<PoolEntry>) -> Arc<Self> {
+        let mut inner = Inner {
+            pools: Vec::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
+            last_rebalance: Instant::now(),
+            last_work: HashMap::new(),
+        };
+        for (i, entry) in pools.into_iter().enumerate() {
+            let id = inner.next_id;
+            inner.next_id += 1;
+            let h = entry.connector.spawn(id, i);
+            inner.by_id.insert(id, (i, h.clone()));
+            inner.pools.push(PoolState {
+                entry,
+                conns: vec![h],
+                healthy_since: None,
+                window_work: 0.0,
+            });
+        }
+        Arc::new(Self {
+            cfg,
+            inner: Mutex::new(inner),
+            sessions: DashMap::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere must not wedge routing: take the data anyway.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Picks an upstream for a new session and registers it.
+    pub fn assign(
+        &self,
+        session: SessionId,
+        tx: mpsc::Sender<SessionEvent>,
+        work: Arc<AtomicU64>,
+    ) -> Option<Arc<UpstreamHandle>> {
+        let mut inner = self.lock();
+        let h = self.pick(&mut inner, None)?;
+        h.sessions.fetch_add(1, Ordering::Relaxed);
+        self.sessions.insert(
+            session,
+            SessionSlot {
+                tx,
+                upstream: AtomicU32::new(h.id),
+                work,
+            },
+        );
+        Some(h)
+    }
+
+    /// Forgets a session.
+    pub fn release(&self, session: SessionId) {
+        if let Some((_, slot)) = self.sessions.remove(&session) {
+            let inner = self.lock();
+            if let Some((_, h)) = inner.by_id.get(&slot.upstream.load(Ordering::Relaxed)) {
+                h.sessions.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Routes a pool's verdict to the session that found the share.
+    pub fn deliver(&self, r: UpstreamResult) {
+        if let Some(s) = self.sessions.get(&r.session) {
+            let _ = s.tx.try_send(SessionEvent::Result(r));
+        }
+    }
+
+    /// Upstream connections per pool and their health, for logs and tests.
+    pub fn snapshot(&self) -> Vec<PoolSnapshot> {
+        let inner = self.lock();
+        inner
+            .pools
+            .iter()
+            .map(|p| PoolSnapshot {
+                name: p.entry.name.clone(),
+                connections: p
+                    .conns
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.id,
+                            h.health.borrow().clone(),
+                            h.sessions.load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Sessions per pool index.
+    pub fn sessions_per_pool(&self) -> Vec<u64> {
+        let inner = self.lock();
+        inner
+            .pools
+            .iter()
+            .map(|p| {
+                p.conns
+                    .iter()
+                    .map(|h| h.sessions.load(Ordering::Relaxed))
+                    .sum()
+            })
+            .collect()
+    }
+
+    fn active_level(inner: &Inner) -> Option<u32> {
+        inner
+            .pools
+            .iter()
+            .filter(|p| p.conns.iter().any(|h| is_ready(h)))
+            .map(|p| p.entry.level)
+            .min()
+    }
+
+    /// The pool to put one more session on: healthy, in the active level,
+    /// furthest below its weight by session count.
+    fn pick_pool(inner: &Inner, exclude: Option<usize>) -> Option<usize> {
+        let level = Self::active_level(inner);
+        let candidates: Vec<usize> = (0..inner.pools.len())
+            .filter(|&i| Some(i) != exclude)
+            .filter(|&i| match level {
+                Some(l) => {
+                    inner.pools[i].entry.level == l
+                        && inner.pools[i].conns.iter().any(|h| is_ready(h))
+                }
+                // Nothing is healthy yet (start-up): the best level waits.
+                None => true,
+            })
+            .collect();
+        let min_level = candidates
+            .iter()
+            .map(|&i| inner.pools[i].entry.level)
+            .min()?;
+        candidates
+            .into_iter()
+            .filter(|&i| inner.pools[i].entry.level == min_level)
+            .min_by(|&a, &b| {
+                let load = |i: usize| {
+                    let p = &inner.pools[i];
+                    let n: u64 = p
+                        .conns
+                        .iter()
+                        .map(|h| h.sessions.load(Ordering::Relaxed))
+                        .sum();
+                    (n as f64 + 1.0) / p.entry.weight.max(1e-9)
+                };
+                load(a).total_cmp(&load(b))
+            })
+    }
+
+    fn pick(&self, inner: &mut Inner, exclude: Option<usize>) -> Option<Arc<UpstreamHandle>> {
+        let pool = Self::pick_pool(inner, exclude)?;
+        self.conn_in(inner, pool)
+    }
+
+    /// A connection of `pool` with room, opening one if needed.
+    fn conn_in(&self, inner: &mut Inner, pool: usize) -> Option<Arc<UpstreamHandle>> {
+        let p = &inner.pools[pool];
+        let unlimited = p.entry.connector.unlimited();
+        let room = |h: &Arc<UpstreamHandle>| {
+            unlimited || h.sessions.load(Ordering::Relaxed) < self.cfg.max_sessions_per_upstream
+        };
+        if let Some(h) = p.conns.iter().filter(|h| !is_failed(h)).find(|h| room(h)) {
+            return Some(h.clone());
+        }
+        if unlimited {
+            return p.conns.first().cloned();
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let h = inner.pools[pool].entry.connector.spawn(id, pool);
+        tracing::info!(pool = %inner.pools[pool].entry.name, upstream = id, "opening another upstream connection");
+        inner.by_id.insert(id, (pool, h.clone()));
+        inner.pools[pool].conns.push(h.clone());
+        Some(h)
+    }
+
+    fn move_session(
+        &self,
+        inner: &mut Inner,
+        session: SessionId,
+        to: &Arc<UpstreamHandle>,
+        old_failed: bool,
+    ) -> bool {
+        let Some(slot) = self.sessions.get(&session) else {
+            return false;
+        };
+        let from = slot.upstream.load(Ordering::Relaxed);
+        if from == to.id {
+            return false;
+        }
+        let ev = SessionEvent::Move {
+            to: to.clone(),
+            old_failed,
+        };
+        if slot.tx.try_send(ev).is_err() {
+            // Its queue is full or it is gone; try again next tick.
+            return false;
+        }
+        slot.upstream.store(to.id, Ordering::Relaxed);
+        if let Some((_, old)) = inner.by_id.get(&from) {
+            old.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        to.sessions.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// One round of health checks, failover, failback and rebalancing.
+    pub fn tick(&self, now: Instant) {
+        let mut inner = self.lock();
+        for p in &mut inner.pools {
+            let ready = p.conns.iter().any(|h| is_ready(h));
+            p.healthy_since = match (ready, p.healthy_since) {
+                (true, None) => Some(now),
+                (true, s) => s,
+                (false, _) => None,
+            };
+        }
+        let active = Self::active_level(&inner);
+
+        // Failover: sessions on failed connections, or on pools of a worse
+        // level than one that has been healthy long enough.
+        let settled_level = inner
+            .pools
+            .iter()
+            .filter(|p| {
+                p.healthy_since
+                    .is_some_and(|s| now.duration_since(s) >= self.cfg.failback_after)
+            })
+            .map(|p| p.entry.level)
+            .min();
+        let mut to_move: Vec<(SessionId, bool)> = Vec::new();
+        for s in self.sessions.iter() {
+            let up = s.upstream.load(Ordering::Relaxed);
+            let Some((pool, h)) = inner.by_id.get(&up) else {
+                continue;
+            };
+            let level = inner.pools[*pool].entry.level;
+            // Off a failed connection, or off a not-yet-ready one when a
+            // better level is up.
+            let stuck = (is_failed(h) && active.is_some())
+                || (!is_ready(h) && active.is_some_and(|a| a < level));
+            if stuck {
+                to_move.push((*s.key(), true));
+            } else if settled_level.is_some_and(|l| l < level) {
+                to_move.push((*s.key(), false));
+            }
+        }
+        if !to_move.is_empty() {
+            tracing::info!(
+                sessions = to_move.len(),
+                "moving sessions to a healthy pool"
+            );
+        }
+        for (session, failed) in to_move {
+            if let Some(to) = self.pick(&mut inner, None) {
+                self.move_session(&mut inner, session, &to, failed);
+            }
+        }
+
+        if now.duration_since(inner.last_rebalance) >= self.cfg.rebalance_interval {
+            inner.last_rebalance = now;
+            self.rebalance(&mut inner, active);
+        }
+    }
+
+    /// Moves sessions so that the work split of the active level follows
+    /// the weights.
+    fn rebalance(&self, inner: &mut Inner, active: Option<u32>) {
+        let Some(level) = active else { return };
+        // Work each session did in the window, by pool.
+        let mut per_session: Vec<(SessionId, usize, f64)> = Vec::new();
+        for p in &mut inner.pools {
+            p.window_work = 0.0;
+        }
+        let mut seen = HashMap::new();
+        for s in self.sessions.iter() {
+            let w = s.work.load(Ordering::Relaxed);
+            let last = inner.last_work.get(s.key()).copied().unwrap_or(0);
+            seen.insert(*s.key(), w);
+            let Some((pool, h)) = inner.by_id.get(&s.upstream.load(Ordering::Relaxed)) else {
+                continue;
+            };
+            if !is_ready(h) || inner.pools[*pool].entry.level != level {
+                continue;
+            }
+            let delta = w.saturating_sub(last) as f64 / 65536.0;
+            per_session.push((*s.key(), *pool, delta));
+        }
+        inner.last_work = seen;
+        for &(_, pool, d) in &per_session {
+            inner.pools[pool].window_work += d;
+        }
+        let members: Vec<usize> = (0..inner.pools.len())
+            .filter(|&i| {
+                inner.pools[i].entry.level == level
+                    && inner.pools[i].conns.iter().any(|h| is_ready(h))
+            })
+            .collect();
+        let total_work: f64 = members.iter().map(|&i| inner.pools[i].window_work).sum();
+        let total_weight: f64 = members.iter().map(|&i| inner.pools[i].entry.weight).sum();
+        if members.len() < 2 || total_work <= 0.0 || total_weight <= 0.0 {
+            return;
+        }
+        // Surplus work per pool (positive: more than its weight).
+        let mut surplus: HashMap<usize, f64> = members
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    inner.pools[i].window_work
+                        - total_work * inner.pools[i].entry.weight / total_weight,
+                )
+            })
+            .collect();
+        let worst = surplus.values().fold(0.0f64, |m, v| m.max(v.abs()));
+        if worst / total_work <= self.cfg.rebalance_tolerance {
+            return;
+        }
+        // Largest sessions first from over-served pools into under-served
+        // ones, never overshooting a deficit by more than half a session.
+        per_session.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let mut moved = 0;
+        for (session, from, work) in per_session {
+            if work <= 0.0 || surplus[&from] < work / 2.0 {
+                continue;
+            }
+            let Some((&to, &deficit)) = surplus
+                .iter()
+                .filter(|(i, _)| **i != from)
+                .min_by(|a, b| a.1.total_cmp(b.1))
+            else {
+                continue;
+            };
+            if -deficit < work / 2.0 {
+                continue;
+            }
+            let Some(h) = self.conn_in(inner, to) else {
+                continue;
+            };
+            if self.move_session(inner, session, &h, false) {
+                *surplus.entry(from).or_default() -= work;
+                *surplus.entry(to).or_default() += work;
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            tracing::info!(moved, "rebalanced sessions across pools by weight");
+        }
+    }
+
+    /// Runs [`Router::tick`] until cancelled.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut t = tokio::time::interval(self.cfg.tick);
+        loop {
+            tokio::select! {
+                _ = t.tick() => self.tick(Instant::now()),
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The downstream listener and the task that owns each miner connection.
+//!
+//! Limits are explicit: a global semaphore and a per-IP cap on accept, a
+//! bounded line length, handshake and idle timeouts, and a write timeout —
+//! a miner that stops reading is disconnected, never buffered for. Each
+//! connection runs in its own task with a tracing span; nothing on the
+//! share path takes a lock.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use dashmap::DashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::extranonce::{Geometry, PrefixAllocator};
+use crate::router::{Router, SessionEvent};
+use crate::session::{Output, Session, SessionConfig};
+use crate::stats::{Disconnect, Stats};
+use sluice_sv1::{LineCodec, LineError};
+
+/// Listener limits.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Connections held at once.
+    pub max_connections: usize,
+    /// Connections per source IP.
+    pub max_per_ip: usize,
+    /// Time to subscribe and authorize.
+    pub handshake_timeout: Duration,
+    /// Time without any line before the connection is dropped.
+    pub idle_timeout: Duration,
+    /// Time a write may take before the miner counts as a slow reader.
+    pub write_timeout: Duration,
+    /// Longest line from a miner.
+    pub max_line: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 65_536,
+            max_per_ip: 65_536,
+            handshake_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(10),
+            max_line: sluice_sv1::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// Everything sessions share.
+pub struct Engine {
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Session policy.
+    pub session_cfg: Arc<SessionConfig>,
+    /// Listener limits.
+    pub server_cfg: ServerConfig,
+    /// Extranonce split.
+    pub geometry: Geometry,
+    /// Routing.
+    pub router: Arc<Router>,
+    prefixes: Mutex<PrefixAllocator>,
+    next_session: AtomicU64,
+    per_ip: DashMap<IpAddr, usize>,
+    /// Stops everything.
+    pub cancel: CancellationToken,
+    /// Session tasks, for a clean shutdown.
+    pub tracker: TaskTracker,
+}
+
+impl Engine {
+    /// Assembles an engine around a router.
+    pub fn new(
+        stats: Arc<Stats>,
+        session_cfg: SessionConfig,
+        server_cfg: ServerConfig,
+        geometry: Geometry,
+        router: Arc<Router>,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            stats,
+            session_cfg: Arc::new(session_cfg),
+            server_cfg,
+            prefixes: Mutex::new(PrefixAllocator::new(geometry.prefix_len)),
+            geometry,
+            router,
+            next_session: AtomicU64::new(1),
+            per_ip: DashMap::new(),
+            cancel,
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    fn alloc_prefix(&self) -> Option<Vec<u8>> {
+        self.prefixes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alloc()
+    }
+
+    fn release_prefix(&self, p: &[u8]) {
+        self.prefixes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(p);
+    }
+
+    /// Accepts miners until cancelled, then waits for sessions to close.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let sem = Arc::new(Semaphore::new(self.server_cfg.max_connections));
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = self.cancel.cancelled() => break,
+            };
+            let Ok(permit) = sem.clone().try_acquire_owned() else {
+                self.stats
+                    .refused_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let ip = peer.ip();
+            {
+                let mut n = self.per_ip.entry(ip).or_insert(0);
+                if *n >= self.server_cfg.max_per_ip {
+                    drop(n);
+                    self.stats
+                        .refused_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                *n += 1;
+            }
+            let me = self.clone();
+            let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+            let span = tracing::info_span!("session", id, %peer);
+            self.tracker.spawn(
+                async move {
+                    let reason = me.clone().session(id, stream, peer).await;
+                    me.stats.disconnect(reason);
+                    tracing::debug!(reason = reason.label(), "session closed");
+                    me.per_ip.remove_if_mut(&ip, |_, n| {
+                        *n -= 1;
+                        *n == 0
+                    });
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    async fn session(self: Arc<Self>, id: u64, stream: TcpStream, peer: SocketAddr) -> Disconnect {
+        let _ = stream.set_nodelay(true);
+        let Some(prefix) = self.alloc_prefix() else {
+            tracing::warn!("extranonce prefixes exhausted; raise session_prefix_bytes");
+            return Disconnect::NoUpstream;
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let work = Arc::new(AtomicU64::new(0));
+        let Some(up) = self.router.assign(id, tx, work.clone()) else {
+            self.release_prefix(&prefix);
+            return Disconnect::NoUpstream;
+        };
+        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%peer, upstream = up.id, "session assigned");
+        let reason = self
+            .session_loop(id, stream, prefix.clone(), up, rx, work)
+            .await;
+        self.router.release(id);
+        self.release_prefix(&prefix);
+        self.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+        reason
+    }
+
+    async fn session_loop(
+        &self,
+        id: u64,
+        stream: TcpStream,
+        prefix: Vec<u8>,
+        mut up: Arc<crate::upstream::UpstreamHandle>,
+        mut events: mpsc::Receiver<SessionEvent>,
+        work: Arc<AtomicU64>,
+    ) -> Disconnect {
+        let cfg = &self.server_cfg;
+        let (mut rd, mut wr) = stream.into_split();
+        let mut codec = LineCodec::new(cfg.max_line);
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
+        let mut out: Vec<Output> = Vec::with_capacity(8);
+        let started = Instant::now();
+        let mut core = Session::new(
+            id,
+            self.session_cfg.clone(),
+            self.stats.clone(),
+            prefix,
+            self.geometry.downstream_len,
+            started,
+        );
+        let mut jobs = up.jobs.clone();
+        jobs.mark_changed();
+        let mut last_line = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = if core.is_ready() {
+                last_line + cfg.idle_timeout
+            } else {
+                tokio::time::Instant::from_std(started) + cfg.handshake_timeout
+            };
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) | Err(_) => return Disconnect::PeerClosed,
+                        Ok(_) => {}
+                    }
+                    last_line = tokio::time::Instant::now();
+                    let now = Instant::now();
+                    loop {
+                        match codec.decode(&mut buf) {
+                            Ok(Some(line)) => core.on_line(&line, now, &mut out),
+                            Ok(None) => break,
+                            Err(LineError::TooLong { limit }) => {
+                                tracing::info!(limit, "line too long; disconnecting");
+                                return Disconnect::LineTooLong;
+                            }
+                            Err(LineError::Io(_)) => return Disconnect::Io,
+                        }
+                    }
+                }
+                changed = jobs.changed() => {
+                    if changed.is_err() {
+                        // The upstream task ended; the router will move us.
+                        jobs = up.jobs.clone();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    let job = jobs.borrow_and_update().clone();
+                    if let Some(job) = job {
+                        core.on_job(job, Instant::now(), &mut out);
+                    }
+                }
+                ev = events.recv() => match ev {
+                    Some(SessionEvent::Move { to, old_failed }) => {
+                        tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
+                        core.on_moved(up.id, old_failed);
+                        up = to;
+                        jobs = up.jobs.clone();
+                        jobs.mark_changed();
+                    }
+                    Some(SessionEvent::Result(_)) => {}
+                    Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
+                },
+                _ = ticker.tick() => core.on_tick(Instant::now()),
+                _ = tokio::time::sleep_until(deadline) => {
+                    return if core.is_ready() { Disconnect::IdleTimeout } else { Disconnect::HandshakeTimeout };
+                }
+                _ = self.cancel.cancelled() => return Disconnect::Shutdown,
+            }
+            // Forwards first (a block before anything else), then one write.
+            let mut disconnect = None;
+            for o in out.drain(..) {
+                match o {
+                    Output::Send(b) => wbuf.extend_from_slice(&b),
+                    Output::Forward(f) => {
+                        let tx = f.job.share_tx.clone();
+                        match tokio::time::timeout(cfg.write_timeout, tx.send(f)).await {
+                            Ok(Ok(())) => {}
+                            // The job's upstream is gone: the share is lost
+                            // upstream but was credited locally.
+                            _ => {
+                                self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Output::Disconnect(d) => disconnect = Some(d),
+                }
+            }
+            if !wbuf.is_empty() {
+                match tokio::time::timeout(cfg.write_timeout, wr.write_all(&wbuf)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Disconnect::Io,
+                    Err(_) => return Disconnect::SlowReader,
+                }
+                wbuf.clear();
+                if wbuf.capacity() > 64 * 1024 {
+                    wbuf.shrink_to(2048);
+                }
+            }
+            work.store(
+                (core.counters().accepted_work * 65536.0) as u64,
+                Ordering::Relaxed,
+            );
+            if let Some(d) = disconnect {
+                return d;
+            }
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! One downstream Stratum V1 session as a sans-IO state machine.
+//!
+//! It takes lines, jobs and clock ticks, and pushes [`Output`]s (lines to
+//! write, shares to forward, a disconnect) into a caller-owned buffer. The
+//! tokio task in [`crate::server`] owns the socket; this type owns the
+//! protocol, which is what makes it testable without sockets or real time.
+//!
+//! Share path: fast submit parse → job lookup (stale by clean-job epoch) →
+//! field checks → [`ShareChecker`] (midstates, cached merkle roots) →
+//! target → duplicate → forward (blocks first) → reply. No lock, and no
+//! allocation beyond the duplicate set's growth.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use sluice_pow::{ShareChecker, Submission, Target, hex};
+use sluice_sv1::message::{self as msg, ClientRequest};
+use sluice_sv1::{SubmitRef, parse_client, parse_submit};
+
+use crate::job::{Extranonce, Job, ShareForward, UpstreamId};
+use crate::stats::{Disconnect, Reject, Stats};
+use crate::vardiff::{Vardiff, VardiffConfig};
+
+/// Process-unique session number.
+pub type SessionId = u64;
+
+/// Session policy, shared by all sessions of a listener.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Lowest difficulty vardiff or a miner may choose.
+    pub min_difficulty: f64,
+    /// Highest difficulty.
+    pub max_difficulty: f64,
+    /// Difficulty of a new connection.
+    pub start_difficulty: f64,
+    /// Vardiff settings.
+    pub vardiff: VardiffConfig,
+    /// Version bits we let miners roll (intersected with theirs and with
+    /// each job's upstream mask).
+    pub version_mask: u32,
+    /// How far past the job's ntime a share's ntime may be, in seconds.
+    pub ntime_max_forward_secs: u32,
+    /// Jobs kept per session for late shares on non-clean jobs.
+    pub max_jobs: usize,
+    /// Bad requests in a row before the connection is dropped.
+    pub max_consecutive_bad: u32,
+    /// Longest accepted worker name.
+    pub max_worker_len: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            min_difficulty: 0.001,
+            max_difficulty: 1e15,
+            start_difficulty: 1024.0,
+            vardiff: VardiffConfig::default(),
+            version_mask: sluice_pow::version::BIP320_MASK,
+            ntime_max_forward_secs: 7000,
+            max_jobs: 8,
+            max_consecutive_bad: 30,
+            max_worker_len: 256,
+        }
+    }
+}
+
+/// What the session wants done.
+#[derive(Debug)]
+pub enum Output {
+    /// Write this line to the miner.
+    Send(Bytes),
+    /// Send this share to its job's upstream.
+    Forward(ShareForward),
+    /// Close the connection.
+    Disconnect(Disconnect),
+}
+
+/// Per-session tallies (the books read these).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionCounters {
+    /// Accepted shares.
+    pub accepted: u64,
+    /// Σ difficulty of accepted shares.
+    pub accepted_work: f64,
+    /// Σ difficulty of shares rejected for work reasons (stale, low, dup…).
+    pub rejected_work: f64,
+    /// Rejects by reason (index = `Reject as usize`).
+    pub rejected: [u64; 12],
+    /// Blocks found.
+    pub blocks: u64,
+}
+
+/// A hasher for keys that are already uniformly random (hash prefixes).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct JobEntry {
+    job: Arc<Job>,
+    /// The difficulty in force when the job was sent: its shares are
+    /// credited at this, whatever vardiff did since.
+    difficulty: f64,
+    target: Target,
+    /// Built on the first share for the job.
+    checker: Option<ShareChecker>,
+    /// First 8 bytes of accepted hashes: a resubmitted share hashes alike.
+    seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// Set when the job's upstream failed or a clean job superseded it.
+    stale: bool,
+}
+
+/// One miner connection.
+pub struct Session {
+    id: SessionId,
+    cfg: Arc<SessionConfig>,
+    stats: Arc<Stats>,
+    subscribed: bool,
+    user_agent: Option<String>,
+    workers: Vec<Arc<str>>,
+    extranonce1: Vec<u8>,
+    extranonce2_size: usize,
+    /// Mask agreed with the miner (0 when it never configured rolling).
+    version_mask: u32,
+    extranonce_subscribed: bool,
+    vardiff: Vardiff,
+    /// `d=` in the password: vardiff stays off for this connection.
+    fixed_difficulty: bool,
+    sent_difficulty: Option<f64>,
+    jobs: VecDeque<JobEntry>,
+    latest: Option<Arc<Job>>,
+    /// The next job sent must carry clean_jobs = true (first job, or first
+    /// after moving upstream).
+    force_clean: bool,
+    consecutive_bad: u32,
+    counters: SessionCounters,
+    last_share: Option<Instant>,
+}
+
+impl Session {
+    /// A new session that will hand the miner `extranonce1` (its prefix)
+    /// and `extranonce2_size`.
+    pub fn new(
+        id: SessionId,
+        cfg: Arc<SessionConfig>,
+        stats: Arc<Stats>,
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+        now: Instant,
+    ) -> Self {
+        let vardiff = Vardiff::new(
+            cfg.vardiff.clone(),
+            cfg.start_difficulty,
+            cfg.min_difficulty,
+            cfg.max_difficulty,
+            now,
+        );
+        Self {
+            id,
+            cfg,
+            stats,
+            subscribed: false,
+            user_agent: None,
+            workers: Vec::new(),
+            extranonce1,
+            extranonce2_size,
+            version_mask: 0,
+            extranonce_subscribed: false,
+            vardiff,
+            fixed_difficulty: false,
+            sent_difficulty: None,
+            jobs: VecDeque::new(),
+            latest: None,
+            force_clean: true,
+            consecutive_bad: 0,
+            counters: SessionCounters::default(),
+            last_share: None,
+        }
+    }
+
+    /// The session number.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The miner's extranonce1 (its prefix).
+    pub fn extranonce1(&self) -> &[u8] {
+        &self.extranonce1
+    }
+
+    /// Tallies so far.
+    pub fn counters(&self) -> &SessionCounters {
+        &self.counters
+    }
+
+    /// Authorized worker names.
+    pub fn workers(&self) -> &[Arc<str>] {
+        &self.workers
+    }
+
+    /// The user agent from `mining.subscribe`.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    /// The difficulty the next job will carry.
+    pub fn difficulty(&self) -> f64 {
+        self.vardiff.difficulty()
+    }
+
+    /// When the last share (any outcome) arrived.
+    pub fn last_share(&self) -> Option<Instant> {
+        self.last_share
+    }
+
+    /// True once subscribed and authorized: jobs flow.
+    pub fn is_ready(&self) -> bool {
+        self.subscribed && !self.workers.is_empty()
+    }
+
+    /// Handles one line from the miner.
+    pub fn on_line(&mut self, line: &[u8], now: Instant, out: &mut Vec<Output>) {
+        if let Some(s) = parse_submit(line) {
+            self.on_submit(&s, now, out);
+        } else {
+            match parse_client(line) {
+                Ok(req) => self.on_request(req, now, out),
+                Err(e) => {
+                    tracing::debug!(session = self.id, error = %e, "bad request");
+                    self.bad(Reject::Malformed, b"null", out);
+                }
+            }
+        }
+        if self.consecutive_bad > self.cfg.max_consecutive_bad {
+            out.push(Output::Disconnect(Disconnect::RepeatOffender));
+        }
+    }
+
+    fn bad(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
+        self.consecutive_bad += 1;
+        self.reject(r, id, out);
+    }
+
+    fn reject(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
+        self.stats.reject(r);
+        self.counters.rejected[r as usize] += 1;
+        out.push(Output::Send(msg::encode_error(id, r.code(), r.message())));
+    }
+
+    fn on_request(&mut self, req: msg::Request, now: Instant, out: &mut Vec<Output>) {
+        let id = req.id.as_bytes();
+        match req.body {
+            ClientRequest::Subscribe { user_agent, .. } => {
+                self.subscribed = true;
+                self.user_agent = user_agent.map(|mut u| {
+                    u.truncate(128);
+                    u
+                });
+                self.consecutive_bad = 0;
+                let sub_id = format!("{:x}", self.id);
+                out.push(Output::Send(msg::encode_subscribe_result(
+                    id,
+                    &sub_id,
+                    &self.extranonce1,
+                    self.extranonce2_size,
+                )));
+                self.maybe_start(now, out);
+            }
+            ClientRequest::Authorize { username, password } => {
+                let ok = !username.is_empty()
+                    && username.len() <= self.cfg.max_worker_len
+                    && !username.chars().any(char::is_control);
+                if !ok {
+                    self.bad(Reject::Unauthorized, id, out);
+                    return;
+                }
+                self.consecutive_bad = 0;
+                if let Some(d) = password.as_deref().and_then(password_difficulty) {
+                    self.vardiff.set(d, now);
+                    self.fixed_difficulty = true;
+                }
+                if !self.workers.iter().any(|w| **w == *username) && self.workers.len() < 64 {
+                    self.workers.push(username.into());
+                }
+                out.push(Output::Send(msg::encode_true(id)));
+                self.maybe_start(now, out);
+            }
+            ClientRequest::Configure { extensions, params } => {
+                self.consecutive_bad = 0;
+                let result = self.configure(&extensions, &params);
+                out.push(Output::Send(msg::encode_result(id, &Value::Object(result))));
+            }
+            ClientRequest::ExtranonceSubscribe => {
+                self.extranonce_subscribed = true;
+                out.push(Output::Send(msg::encode_true(id)));
+            }
+            ClientRequest::SuggestDifficulty(d) | ClientRequest::SuggestTarget(d) => {
+                if !self.fixed_difficulty {
+                    self.vardiff.set(d, now);
+                }
+                if !req.id.is_null() {
+                    out.push(Output::Send(msg::encode_true(id)));
+                }
+            }
+            ClientRequest::Submit(s) => {
+                let s = s.as_ref(&req.id);
+                self.on_submit(&s, now, out);
+            }
+            ClientRequest::Unknown(method) => {
+                tracing::debug!(session = self.id, %method, "unknown method");
+                self.bad(Reject::UnknownMethod, id, out);
+            }
+        }
+    }
+
+    /// BIP 310: answer only what was asked.
+    fn configure(
+        &mut self,
+        extensions: &[String],
+        params: &Map<String, Value>,
+    ) -> Map<String, Value> {
+        let mut result = Map::new();
+        for ext in extensions {
+            match ext.as_str() {
+                "version-rolling" => {
+                    let theirs = params
+                        .get("version-rolling.mask")
+                        .and_then(Value::as_str)
+                        .and_then(|m| u32::from_str_radix(m, 16).ok())
+                        .unwrap_or(u32::MAX);
+                    let mask = theirs & self.cfg.version_mask;
+                    self.version_mask = mask;
+                    result.insert(ext.clone(), Value::Bool(mask != 0));
+                    result.insert(
+                        "version-rolling.mask".into(),
+                        Value::from(format!("{mask:08x}")),
+                    );
+                }
+                "minimum-difficulty" => {
+                    let v = params
+                        .get("minimum-difficulty.value")
+                        .and_then(Value::as_f64);
+                    match v {
+                        Some(v) if v.is_finite() && v > 0.0 => {
+                            self.vardiff.set_min(v);
+                            result.insert(ext.clone(), Value::Bool(true));
+                        }
+                        _ => {
+                            result.insert(ext.clone(), Value::Bool(false));
+                        }
+                    }
+                }
+                "subscribe-extranonce" => {
+                    self.extranonce_subscribed = true;
+                    result.insert(ext.clone(), Value::Bool(true));
+                }
+                _ => {
+                    result.insert(ext.clone(), Value::Bool(false));
+                }
+            }
+        }
+        result
+    }
+
+    /// A new job from the session's upstream.
+    pub fn on_job(&mut self, job: Arc<Job>, now: Instant, out: &mut Vec<Output>) {
+        if job.clean {
+            // Everything this upstream sent before is superseded.
+            for e in self
+                .jobs
+                .iter_mut()
+                .filter(|e| e.job.upstream == job.upstream)
+            {
+                e.stale = true;
+            }
+        }
+        self.latest = Some(job);
+        self.maybe_start(now, out);
+    }
+
+    /// The session was moved to another upstream; if the old one failed,
+    /// its jobs are stale (their shares have nowhere to go).
+    pub fn on_moved(&mut self, old: UpstreamId, old_failed: bool) {
+        if old_failed {
+            for e in self.jobs.iter_mut().filter(|e| e.job.upstream == old) {
+                e.stale = true;
+            }
+        }
+        self.force_clean = true;
+    }
+
+    /// Lets time pass (vardiff for quiet miners).
+    pub fn on_tick(&mut self, now: Instant) {
+        if !self.fixed_difficulty {
+            let _ = self.vardiff.on_tick(now);
+        }
+    }
+
+    fn maybe_start(&mut self, _now: Instant, out: &mut Vec<Output>) {
+        if !self.is_ready() {
+            return;
+        }
+        let Some(job) = self.latest.take() else {
+            return;
+        };
+        if self.jobs.back().is_some_and(|e| e.job.id == job.id) {
+            return;
+        }
+        let d = self.vardiff.difficulty();
+        if self.sent_difficulty != Some(d) {
+            out.push(Output::Send(msg::encode_set_difficulty(d)));
+            self.sent_difficulty = Some(d);
+        }
+        let line = if self.force_clean && !job.clean {
+            job.notify_clean.clone()
+        } else {
+            job.notify.clone()
+        };
+        if self.force_clean {
+            // A clean job for this session drops its jobs from elsewhere.
+            for e in &mut self.jobs {
+                e.stale = true;
+            }
+        }
+        self.force_clean = false;
+        out.push(Output::Send(line));
+        let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
+        if self.jobs.len() >= self.cfg.max_jobs {
+            self.jobs.pop_front();
+        }
+        self.jobs.push_back(JobEntry {
+            job,
+            difficulty: d,
+            target,
+            checker: None,
+            seen: HashSet::default(),
+            stale: false,
+        });
+    }
+
+    fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
+        self.last_share = Some(now);
+        match self.check_submit(s, now) {
+            Ok(fwd) => {
+                self.consecutive_bad = 0;
+                let d = fwd.difficulty;
+                let forward = fwd.is_block || fwd.job.upstream_target.is_met_by(&fwd.hash);
+                if fwd.is_block {
+                    self.counters.blocks += 1;
+                    self.stats
+                        .blocks_found
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(
+                        session = self.id,
+                        hash = %hex::encode_reversed(&fwd.hash),
+                        "share meets the network target"
+                    );
+                }
+                // A block goes out before the miner hears anything.
+                if forward {
+                    out.push(Output::Forward(fwd));
+                }
+                out.push(Output::Send(msg::encode_true(s.id)));
+                self.counters.accepted += 1;
+                self.counters.accepted_work += d;
+                self.stats.accept(d);
+                if !self.fixed_difficulty {
+                    let _ = self.vardiff.on_share(d, now);
+                }
+            }
+            Err((r, work)) => {
+                if r.is_work() {
+                    self.counters.rejected_work += work;
+                    self.consecutive_bad = 0;
+                    self.reject(r, s.id, out);
+                } else {
+                    self.bad(r, s.id, out);
+                }
+            }
+        }
+    }
+
+    /// Validates a submit; on failure returns the reason and the
+    /// difficulty the miner was working at (for rejected-work tallies).
+    fn check_submit(
+        &mut self,
+        s: &SubmitRef<'_>,
+        now: Instant,
+    ) -> Result<ShareForward, (Reject, f64)> {
+        if !self.subscribed {
+            return Err((Reject::NotSubscribed, 0.0));
+        }
+        let Some(worker) = self.workers.iter().find(|w| ***w == *s.worker).cloned() else {
+            return Err((Reject::Unauthorized, 0.0));
+        };
+        let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| (Reject::JobNotFound, 0.0))?;
+        let en2_size = self.extranonce2_size;
+        let session_mask = self.version_mask;
+        let ntime_fwd = self.cfg.ntime_max_forward_secs;
+        let Some(entry) = self.jobs.iter_mut().rev().find(|e| e.job.id == job_id) else {
+            return Err((Reject::JobNotFound, 0.0));
+        };
+        let d = entry.difficulty;
+        if entry.stale {
+            return Err((Reject::Stale, d));
+        }
+        if s.extranonce2.len() != 2 * en2_size {
+            return Err((Reject::BadExtranonce2Size, 0.0));
+        }
+        let mut en2 = [0u8; 32];
+        hex::decode_to_slice(s.extranonce2, &mut en2[..en2_size])
+            .map_err(|_| (Reject::BadHex, 0.0))?;
+        let ntime = hex::decode_u32_be(s.ntime).map_err(|_| (Reject::BadHex, 0.0))?;
+        let nonce = hex::decode_u32_be(s.nonce).map_err(|_| (Reject::BadHex, 0.0))?;
+        let job = &entry.job;
+        if ntime < job.ntime || ntime - job.ntime > ntime_fwd {
+            return Err((Reject::NtimeOutOfRange, d));
+        }
+        let mask = session_mask & job.version_mask;
+        let (version, version_bits) = match s.version_bits {
+            None => (job.version, None),
+            Some(v) => {
+                let bits = hex::decode_u32_be(v).map_err(|_| (Reject::BadHex, 0.0))?;
+                if sluice_pow::version::outside_mask(bits, mask) {
+                    return Err((Reject::VersionOutsideMask, d));
+                }
+                (
+                    job.rolling_rule.apply(job.version, mask, bits),
+                    Some(bits & mask),
+                )
+            }
+        };
+        if entry.checker.is_none() {
+            let c = ShareChecker::new(
+                job.template.clone(),
+                &self.extranonce1,
+                en2_size,
+                entry.target,
+            )
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+            entry.checker = Some(c);
+        }
+        let Some(checker) = entry.checker.as_mut() else {
+            return Err((Reject::Malformed, 0.0));
+        };
+        let r = checker
+            .check(&Submission {
+                extranonce2: &en2[..en2_size],
+                time: ntime,
+                nonce,
+                version,
+            })
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+        // A block is never refused, even where the network target is
+        // easier than the session's (regtest, test chains).
+        if !r.meets_share_target && !r.meets_network_target {
+            return Err((Reject::LowDifficulty, d));
+        }
+        let key = u64::from_le_bytes([
+            r.hash[0], r.hash[1], r.hash[2], r.hash[3], r.hash[4], r.hash[5], r.hash[6], r.hash[7],
+        ]);
+        if !entry.seen.insert(key) {
+            return Err((Reject::Duplicate, d));
+        }
+        let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, &en2[..en2_size]])
+            .ok_or((Reject::BadExtranonce2Size, 0.0))?;
+        Ok(ShareForward {
+            session: self.id,
+            worker,
+            job: entry.job.clone(),
+            extranonce2,
+            ntime,
+            nonce,
+            version_bits,
+            difficulty: d,
+            hash: r.hash,
+            is_block: r.meets_network_target,
+            received: now,
+        })
+    }
+}
+
+/// Reads `d=N` from a password such as `x`, `d=4096` or `x,d=0.5`.
+pub fn password_difficulty(password: &str) -> Option<f64> {
+    password
+        .split([',', ';', ' ', '&'])
+        .filter_map(|kv| kv.strip_prefix("d="))
+        .filter_map(|v| v.parse::<f64>().ok())
+        .find(|d| d.is_finite() && *d > 0.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_pow::version::RollingRule;
+use sluice_pow::{JobTemplate, synthetic};
+use tokio::sync::mpsc;
+
+use super::*;
+
+fn cfg() -> Arc<SessionConfig> {
+    Arc::new(SessionConfig {
+        min_difficulty: 1e-9,
+        start_difficulty: 1e-5,
+        ..SessionConfig::default()
+    })
+}
+
+struct Rig {
+    s: Session,
+    out: Vec<Output>,
+    now: Instant,
+    stats: Arc<Stats>,
+    share_tx: mpsc::Sender<ShareForward>,
+    _share_rx: mpsc::Receiver<ShareForward>,
+    next_job: u64,
+    epoch: u64,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let stats = Arc::new(Stats::default());
+        let now = Instant::now();
+        let (share_tx, share_rx) = mpsc::channel(16);
+        Rig {
+            s: Session::new(7, cfg(), stats.clone(), vec![0xab, 0xcd], 4, now),
+            out: Vec::new(),
+            now,
+            stats,
+            share_tx,
+            _share_rx: share_rx,
+            next_job: 1,
+            epoch: 0,
+        }
+    }
+
+    fn line(&mut self, v: serde_json::Value) -> Vec<Output> {
+        self.raw(v.to_string().as_bytes())
+    }
+
+    fn raw(&mut self, line: &[u8]) -> Vec<Output> {
+        self.out.clear();
+        self.s.on_line(line, self.now, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    /// A job on a hard network target (no accidental blocks) unless `bits`.
+    fn job(&mut self, clean: bool, bits: u32) -> Arc<Job> {
+        let (t, _) = synthetic::job(synthetic::TYPICAL, self.next_job);
+        let template = JobTemplate::new(
+            *t.prev_hash(),
+            t.coinb1().to_vec(),
+            t.coinb2().to_vec(),
+            t.branches().to_vec(),
+            bits,
+        )
+        .unwrap();
+        if clean {
+            self.epoch += 1;
+        }
+        let id = self.next_job;
+        self.next_job += 1;
+        let n = sluice_sv1::Notify {
+            job_id: format!("{id:x}"),
+            prev_hash: *template.prev_hash(),
+            coinb1: template.coinb1().to_vec(),
+            coinb2: template.coinb2().to_vec(),
+            branches: template.branches().to_vec(),
+            version: 0x2000_0000,
+            nbits: bits,
+            ntime: 0x6b00_0000,
+            clean,
+        };
+        let notify = n.encode();
+        let notify_clean = sluice_sv1::Notify { clean: true, ..n }.encode();
+        Arc::new(Job {
+            id,
+            upstream: 1,
+            upstream_job_id: format!("up{id}").into(),
+            template: Arc::new(template),
+            version: 0x2000_0000,
+            version_mask: sluice_pow::version::BIP320_MASK,
+            rolling_rule: RollingRule::Replace,
+            ntime: 0x6b00_0000,
+            clean,
+            epoch: self.epoch,
+            upstream_target: Target::MAX,
+            share_tx: self.share_tx.clone(),
+            notify,
+            notify_clean,
+            coinbase_value_sat: None,
+            received: self.now,
+        })
+    }
+
+    fn push_job(&mut self, job: &Arc<Job>) -> Vec<Output> {
+        self.out.clear();
+        self.s.on_job(job.clone(), self.now, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    fn ready(&mut self) -> Arc<Job> {
+        self.line(json!({"id":1,"method":"mining.subscribe","params":["test/1.0"]}));
+        self.line(json!({"id":2,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"ffffffff"}]}));
+        self.line(json!({"id":3,"method":"mining.authorize","params":["acct.w1","x"]}));
+        let j = self.job(true, 0x1d00ffff);
+        let out = self.push_job(&j);
+        assert_eq!(sent(&out).len(), 2, "set_difficulty + notify");
+        j
+    }
+}
+
+fn sent(out: &[Output]) -> Vec<serde_json::Value> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => Some(serde_json::from_slice(&b[..b.len() - 1]).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_code(out: &[Output]) -> Option<i64> {
+    sent(out).last().and_then(|v| v["error"][0].as_i64())
+}
+
+/// Finds a nonce whose hash meets (or, with `meet = false`, misses) the
+/// target at `difficulty` for the given share fields.
+fn find_nonce(job: &Job, en1: &[u8], en2: &[u8], version: u32, difficulty: f64, meet: bool) -> u32 {
+    let target = Target::from_difficulty(difficulty).unwrap();
+    let mut c = ShareChecker::new(job.template.clone(), en1, en2.len(), target).unwrap();
+    (0u32..)
+        .find(|&nonce| {
+            let r = c
+                .check(&Submission {
+                    extranonce2: en2,
+                    time: job.ntime,
+                    nonce,
+                    version,
+                })
+                .unwrap();
+            r.meets_share_target == meet
+        })
+        .unwrap()
+}
+
+fn submit(job: &Job, en2: &str, ntime: u32, nonce: u32, vbits: Option<&str>) -> serde_json::Value {
+    let mut p = vec![
+        json!("acct.w1"),
+        json!(job.wire_id()),
+        json!(en2),
+        json!(format!("{ntime:08x}")),
+        json!(format!("{nonce:08x}")),
+    ];
+    if let Some(v) = vbits {
+        p.push(json!(v));
+    }
+    json!({"id": 9, "method": "mining.submit", "params": p})
+}
+
+#[test]
+fn handshake_sends_subscribe_result_then_difficulty_before_first_job() {
+    let mut r = Rig::new();
+    let out = r.line(json!({"id":1,"method":"mining.subscribe","params":["cgminer/4.11"]}));
+    let v = &sent(&out)[0];
+    assert_eq!(v["result"][1], "abcd");
+    assert_eq!(v["result"][2], 4);
+    assert_eq!(r.s.user_agent(), Some("cgminer/4.11"));
+    // A job before authorize is held back.
+    let j = r.job(false, 0x1d00ffff);
+    assert!(r.push_job(&j).is_empty());
+    let out = r.line(json!({"id":2,"method":"mining.authorize","params":["acct.w1","x"]}));
+    let v = sent(&out);
+    assert_eq!(v[0]["result"], true);
+    assert_eq!(v[1]["method"], "mining.set_difficulty");
+    assert_eq!(v[1]["params"][0], 1e-5);
+    assert_eq!(v[2]["method"], "mining.notify");
+    assert_eq!(v[2]["params"][8], true, "first job is sent clean");
+    assert_eq!(v[2]["params"][0], j.wire_id());
+}
+
+#[test]
+fn accepted_share_is_forwarded_and_answered_true() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
+    let out = r.line(submit(&j, "00000001", j.ntime, nonce, None));
+    assert!(
+        matches!(out[0], Output::Forward(ref f) if f.extranonce2.as_slice() == [0xab, 0xcd, 0, 0, 0, 1] && f.worker.as_ref() == "acct.w1")
+    );
+    assert_eq!(sent(&out)[0]["result"], true);
+    assert_eq!(r.s.counters().accepted, 1);
+    assert_eq!(r.stats.get(&r.stats.accepted), 1);
+
+    // The same share again is a duplicate (22).
+    let out = r.line(submit(&j, "00000001", j.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(22));
+    assert_eq!(r.stats.rejected(Reject::Duplicate), 1);
+}
+
+#[test]
+fn low_difficulty_share_is_rejected_23() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 2], j.version, 1e-5, false);
+    let out = r.line(submit(&j, "00000002", j.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(23));
+    assert!(!out.iter().any(|o| matches!(o, Output::Forward(_))));
+    assert_eq!(r.stats.rejected(Reject::LowDifficulty), 1);
+    assert!(r.s.counters().rejected_work > 0.0);
+}
+
+#[test]
+fn stale_and_unknown_jobs_are_rejected_21() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    let fresh = r.job(true, 0x1d00ffff);
+    r.push_job(&fresh);
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 3], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000003", old.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(21));
+    assert_eq!(r.stats.rejected(Reject::Stale), 1);
+    let out = r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1","ffff","00000000","6b000000","00000000"]}));
+    assert_eq!(error_code(&out), Some(21));
+    let out = r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1","not-hex","00000000","6b000000","00000000"]}));
+    assert_eq!(error_code(&out), Some(21));
+    assert_eq!(r.stats.rejected(Reject::JobNotFound), 2);
+}
+
+#[test]
+fn non_clean_job_keeps_older_jobs_valid() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    let next = r.job(false, 0x1d00ffff);
+    r.push_job(&next);
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 4], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000004", old.ntime, nonce, None));
+    assert_eq!(sent(&out)[0]["result"], true);
+}
+
+#[test]
+fn field_errors_get_code_20_and_are_counted() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    // Wrong extranonce2 size.
+    let out = r.line(submit(&j, "000001", j.ntime, 0, None));
+    assert_eq!(error_code(&out), Some(20));
+    assert_eq!(r.stats.rejected(Reject::BadExtranonce2Size), 1);
+    // Bad hex.
+    let out = r.line(submit(&j, "0000000g", j.ntime, 0, None));
+    assert_eq!(error_code(&out), Some(20));
+    let out = r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1", j.wire_id(),"00000000","6b00000","00000000"]}));
+    assert_eq!(error_code(&out), Some(20));
+    assert_eq!(r.stats.rejected(Reject::BadHex), 2);
+    // ntime before the job and too far ahead.
+    let out = r.line(submit(&j, "00000000", j.ntime - 1, 0, None));
+    assert_eq!(error_code(&out), Some(20));
+    let out = r.line(submit(&j, "00000000", j.ntime + 7001, 0, None));
+    assert_eq!(error_code(&out), Some(20));
+    assert_eq!(r.stats.rejected(Reject::NtimeOutOfRange), 2);
+    // Version bits outside the negotiated mask (0x1fffe000).
+    let out = r.line(submit(&j, "00000000", j.ntime, 0, Some("00001000")));
+    assert_eq!(error_code(&out), Some(20));
+    assert_eq!(r.stats.rejected(Reject::VersionOutsideMask), 1);
+}
+
+#[test]
+fn rolled_version_bits_are_applied_and_forwarded() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let bits = 0x0000_6000u32;
+    let nonce = find_nonce(
+        &j,
+        &[0xab, 0xcd],
+        &[0, 0, 0, 5],
+        j.version | bits,
+        1e-5,
+        true,
+    );
+    let out = r.line(submit(&j, "00000005", j.ntime, nonce, Some("00006000")));
+    match &out[0] {
+        Output::Forward(f) => assert_eq!(f.version_bits, Some(bits)),
+        other => panic!("{other:?}"),
+    }
+    // Without the bits, the same nonce is (almost surely) a different hash.
+    let out = r.line(submit(&j, "00000005", j.ntime, nonce, None));
+    assert_ne!(sent(&out)[0]["result"], true);
+}
+
+#[test]
+fn unauthorized_and_unsubscribed_get_24_and_25() {
+    let mut r = Rig::new();
+    let out = r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1","1","00000000","6b000000","00000000"]}));
+    assert_eq!(error_code(&out), Some(25));
+    let j = r.ready();
+    let out = r.line(json!({"id":9,"method":"mining.submit","params":["acct.other", j.wire_id(),"00000000","6b000000","00000000"]}));
+    assert_eq!(error_code(&out), Some(24));
+    assert_eq!(r.stats.rejected(Reject::NotSubscribed), 1);
+    assert_eq!(r.stats.rejected(Reject::Unauthorized), 1);
+    // An empty worker name is refused.
+    let out = r.line(json!({"id":4,"method":"mining.authorize","params":["", "x"]}));
+    assert_eq!(error_code(&out), Some(24));
+}
+
+#[test]
+fn malformed_lines_get_20_with_null_id_and_repeat_offenders_are_dropped() {
+    let mut r = Rig::new();
+    let out = r.raw(b"{this is not json");
+    let v = sent(&out);
+    assert_eq!(v[0]["id"], serde_json::Value::Null);
+    assert_eq!(v[0]["error"][0], 20);
+    let out = r.line(json!({"id":5,"method":"mining.frobnicate","params":[]}));
+    assert_eq!(error_code(&out), Some(20));
+    assert_eq!(r.stats.rejected(Reject::UnknownMethod), 1);
+    let mut dropped = false;
+    for _ in 0..40 {
+        let out = r.raw(b"[1,2,3]");
+        dropped |= out
+            .iter()
+            .any(|o| matches!(o, Output::Disconnect(Disconnect::RepeatOffender)));
+    }
+    assert!(dropped);
+    assert!(r.stats.rejected(Reject::Malformed) >= 31);
+}
+
+#[test]
+fn configure_answers_only_what_was_asked() {
+    let mut r = Rig::new();
+    let out = r.line(json!({"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"00fff000","version-rolling.min-bit-count":2}]}));
+    let res = &sent(&out)[0]["result"];
+    assert_eq!(res["version-rolling"], true);
+    assert_eq!(res["version-rolling.mask"], "00ffe000");
+    assert_eq!(res.as_object().unwrap().len(), 2, "{res}");
+    let out = r.line(json!({"id":2,"method":"mining.configure","params":[["minimum-difficulty","subscribe-extranonce","info"],{"minimum-difficulty.value":0.5}]}));
+    let res = &sent(&out)[0]["result"];
+    assert_eq!(res["minimum-difficulty"], true);
+    assert_eq!(res["subscribe-extranonce"], true);
+    assert_eq!(res["info"], false);
+    assert!(res.get("version-rolling").is_none());
+    assert_eq!(r.s.difficulty(), 0.5, "minimum raised the start difficulty");
+}
+
+#[test]
+fn new_difficulty_applies_from_the_next_job_and_old_shares_keep_theirs() {
+    let mut r = Rig::new();
+    let first = r.ready();
+    // The miner suggests a harder difficulty: nothing is sent until a job.
+    let out = r.line(json!({"id":null,"method":"mining.suggest_difficulty","params":[0.001]}));
+    assert!(out.is_empty());
+    let second = r.job(false, 0x1d00ffff);
+    let out = r.push_job(&second);
+    let v = sent(&out);
+    assert_eq!(v[0]["method"], "mining.set_difficulty");
+    assert_eq!(v[0]["params"][0], 0.001);
+    assert_eq!(v[1]["method"], "mining.notify");
+    // A share on the first job is judged at 1e-5 and credited at 1e-5.
+    let nonce = find_nonce(
+        &first,
+        &[0xab, 0xcd],
+        &[0, 0, 0, 6],
+        first.version,
+        1e-5,
+        true,
+    );
+    let out = r.line(submit(&first, "00000006", first.ntime, nonce, None));
+    match &out[0] {
+        Output::Forward(f) => assert_eq!(f.difficulty, 1e-5),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn password_difficulty_fixes_the_difficulty() {
+    assert_eq!(password_difficulty("d=4096"), Some(4096.0));
+    assert_eq!(password_difficulty("x,d=0.5"), Some(0.5));
+    assert_eq!(password_difficulty("x"), None);
+    assert_eq!(password_difficulty("d=-1"), None);
+    let mut r = Rig::new();
+    r.line(json!({"id":1,"method":"mining.subscribe","params":[]}));
+    r.line(json!({"id":2,"method":"mining.authorize","params":["acct.w1","d=0.002"]}));
+    assert_eq!(r.s.difficulty(), 0.002);
+    // Fixed: a suggestion does not move it, nor does silence.
+    r.line(json!({"id":3,"method":"mining.suggest_difficulty","params":[8]}));
+    r.s.on_tick(r.now + Duration::from_secs(3600));
+    assert_eq!(r.s.difficulty(), 0.002);
+}
+
+#[test]
+fn block_is_forwarded_before_the_reply() {
+    let mut r = Rig::new();
+    r.ready();
+    // Regtest bits: about half of all hashes are blocks.
+    let j = r.job(true, 0x207fffff);
+    r.push_job(&j);
+    // A hash that is a block but misses the session's (harder) target.
+    let share_target = Target::from_difficulty(1e-5).unwrap();
+    let mut c = ShareChecker::new(j.template.clone(), &[0xab, 0xcd], 4, share_target).unwrap();
+    let nonce = (0u32..)
+        .find(|&n| {
+            let r = c
+                .check(&Submission {
+                    extranonce2: &[0, 0, 0, 7],
+                    time: j.ntime,
+                    nonce: n,
+                    version: j.version,
+                })
+                .unwrap();
+            r.meets_network_target && !r.meets_share_target
+        })
+        .unwrap();
+    let out = r.line(submit(&j, "00000007", j.ntime, nonce, None));
+    assert!(matches!(&out[0], Output::Forward(f) if f.is_block));
+    assert!(matches!(&out[1], Output::Send(_)));
+    assert_eq!(r.s.counters().blocks, 1);
+}
+
+#[test]
+fn moving_from_a_failed_upstream_stales_its_jobs_and_forces_clean() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    r.s.on_moved(1, true);
+    let next = r.job(false, 0x1d00ffff);
+    let out = r.push_job(&next);
+    let v = sent(&out);
+    assert_eq!(
+        v.last().unwrap()["params"][8],
+        true,
+        "clean job after a move"
+    );
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 8], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000008", old.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(21));
+}

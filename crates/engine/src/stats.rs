@@ -1,0 +1,260 @@
+//! Share outcomes and engine-wide counters.
+//!
+//! Every reject is a small `Copy` enum with a V1 error code and a fixed
+//! label. Counters are plain atomics indexed by reason: cheap on the share
+//! path and readable by tests and, later, the metrics exporter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sluice_sv1::ErrorCode;
+
+/// Why a share or request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// The job id is unknown to this session.
+    JobNotFound,
+    /// The job was superseded by a clean job (or its upstream is gone).
+    Stale,
+    /// The same share was already accepted.
+    Duplicate,
+    /// The hash does not meet the session's target.
+    LowDifficulty,
+    /// The worker name was never authorized on this connection.
+    Unauthorized,
+    /// Submit before subscribe.
+    NotSubscribed,
+    /// extranonce2 of the wrong length.
+    BadExtranonce2Size,
+    /// A hex field that is not hex or has the wrong length.
+    BadHex,
+    /// ntime outside the allowed window around the job's time.
+    NtimeOutOfRange,
+    /// Version bits set outside the negotiated mask.
+    VersionOutsideMask,
+    /// A line that is not valid JSON-RPC or has bad parameters.
+    Malformed,
+    /// A method this server does not implement.
+    UnknownMethod,
+}
+
+impl Reject {
+    /// Every reason, in label order (index = `as usize`).
+    pub const ALL: [Reject; 12] = [
+        Reject::JobNotFound,
+        Reject::Stale,
+        Reject::Duplicate,
+        Reject::LowDifficulty,
+        Reject::Unauthorized,
+        Reject::NotSubscribed,
+        Reject::BadExtranonce2Size,
+        Reject::BadHex,
+        Reject::NtimeOutOfRange,
+        Reject::VersionOutsideMask,
+        Reject::Malformed,
+        Reject::UnknownMethod,
+    ];
+
+    /// The V1 error code the miner receives.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Reject::JobNotFound | Reject::Stale => ErrorCode::JobNotFound,
+            Reject::Duplicate => ErrorCode::Duplicate,
+            Reject::LowDifficulty => ErrorCode::LowDifficulty,
+            Reject::Unauthorized => ErrorCode::Unauthorized,
+            Reject::NotSubscribed => ErrorCode::NotSubscribed,
+            Reject::BadExtranonce2Size
+            | Reject::BadHex
+            | Reject::NtimeOutOfRange
+            | Reject::VersionOutsideMask
+            | Reject::Malformed
+            | Reject::UnknownMethod => ErrorCode::Other,
+        }
+    }
+
+    /// The message the miner receives.
+    pub fn message(self) -> &'static str {
+        match self {
+            Reject::JobNotFound => "Job not found",
+            Reject::Stale => "Stale share",
+            Reject::Duplicate => "Duplicate share",
+            Reject::LowDifficulty => "Low difficulty share",
+            Reject::Unauthorized => "Unauthorized worker",
+            Reject::NotSubscribed => "Not subscribed",
+            Reject::BadExtranonce2Size => "Incorrect size of extranonce2",
+            Reject::BadHex => "Malformed hex field",
+            Reject::NtimeOutOfRange => "Ntime out of range",
+            Reject::VersionOutsideMask => "Version bits outside negotiated mask",
+            Reject::Malformed => "Malformed request",
+            Reject::UnknownMethod => "Method not found",
+        }
+    }
+
+    /// A fixed label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::JobNotFound => "job_not_found",
+            Reject::Stale => "stale",
+            Reject::Duplicate => "duplicate",
+            Reject::LowDifficulty => "low_difficulty",
+            Reject::Unauthorized => "unauthorized",
+            Reject::NotSubscribed => "not_subscribed",
+            Reject::BadExtranonce2Size => "bad_extranonce2_size",
+            Reject::BadHex => "bad_hex",
+            Reject::NtimeOutOfRange => "ntime_out_of_range",
+            Reject::VersionOutsideMask => "version_outside_mask",
+            Reject::Malformed => "malformed",
+            Reject::UnknownMethod => "unknown_method",
+        }
+    }
+
+    /// True for rejects of work the miner really did (it hashed a share
+    /// that does not count); false for protocol errors.
+    pub fn is_work(self) -> bool {
+        matches!(
+            self,
+            Reject::JobNotFound
+                | Reject::Stale
+                | Reject::Duplicate
+                | Reject::LowDifficulty
+                | Reject::NtimeOutOfRange
+                | Reject::VersionOutsideMask
+        )
+    }
+}
+
+/// Why a connection was closed by us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Disconnect {
+    /// The peer closed it.
+    PeerClosed,
+    /// A line over the limit.
+    LineTooLong,
+    /// No subscribe/authorize within the handshake timeout.
+    HandshakeTimeout,
+    /// Nothing received for the idle timeout.
+    IdleTimeout,
+    /// The peer did not read what we sent in time.
+    SlowReader,
+    /// Too many bad requests in a row.
+    RepeatOffender,
+    /// No upstream could take the session.
+    NoUpstream,
+    /// Socket error.
+    Io,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Disconnect {
+    /// Every reason (index = `as usize`).
+    pub const ALL: [Disconnect; 9] = [
+        Disconnect::PeerClosed,
+        Disconnect::LineTooLong,
+        Disconnect::HandshakeTimeout,
+        Disconnect::IdleTimeout,
+        Disconnect::SlowReader,
+        Disconnect::RepeatOffender,
+        Disconnect::NoUpstream,
+        Disconnect::Io,
+        Disconnect::Shutdown,
+    ];
+
+    /// A fixed label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disconnect::PeerClosed => "peer_closed",
+            Disconnect::LineTooLong => "line_too_long",
+            Disconnect::HandshakeTimeout => "handshake_timeout",
+            Disconnect::IdleTimeout => "idle_timeout",
+            Disconnect::SlowReader => "slow_reader",
+            Disconnect::RepeatOffender => "repeat_offender",
+            Disconnect::NoUpstream => "no_upstream",
+            Disconnect::Io => "io",
+            Disconnect::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Shares accepted locally.
+    pub accepted: AtomicU64,
+    /// Sum of accepted difficulty, in units of 1/65536 difficulty (so
+    /// fractional difficulty adds up exactly enough for `rate()`).
+    pub accepted_work_x65536: AtomicU64,
+    /// Rejects by [`Reject`] (index `as usize`).
+    pub rejected: [AtomicU64; 12],
+    /// Disconnects by [`Disconnect`].
+    pub disconnects: [AtomicU64; 9],
+    /// Connections refused at the global or per-IP limit.
+    pub refused_connections: AtomicU64,
+    /// Shares sent upstream.
+    pub forwarded: AtomicU64,
+    /// Upstream accepted.
+    pub upstream_accepted: AtomicU64,
+    /// Upstream rejected.
+    pub upstream_rejected: AtomicU64,
+    /// Blocks found (shares meeting the network target).
+    pub blocks_found: AtomicU64,
+    /// Sessions currently connected.
+    pub sessions: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a reject.
+    #[inline]
+    pub fn reject(&self, r: Reject) {
+        self.rejected[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rejects so far for one reason.
+    pub fn rejected(&self, r: Reject) -> u64 {
+        self.rejected[r as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a disconnect.
+    pub fn disconnect(&self, d: Disconnect) {
+        self.disconnects[d as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Disconnects so far for one reason.
+    pub fn disconnects(&self, d: Disconnect) -> u64 {
+        self.disconnects[d as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts an accepted share.
+    #[inline]
+    pub fn accept(&self, difficulty: f64) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.accepted_work_x65536
+            .fetch_add((difficulty * 65536.0) as u64, Ordering::Relaxed);
+    }
+
+    /// A value by name, for tests and logs.
+    pub fn get(&self, c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_match_all() {
+        for (i, r) in Reject::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        for (i, d) in Disconnect::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+        let s = Stats::default();
+        s.reject(Reject::Duplicate);
+        assert_eq!(s.rejected(Reject::Duplicate), 1);
+        assert_eq!(Reject::Duplicate.code().code(), 22);
+        assert_eq!(Reject::Stale.code().code(), 21);
+        assert_eq!(Reject::LowDifficulty.code().code(), 23);
+        assert_eq!(Reject::BadExtranonce2Size.code().code(), 20);
+    }
+}

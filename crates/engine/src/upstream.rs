@@ -1,0 +1,749 @@
+//! Upstream Stratum V1 client: one task per pool connection.
+//!
+//! The task connects, configures version rolling, subscribes, authorizes,
+//! turns every `mining.notify` into one shared [`Job`] (published on a
+//! `watch` channel, so a slow session skips ahead rather than lagging), and
+//! submits the shares sessions forward. Responses are attributed back to the
+//! session that produced the share. It reports its health on another
+//! `watch`: the router fails sessions over when a connection drops, stalls
+//! (no job for `stall_timeout`), or rejects everything.
+//!
+//! Protocol state (pending requests, difficulty for the next job, health)
+//! lives in [`ClientState`], which takes lines and `now` and is tested
+//! without sockets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_pow::version::RollingRule;
+use sluice_pow::{JobTemplate, Target, hex};
+use sluice_sv1::message as msg;
+use sluice_sv1::{LineCodec, ServerMessage, SubscribeResult, parse_server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use crate::extranonce::Geometry;
+use crate::job::{Job, ShareForward, UpstreamId};
+use crate::session::SessionId;
+use crate::stats::Stats;
+
+/// `stratum+tcp://host:port`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolUrl {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Why a pool URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad pool URL {url:?}: {reason} (expected stratum+tcp://host:port)")]
+pub struct UrlError {
+    url: String,
+    reason: &'static str,
+}
+
+impl std::str::FromStr for PoolUrl {
+    type Err = UrlError;
+    fn from_str(url: &str) -> Result<Self, UrlError> {
+        let err = |reason| UrlError {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("stratum+tcp://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or(err("scheme must be stratum+tcp"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':').ok_or(err("missing port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(err("missing host"));
+        }
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or(err("bad port"))?;
+        Ok(PoolUrl {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for PoolUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "stratum+tcp://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Serialize for PoolUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One upstream pool connection's settings.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Where to connect.
+    pub url: PoolUrl,
+    /// Pool account (`mining.authorize` user).
+    pub user: String,
+    /// Pool password.
+    pub password: String,
+    /// Submit as `user.worker` (each authorized upstream on first use)
+    /// instead of under `user` alone.
+    pub pass_through_workers: bool,
+    /// How the pool combines rolled bits with the job version.
+    pub rolling_rule: RollingRule,
+    /// Version bits to ask the pool for (0: do not configure rolling).
+    pub version_mask: u32,
+    /// How the pool's extranonce2 space is split.
+    pub geometry: Geometry,
+    /// Give up on a connection after this long without a job.
+    pub stall_timeout: Duration,
+    /// Connect and handshake timeout.
+    pub connect_timeout: Duration,
+    /// This many rejects in a row mark the pool as rejecting everything.
+    pub max_consecutive_rejects: u32,
+    /// Longest line accepted from the pool.
+    pub max_line: usize,
+    /// Sent in `mining.subscribe`.
+    pub user_agent: String,
+}
+
+/// Health as the router sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Health {
+    /// Connecting or handshaking; no job yet.
+    Connecting,
+    /// Jobs are flowing.
+    Ready,
+    /// Down; the reason is for logs and the API.
+    Failed(String),
+}
+
+/// Upstream result for one forwarded share, sent to its session.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpstreamResult {
+    /// The session that found the share.
+    pub session: SessionId,
+    /// Accepted by the pool.
+    pub accepted: bool,
+    /// Its credited difficulty.
+    pub difficulty: f64,
+}
+
+/// What a running upstream connection exposes.
+#[derive(Debug)]
+pub struct UpstreamHandle {
+    /// Connection number.
+    pub id: UpstreamId,
+    /// Index of its pool in the configuration.
+    pub pool: usize,
+    /// Latest job.
+    pub jobs: watch::Receiver<Option<Arc<Job>>>,
+    /// Health.
+    pub health: watch::Receiver<Health>,
+    /// Sessions assigned to it (kept by the router).
+    pub sessions: AtomicU64,
+    /// Σ accepted difficulty of shares its sessions found, ×65536 (the
+    /// router's measure of delivered work).
+    pub work: AtomicU64,
+    /// Cancels the connection task.
+    pub cancel: CancellationToken,
+}
+
+/// A share the client submitted and awaits an answer for.
+#[derive(Clone, Debug)]
+struct Pending {
+    session: SessionId,
+    difficulty: f64,
+}
+
+/// What the protocol state wants the task to do.
+#[derive(Debug, PartialEq)]
+pub enum ClientAction {
+    /// Write a line.
+    Send(Bytes),
+    /// Publish a job.
+    Job(JobParts),
+    /// Report a share result.
+    Result(UpstreamResult),
+    /// The handshake is done.
+    Subscribed(SubscribeResult),
+    /// The pool asks us to reconnect elsewhere.
+    Reconnect(PoolUrl, Duration),
+    /// The connection must go down.
+    Fail(String),
+}
+
+/// A job decoded from a notify, before it gets a process-wide id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobParts {
+    /// The notify as received.
+    pub notify: sluice_sv1::Notify,
+    /// Pool difficulty in force for it.
+    pub difficulty: f64,
+    /// True when earlier jobs are dead (clean, or new prev hash).
+    pub clean: bool,
+}
+
+/// Sans-IO protocol state of one upstream connection.
+#[derive(Debug)]
+pub struct ClientState {
+    cfg: Arc<UpstreamConfig>,
+    next_id: u64,
+    subscribe_id: u64,
+    subscribed: Option<SubscribeResult>,
+    authorized: HashSet<String>,
+    version_mask: u32,
+    difficulty: f64,
+    pending_difficulty: Option<f64>,
+    pending: HashMap<u64, Pending>,
+    last_prev_hash: Option<[u8; 32]>,
+    last_job: Option<Instant>,
+    consecutive_rejects: u32,
+}
+
+impl ClientState {
+    /// Fresh state; call [`ClientState::handshake`] once connected.
+    pub fn new(cfg: Arc<UpstreamConfig>) -> Self {
+        Self {
+            cfg,
+            next_id: 1,
+            subscribe_id: 0,
+            subscribed: None,
+            authorized: HashSet::new(),
+            version_mask: 0,
+            difficulty: 1.0,
+            pending_difficulty: None,
+            pending: HashMap::new(),
+            last_prev_hash: None,
+            last_job: None,
+            consecutive_rejects: 0,
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The opening requests: configure (if rolling), subscribe, authorize.
+    pub fn handshake(&mut self, now: Instant) -> Vec<ClientAction> {
+        let mut out = Vec::new();
+        if self.cfg.version_mask != 0 {
+            let id = self.id();
+            out.push(ClientAction::Send(msg::encode_request(
+                id,
+                "mining.configure",
+                json!([["version-rolling"], {"version-rolling.mask": format!("{:08x}", self.cfg.version_mask), "version-rolling.min-bit-count": 2}]),
+            )));
+        }
+        self.subscribe_id = self.id();
+        out.push(ClientAction::Send(msg::encode_request(
+            self.subscribe_id,
+            "mining.subscribe",
+            json!([self.cfg.user_agent]),
+        )));
+        let user = self.cfg.user.clone();
+        out.push(ClientAction::Send(self.authorize(&user)));
+        self.last_job = Some(now);
+        out
+    }
+
+    fn authorize(&mut self, user: &str) -> Bytes {
+        let id = self.id();
+        self.authorized.insert(user.to_owned());
+        msg::encode_request(id, "mining.authorize", json!([user, self.cfg.password]))
+    }
+
+    /// Version mask the pool granted (0 until configured).
+    pub fn version_mask(&self) -> u32 {
+        self.version_mask
+    }
+
+    /// The subscribe result, once received.
+    pub fn subscription(&self) -> Option<&SubscribeResult> {
+        self.subscribed.as_ref()
+    }
+
+    /// Shares awaiting an answer.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Handles a line from the pool.
+    pub fn on_line(&mut self, line: &[u8], now: Instant) -> Vec<ClientAction> {
+        let mut out = Vec::new();
+        let m = match parse_server(line) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad line from pool");
+                return out;
+            }
+        };
+        match m {
+            ServerMessage::Response { id, result, error } => {
+                let Some(id) = id.as_u64() else { return out };
+                if id == self.subscribe_id {
+                    match SubscribeResult::from_value(&result) {
+                        Ok(s) => {
+                            if let Err(e) = self.cfg.geometry.fits(s.extranonce2_size) {
+                                out.push(ClientAction::Fail(e.to_string()));
+                                return out;
+                            }
+                            self.subscribed = Some(s.clone());
+                            out.push(ClientAction::Subscribed(s));
+                        }
+                        Err(e) => out.push(ClientAction::Fail(format!(
+                            "subscribe failed: {e} {error:?}"
+                        ))),
+                    }
+                } else if let Some(p) = self.pending.remove(&id) {
+                    let accepted = error.is_none() && result.as_bool() == Some(true);
+                    if accepted {
+                        self.consecutive_rejects = 0;
+                    } else {
+                        self.consecutive_rejects += 1;
+                        tracing::debug!(?error, "pool rejected share");
+                    }
+                    out.push(ClientAction::Result(UpstreamResult {
+                        session: p.session,
+                        accepted,
+                        difficulty: p.difficulty,
+                    }));
+                    if self.consecutive_rejects >= self.cfg.max_consecutive_rejects {
+                        out.push(ClientAction::Fail(format!(
+                            "pool rejected {} shares in a row",
+                            self.consecutive_rejects
+                        )));
+                    }
+                } else if let Some(mask) = result
+                    .as_object()
+                    .and_then(|o| o.get("version-rolling.mask"))
+                    .and_then(|m| m.as_str())
+                {
+                    // The configure reply.
+                    self.version_mask =
+                        u32::from_str_radix(mask, 16).unwrap_or(0) & self.cfg.version_mask;
+                } else if error.is_some() && result.as_bool() != Some(true) {
+                    // An authorize (or configure) failure: fatal for auth.
+                    if result.is_boolean() || result.is_null() {
+                        let e = error.map(|e| e.message).unwrap_or_default();
+                        if !self.pending.is_empty() || self.subscribed.is_some() {
+                            tracing::warn!(error = %e, "pool refused a request");
+                        }
+                    }
+                }
+            }
+            ServerMessage::SetDifficulty(d) => self.pending_difficulty = Some(d),
+            ServerMessage::SetVersionMask(m) => self.version_mask = m & self.cfg.version_mask,
+            ServerMessage::SetExtranonce {
+                extranonce1,
+                extranonce2_size,
+            } => {
+                if let Err(e) = self.cfg.geometry.fits(extranonce2_size) {
+                    out.push(ClientAction::Fail(e.to_string()));
+                } else {
+                    // Applies from the next notify (PROTOCOLS.md).
+                    self.subscribed = Some(SubscribeResult {
+                        extranonce1,
+                        extranonce2_size,
+                    });
+                }
+            }
+            ServerMessage::Notify(n) => {
+                if let Some(d) = self.pending_difficulty.take() {
+                    self.difficulty = d;
+                }
+                let clean = n.clean || self.last_prev_hash.is_some_and(|p| p != n.prev_hash);
+                self.last_prev_hash = Some(n.prev_hash);
+                self.last_job = Some(now);
+                out.push(ClientAction::Job(JobParts {
+                    notify: n,
+                    difficulty: self.difficulty,
+                    clean,
+                }));
+            }
+            ServerMessage::Reconnect { host, port, wait } => {
+                let url = PoolUrl {
+                    host: host.unwrap_or_else(|| self.cfg.url.host.clone()),
+                    port: port.unwrap_or(self.cfg.url.port),
+                };
+                out.push(ClientAction::Reconnect(
+                    url,
+                    Duration::from_secs(wait.unwrap_or(0).min(600)),
+                ));
+            }
+            ServerMessage::ShowMessage(text) => tracing::info!(%text, "message from pool"),
+            ServerMessage::Request { id, method } => {
+                let reply = if method == "client.get_version" {
+                    msg::encode_result(id.as_bytes(), &json!(self.cfg.user_agent))
+                } else {
+                    msg::encode_error(
+                        id.as_bytes(),
+                        sluice_sv1::ErrorCode::Other,
+                        "Method not found",
+                    )
+                };
+                out.push(ClientAction::Send(reply));
+            }
+            ServerMessage::Unknown(m) => {
+                tracing::debug!(method = %m, "unhandled pool notification")
+            }
+        }
+        out
+    }
+
+    /// Encodes a share for the pool (and, with pass-through names, the
+    /// worker's authorization the first time it is seen).
+    pub fn submit(&mut self, s: &ShareForward, pad: usize) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(2);
+        let worker = if self.cfg.pass_through_workers {
+            let suffix = s.worker.rsplit_once('.').map_or(&*s.worker, |(_, w)| w);
+            let name = format!("{}.{}", self.cfg.user, suffix);
+            if !self.authorized.contains(&name) {
+                out.push(self.authorize(&name));
+            }
+            name
+        } else {
+            self.cfg.user.clone()
+        };
+        let id = self.id();
+        let mut en2 = [0u8; 64];
+        let n = s.extranonce2.as_slice().len();
+        en2[..n].copy_from_slice(s.extranonce2.as_slice());
+        out.push(msg::encode_submit(
+            id,
+            &worker,
+            &s.job.upstream_job_id,
+            &en2[..n + pad],
+            s.ntime,
+            s.nonce,
+            s.version_bits,
+        ));
+        self.pending.insert(
+            id,
+            Pending {
+                session: s.session,
+                difficulty: s.difficulty,
+            },
+        );
+        out
+    }
+
+    /// Checks the stall timer.
+    pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
+        let last = self.last_job?;
+        (now.saturating_duration_since(last) > self.cfg.stall_timeout)
+            .then(|| ClientAction::Fail(format!("no job for {:?}", self.cfg.stall_timeout)))
+    }
+}
+
+/// Process-wide counters the upstream tasks share.
+#[derive(Debug, Default)]
+pub struct JobIds(AtomicU64);
+
+impl JobIds {
+    /// The next job number.
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Builds the shared [`Job`] from a pool's notify (trick 1: the pool's
+/// extranonce1 goes into coinb1; zero padding goes in front of coinb2).
+#[allow(clippy::too_many_arguments)]
+pub fn build_job(
+    parts: &JobParts,
+    sub: &SubscribeResult,
+    geometry: Geometry,
+    upstream: UpstreamId,
+    id: u64,
+    epoch: u64,
+    version_mask: u32,
+    rolling_rule: RollingRule,
+    share_tx: mpsc::Sender<ShareForward>,
+    now: Instant,
+) -> Result<Job, String> {
+    let n = &parts.notify;
+    let pad = geometry.pad_len(sub.extranonce2_size);
+    let coinb1 = [&n.coinb1[..], &sub.extranonce1].concat();
+    let coinb2 = [&vec![0u8; pad][..], &n.coinb2].concat();
+    let template = JobTemplate::new(
+        n.prev_hash,
+        coinb1.clone(),
+        coinb2.clone(),
+        n.branches.clone(),
+        n.nbits,
+    )
+    .map_err(|e| format!("job {}: {e}", n.job_id))?;
+    let upstream_target = Target::from_difficulty(parts.difficulty).map_err(|e| e.to_string())?;
+    let mine = sluice_sv1::Notify {
+        job_id: format!("{id:x}"),
+        coinb1,
+        coinb2,
+        clean: parts.clean,
+        ..n.clone()
+    };
+    let notify = mine.encode();
+    let notify_clean = sluice_sv1::Notify {
+        clean: true,
+        ..mine
+    }
+    .encode();
+    Ok(Job {
+        id,
+        upstream,
+        upstream_job_id: n.job_id.as_str().into(),
+        template: Arc::new(template),
+        version: n.version,
+        version_mask,
+        rolling_rule,
+        ntime: n.ntime,
+        clean: parts.clean,
+        epoch,
+        upstream_target,
+        share_tx,
+        notify,
+        notify_clean,
+        coinbase_value_sat: None,
+        received: now,
+    })
+}
+
+/// Everything one connection task needs.
+pub struct UpstreamTask {
+    /// Connection number.
+    pub id: UpstreamId,
+    /// Settings.
+    pub cfg: Arc<UpstreamConfig>,
+    /// Job numbering shared by all upstreams.
+    pub job_ids: Arc<JobIds>,
+    /// Engine counters.
+    pub stats: Arc<Stats>,
+    /// Publishes jobs.
+    pub jobs: watch::Sender<Option<Arc<Job>>>,
+    /// Publishes health.
+    pub health: watch::Sender<Health>,
+    /// Shares from sessions.
+    pub shares: mpsc::Receiver<ShareForward>,
+    /// A sender clone for jobs to carry.
+    pub share_tx: mpsc::Sender<ShareForward>,
+    /// Share results back to sessions.
+    pub results: mpsc::UnboundedSender<UpstreamResult>,
+    /// Stops the task.
+    pub cancel: CancellationToken,
+}
+
+impl UpstreamTask {
+    /// Runs until cancelled, reconnecting with backoff.
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(250);
+        let mut url = self.cfg.url.clone();
+        let mut epoch = 0u64;
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let _ = self.health.send(Health::Connecting);
+            let outcome = self.connection(&url, &mut epoch).await;
+            let reason = match outcome {
+                Ok(Some((next, wait))) => {
+                    tracing::info!(%next, ?wait, "pool asked us to reconnect");
+                    url = next;
+                    let _ = self
+                        .health
+                        .send(Health::Failed("reconnecting on pool request".into()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                    backoff = Duration::from_millis(250);
+                    continue;
+                }
+                Ok(None) => return,
+                Err(e) => e,
+            };
+            tracing::warn!(upstream = self.id, url = %url, %reason, "upstream down");
+            let _ = self.health.send(Health::Failed(reason));
+            // Shares that arrive while down have nowhere to go: count them.
+            while let Ok(s) = self.shares.try_recv() {
+                self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+                let _ = self.results.send(UpstreamResult {
+                    session: s.session,
+                    accepted: false,
+                    difficulty: s.difficulty,
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.cancel.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            // Back to the configured pool after a redirect fails.
+            url = self.cfg.url.clone();
+        }
+    }
+
+    /// One connection's life. `Ok(None)`: cancelled; `Ok(Some)`: the pool
+    /// asked for a reconnect; `Err`: why it failed.
+    async fn connection(
+        &mut self,
+        url: &PoolUrl,
+        epoch: &mut u64,
+    ) -> Result<Option<(PoolUrl, Duration)>, String> {
+        let connect = TcpStream::connect((url.host.as_str(), url.port));
+        let stream = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("connect: {e}")),
+            Err(_) => return Err("connect timed out".into()),
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let mut codec = LineCodec::new(self.cfg.max_line);
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut st = ClientState::new(self.cfg.clone());
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let handshake_deadline = tokio::time::Instant::now() + self.cfg.connect_timeout;
+        for a in st.handshake(Instant::now()) {
+            if let ClientAction::Send(b) = a {
+                wr.write_all(&b).await.map_err(|e| format!("write: {e}"))?;
+            }
+        }
+        let mut ready = false;
+        // Jobs numbered before this connection's first job were built on an
+        // earlier subscription (maybe another extranonce1): the pool would
+        // reject their shares.
+        let mut first_epoch: Option<u64> = None;
+        loop {
+            let mut lines = Vec::new();
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => {
+                    match r {
+                        Ok(0) => return Err("pool closed the connection".into()),
+                        Ok(_) => loop {
+                            match codec.decode(&mut buf) {
+                                Ok(Some(l)) => lines.push(l),
+                                Ok(None) => break,
+                                Err(e) => return Err(e.to_string()),
+                            }
+                        },
+                        Err(e) => return Err(format!("read: {e}")),
+                    }
+                }
+                s = self.shares.recv() => {
+                    let Some(s) = s else { return Ok(None) };
+                    let Some(sub) = st.subscription() else {
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
+                        continue;
+                    };
+                    let pad = self.cfg.geometry.pad_len(sub.extranonce2_size);
+                    // Shares on jobs of an earlier connection are stale for
+                    // this one; the pool would reject them.
+                    if s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
+                        continue;
+                    }
+                    for line in st.submit(&s, pad) {
+                        wr.write_all(&line).await.map_err(|e| format!("write: {e}"))?;
+                    }
+                    self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = ticker.tick() => {
+                    if !ready && tokio::time::Instant::now() > handshake_deadline {
+                        return Err("handshake timed out".into());
+                    }
+                    if let Some(ClientAction::Fail(r)) = st.on_tick(Instant::now()) {
+                        return Err(r);
+                    }
+                }
+                _ = self.cancel.cancelled() => return Ok(None),
+            }
+            for line in lines {
+                for action in st.on_line(&line, Instant::now()) {
+                    match action {
+                        ClientAction::Send(b) => {
+                            wr.write_all(&b).await.map_err(|e| format!("write: {e}"))?
+                        }
+                        ClientAction::Subscribed(s) => {
+                            tracing::info!(upstream = self.id, extranonce1 = %hex::encode(&s.extranonce1), extranonce2_size = s.extranonce2_size, "subscribed");
+                        }
+                        ClientAction::Job(parts) => {
+                            let Some(sub) = st.subscription().cloned() else {
+                                continue;
+                            };
+                            if parts.clean || !ready {
+                                *epoch += 1;
+                            }
+                            let job = build_job(
+                                &parts,
+                                &sub,
+                                self.cfg.geometry,
+                                self.id,
+                                self.job_ids.next(),
+                                *epoch,
+                                st.version_mask(),
+                                self.cfg.rolling_rule,
+                                self.share_tx.clone(),
+                                Instant::now(),
+                            );
+                            match job {
+                                Ok(j) => {
+                                    let _ = self.jobs.send(Some(Arc::new(j)));
+                                    if !ready {
+                                        ready = true;
+                                        first_epoch = Some(*epoch);
+                                        let _ = self.health.send(Health::Ready);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(upstream = self.id, error = %e, "unusable job")
+                                }
+                            }
+                        }
+                        ClientAction::Result(r) => {
+                            let c = if r.accepted {
+                                &self.stats.upstream_accepted
+                            } else {
+                                &self.stats.upstream_rejected
+                            };
+                            c.fetch_add(1, Ordering::Relaxed);
+                            let _ = self.results.send(r);
+                        }
+                        ClientAction::Reconnect(u, wait) => return Ok(Some((u, wait))),
+                        ClientAction::Fail(r) => return Err(r),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

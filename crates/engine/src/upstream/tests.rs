@@ -1,0 +1,304 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::job::Extranonce;
+
+fn cfg(pass_through: bool) -> Arc<UpstreamConfig> {
+    Arc::new(UpstreamConfig {
+        url: "stratum+tcp://127.0.0.1:3333".parse().unwrap(),
+        user: "acct".into(),
+        password: "x".into(),
+        pass_through_workers: pass_through,
+        rolling_rule: RollingRule::Replace,
+        version_mask: 0x1fff_e000,
+        geometry: Geometry {
+            prefix_len: 2,
+            downstream_len: 4,
+        },
+        stall_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(5),
+        max_consecutive_rejects: 3,
+        max_line: 1 << 16,
+        user_agent: "sluice/test".into(),
+    })
+}
+
+fn sent(actions: &[ClientAction]) -> Vec<Value> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ClientAction::Send(b) => Some(serde_json::from_slice(&b[..b.len() - 1]).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn line(v: Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+fn notify(job: &str, prev: &str, clean: bool) -> Vec<u8> {
+    line(
+        json!({"id":null,"method":"mining.notify","params":[job, prev, "01000000", "ffffffff", [], "20000000", "1d00ffff", "6b000000", clean]}),
+    )
+}
+
+const PREV_A: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+const PREV_B: &str = "0000000000000000000000000000000000000000000000000000000000000002";
+
+fn subscribed(pass_through: bool) -> (ClientState, Instant) {
+    let now = Instant::now();
+    let mut st = ClientState::new(cfg(pass_through));
+    let v = sent(&st.handshake(now));
+    assert_eq!(v[0]["method"], "mining.configure");
+    assert_eq!(v[0]["params"][1]["version-rolling.mask"], "1fffe000");
+    assert_eq!(v[1]["method"], "mining.subscribe");
+    assert_eq!(v[2]["method"], "mining.authorize");
+    assert_eq!(v[2]["params"], json!(["acct", "x"]));
+    let sub_id = v[1]["id"].as_u64().unwrap();
+    let a = st.on_line(&line(json!({"id": v[0]["id"], "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}, "error": null})), now);
+    assert!(a.is_empty());
+    assert_eq!(st.version_mask(), 0x1fff_e000);
+    let a = st.on_line(&line(json!({"id": sub_id, "result": [[["mining.notify","x"]], "0a0b0c0d", 8], "error": null})), now);
+    assert!(matches!(&a[0], ClientAction::Subscribed(s) if s.extranonce2_size == 8));
+    (st, now)
+}
+
+#[test]
+fn urls_parse_and_print() {
+    let u: PoolUrl = "stratum+tcp://pool.example:3333".parse().unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("pool.example", 3333));
+    assert_eq!(u.to_string(), "stratum+tcp://pool.example:3333");
+    let v6: PoolUrl = "stratum+tcp://[::1]:4000".parse().unwrap();
+    assert_eq!(v6.host, "::1");
+    assert_eq!(v6.to_string(), "stratum+tcp://[::1]:4000");
+    for bad in [
+        "http://x:1",
+        "stratum+tcp://x",
+        "stratum+tcp://:1",
+        "stratum+tcp://x:0",
+        "stratum+tcp://x:99999",
+    ] {
+        assert!(bad.parse::<PoolUrl>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn too_small_extranonce_space_fails_clearly() {
+    let now = Instant::now();
+    let mut st = ClientState::new(cfg(false));
+    let v = sent(&st.handshake(now));
+    let a = st.on_line(
+        &line(json!({"id": v[1]["id"], "result": [[], "00", 4], "error": null})),
+        now,
+    );
+    match &a[0] {
+        ClientAction::Fail(r) => assert!(r.contains("downstream_extranonce2_size"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn difficulty_applies_to_next_job_and_new_prev_hash_is_clean() {
+    let (mut st, now) = subscribed(false);
+    st.on_line(
+        &line(json!({"id":null,"method":"mining.set_difficulty","params":[512]})),
+        now,
+    );
+    let a = st.on_line(&notify("j1", PREV_A, false), now);
+    let ClientAction::Job(p1) = &a[0] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(p1.difficulty, 512.0);
+    assert!(!p1.clean);
+    st.on_line(
+        &line(json!({"id":null,"method":"mining.set_difficulty","params":[1024]})),
+        now,
+    );
+    let a = st.on_line(&notify("j2", PREV_B, false), now);
+    let ClientAction::Job(p2) = &a[0] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(p2.difficulty, 1024.0);
+    assert!(
+        p2.clean,
+        "a new prev hash makes the job clean even if the pool says otherwise"
+    );
+}
+
+fn share(job: Arc<Job>, session: SessionId, worker: &str) -> ShareForward {
+    ShareForward {
+        session,
+        worker: worker.into(),
+        job,
+        extranonce2: Extranonce::from_parts(&[&[0xab, 0xcd], &[1, 2, 3, 4]]).unwrap(),
+        ntime: 0x6b00_0001,
+        nonce: 0xdead_beef,
+        version_bits: Some(0x2000),
+        difficulty: 2.0,
+        hash: [0; 32],
+        is_block: false,
+        received: Instant::now(),
+    }
+}
+
+fn job_from(st: &mut ClientState, now: Instant) -> Arc<Job> {
+    let a = st.on_line(&notify("j1", PREV_A, true), now);
+    let ClientAction::Job(p) = &a[0] else {
+        panic!()
+    };
+    let (tx, _rx) = mpsc::channel(1);
+    let sub = st.subscription().unwrap().clone();
+    Arc::new(
+        build_job(
+            p,
+            &sub,
+            Geometry {
+                prefix_len: 2,
+                downstream_len: 4,
+            },
+            3,
+            77,
+            1,
+            st.version_mask(),
+            RollingRule::Replace,
+            tx,
+            now,
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn jobs_carry_pool_extranonce1_in_coinb1_and_pad_in_coinb2() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    assert_eq!(job.template.coinb1(), &[1, 0, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d]);
+    assert_eq!(job.template.coinb2(), &[0, 0, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(job.wire_id(), "4d");
+    assert_eq!(&*job.upstream_job_id, "j1");
+    let v: Value = serde_json::from_slice(&job.notify[..job.notify.len() - 1]).unwrap();
+    assert_eq!(v["params"][0], "4d");
+    assert_eq!(v["params"][2], "010000000a0b0c0d");
+    assert_eq!(v["params"][3], "0000ffffffff");
+}
+
+#[test]
+fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    let lines = st.submit(&share(job.clone(), 42, "farm.rig1"), 2);
+    assert_eq!(lines.len(), 1);
+    let v: Value = serde_json::from_slice(&lines[0][..lines[0].len() - 1]).unwrap();
+    assert_eq!(
+        v["params"],
+        json!([
+            "acct",
+            "j1",
+            "abcd010203040000",
+            "6b000001",
+            "deadbeef",
+            "00002000"
+        ])
+    );
+    assert_eq!(st.pending(), 1);
+    let a = st.on_line(
+        &line(json!({"id": v["id"], "result": true, "error": null})),
+        now,
+    );
+    assert_eq!(
+        a,
+        vec![ClientAction::Result(UpstreamResult {
+            session: 42,
+            accepted: true,
+            difficulty: 2.0
+        })]
+    );
+    assert_eq!(st.pending(), 0);
+}
+
+#[test]
+fn pass_through_authorizes_each_worker_once() {
+    let (mut st, now) = subscribed(true);
+    let job = job_from(&mut st, now);
+    let lines = st.submit(&share(job.clone(), 1, "farm.rig1"), 2);
+    let v: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_slice(&l[..l.len() - 1]).unwrap())
+        .collect();
+    assert_eq!(v[0]["method"], "mining.authorize");
+    assert_eq!(v[0]["params"][0], "acct.rig1");
+    assert_eq!(v[1]["params"][0], "acct.rig1");
+    assert_eq!(st.submit(&share(job, 1, "farm.rig1"), 2).len(), 1);
+}
+
+#[test]
+fn a_pool_that_rejects_everything_is_failed() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    let mut failed = false;
+    for _ in 0..3 {
+        let l = st.submit(&share(job.clone(), 1, "w"), 2);
+        let v: Value = serde_json::from_slice(&l[0][..l[0].len() - 1]).unwrap();
+        let a = st.on_line(
+            &line(json!({"id": v["id"], "result": null, "error": [23, "Low difficulty", null]})),
+            now,
+        );
+        assert!(matches!(
+            a[0],
+            ClientAction::Result(UpstreamResult {
+                accepted: false,
+                ..
+            })
+        ));
+        failed |= a.iter().any(|x| matches!(x, ClientAction::Fail(_)));
+    }
+    assert!(failed);
+}
+
+#[test]
+fn a_stalled_pool_is_failed_after_the_timeout() {
+    let (mut st, now) = subscribed(false);
+    st.on_line(&notify("j1", PREV_A, true), now);
+    assert!(st.on_tick(now + Duration::from_secs(59)).is_none());
+    assert!(matches!(
+        st.on_tick(now + Duration::from_secs(61)),
+        Some(ClientAction::Fail(_))
+    ));
+}
+
+#[test]
+fn reconnect_and_get_version_are_handled() {
+    let (mut st, now) = subscribed(false);
+    let a = st.on_line(
+        &line(json!({"id":null,"method":"client.reconnect","params":["other.example", 4444, 3]})),
+        now,
+    );
+    assert_eq!(
+        a,
+        vec![ClientAction::Reconnect(
+            "stratum+tcp://other.example:4444".parse().unwrap(),
+            Duration::from_secs(3)
+        )]
+    );
+    let a = st.on_line(
+        &line(json!({"id":null,"method":"client.reconnect","params":[]})),
+        now,
+    );
+    assert_eq!(
+        a,
+        vec![ClientAction::Reconnect(
+            "stratum+tcp://127.0.0.1:3333".parse().unwrap(),
+            Duration::ZERO
+        )]
+    );
+    let a = st.on_line(
+        &line(json!({"id":5,"method":"client.get_version","params":[]})),
+        now,
+    );
+    assert_eq!(sent(&a)[0]["result"], "sluice/test");
+    // Garbage from the pool is logged, not fatal.
+    assert!(st.on_line(b"{garbage", now).is_empty());
+}
