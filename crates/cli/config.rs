@@ -117,16 +117,18 @@ pub struct ExtranonceConfig {
     /// Bytes of the pool's extranonce2 that name a session (the miner's
     /// extranonce1): 2 allows 65,536 sessions, 3 allows 16.7 million.
     pub session_prefix_bytes: usize,
-    /// extranonce2 bytes miners roll. The pool must give at least
-    /// `session_prefix_bytes + downstream_extranonce2_size`.
-    pub downstream_extranonce2_size: usize,
+    /// extranonce2 bytes miners roll. In proxy mode the pool must give at
+    /// least `session_prefix_bytes + downstream_extranonce2_size`.
+    /// Default: 4 in proxy mode; 8 in pool mode, which leaves room for a
+    /// proxy (prefix + 4) in front of the pool.
+    pub downstream_extranonce2_size: Option<usize>,
 }
 
 impl Default for ExtranonceConfig {
     fn default() -> Self {
         Self {
             session_prefix_bytes: 2,
-            downstream_extranonce2_size: 4,
+            downstream_extranonce2_size: None,
         }
     }
 }
@@ -282,7 +284,7 @@ impl Config {
         if !(1..=4).contains(&e.session_prefix_bytes) {
             bail!("extranonce.session_prefix_bytes must be 1–4");
         }
-        if !(1..=8).contains(&e.downstream_extranonce2_size) {
+        if !(1..=8).contains(&self.downstream_extranonce2_size()) {
             bail!(
                 "extranonce.downstream_extranonce2_size must be 1–8 (WhatsMiner firmware allows at most 8)"
             );
@@ -325,11 +327,21 @@ impl Config {
         Ok(())
     }
 
+    /// extranonce2 bytes miners roll (mode-dependent default).
+    pub fn downstream_extranonce2_size(&self) -> usize {
+        self.extranonce
+            .downstream_extranonce2_size
+            .unwrap_or(match self.mode {
+                Mode::Proxy => 4,
+                Mode::Pool => 8,
+            })
+    }
+
     /// The extranonce split.
     pub fn geometry(&self) -> Geometry {
         Geometry {
             prefix_len: self.extranonce.session_prefix_bytes,
-            downstream_len: self.extranonce.downstream_extranonce2_size,
+            downstream_len: self.downstream_extranonce2_size(),
         }
     }
 
@@ -375,7 +387,7 @@ impl Config {
             },
             self.difficulty.vardiff.target_share_interval_secs,
             self.extranonce.session_prefix_bytes,
-            self.extranonce.downstream_extranonce2_size,
+            self.downstream_extranonce2_size(),
         );
         match self.mode {
             Mode::Proxy => {

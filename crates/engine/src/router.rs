@@ -138,6 +138,10 @@ pub struct Router {
     inner: Mutex<Inner>,
     /// Sessions, for events and balancing.
     pub sessions: DashMap<SessionId, SessionSlot>,
+    /// Sessions moved off failed or worse-level upstreams.
+    pub failover_moves: AtomicU64,
+    /// Sessions moved to follow the weights.
+    pub rebalance_moves: AtomicU64,
 }
 
 fn is_ready(h: &UpstreamHandle) -> bool {
@@ -175,6 +179,8 @@ impl Router {
             cfg,
             inner: Mutex::new(inner),
             sessions: DashMap::new(),
+            failover_moves: AtomicU64::new(0),
+            rebalance_moves: AtomicU64::new(0),
         })
     }
 
@@ -409,8 +415,10 @@ impl Router {
             );
         }
         for (session, failed) in to_move {
-            if let Some(to) = self.pick(&mut inner, None) {
-                self.move_session(&mut inner, session, &to, failed);
+            if let Some(to) = self.pick(&mut inner, None)
+                && self.move_session(&mut inner, session, &to, failed)
+            {
+                self.failover_moves.fetch_add(1, Ordering::Relaxed);
             }
         }
 
@@ -501,6 +509,7 @@ impl Router {
             }
         }
         if moved > 0 {
+            self.rebalance_moves.fetch_add(moved, Ordering::Relaxed);
             tracing::info!(moved, "rebalanced sessions across pools by weight");
         }
     }

@@ -50,6 +50,9 @@ pub struct SessionConfig {
     pub max_consecutive_bad: u32,
     /// Longest accepted worker name.
     pub max_worker_len: usize,
+    /// Distinct worker names one connection may authorize (a proxy in
+    /// front of us with pass-through names carries many).
+    pub max_workers_per_connection: usize,
 }
 
 impl Default for SessionConfig {
@@ -64,6 +67,7 @@ impl Default for SessionConfig {
             max_jobs: 8,
             max_consecutive_bad: 30,
             max_worker_len: 256,
+            max_workers_per_connection: 10_000,
         }
     }
 }
@@ -133,7 +137,7 @@ pub struct Session {
     stats: Arc<Stats>,
     subscribed: bool,
     user_agent: Option<String>,
-    workers: Vec<Arc<str>>,
+    workers: HashSet<Arc<str>>,
     extranonce1: Vec<u8>,
     extranonce2_size: usize,
     /// Mask agreed with the miner (0 when it never configured rolling).
@@ -177,7 +181,7 @@ impl Session {
             stats,
             subscribed: false,
             user_agent: None,
-            workers: Vec::new(),
+            workers: HashSet::new(),
             extranonce1,
             extranonce2_size,
             version_mask: 0,
@@ -210,8 +214,8 @@ impl Session {
     }
 
     /// Authorized worker names.
-    pub fn workers(&self) -> &[Arc<str>] {
-        &self.workers
+    pub fn workers(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.workers.iter()
     }
 
     /// The user agent from `mining.subscribe`.
@@ -295,8 +299,12 @@ impl Session {
                     self.vardiff.set(d, now);
                     self.fixed_difficulty = true;
                 }
-                if !self.workers.iter().any(|w| **w == *username) && self.workers.len() < 64 {
-                    self.workers.push(username.into());
+                if !self.workers.contains(username.as_str()) {
+                    if self.workers.len() >= self.cfg.max_workers_per_connection {
+                        self.bad(Reject::Unauthorized, id, out);
+                        return;
+                    }
+                    self.workers.insert(username.into());
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);
@@ -506,7 +514,7 @@ impl Session {
         if !self.subscribed {
             return Err((Reject::NotSubscribed, 0.0));
         }
-        let Some(worker) = self.workers.iter().find(|w| ***w == *s.worker).cloned() else {
+        let Some(worker) = self.workers.get(s.worker).cloned() else {
             return Err((Reject::Unauthorized, 0.0));
         };
         let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| (Reject::JobNotFound, 0.0))?;

@@ -147,9 +147,15 @@ pub async fn run(
     let mut nonce: u32 = 0;
     let mut roll: u32 = 0;
     let started = Instant::now();
-    // Hash in slices of ~10 ms worth of hashes, then let I/O in.
-    let batch = ((cfg.hashes_per_sec / 100.0).ceil() as u64).clamp(1, 1 << 20);
-    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    // Hash in short slices, then let I/O in. Slow miners wake less often:
+    // thousands of them share a small machine.
+    let slice = if cfg.hashes_per_sec < 50_000.0 {
+        0.05
+    } else {
+        0.01
+    };
+    let batch = ((cfg.hashes_per_sec * slice).ceil() as u64).clamp(1, 1 << 20);
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(slice));
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     loop {

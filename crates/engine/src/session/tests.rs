@@ -311,6 +311,46 @@ fn unauthorized_and_unsubscribed_get_24_and_25() {
 }
 
 #[test]
+fn many_workers_per_connection_up_to_the_cap() {
+    let stats = Arc::new(Stats::default());
+    let cfg = Arc::new(SessionConfig {
+        max_workers_per_connection: 500,
+        ..SessionConfig::default()
+    });
+    let mut s = Session::new(1, cfg, stats, vec![0, 1], 4, Instant::now());
+    let mut out = Vec::new();
+    s.on_line(
+        br#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        Instant::now(),
+        &mut out,
+    );
+    for i in 0..500 {
+        out.clear();
+        let line =
+            json!({"id": 2, "method": "mining.authorize", "params": [format!("farm.w{i}"), "x"]})
+                .to_string();
+        s.on_line(line.as_bytes(), Instant::now(), &mut out);
+        assert_eq!(sent(&out)[0]["result"], true, "worker {i}");
+    }
+    // Re-authorizing a known name is fine; a new one past the cap is not.
+    out.clear();
+    s.on_line(
+        br#"{"id":3,"method":"mining.authorize","params":["farm.w7","x"]}"#,
+        Instant::now(),
+        &mut out,
+    );
+    assert_eq!(sent(&out)[0]["result"], true);
+    out.clear();
+    s.on_line(
+        br#"{"id":4,"method":"mining.authorize","params":["farm.new","x"]}"#,
+        Instant::now(),
+        &mut out,
+    );
+    assert_eq!(error_code(&out), Some(24));
+    assert_eq!(s.workers().count(), 500);
+}
+
+#[test]
 fn malformed_lines_get_20_with_null_id_and_repeat_offenders_are_dropped() {
     let mut r = Rig::new();
     let out = r.raw(b"{this is not json");

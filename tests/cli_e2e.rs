@@ -1,0 +1,193 @@
+//! The real binaries: `sluice pool` and `sluice proxy` as separate
+//! processes on 127.0.0.1, a simulated miner through them, clean shutdown
+//! on SIGTERM; and `sluice check-config` on the shipped example.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_loadgen::{MinerConfig, MinerStats};
+use tokio_util::sync::CancellationToken;
+
+struct Proc {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{first}"));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    Proc {
+        child,
+        port,
+        stderr,
+    }
+}
+
+fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
+    let pid = p.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_binary_forwards_to_pool_binary_and_both_shut_down_cleanly() {
+    let mut pool = spawn(&[
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--min-difficulty",
+        "0.0000001",
+        "--start-difficulty",
+        "0.000001",
+        "--block-interval",
+        "0",
+    ]);
+    let url = format!("stratum+tcp://127.0.0.1:{}", pool.port);
+    let mut proxy = spawn(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--pool",
+        &url,
+        "--user",
+        "farmacct",
+        "--password",
+        "d=0.0000001",
+        "--min-difficulty",
+        "0.0000001",
+        "--start-difficulty",
+        "0.000001",
+    ]);
+    let stats = Arc::new(MinerStats::default());
+    let cancel = CancellationToken::new();
+    let cfg = MinerConfig {
+        addr: format!("127.0.0.1:{}", proxy.port),
+        worker: "site1.rig7".into(),
+        password: "x".into(),
+        version_rolling: true,
+        hashes_per_sec: 20_000.0,
+        user_agent: "cgminer/4.11.1".into(),
+    };
+    tokio::spawn(sluice_loadgen::run(cfg, stats.clone(), cancel.clone()));
+    let start = Instant::now();
+    while stats.accepted.load(Ordering::Relaxed) < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no accepted shares: {}",
+            proxy.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The pool booked the shares under the proxy's user.
+    let start = Instant::now();
+    while !pool.stderr.lock().unwrap().contains("worker=farmacct") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pool log: {}",
+            pool.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    assert!(sigterm(&mut proxy).success());
+    assert!(sigterm(&mut pool).success());
+    assert!(proxy.stderr.lock().unwrap().contains("shutting down"));
+}
+
+#[test]
+fn check_config_accepts_the_example_and_rejects_mistakes() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/sluice.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check-config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pool-a.example"), "{text}");
+    assert!(text.trim_end().ends_with("ok"));
+
+    let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, body, expect) in [
+        ("unknown.toml", "mode = \"pool\"\nbogus = 1\n", "bogus"),
+        ("nopools.toml", "mode = \"proxy\"\n", "at least one"),
+        (
+            "badurl.toml",
+            "mode = \"proxy\"\n[[pools]]\nurl = \"http://x:1\"\nuser = \"u\"\n",
+            "stratum+tcp",
+        ),
+        (
+            "baddiff.toml",
+            "mode = \"pool\"\n[difficulty]\nmin = 10.0\nmax = 1.0\n",
+            "above",
+        ),
+        (
+            "en2.toml",
+            "mode = \"pool\"\n[extranonce]\ndownstream_extranonce2_size = 9\n",
+            "at most 8",
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["check-config", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
