@@ -281,8 +281,18 @@ impl Config {
             bail!("difficulty.vardiff.dead_band and max_step must be at least 1");
         }
         let e = &self.extranonce;
-        if !(1..=4).contains(&e.session_prefix_bytes) {
-            bail!("extranonce.session_prefix_bytes must be 1–4");
+        if !(1..=3).contains(&e.session_prefix_bytes) {
+            bail!("extranonce.session_prefix_bytes must be 1–3 (3 allows 16.7 million sessions)");
+        }
+        let l = &self.listen;
+        for (name, v) in [
+            ("handshake_timeout_secs", l.handshake_timeout_secs),
+            ("idle_timeout_secs", l.idle_timeout_secs),
+            ("write_timeout_secs", l.write_timeout_secs),
+        ] {
+            if !(1..=86_400).contains(&v) {
+                bail!("listen.{name} must be 1–86400 seconds");
+            }
         }
         if !(1..=8).contains(&self.downstream_extranonce2_size()) {
             bail!(

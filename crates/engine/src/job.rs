@@ -57,11 +57,21 @@ pub struct Job {
     pub notify_clean: Bytes,
     /// Block reward in satoshi when known (pool-node role), for the books.
     pub coinbase_value_sat: Option<u64>,
+    /// Zero bytes after the session's extranonce2 when the upstream's
+    /// extranonce2 space is larger than the split (fixed per job, so a
+    /// later `set_extranonce` cannot change how old shares are sent).
+    pub extranonce_pad: usize,
     /// When the job arrived.
     pub received: Instant,
 }
 
 impl Job {
+    /// Version bits to submit upstream for a validated header version:
+    /// both rules rebuild `version` from these (see `RollingRule`).
+    pub fn version_bits(&self, version: u32) -> Option<u32> {
+        (version != self.version).then_some(version & self.version_mask)
+    }
+
     /// The job id miners see.
     pub fn wire_id(&self) -> String {
         format!("{:x}", self.id)
@@ -132,8 +142,8 @@ pub struct ShareForward {
     pub ntime: u32,
     /// Header nonce.
     pub nonce: u32,
-    /// Rolled version bits (already masked), if the miner rolled.
-    pub version_bits: Option<u32>,
+    /// The header version exactly as validated (rolled bits applied).
+    pub version: u32,
     /// The difficulty the share was credited at (its session target).
     pub difficulty: f64,
     /// The block hash.

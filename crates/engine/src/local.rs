@@ -182,6 +182,7 @@ impl<S: TemplateSource> LocalTask<S> {
             notify,
             notify_clean,
             coinbase_value_sat: Some(lj.coinbase_value_sat),
+            extranonce_pad: 0,
             received: Instant::now(),
         };
         let _ = self.jobs.send(Some(Arc::new(job)));
@@ -192,10 +193,8 @@ impl<S: TemplateSource> LocalTask<S> {
         if s.is_block {
             // The block first; the books after.
             let job = &s.job;
-            let version = match s.version_bits {
-                Some(bits) => job.rolling_rule.apply(job.version, job.version_mask, bits),
-                None => job.version,
-            };
+            // The version exactly as the session validated it.
+            let version = s.version;
             let coinbase = [
                 job.template.coinb1(),
                 s.extranonce2.as_slice(),

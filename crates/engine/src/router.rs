@@ -30,6 +30,9 @@ use crate::job::UpstreamId;
 use crate::session::SessionId;
 use crate::upstream::{Health, UpstreamHandle, UpstreamResult};
 
+/// Upstream connections one pool may have open.
+const MAX_CONNS_PER_POOL: usize = 256;
+
 /// What the router tells a session.
 #[derive(Debug)]
 pub enum SessionEvent {
@@ -197,7 +200,8 @@ impl Router {
         work: Arc<AtomicU64>,
     ) -> Option<Arc<UpstreamHandle>> {
         let mut inner = self.lock();
-        let h = self.pick(&mut inner, None)?;
+        let level = Self::active_level(&inner);
+        let h = self.pick(&mut inner, level, false)?;
         h.sessions.fetch_add(1, Ordering::Relaxed);
         self.sessions.insert(
             session,
@@ -274,12 +278,11 @@ impl Router {
             .min()
     }
 
-    /// The pool to put one more session on: healthy, in the active level,
-    /// furthest below its weight by session count.
-    fn pick_pool(inner: &Inner, exclude: Option<usize>) -> Option<usize> {
-        let level = Self::active_level(inner);
+    /// The pool to put one more session on: healthy, in `level` (the
+    /// active level when `None` is healthy nowhere), furthest below its
+    /// weight by session count.
+    fn pick_pool(inner: &Inner, level: Option<u32>) -> Option<usize> {
         let candidates: Vec<usize> = (0..inner.pools.len())
-            .filter(|&i| Some(i) != exclude)
             .filter(|&i| match level {
                 Some(l) => {
                     inner.pools[i].entry.level == l
@@ -310,23 +313,50 @@ impl Router {
             })
     }
 
-    fn pick(&self, inner: &mut Inner, exclude: Option<usize>) -> Option<Arc<UpstreamHandle>> {
-        let pool = Self::pick_pool(inner, exclude)?;
-        self.conn_in(inner, pool)
+    fn pick(
+        &self,
+        inner: &mut Inner,
+        level: Option<u32>,
+        require_ready: bool,
+    ) -> Option<Arc<UpstreamHandle>> {
+        let pool = Self::pick_pool(inner, level)?;
+        self.conn_in(inner, pool, require_ready)
     }
 
-    /// A connection of `pool` with room, opening one if needed.
-    fn conn_in(&self, inner: &mut Inner, pool: usize) -> Option<Arc<UpstreamHandle>> {
+    /// A connection of `pool` with room. Moves (`require_ready`) only go to
+    /// ready connections; a new session may wait on one still connecting.
+    /// Another connection opens only when every live one is full — never
+    /// while the pool is down, so an outage cannot multiply connections.
+    fn conn_in(
+        &self,
+        inner: &mut Inner,
+        pool: usize,
+        require_ready: bool,
+    ) -> Option<Arc<UpstreamHandle>> {
         let p = &inner.pools[pool];
         let unlimited = p.entry.connector.unlimited();
-        let room = |h: &Arc<UpstreamHandle>| {
+        let room = |h: &&Arc<UpstreamHandle>| {
             unlimited || h.sessions.load(Ordering::Relaxed) < self.cfg.max_sessions_per_upstream
         };
-        if let Some(h) = p.conns.iter().filter(|h| !is_failed(h)).find(|h| room(h)) {
+        if let Some(h) = p.conns.iter().filter(|h| is_ready(h)).find(room) {
             return Some(h.clone());
         }
-        if unlimited {
-            return p.conns.first().cloned();
+        if let Some(h) = p
+            .conns
+            .iter()
+            .filter(|h| !is_ready(h) && !is_failed(h))
+            .find(room)
+        {
+            return (!require_ready).then(|| h.clone());
+        }
+        if unlimited || p.conns.iter().any(|h| is_failed(h)) || p.conns.len() >= MAX_CONNS_PER_POOL
+        {
+            // Down (or at the cap): wait here rather than open more.
+            return if require_ready {
+                None
+            } else {
+                p.conns.first().cloned()
+            };
         }
         let id = inner.next_id;
         inner.next_id += 1;
@@ -334,7 +364,7 @@ impl Router {
         tracing::info!(pool = %inner.pools[pool].entry.name, upstream = id, "opening another upstream connection");
         inner.by_id.insert(id, (pool, h.clone()));
         inner.pools[pool].conns.push(h.clone());
-        Some(h)
+        (!require_ready).then_some(h)
     }
 
     fn move_session(
@@ -415,7 +445,10 @@ impl Router {
             );
         }
         for (session, failed) in to_move {
-            if let Some(to) = self.pick(&mut inner, None)
+            // Off a failure: the best healthy level now. Failback: the level
+            // that has been healthy long enough.
+            let level = if failed { active } else { settled_level };
+            if let Some(to) = self.pick(&mut inner, level, true)
                 && self.move_session(&mut inner, session, &to, failed)
             {
                 self.failover_moves.fetch_add(1, Ordering::Relaxed);
@@ -499,7 +532,7 @@ impl Router {
             if -deficit < work / 2.0 {
                 continue;
             }
-            let Some(h) = self.conn_in(inner, to) else {
+            let Some(h) = self.conn_in(inner, to, true) else {
                 continue;
             };
             if self.move_session(inner, session, &h, false) {

@@ -57,6 +57,43 @@ impl Default for ServerConfig {
     }
 }
 
+/// Gives back a per-IP slot however the task ends.
+struct IpGuard {
+    engine: Arc<Engine>,
+    ip: IpAddr,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        self.engine.per_ip.remove_if_mut(&self.ip, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
+/// Undoes a session's registrations when its task ends.
+struct SessionGuard {
+    engine: Arc<Engine>,
+    id: u64,
+    prefix: Vec<u8>,
+    registered: bool,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.registered {
+            self.engine.router.release(self.id);
+            self.engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.engine.release_prefix(&self.prefix);
+    }
+}
+
+/// How long a session waits for room in its upstream's share queue before
+/// counting the share as not delivered.
+const FORWARD_WAIT: Duration = Duration::from_secs(1);
+
 /// Everything sessions share.
 pub struct Engine {
     /// Counters.
@@ -153,15 +190,16 @@ impl Engine {
             let me = self.clone();
             let id = self.next_session.fetch_add(1, Ordering::Relaxed);
             let span = tracing::info_span!("session", id, %peer);
+            let ip_guard = IpGuard {
+                engine: self.clone(),
+                ip,
+            };
             self.tracker.spawn(
                 async move {
                     let reason = me.clone().session(id, stream, peer).await;
                     me.stats.disconnect(reason);
                     tracing::debug!(reason = reason.label(), "session closed");
-                    me.per_ip.remove_if_mut(&ip, |_, n| {
-                        *n -= 1;
-                        *n == 0
-                    });
+                    drop(ip_guard);
                     drop(permit);
                 }
                 .instrument(span),
@@ -177,21 +215,23 @@ impl Engine {
             tracing::warn!("extranonce prefixes exhausted; raise session_prefix_bytes");
             return Disconnect::NoUpstream;
         };
-        let (tx, rx) = mpsc::channel(64);
+        // Releases the prefix (and, once registered, the router slot and
+        // the session count) however the task ends — a panic included.
+        let mut guard = SessionGuard {
+            engine: self.clone(),
+            id,
+            prefix: prefix.clone(),
+            registered: false,
+        };
+        let (tx, rx) = mpsc::channel(256);
         let work = Arc::new(AtomicU64::new(0));
         let Some(up) = self.router.assign(id, tx, work.clone()) else {
-            self.release_prefix(&prefix);
             return Disconnect::NoUpstream;
         };
+        guard.registered = true;
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, upstream = up.id, "session assigned");
-        let reason = self
-            .session_loop(id, stream, prefix.clone(), up, rx, work)
-            .await;
-        self.router.release(id);
-        self.release_prefix(&prefix);
-        self.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        reason
+        self.session_loop(id, stream, prefix, up, rx, work).await
     }
 
     async fn session_loop(
@@ -269,7 +309,7 @@ impl Engine {
                         jobs = up.jobs.clone();
                         jobs.mark_changed();
                     }
-                    Some(SessionEvent::Result(_)) => {}
+                    Some(SessionEvent::Result(r)) => core.on_upstream_result(r.accepted),
                     Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
                 },
                 _ = ticker.tick() => core.on_tick(Instant::now()),
@@ -285,13 +325,23 @@ impl Engine {
                     Output::Send(b) => wbuf.extend_from_slice(&b),
                     Output::Forward(f) => {
                         let tx = f.job.share_tx.clone();
-                        match tokio::time::timeout(cfg.write_timeout, tx.send(f)).await {
-                            Ok(Ok(())) => {}
-                            // The job's upstream is gone: the share is lost
-                            // upstream but was credited locally.
-                            _ => {
-                                self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+                        let delivered = match tx.try_send(f) {
+                            Ok(()) => true,
+                            // A full queue gets a short wait; a closed one
+                            // (upstream gone) none.
+                            Err(mpsc::error::TrySendError::Full(f)) => {
+                                matches!(
+                                    tokio::time::timeout(FORWARD_WAIT, tx.send(f)).await,
+                                    Ok(Ok(()))
+                                )
                             }
+                            Err(mpsc::error::TrySendError::Closed(_)) => false,
+                        };
+                        if !delivered {
+                            // Credited locally, never seen upstream: counted
+                            // as an upstream reject for the pool and session.
+                            self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+                            core.on_upstream_result(false);
                         }
                     }
                     Output::Disconnect(d) => disconnect = Some(d),

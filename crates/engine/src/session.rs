@@ -96,6 +96,10 @@ pub struct SessionCounters {
     pub rejected: [u64; 12],
     /// Blocks found.
     pub blocks: u64,
+    /// Forwarded shares the pool accepted.
+    pub upstream_accepted: u64,
+    /// Forwarded shares the pool rejected (or that had nowhere to go).
+    pub upstream_rejected: u64,
 }
 
 /// A hasher for keys that are already uniformly random (hash prefixes).
@@ -128,6 +132,8 @@ struct JobEntry {
     seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     /// Set when the job's upstream failed or a clean job superseded it.
     stale: bool,
+    /// Version bits the miner may roll on this job (what it was told).
+    mask: u32,
 }
 
 /// One miner connection.
@@ -142,6 +148,12 @@ pub struct Session {
     extranonce2_size: usize,
     /// Mask agreed with the miner (0 when it never configured rolling).
     version_mask: u32,
+    /// The mask last announced to the miner (configure reply or
+    /// `mining.set_version_mask`).
+    sent_mask: Option<u32>,
+    /// Latest clean-job epoch seen per upstream: a job from a newer epoch
+    /// is clean even if an intermediate clean job was skipped.
+    epochs: Vec<(UpstreamId, u64)>,
     extranonce_subscribed: bool,
     vardiff: Vardiff,
     /// `d=` in the password: vardiff stays off for this connection.
@@ -185,6 +197,8 @@ impl Session {
             extranonce1,
             extranonce2_size,
             version_mask: 0,
+            sent_mask: None,
+            epochs: Vec::new(),
             extranonce_subscribed: false,
             vardiff,
             fixed_difficulty: false,
@@ -273,7 +287,12 @@ impl Session {
             ClientRequest::Subscribe { user_agent, .. } => {
                 self.subscribed = true;
                 self.user_agent = user_agent.map(|mut u| {
-                    u.truncate(128);
+                    // Cut on a character boundary: the agent is untrusted text.
+                    let mut n = u.len().min(128);
+                    while !u.is_char_boundary(n) {
+                        n -= 1;
+                    }
+                    u.truncate(n);
                     u
                 });
                 self.consecutive_bad = 0;
@@ -352,12 +371,18 @@ impl Session {
                         .and_then(Value::as_str)
                         .and_then(|m| u32::from_str_radix(m, 16).ok())
                         .unwrap_or(u32::MAX);
+                    let min_bits = params
+                        .get("version-rolling.min-bit-count")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
                     let mask = theirs & self.cfg.version_mask;
-                    self.version_mask = mask;
-                    result.insert(ext.clone(), Value::Bool(mask != 0));
+                    let ok = mask != 0 && u64::from(mask.count_ones()) >= min_bits;
+                    self.version_mask = if ok { mask } else { 0 };
+                    self.sent_mask = Some(self.version_mask);
+                    result.insert(ext.clone(), Value::Bool(ok));
                     result.insert(
                         "version-rolling.mask".into(),
-                        Value::from(format!("{mask:08x}")),
+                        Value::from(format!("{:08x}", self.version_mask)),
                     );
                 }
                 "minimum-difficulty" => {
@@ -388,7 +413,23 @@ impl Session {
 
     /// A new job from the session's upstream.
     pub fn on_job(&mut self, job: Arc<Job>, now: Instant, out: &mut Vec<Output>) {
-        if job.clean {
+        // The job feed keeps only the latest job, so a clean job may have
+        // been skipped: a newer epoch means clean all the same.
+        let newer_epoch = match self.epochs.iter_mut().find(|(u, _)| *u == job.upstream) {
+            Some((_, e)) => {
+                let newer = job.epoch > *e;
+                *e = (*e).max(job.epoch);
+                newer
+            }
+            None => {
+                if self.epochs.len() >= 16 {
+                    self.epochs.remove(0);
+                }
+                self.epochs.push((job.upstream, job.epoch));
+                false
+            }
+        };
+        if job.clean || newer_epoch {
             // Everything this upstream sent before is superseded.
             for e in self
                 .jobs
@@ -396,6 +437,9 @@ impl Session {
                 .filter(|e| e.job.upstream == job.upstream)
             {
                 e.stale = true;
+            }
+            if !job.clean {
+                self.force_clean = true;
             }
         }
         self.latest = Some(job);
@@ -410,7 +454,20 @@ impl Session {
                 e.stale = true;
             }
         }
+        // The old upstream's pending job must not be sent after the move.
+        if self.latest.as_ref().is_some_and(|j| j.upstream == old) {
+            self.latest = None;
+        }
         self.force_clean = true;
+    }
+
+    /// The pool's verdict on a share this session forwarded.
+    pub fn on_upstream_result(&mut self, accepted: bool) {
+        if accepted {
+            self.counters.upstream_accepted += 1;
+        } else {
+            self.counters.upstream_rejected += 1;
+        }
     }
 
     /// Lets time pass (vardiff for quiet miners).
@@ -427,7 +484,7 @@ impl Session {
         let Some(job) = self.latest.take() else {
             return;
         };
-        if self.jobs.back().is_some_and(|e| e.job.id == job.id) {
+        if self.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.force_clean {
             return;
         }
         let d = self.vardiff.difficulty();
@@ -435,19 +492,34 @@ impl Session {
             out.push(Output::Send(msg::encode_set_difficulty(d)));
             self.sent_difficulty = Some(d);
         }
+        // What the miner may roll on this job: its mask, the upstream's,
+        // and under the OR rule none of the bits the job version already
+        // has (the miner clears them, the pool would not).
+        let mut mask = self.version_mask & job.version_mask;
+        if job.rolling_rule == sluice_pow::version::RollingRule::Or {
+            mask &= !job.version;
+        }
+        if self.version_mask != 0 && self.sent_mask != Some(mask) {
+            out.push(Output::Send(msg::encode_set_version_mask(mask)));
+            self.sent_mask = Some(mask);
+        }
         let line = if self.force_clean && !job.clean {
             job.notify_clean.clone()
         } else {
             job.notify.clone()
         };
-        if self.force_clean {
-            // A clean job for this session drops its jobs from elsewhere.
-            for e in &mut self.jobs {
-                e.stale = true;
-            }
-        }
         self.force_clean = false;
         out.push(Output::Send(line));
+        // The same job again (after moving away and back): keep its
+        // duplicate set, so a replayed share is still a duplicate.
+        if let Some(pos) = self.jobs.iter().position(|e| e.job.id == job.id)
+            && let Some(mut e) = self.jobs.remove(pos)
+        {
+            e.stale = false;
+            e.mask = mask;
+            self.jobs.push_back(e);
+            return;
+        }
         let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
         if self.jobs.len() >= self.cfg.max_jobs {
             self.jobs.pop_front();
@@ -459,6 +531,7 @@ impl Session {
             checker: None,
             seen: HashSet::default(),
             stale: false,
+            mask,
         });
     }
 
@@ -494,8 +567,9 @@ impl Session {
             }
             Err((r, work)) => {
                 if r.is_work() {
+                    // Real work that does not count (stale, low, dup…):
+                    // neither forgiven nor held against the miner.
                     self.counters.rejected_work += work;
-                    self.consecutive_bad = 0;
                     self.reject(r, s.id, out);
                 } else {
                     self.bad(r, s.id, out);
@@ -519,15 +593,11 @@ impl Session {
         };
         let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| (Reject::JobNotFound, 0.0))?;
         let en2_size = self.extranonce2_size;
-        let session_mask = self.version_mask;
         let ntime_fwd = self.cfg.ntime_max_forward_secs;
         let Some(entry) = self.jobs.iter_mut().rev().find(|e| e.job.id == job_id) else {
             return Err((Reject::JobNotFound, 0.0));
         };
         let d = entry.difficulty;
-        if entry.stale {
-            return Err((Reject::Stale, d));
-        }
         if s.extranonce2.len() != 2 * en2_size {
             return Err((Reject::BadExtranonce2Size, 0.0));
         }
@@ -540,18 +610,15 @@ impl Session {
         if ntime < job.ntime || ntime - job.ntime > ntime_fwd {
             return Err((Reject::NtimeOutOfRange, d));
         }
-        let mask = session_mask & job.version_mask;
-        let (version, version_bits) = match s.version_bits {
-            None => (job.version, None),
+        let mask = entry.mask;
+        let version = match s.version_bits {
+            None => job.version,
             Some(v) => {
                 let bits = hex::decode_u32_be(v).map_err(|_| (Reject::BadHex, 0.0))?;
                 if sluice_pow::version::outside_mask(bits, mask) {
                     return Err((Reject::VersionOutsideMask, d));
                 }
-                (
-                    job.rolling_rule.apply(job.version, mask, bits),
-                    Some(bits & mask),
-                )
+                job.rolling_rule.apply(job.version, mask, bits)
             }
         };
         if entry.checker.is_none() {
@@ -575,6 +642,12 @@ impl Session {
                 version,
             })
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+        // A stale job's share is still hashed: if it is a block (a forced
+        // clean job on the same tip, firmware that ignores clean_jobs), it
+        // goes up anyway; otherwise it is stale.
+        if entry.stale && !r.meets_network_target {
+            return Err((Reject::Stale, d));
+        }
         // A block is never refused, even where the network target is
         // easier than the session's (regtest, test chains).
         if !r.meets_share_target && !r.meets_network_target {
@@ -595,7 +668,7 @@ impl Session {
             extranonce2,
             ntime,
             nonce,
-            version_bits,
+            version,
             difficulty: d,
             hash: r.hash,
             is_block: r.meets_network_target,

@@ -108,12 +108,13 @@ impl Reject {
     }
 
     /// True for rejects of work the miner really did (it hashed a share
-    /// that does not count); false for protocol errors.
+    /// that does not count); false for protocol errors. An unknown job id
+    /// is a protocol error: a miner cannot have worked on a job it was
+    /// never sent.
     pub fn is_work(self) -> bool {
         matches!(
             self,
-            Reject::JobNotFound
-                | Reject::Stale
+            Reject::Stale
                 | Reject::Duplicate
                 | Reject::LowDifficulty
                 | Reject::NtimeOutOfRange

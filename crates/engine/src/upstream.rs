@@ -226,6 +226,10 @@ pub struct ClientState {
     last_prev_hash: Option<[u8; 32]>,
     last_job: Option<Instant>,
     consecutive_rejects: u32,
+    /// Id of the main account's authorize: a refusal is fatal.
+    authorize_id: u64,
+    /// The next job must be clean (first job, or extranonce changed).
+    force_clean: bool,
 }
 
 impl ClientState {
@@ -244,6 +248,8 @@ impl ClientState {
             last_prev_hash: None,
             last_job: None,
             consecutive_rejects: 0,
+            authorize_id: 0,
+            force_clean: true,
         }
     }
 
@@ -271,6 +277,7 @@ impl ClientState {
             json!([self.cfg.user_agent]),
         )));
         let user = self.cfg.user.clone();
+        self.authorize_id = self.next_id;
         out.push(ClientAction::Send(self.authorize(&user)));
         self.last_job = Some(now);
         out
@@ -324,6 +331,14 @@ impl ClientState {
                             "subscribe failed: {e} {error:?}"
                         ))),
                     }
+                } else if id == self.authorize_id {
+                    if error.is_some() || result.as_bool() != Some(true) {
+                        let why = error.map(|e| e.message).unwrap_or_else(|| "refused".into());
+                        out.push(ClientAction::Fail(format!(
+                            "pool refused authorization for {}: {why}",
+                            self.cfg.user
+                        )));
+                    }
                 } else if let Some(p) = self.pending.remove(&id) {
                     let accepted = error.is_none() && result.as_bool() == Some(true);
                     if accepted {
@@ -370,18 +385,22 @@ impl ClientState {
                 if let Err(e) = self.cfg.geometry.fits(extranonce2_size) {
                     out.push(ClientAction::Fail(e.to_string()));
                 } else {
-                    // Applies from the next notify (PROTOCOLS.md).
+                    // Applies from the next notify (PROTOCOLS.md), which
+                    // must be clean: older jobs used the old extranonce1.
                     self.subscribed = Some(SubscribeResult {
                         extranonce1,
                         extranonce2_size,
                     });
+                    self.force_clean = true;
                 }
             }
             ServerMessage::Notify(n) => {
                 if let Some(d) = self.pending_difficulty.take() {
                     self.difficulty = d;
                 }
-                let clean = n.clean || self.last_prev_hash.is_some_and(|p| p != n.prev_hash);
+                let clean = n.clean
+                    || std::mem::take(&mut self.force_clean)
+                    || self.last_prev_hash.is_some_and(|p| p != n.prev_hash);
                 self.last_prev_hash = Some(n.prev_hash);
                 self.last_job = Some(now);
                 out.push(ClientAction::Job(JobParts {
@@ -422,7 +441,8 @@ impl ClientState {
 
     /// Encodes a share for the pool (and, with pass-through names, the
     /// worker's authorization the first time it is seen).
-    pub fn submit(&mut self, s: &ShareForward, pad: usize) -> Vec<Bytes> {
+    pub fn submit(&mut self, s: &ShareForward) -> Vec<Bytes> {
+        let pad = s.job.extranonce_pad;
         let mut out = Vec::with_capacity(2);
         let worker = if self.cfg.pass_through_workers {
             let suffix = s.worker.rsplit_once('.').map_or(&*s.worker, |(_, w)| w);
@@ -445,7 +465,7 @@ impl ClientState {
             &en2[..n + pad],
             s.ntime,
             s.nonce,
-            s.version_bits,
+            s.job.version_bits(s.version),
         ));
         self.pending.insert(
             id,
@@ -455,6 +475,19 @@ impl ClientState {
             },
         );
         out
+    }
+
+    /// Forgets shares still waiting for an answer (the connection is
+    /// gone): each is reported as rejected, so none is counted nowhere.
+    pub fn drain_pending(&mut self) -> Vec<UpstreamResult> {
+        self.pending
+            .drain()
+            .map(|(_, p)| UpstreamResult {
+                session: p.session,
+                accepted: false,
+                difficulty: p.difficulty,
+            })
+            .collect()
     }
 
     /// Checks the stall timer.
@@ -533,6 +566,7 @@ pub fn build_job(
         notify,
         notify_clean,
         coinbase_value_sat: None,
+        extranonce_pad: pad,
         received: now,
     })
 }
@@ -561,6 +595,18 @@ pub struct UpstreamTask {
     pub cancel: CancellationToken,
 }
 
+/// How long one write to a pool may take before the connection counts as
+/// hung (a wedged pool must not hold up the sessions feeding it).
+const POOL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(POOL_WRITE_TIMEOUT, wr.write_all(b)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err("write to pool timed out".into()),
+    }
+}
+
 impl UpstreamTask {
     /// Runs until cancelled, reconnecting with backoff.
     pub async fn run(mut self) {
@@ -572,7 +618,11 @@ impl UpstreamTask {
                 return;
             }
             let _ = self.health.send(Health::Connecting);
-            let outcome = self.connection(&url, &mut epoch).await;
+            let mut reached_ready = false;
+            let outcome = self.connection(&url, &mut epoch, &mut reached_ready).await;
+            if reached_ready {
+                backoff = Duration::from_millis(250);
+            }
             let reason = match outcome {
                 Ok(Some((next, wait))) => {
                     tracing::info!(%next, ?wait, "pool asked us to reconnect");
@@ -617,6 +667,25 @@ impl UpstreamTask {
         &mut self,
         url: &PoolUrl,
         epoch: &mut u64,
+        reached_ready: &mut bool,
+    ) -> Result<Option<(PoolUrl, Duration)>, String> {
+        let mut st = ClientState::new(self.cfg.clone());
+        let r = self
+            .connection_inner(url, epoch, reached_ready, &mut st)
+            .await;
+        for res in st.drain_pending() {
+            self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+            let _ = self.results.send(res);
+        }
+        r
+    }
+
+    async fn connection_inner(
+        &mut self,
+        url: &PoolUrl,
+        epoch: &mut u64,
+        reached_ready: &mut bool,
+        st: &mut ClientState,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
         let connect = TcpStream::connect((url.host.as_str(), url.port));
         let stream = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
@@ -628,12 +697,11 @@ impl UpstreamTask {
         let (mut rd, mut wr) = stream.into_split();
         let mut codec = LineCodec::new(self.cfg.max_line);
         let mut buf = BytesMut::with_capacity(16 * 1024);
-        let mut st = ClientState::new(self.cfg.clone());
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         let handshake_deadline = tokio::time::Instant::now() + self.cfg.connect_timeout;
         for a in st.handshake(Instant::now()) {
             if let ClientAction::Send(b) = a {
-                wr.write_all(&b).await.map_err(|e| format!("write: {e}"))?;
+                write_line(&mut wr, &b).await?;
             }
         }
         let mut ready = false;
@@ -659,19 +727,18 @@ impl UpstreamTask {
                 }
                 s = self.shares.recv() => {
                     let Some(s) = s else { return Ok(None) };
-                    let Some(sub) = st.subscription() else {
+                    if st.subscription().is_none() {
                         let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
                         continue;
-                    };
-                    let pad = self.cfg.geometry.pad_len(sub.extranonce2_size);
+                    }
                     // Shares on jobs of an earlier connection are stale for
                     // this one; the pool would reject them.
                     if s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
                         let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
                         continue;
                     }
-                    for line in st.submit(&s, pad) {
-                        wr.write_all(&line).await.map_err(|e| format!("write: {e}"))?;
+                    for line in st.submit(&s) {
+                        write_line(&mut wr, &line).await?;
                     }
                     self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 }
@@ -718,6 +785,7 @@ impl UpstreamTask {
                                     let _ = self.jobs.send(Some(Arc::new(j)));
                                     if !ready {
                                         ready = true;
+                                        *reached_ready = true;
                                         first_epoch = Some(*epoch);
                                         let _ = self.health.send(Health::Ready);
                                     }

@@ -98,8 +98,29 @@ impl Rig {
             notify,
             notify_clean,
             coinbase_value_sat: None,
+            extranonce_pad: 0,
             received: self.now,
         })
+    }
+
+    fn job_with(
+        &mut self,
+        clean: bool,
+        epoch_bump: bool,
+        version_mask: u32,
+        rule: RollingRule,
+        version: u32,
+    ) -> Arc<Job> {
+        let j = self.job(clean, 0x1d00ffff);
+        let mut j = Arc::try_unwrap(j).unwrap();
+        if epoch_bump {
+            self.epoch += 1;
+            j.epoch = self.epoch;
+        }
+        j.version_mask = version_mask;
+        j.rolling_rule = rule;
+        j.version = version;
+        Arc::new(j)
     }
 
     fn push_job(&mut self, job: &Arc<Job>) -> Vec<Output> {
@@ -287,7 +308,10 @@ fn rolled_version_bits_are_applied_and_forwarded() {
     );
     let out = r.line(submit(&j, "00000005", j.ntime, nonce, Some("00006000")));
     match &out[0] {
-        Output::Forward(f) => assert_eq!(f.version_bits, Some(bits)),
+        Output::Forward(f) => {
+            assert_eq!(f.version, j.version | bits);
+            assert_eq!(f.job.version_bits(f.version), Some(bits));
+        }
         other => panic!("{other:?}"),
     }
     // Without the bits, the same nonce is (almost surely) a different hash.
@@ -478,4 +502,124 @@ fn moving_from_a_failed_upstream_stales_its_jobs_and_forces_clean() {
     let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 8], old.version, 1e-5, true);
     let out = r.line(submit(&old, "00000008", old.ntime, nonce, None));
     assert_eq!(error_code(&out), Some(21));
+}
+
+#[test]
+fn a_long_multibyte_user_agent_does_not_panic() {
+    let mut r = Rig::new();
+    let ua = format!("{}é and more", "a".repeat(127));
+    let out = r.line(json!({"id":1,"method":"mining.subscribe","params":[ua]}));
+    assert_eq!(sent(&out)[0]["result"][1], "abcd");
+    assert_eq!(r.s.user_agent().unwrap(), "a".repeat(127));
+}
+
+#[test]
+fn the_miner_is_told_the_mask_it_may_really_roll() {
+    let mut r = Rig::new();
+    r.ready();
+    // A pool that granted only 0x00ffe000: the miner hears so before the
+    // job, and shares are judged against that.
+    let j = r.job_with(true, false, 0x00ff_e000, RollingRule::Replace, 0x2000_0000);
+    let v = sent(&r.push_job(&j));
+    assert_eq!(v[0]["method"], "mining.set_version_mask");
+    assert_eq!(v[0]["params"][0], "00ffe000");
+    assert_eq!(v[1]["method"], "mining.notify");
+    let out = r.line(submit(&j, "00000000", j.ntime, 0, Some("01000000")));
+    assert_eq!(error_code(&out), Some(20));
+    // Under ckpool's OR rule, bits the job version already has are not
+    // rollable: a 0x30000000 job leaves bit 28 out of the mask.
+    let j = r.job_with(true, false, 0x1fff_e000, RollingRule::Or, 0x3000_0000);
+    let v = sent(&r.push_job(&j));
+    assert_eq!(v[0]["params"][0], "0fffe000");
+    let bits = 0x0000_4000;
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 9], 0x3000_4000, 1e-5, true);
+    let out = r.line(submit(
+        &j,
+        "00000009",
+        j.ntime,
+        nonce,
+        Some(&format!("{bits:08x}")),
+    ));
+    assert_eq!(sent(&out).last().unwrap()["result"], true);
+}
+
+#[test]
+fn a_skipped_clean_job_is_detected_by_its_epoch() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    // The clean job was overwritten in the feed before the session saw it;
+    // the next (non-clean) job carries the newer epoch.
+    let next = r.job_with(
+        false,
+        true,
+        sluice_pow::version::BIP320_MASK,
+        RollingRule::Replace,
+        0x2000_0000,
+    );
+    let v = sent(&r.push_job(&next));
+    assert_eq!(v.last().unwrap()["params"][8], true, "sent clean");
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 1, 0], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000100", old.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(21));
+    assert_eq!(r.stats.rejected(Reject::Stale), 1);
+}
+
+#[test]
+fn a_block_on_a_stale_job_is_still_forwarded() {
+    let mut r = Rig::new();
+    r.ready();
+    let old = r.job(true, 0x207fffff);
+    r.push_job(&old);
+    let fresh = r.job(true, 0x1d00ffff);
+    r.push_job(&fresh);
+    let target = *old.template.network_target();
+    let mut c = ShareChecker::new(old.template.clone(), &[0xab, 0xcd], 4, target).unwrap();
+    let nonce = (0u32..)
+        .find(|&n| {
+            c.check(&Submission {
+                extranonce2: &[0, 0, 2, 0],
+                time: old.ntime,
+                nonce: n,
+                version: old.version,
+            })
+            .unwrap()
+            .meets_network_target
+        })
+        .unwrap();
+    let out = r.line(submit(&old, "00000200", old.ntime, nonce, None));
+    assert!(matches!(&out[0], Output::Forward(f) if f.is_block));
+    // A non-block share on that stale job is stale.
+    let nonce = (0u32..)
+        .find(|&n| {
+            !c.check(&Submission {
+                extranonce2: &[0, 0, 2, 1],
+                time: old.ntime,
+                nonce: n,
+                version: old.version,
+            })
+            .unwrap()
+            .meets_network_target
+        })
+        .unwrap();
+    let out = r.line(submit(&old, "00000201", old.ntime, nonce, None));
+    assert_eq!(error_code(&out), Some(21));
+}
+
+#[test]
+fn a_job_sent_again_after_moving_back_keeps_its_duplicate_set() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 3, 0], j.version, 1e-5, true);
+    let out = r.line(submit(&j, "00000300", j.ntime, nonce, None));
+    assert_eq!(sent(&out)[0]["result"], true);
+    // Away (without failure) and back: the same job is sent again, clean.
+    r.s.on_moved(1, false);
+    let v = sent(&r.push_job(&j));
+    assert_eq!(v.last().unwrap()["params"][8], true);
+    let out = r.line(submit(&j, "00000300", j.ntime, nonce, None));
+    assert_eq!(
+        error_code(&out),
+        Some(22),
+        "a replayed share is still a duplicate"
+    );
 }

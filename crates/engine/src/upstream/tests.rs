@@ -112,7 +112,7 @@ fn difficulty_applies_to_next_job_and_new_prev_hash_is_clean() {
         panic!("{a:?}")
     };
     assert_eq!(p1.difficulty, 512.0);
-    assert!(!p1.clean);
+    assert!(p1.clean, "the first job of a connection is clean");
     st.on_line(
         &line(json!({"id":null,"method":"mining.set_difficulty","params":[1024]})),
         now,
@@ -136,7 +136,7 @@ fn share(job: Arc<Job>, session: SessionId, worker: &str) -> ShareForward {
         extranonce2: Extranonce::from_parts(&[&[0xab, 0xcd], &[1, 2, 3, 4]]).unwrap(),
         ntime: 0x6b00_0001,
         nonce: 0xdead_beef,
-        version_bits: Some(0x2000),
+        version: 0x2000_2000,
         difficulty: 2.0,
         hash: [0; 32],
         is_block: false,
@@ -189,7 +189,7 @@ fn jobs_carry_pool_extranonce1_in_coinb1_and_pad_in_coinb2() {
 fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
     let (mut st, now) = subscribed(false);
     let job = job_from(&mut st, now);
-    let lines = st.submit(&share(job.clone(), 42, "farm.rig1"), 2);
+    let lines = st.submit(&share(job.clone(), 42, "farm.rig1"));
     assert_eq!(lines.len(), 1);
     let v: Value = serde_json::from_slice(&lines[0][..lines[0].len() - 1]).unwrap();
     assert_eq!(
@@ -223,7 +223,7 @@ fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
 fn pass_through_authorizes_each_worker_once() {
     let (mut st, now) = subscribed(true);
     let job = job_from(&mut st, now);
-    let lines = st.submit(&share(job.clone(), 1, "farm.rig1"), 2);
+    let lines = st.submit(&share(job.clone(), 1, "farm.rig1"));
     let v: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_slice(&l[..l.len() - 1]).unwrap())
@@ -231,7 +231,7 @@ fn pass_through_authorizes_each_worker_once() {
     assert_eq!(v[0]["method"], "mining.authorize");
     assert_eq!(v[0]["params"][0], "acct.rig1");
     assert_eq!(v[1]["params"][0], "acct.rig1");
-    assert_eq!(st.submit(&share(job, 1, "farm.rig1"), 2).len(), 1);
+    assert_eq!(st.submit(&share(job, 1, "farm.rig1")).len(), 1);
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn a_pool_that_rejects_everything_is_failed() {
     let job = job_from(&mut st, now);
     let mut failed = false;
     for _ in 0..3 {
-        let l = st.submit(&share(job.clone(), 1, "w"), 2);
+        let l = st.submit(&share(job.clone(), 1, "w"));
         let v: Value = serde_json::from_slice(&l[0][..l[0].len() - 1]).unwrap();
         let a = st.on_line(
             &line(json!({"id": v["id"], "result": null, "error": [23, "Low difficulty", null]})),
@@ -301,4 +301,55 @@ fn reconnect_and_get_version_are_handled() {
     assert_eq!(sent(&a)[0]["result"], "sluice/test");
     // Garbage from the pool is logged, not fatal.
     assert!(st.on_line(b"{garbage", now).is_empty());
+}
+
+#[test]
+fn a_refused_authorization_fails_the_connection() {
+    let now = Instant::now();
+    let mut st = ClientState::new(cfg(false));
+    let v = sent(&st.handshake(now));
+    let auth_id = v[2]["id"].clone();
+    let a = st.on_line(
+        &line(json!({"id": auth_id, "result": false, "error": [24, "Unauthorized worker", null]})),
+        now,
+    );
+    match &a[0] {
+        ClientAction::Fail(r) => assert!(r.contains("authorization"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn first_job_and_jobs_after_set_extranonce_are_clean() {
+    let (mut st, now) = subscribed(false);
+    let a = st.on_line(&notify("j1", PREV_A, false), now);
+    assert!(
+        matches!(&a[0], ClientAction::Job(p) if p.clean),
+        "first job of a connection"
+    );
+    let a = st.on_line(&notify("j2", PREV_A, false), now);
+    assert!(matches!(&a[0], ClientAction::Job(p) if !p.clean));
+    st.on_line(
+        &line(json!({"id":null,"method":"mining.set_extranonce","params":["0102030405", 8]})),
+        now,
+    );
+    let a = st.on_line(&notify("j3", PREV_A, false), now);
+    assert!(
+        matches!(&a[0], ClientAction::Job(p) if p.clean),
+        "after set_extranonce"
+    );
+}
+
+#[test]
+fn unanswered_shares_are_reported_when_the_connection_ends() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    st.submit(&share(job.clone(), 5, "w"));
+    st.submit(&share(job, 6, "w"));
+    let mut lost = st.drain_pending();
+    lost.sort_by_key(|r| r.session);
+    assert_eq!(lost.len(), 2);
+    assert!(lost.iter().all(|r| !r.accepted));
+    assert_eq!((lost[0].session, lost[1].session), (5, 6));
+    assert_eq!(st.pending(), 0);
 }
