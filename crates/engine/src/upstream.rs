@@ -176,6 +176,9 @@ pub struct UpstreamHandle {
     pub cancel: CancellationToken,
 }
 
+/// Shares awaiting an answer before a pool counts as not answering.
+const MAX_PENDING: usize = 50_000;
+
 /// A share the client submitted and awaits an answer for.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -490,8 +493,11 @@ impl ClientState {
             .collect()
     }
 
-    /// Checks the stall timer.
+    /// Checks the stall timer, and that the pool answers what we submit.
     pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
+        if self.pending.len() > MAX_PENDING {
+            return Some(ClientAction::Fail(format!("pool left {} shares unanswered", self.pending.len())));
+        }
         let last = self.last_job?;
         (now.saturating_duration_since(last) > self.cfg.stall_timeout)
             .then(|| ClientAction::Fail(format!("no job for {:?}", self.cfg.stall_timeout)))

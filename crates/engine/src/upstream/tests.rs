@@ -353,3 +353,14 @@ fn unanswered_shares_are_reported_when_the_connection_ends() {
     assert_eq!((lost[0].session, lost[1].session), (5, 6));
     assert_eq!(st.pending(), 0);
 }
+
+#[test]
+fn a_pool_that_never_answers_is_failed() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    st.on_line(&notify("j9", PREV_A, false), now);
+    for i in 0..=MAX_PENDING as u64 {
+        st.submit(&share(job.clone(), i, "w"));
+    }
+    assert!(matches!(st.on_tick(now), Some(ClientAction::Fail(r)) if r.contains("unanswered")));
+}
