@@ -496,7 +496,10 @@ impl ClientState {
     /// Checks the stall timer, and that the pool answers what we submit.
     pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
         if self.pending.len() > MAX_PENDING {
-            return Some(ClientAction::Fail(format!("pool left {} shares unanswered", self.pending.len())));
+            return Some(ClientAction::Fail(format!(
+                "pool left {} shares unanswered",
+                self.pending.len()
+            )));
         }
         let last = self.last_job?;
         (now.saturating_duration_since(last) > self.cfg.stall_timeout)
