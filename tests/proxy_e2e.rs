@@ -573,3 +573,38 @@ async fn blocks_found_through_the_proxy_extend_the_synthetic_chain() {
     proxy.cancel.cancel();
     pool.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_stops_reading_is_disconnected_without_slowing_others() {
+    let mut cfg = base(Mode::Pool, any_port());
+    cfg.listen.write_timeout_secs = 1;
+    let node = launch(cfg).await;
+    // This client sends requests forever and never reads the replies, so
+    // the server's writes back up until the write timeout.
+    let slow = TcpStream::connect(node.addr).await.unwrap();
+    let (_slow_r, mut slow_w) = slow.into_split();
+    let flood = tokio::spawn(async move {
+        let line =
+            b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"slow\"]}\n".repeat(1000);
+        while slow_w.write_all(&line).await.is_ok() {}
+    });
+    // Meanwhile a healthy miner is served normally.
+    let cancel = CancellationToken::new();
+    let m = miner(node.addr, "ok.rig", 20_000.0, &cancel);
+    wait_for("the slow reader to be cut", Duration::from_secs(30), || {
+        node.engine
+            .stats
+            .disconnects(sluice_engine::stats::Disconnect::SlowReader)
+            == 1
+    })
+    .await;
+    wait_for(
+        "the healthy miner's shares",
+        Duration::from_secs(20),
+        || m.accepted.load(Ordering::Relaxed) >= 3,
+    )
+    .await;
+    flood.abort();
+    cancel.cancel();
+    node.cancel.cancel();
+}
