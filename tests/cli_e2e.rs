@@ -115,6 +115,7 @@ async fn proxy_binary_forwards_to_pool_binary_and_both_shut_down_cleanly() {
         version_rolling: true,
         hashes_per_sec: 20_000.0,
         user_agent: "cgminer/4.11.1".into(),
+        ..MinerConfig::default()
     };
     tokio::spawn(sluice_loadgen::run(cfg, stats.clone(), cancel.clone()));
     let start = Instant::now();
@@ -190,4 +191,88 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
         assert!(err.contains(expect), "{name}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_runs_pool_proxy_and_farm_in_one_process() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["demo", "--miners", "12", "--duration", "6s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sessions 12"), "{text}");
+    assert!(text.contains("farm.rig000"), "{text}");
+    // Shares flowed: the last frame shows accepted shares.
+    let last = text.rsplit("sluice demo —").next().unwrap();
+    let accepted: u64 = last
+        .split("accepted ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(accepted > 0, "{last}");
+}
+
+#[test]
+fn loadgen_reports_json_with_every_bad_share_answered_by_its_code() {
+    let mut pool = spawn(&[
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--min-difficulty",
+        "0.000000001",
+        "--start-difficulty",
+        "0.00000001",
+        "--block-interval",
+        "0",
+    ]);
+    let url = format!("stratum+tcp://127.0.0.1:{}", pool.port);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "loadgen",
+            "--url",
+            &url,
+            "--miners",
+            "20",
+            "--duration",
+            "3s",
+            "--share-rate",
+            "20",
+            "--bad-fraction",
+            "0.3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["connected"], 20);
+    assert!(v["accepted"].as_u64().unwrap() > 100, "{v}");
+    assert!(v["hashes"].as_u64().unwrap() > 0);
+    assert!(v["submit_latency"]["count"].as_u64().unwrap() > 100);
+    assert!(v["submit_latency"]["p99_us"].as_u64().unwrap() > 0);
+    assert!(v["first_job"]["count"].as_u64().unwrap() >= 20);
+    // Each kind of bad share came back with its code. Shares still in
+    // flight when the run ends are not answered, so allow a few.
+    let sent = v["bad_sent"].as_array().unwrap();
+    let codes = &v["rejected_by_code"];
+    for (kind, code) in [(0, "21"), (1, "22"), (2, "23")] {
+        let s = sent[kind].as_u64().unwrap();
+        let r = codes[code].as_u64().unwrap_or(0);
+        assert!(s > 5, "bad kind {kind} sent {s}");
+        assert!(
+            r <= s && r + 5 >= s,
+            "code {code}: {r} answered of {s} sent: {v}"
+        );
+    }
+    assert!(sigterm(&mut pool).success());
 }

@@ -132,6 +132,7 @@ fn miner(
         version_rolling: true,
         hashes_per_sec,
         user_agent: "sluice-test/1".into(),
+        ..MinerConfig::default()
     };
     let s = stats.clone();
     let c = cancel.clone();

@@ -5,7 +5,9 @@
 //! - [`config`]: the TOML config, its validation, and the quick flags.
 //! - [`run`]: wiring a config into a running proxy or pool node.
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
+//! - [`load`]: `sluice loadgen` and `sluice demo`.
 
 pub mod bench_hash;
 pub mod config;
+pub mod load;
 pub mod run;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use sluice::{bench_hash, config, run};
+use sluice::{bench_hash, config, load, run};
 
 /// sluice: a Stratum V1/V2 mining proxy and pool node that validates every
 /// share itself and reports what each worker really earns.
@@ -44,9 +44,60 @@ enum Command {
     /// Run a pool node on the built-in synthetic chain (no config file
     /// needed).
     Pool(PoolArgs),
+    /// Simulated miners doing real hashing against a Stratum server, with
+    /// latency histograms and a report.
+    Loadgen(LoadgenCli),
+    /// Everything in one process: a pool node, a proxy in front of it and
+    /// a farm of simulated miners, with a live view of the workers.
+    Demo {
+        /// Simulated miners.
+        #[arg(long, default_value_t = 200)]
+        miners: usize,
+        /// Stop after this long (e.g. 60s); default: until Ctrl-C.
+        #[arg(long, value_parser = load::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Measure this machine's capacity.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct LoadgenCli {
+    /// The server to load: stratum+tcp://HOST:PORT.
+    #[arg(long)]
+    url: sluice_engine::upstream::PoolUrl,
+    /// Simulated miners.
+    #[arg(long, default_value_t = 100)]
+    miners: usize,
+    /// Mining time after the ramp (30s, 2m, 500ms…).
+    #[arg(long, default_value = "30s", value_parser = load::parse_duration)]
+    duration: std::time::Duration,
+    /// Shares per second per miner; the hash rate follows the difficulty.
+    #[arg(long)]
+    share_rate: Option<f64>,
+    /// Hashes per second per miner (the ceiling with --share-rate).
+    #[arg(long, default_value_t = 100_000.0)]
+    hashrate: f64,
+    /// Connections opened per second (default: all at once).
+    #[arg(long)]
+    ramp: Option<f64>,
+    /// Fraction of shares sent bad on purpose (unknown job, duplicate,
+    /// low difficulty, in turn).
+    #[arg(long, default_value_t = 0.0)]
+    bad_fraction: f64,
+    /// steady, connect-storm or reconnect-storm.
+    #[arg(long, default_value = "steady")]
+    scenario: sluice_loadgen::Scenario,
+    /// Worker names are this plus a number.
+    #[arg(long, default_value = "loadgen.m")]
+    worker_prefix: String,
+    /// Password for every miner (e.g. d=0.001).
+    #[arg(long, default_value = "x")]
+    password: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,7 +182,11 @@ fn init_logging(filter: Option<&str>) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log.as_deref());
+    // The demo draws a live table on the terminal: keep logs to warnings
+    // unless asked otherwise.
+    let default_demo =
+        matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
+    init_logging(cli.log.as_deref().or(default_demo.then_some("warn")));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,6 +220,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(&config)?;
             runtime()?.block_on(run::run(cfg))
         }
+        Command::Loadgen(a) => {
+            if !(0.0..=1.0).contains(&a.bad_fraction) {
+                anyhow::bail!("--bad-fraction must be between 0 and 1");
+            }
+            let args = load::LoadgenArgs {
+                url: a.url,
+                miners: a.miners,
+                duration: a.duration,
+                share_rate: a.share_rate,
+                hashrate: a.hashrate,
+                ramp: a.ramp,
+                bad_fraction: a.bad_fraction,
+                scenario: a.scenario,
+                worker_prefix: a.worker_prefix,
+                password: a.password,
+            };
+            let report = runtime()?.block_on(load::loadgen(args));
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(())
+        }
+        Command::Demo { miners, duration } => runtime()?.block_on(load::demo(miners, duration)),
         Command::CheckConfig { file } => {
             let cfg = config::Config::load(&file)?;
             print!("{}", cfg.summary());

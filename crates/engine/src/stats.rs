@@ -176,14 +176,41 @@ impl Disconnect {
     }
 }
 
+/// An `f64` counter in an `AtomicU64` (its bits): work sums must not
+/// truncate tiny fractional difficulties.
+#[derive(Debug, Default)]
+pub struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    /// Adds `v` (compare-and-swap loop; uncontended in practice).
+    #[inline]
+    pub fn add(&self, v: f64) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(cur) + v).to_bits();
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// Engine-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Shares accepted locally.
     pub accepted: AtomicU64,
-    /// Sum of accepted difficulty, in units of 1/65536 difficulty (so
-    /// fractional difficulty adds up exactly enough for `rate()`).
-    pub accepted_work_x65536: AtomicU64,
+    /// Σ difficulty of accepted shares.
+    pub accepted_work: AtomicF64,
     /// Rejects by [`Reject`] (index `as usize`).
     pub rejected: [AtomicU64; 12],
     /// Disconnects by [`Disconnect`].
@@ -228,8 +255,7 @@ impl Stats {
     #[inline]
     pub fn accept(&self, difficulty: f64) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        self.accepted_work_x65536
-            .fetch_add((difficulty * 65536.0) as u64, Ordering::Relaxed);
+        self.accepted_work.add(difficulty);
     }
 
     /// A value by name, for tests and logs.
@@ -252,6 +278,11 @@ mod tests {
         }
         let s = Stats::default();
         s.reject(Reject::Duplicate);
+        // Tiny fractional difficulties add up (no truncation).
+        for _ in 0..1000 {
+            s.accept(1e-9);
+        }
+        assert!((s.accepted_work.get() - 1e-6).abs() < 1e-15);
         assert_eq!(s.rejected(Reject::Duplicate), 1);
         assert_eq!(Reject::Duplicate.code().code(), 22);
         assert_eq!(Reject::Stale.code().code(), 21);

@@ -2,15 +2,21 @@
 //! rolling, authorize, and real hashing at the difficulty it is given,
 //! rolling version bits and extranonce2 as hardware does.
 //!
-//! Hashing is capped at `hashes_per_sec` so thousands of miners fit on a
-//! small machine; the count of hashes actually computed is kept as ground
-//! truth for hashrate estimates.
+//! The hash rate is either fixed (`hashes_per_sec`) or set from a wanted
+//! share rate (`share_rate` × difficulty × 2³²), so thousands of miners or
+//! tens of thousands of shares per second fit on a small machine. The
+//! hashes actually computed are counted: ground truth for hashrate
+//! estimates. A fraction of shares can be deliberately bad (unknown job,
+//! duplicate, low difficulty) to exercise reject paths.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use dashmap::DashMap;
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use sluice_pow::{JobTemplate, ShareChecker, Submission, Target};
 use sluice_sv1::message::{self as msg, encode_request};
@@ -31,34 +37,104 @@ pub struct MinerConfig {
     pub password: String,
     /// Ask for version rolling (BIP 310) with BIP 320's mask.
     pub version_rolling: bool,
-    /// Hashes per second to compute (a cap, not a promise).
+    /// Hashes per second to compute; with `share_rate`, the ceiling.
     pub hashes_per_sec: f64,
+    /// Wanted shares per second: the hash rate follows the difficulty.
+    pub share_rate: Option<f64>,
+    /// Fraction of found shares sent deliberately bad (0–1).
+    pub bad_fraction: f64,
+    /// Seed for the bad-share choice.
+    pub seed: u64,
     /// Sent in `mining.subscribe`.
     pub user_agent: String,
 }
 
+impl Default for MinerConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:3333".into(),
+            worker: "loadgen.1".into(),
+            password: "x".into(),
+            version_rolling: true,
+            hashes_per_sec: 100_000.0,
+            share_rate: None,
+            bad_fraction: 0.0,
+            seed: 1,
+            user_agent: format!("sluice-loadgen/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Kinds of deliberately bad shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadKind {
+    /// A job id the server never sent (expects 21).
+    UnknownJob = 0,
+    /// A valid share sent twice (expects 22 for the second).
+    Duplicate = 1,
+    /// A hash above the target (expects 23).
+    LowDifficulty = 2,
+}
+
 /// Counters one miner keeps (shared, so a caller can watch them live).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MinerStats {
     /// Hashes computed.
     pub hashes: AtomicU64,
-    /// Shares submitted.
+    /// Shares submitted (good and bad).
     pub submitted: AtomicU64,
     /// Shares answered `true`.
     pub accepted: AtomicU64,
     /// Shares answered with an error, by V1 code 20..=25 (index code−20).
     pub rejected: [AtomicU64; 6],
+    /// Bad shares sent on purpose, by [`BadKind`].
+    pub bad_sent: [AtomicU64; 3],
     /// Jobs received.
     pub jobs: AtomicU64,
     /// Jobs received with clean_jobs = true.
     pub clean_jobs: AtomicU64,
-    /// Σ difficulty of accepted shares ×65536.
-    pub accepted_work_x65536: AtomicU64,
-    /// The extranonce1 the server gave (as a big-endian number; for
-    /// uniqueness checks).
+    /// Σ difficulty of shares answered `true`, as `f64` bits (only the
+    /// miner's own task writes it; read with [`MinerStats::accepted_work`]).
+    pub accepted_work_bits: AtomicU64,
+    /// The extranonce1 the server gave (first 8 bytes, big-endian).
     pub extranonce1: AtomicU64,
     /// Set once the first job arrived.
     pub ready: AtomicU64,
+    /// Current difficulty ×2^32 (for display).
+    pub difficulty_x2_32: AtomicU64,
+    /// Submit → response, microseconds.
+    pub latency_us: Mutex<Histogram<u64>>,
+    /// Connect → first job, microseconds.
+    pub first_job_us: Mutex<Histogram<u64>>,
+    /// Job arrival after the first miner of the farm got the same job,
+    /// microseconds.
+    pub fanout_us: Mutex<Histogram<u64>>,
+}
+
+/// 1 µs to 1 hour at 3 significant digits.
+pub(crate) fn histogram() -> Mutex<Histogram<u64>> {
+    Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds"))
+}
+
+impl Default for MinerStats {
+    fn default() -> Self {
+        Self {
+            hashes: AtomicU64::new(0),
+            submitted: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: Default::default(),
+            bad_sent: Default::default(),
+            jobs: AtomicU64::new(0),
+            clean_jobs: AtomicU64::new(0),
+            accepted_work_bits: AtomicU64::new(0),
+            extranonce1: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+            difficulty_x2_32: AtomicU64::new(0),
+            latency_us: histogram(),
+            first_job_us: histogram(),
+            fanout_us: histogram(),
+        }
+    }
 }
 
 impl MinerStats {
@@ -69,12 +145,23 @@ impl MinerStats {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
+    /// Σ difficulty of accepted shares.
+    pub fn accepted_work(&self) -> f64 {
+        f64::from_bits(self.accepted_work_bits.load(Ordering::Relaxed))
+    }
+
     /// All rejects.
     pub fn rejected_total(&self) -> u64 {
         self.rejected
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
+    if let Ok(mut h) = h.lock() {
+        let _ = h.record((d.as_micros() as u64).clamp(1, 3_600_000_000));
     }
 }
 
@@ -100,13 +187,41 @@ struct Work {
     difficulty: f64,
 }
 
+/// First arrival time of each job id across a farm (for fan-out lag).
+pub type JobArrivals = Arc<DashMap<String, Instant>>;
+
+/// xorshift64*: cheap, deterministic choices.
+struct Rng(u64);
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// Runs one miner until cancelled or the connection ends.
 pub async fn run(
     cfg: MinerConfig,
     stats: Arc<MinerStats>,
     cancel: CancellationToken,
 ) -> Result<(), MinerError> {
-    let stream = TcpStream::connect(&cfg.addr).await?;
+    run_in_farm(cfg, stats, None, cancel).await
+}
+
+/// Like [`run`], recording job fan-out lag against `arrivals`.
+pub async fn run_in_farm(
+    cfg: MinerConfig,
+    stats: Arc<MinerStats>,
+    arrivals: Option<JobArrivals>,
+    cancel: CancellationToken,
+) -> Result<(), MinerError> {
+    let connect_at = Instant::now();
+    let stream = tokio::select! {
+        s = TcpStream::connect(&cfg.addr) => s?,
+        _ = cancel.cancelled() => return Ok(()),
+    };
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let mut next_id = 1u64;
@@ -146,15 +261,18 @@ pub async fn run(
     let mut en2_counter: u64 = 0;
     let mut nonce: u32 = 0;
     let mut roll: u32 = 0;
-    let started = Instant::now();
-    // Hash in short slices, then let I/O in. Slow miners wake less often:
-    // thousands of them share a small machine.
-    let slice = if cfg.hashes_per_sec < 50_000.0 {
+    let mut rng = Rng(cfg.seed | 1);
+    let mut bad_turn = 0usize;
+    let mut sent_at: HashMap<u64, (Instant, f64)> = HashMap::new();
+    // Hash budget: hashes allowed so far, refilled by elapsed time at the
+    // current rate (which follows the difficulty in share-rate mode).
+    let mut budget: f64 = 0.0;
+    let mut last_refill = Instant::now();
+    let slice = if cfg.hashes_per_sec < 50_000.0 && cfg.share_rate.is_none() {
         0.05
     } else {
         0.01
     };
-    let batch = ((cfg.hashes_per_sec * slice).ceil() as u64).clamp(1, 1 << 20);
     let mut pace = tokio::time::interval(Duration::from_secs_f64(slice));
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -164,6 +282,7 @@ pub async fn run(
                 if r? == 0 {
                     return Err(MinerError::Closed);
                 }
+                let now = Instant::now();
                 while let Some(line) = codec.decode(&mut buf).map_err(|e| MinerError::Protocol(e.to_string()))? {
                     let m = parse_server(&line).map_err(|e| MinerError::Protocol(e.to_string()))?;
                     match m {
@@ -179,9 +298,18 @@ pub async fn run(
                             } else if let Some(mk) = result.get("version-rolling.mask").and_then(Value::as_str) {
                                 mask = u32::from_str_radix(mk, 16).unwrap_or(0);
                             } else if id >= first_share_id {
+                                let share = sent_at.remove(&id);
+                                if let Some((t, _)) = share {
+                                    record(&stats.latency_us, now.duration_since(t));
+                                }
                                 match error {
                                     None if result.as_bool() == Some(true) => {
                                         stats.accepted.fetch_add(1, Ordering::Relaxed);
+                                        if let Some((_, d)) = share {
+                                            // Single writer: load + store is enough.
+                                            let w = stats.accepted_work() + d;
+                                            stats.accepted_work_bits.store(w.to_bits(), Ordering::Relaxed);
+                                        }
                                     }
                                     Some(e) => {
                                         let code = e.code.clamp(20, 25) as usize - 20;
@@ -200,7 +328,13 @@ pub async fn run(
                             en2_size = extranonce2_size;
                         }
                         ServerMessage::Notify(n) => {
-                            stats.jobs.fetch_add(1, Ordering::Relaxed);
+                            if stats.jobs.fetch_add(1, Ordering::Relaxed) == 0 {
+                                record(&stats.first_job_us, now.duration_since(connect_at));
+                            }
+                            if let Some(a) = &arrivals {
+                                let first = *a.entry(n.job_id.clone()).or_insert(now);
+                                record(&stats.fanout_us, now.saturating_duration_since(first));
+                            }
                             if n.clean {
                                 stats.clean_jobs.fetch_add(1, Ordering::Relaxed);
                             }
@@ -208,6 +342,7 @@ pub async fn run(
                                 return Err(MinerError::Protocol("notify before subscribe result".into()));
                             }
                             work = Some(new_work(&n, &extranonce1, en2_size, difficulty)?);
+                            stats.difficulty_x2_32.store((difficulty * 4_294_967_296.0) as u64, Ordering::Relaxed);
                             stats.ready.store(1, Ordering::Relaxed);
                             nonce = 0;
                         }
@@ -221,11 +356,18 @@ pub async fn run(
             }
             _ = pace.tick() => {
                 let Some(w) = work.as_mut() else { continue };
-                // Stay under the hash budget over the miner's lifetime.
-                let budget = (started.elapsed().as_secs_f64() * cfg.hashes_per_sec) as u64;
-                if stats.hashes.load(Ordering::Relaxed) >= budget {
+                let now = Instant::now();
+                let rate = match cfg.share_rate {
+                    Some(r) => (r * w.difficulty * 4_294_967_296.0).min(cfg.hashes_per_sec),
+                    None => cfg.hashes_per_sec,
+                };
+                budget = (budget + now.duration_since(last_refill).as_secs_f64() * rate).min(rate.max(1.0));
+                last_refill = now;
+                let batch = budget.floor() as u64;
+                if batch == 0 {
                     continue;
                 }
+                budget -= batch as f64;
                 let mut out = Vec::new();
                 let mut en2_buf = [0u8; 32];
                 let n = en2_size.min(32);
@@ -237,14 +379,43 @@ pub async fn run(
                 } else {
                     w.version
                 };
+                let vbits = (mask != 0).then_some(version & mask);
                 for _ in 0..batch {
                     let s = Submission { extranonce2: en2, time: w.ntime, nonce, version };
-                    if let Ok(r) = w.checker.check(&s) && r.meets_share_target {
-                        let vbits = (mask != 0).then_some(version & mask);
-                        out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, &w.job_id, en2, w.ntime, nonce, vbits));
-                        next_id += 1;
-                        stats.submitted.fetch_add(1, Ordering::Relaxed);
-                        stats.accepted_work_x65536.fetch_add((w.difficulty * 65536.0) as u64, Ordering::Relaxed);
+                    let hit = matches!(w.checker.check(&s), Ok(r) if r.meets_share_target);
+                    if hit {
+                        let bad = cfg.bad_fraction > 0.0 && rng.next_f64() < cfg.bad_fraction;
+                        let kind = [BadKind::UnknownJob, BadKind::Duplicate, BadKind::LowDifficulty][bad_turn % 3];
+                        if bad {
+                            bad_turn += 1;
+                            stats.bad_sent[kind as usize].fetch_add(1, Ordering::Relaxed);
+                        }
+                        match (bad, kind) {
+                            (true, BadKind::UnknownJob) => {
+                                out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, "deadbeefdeadbeef", en2, w.ntime, nonce, vbits));
+                                sent_at.insert(next_id, (now, w.difficulty));
+                                next_id += 1;
+                            }
+                            (true, BadKind::LowDifficulty) => {
+                                // The next nonce that misses the target.
+                                let mut low = nonce.wrapping_add(1);
+                                while matches!(w.checker.check(&Submission { extranonce2: en2, time: w.ntime, nonce: low, version }), Ok(r) if r.meets_share_target) {
+                                    low = low.wrapping_add(1);
+                                }
+                                out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, &w.job_id, en2, w.ntime, low, vbits));
+                                sent_at.insert(next_id, (now, w.difficulty));
+                                next_id += 1;
+                            }
+                            (true, BadKind::Duplicate) | (false, _) => {
+                                let copies = if bad { 2 } else { 1 };
+                                for _ in 0..copies {
+                                    out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, &w.job_id, en2, w.ntime, nonce, vbits));
+                                    sent_at.insert(next_id, (now, w.difficulty));
+                                    next_id += 1;
+                                }
+                            }
+                        }
+                        stats.submitted.fetch_add(if bad && kind == BadKind::Duplicate { 2 } else { 1 }, Ordering::Relaxed);
                     }
                     nonce = nonce.wrapping_add(1);
                     if nonce == 0 {
@@ -257,6 +428,10 @@ pub async fn run(
                 roll = roll.wrapping_add(1);
                 if roll.is_multiple_of(64) {
                     en2_counter += 1;
+                }
+                // Requests never answered must not pile up.
+                if sent_at.len() > 100_000 {
+                    sent_at.clear();
                 }
                 if !out.is_empty() {
                     wr.write_all(&out).await?;
