@@ -246,9 +246,12 @@ impl Engine {
         let cfg = &self.server_cfg;
         let (mut rd, mut wr) = stream.into_split();
         let mut codec = LineCodec::new(cfg.max_line);
-        let mut buf = BytesMut::with_capacity(1024);
-        let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
-        let mut out: Vec<Output> = Vec::with_capacity(8);
+        // Small to start: an idle miner's lines are ~150 bytes; buffers grow
+        // for the miners that need more (memory per connection matters at
+        // tens of thousands of connections).
+        let mut buf = BytesMut::with_capacity(256);
+        let mut wbuf: Vec<u8> = Vec::new();
+        let mut out: Vec<Output> = Vec::new();
         let started = Instant::now();
         let mut core = Session::new(
             id,

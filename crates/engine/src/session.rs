@@ -126,8 +126,10 @@ struct JobEntry {
     /// credited at this, whatever vardiff did since.
     difficulty: f64,
     target: Target,
-    /// Built on the first share for the job.
-    checker: Option<ShareChecker>,
+    /// Built on the first share for the job; boxed, because most jobs of
+    /// a slow miner never see a share and a session keeps several jobs
+    /// (inline it would cost ~700 bytes per job per connection).
+    checker: Option<Box<ShareChecker>>,
     /// First 8 bytes of accepted hashes: a resubmitted share hashes alike.
     seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
     /// Set when the job's upstream failed or a clean job superseded it.
@@ -629,7 +631,7 @@ impl Session {
                 entry.target,
             )
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
-            entry.checker = Some(c);
+            entry.checker = Some(Box::new(c));
         }
         let Some(checker) = entry.checker.as_mut() else {
             return Err((Reject::Malformed, 0.0));

@@ -187,8 +187,23 @@ struct Work {
     difficulty: f64,
 }
 
-/// First arrival time of each job id across a farm (for fan-out lag).
-pub type JobArrivals = Arc<DashMap<String, Instant>>;
+/// Per job id across a farm: when the first miner got it (fan-out lag),
+/// and the job parsed once (thousands of miners need not each parse the
+/// same notify).
+pub type JobArrivals = Arc<DashMap<String, (Instant, Arc<Notify>)>>;
+
+/// The job id of a `mining.notify` line, cheaply: the first string in
+/// `params`. `None` for anything else (which is then parsed in full).
+fn notify_job_id(line: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(line).ok()?;
+    if !text.contains("\"mining.notify\"") {
+        return None;
+    }
+    let rest = &text[text.find("\"params\"")? + 8..];
+    let rest = &rest[rest.find('[')? + 1..];
+    let rest = rest.trim_start().strip_prefix('"')?;
+    Some(&rest[..rest.find('"')?])
+}
 
 /// xorshift64*: cheap, deterministic choices.
 struct Rng(u64);
@@ -258,7 +273,10 @@ pub async fn run_in_farm(
     let mut mask = 0u32;
     let mut difficulty = 1.0f64;
     let mut work: Option<Work> = None;
-    let mut en2_counter: u64 = 0;
+    // Independent hardware starts anywhere in its extranonce2 space: miners
+    // behind a proxy that shares one extranonce1 among them (a naive one)
+    // must not all submit the same shares.
+    let mut en2_counter: u64 = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
     let mut nonce: u32 = 0;
     let mut roll: u32 = 0;
     let mut rng = Rng(cfg.seed | 1);
@@ -268,10 +286,12 @@ pub async fn run_in_farm(
     // current rate (which follows the difficulty in share-rate mode).
     let mut budget: f64 = 0.0;
     let mut last_refill = Instant::now();
-    let slice = if cfg.hashes_per_sec < 50_000.0 && cfg.share_rate.is_none() {
-        0.05
-    } else {
-        0.01
+    // How often to hash: often enough to spread shares out, rarely enough
+    // that tens of thousands of miners do not drown in timer wake-ups.
+    let slice = match cfg.share_rate {
+        Some(r) if r > 0.0 => (0.25 / r).clamp(0.01, 0.5),
+        _ if cfg.hashes_per_sec < 50_000.0 => 0.05,
+        _ => 0.01,
     };
     let mut pace = tokio::time::interval(Duration::from_secs_f64(slice));
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -284,7 +304,15 @@ pub async fn run_in_farm(
                 }
                 let now = Instant::now();
                 while let Some(line) = codec.decode(&mut buf).map_err(|e| MinerError::Protocol(e.to_string()))? {
-                    let m = parse_server(&line).map_err(|e| MinerError::Protocol(e.to_string()))?;
+                    // A notify another miner of the farm already parsed.
+                    let cached = arrivals.as_ref().and_then(|a| {
+                        let id = notify_job_id(&line)?;
+                        a.get(id).map(|e| (e.0, e.1.clone()))
+                    });
+                    let m = match cached {
+                        Some((_, n)) => ServerMessage::Notify((*n).clone()),
+                        None => parse_server(&line).map_err(|e| MinerError::Protocol(e.to_string()))?,
+                    };
                     match m {
                         ServerMessage::Response { id, result, error } => {
                             let id = id.as_u64().unwrap_or(0);
@@ -328,12 +356,19 @@ pub async fn run_in_farm(
                             en2_size = extranonce2_size;
                         }
                         ServerMessage::Notify(n) => {
-                            if stats.jobs.fetch_add(1, Ordering::Relaxed) == 0 {
+                            let first_job = stats.jobs.fetch_add(1, Ordering::Relaxed) == 0;
+                            if first_job {
                                 record(&stats.first_job_us, now.duration_since(connect_at));
                             }
+                            // Fan-out lag: how long after the farm's first
+                            // receipt of a job this miner got it. A miner's
+                            // first job is excluded: it arrives on connect,
+                            // so its lag is the ramp, not the fan-out.
                             if let Some(a) = &arrivals {
-                                let first = *a.entry(n.job_id.clone()).or_insert(now);
-                                record(&stats.fanout_us, now.saturating_duration_since(first));
+                                let first = a.entry(n.job_id.clone()).or_insert_with(|| (now, Arc::new(n.clone()))).0;
+                                if !first_job {
+                                    record(&stats.fanout_us, now.saturating_duration_since(first));
+                                }
                             }
                             if n.clean {
                                 stats.clean_jobs.fetch_add(1, Ordering::Relaxed);
@@ -462,4 +497,29 @@ fn new_work(n: &Notify, en1: &[u8], en2_size: usize, difficulty: f64) -> Result<
         ntime: n.ntime,
         difficulty,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_job_id_is_read_without_parsing() {
+        assert_eq!(
+            notify_job_id(br#"{"id":null,"method":"mining.notify","params":["4d","00"]}"#),
+            Some("4d")
+        );
+        assert_eq!(
+            notify_job_id(br#"{"params": [ "j7", "00"], "id": null, "method": "mining.notify"}"#),
+            Some("j7")
+        );
+        assert_eq!(
+            notify_job_id(br#"{"id":1,"result":true,"error":null}"#),
+            None
+        );
+        assert_eq!(
+            notify_job_id(br#"{"method":"mining.notify","params":[5]}"#),
+            None
+        );
+    }
 }
