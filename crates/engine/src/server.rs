@@ -57,6 +57,32 @@ impl Default for ServerConfig {
     }
 }
 
+/// Writes `data`, trying the socket without a timer first (it nearly always
+/// has room); only a full socket waits, bounded by `timeout`, after which
+/// the miner counts as a slow reader.
+async fn write_bounded(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    data: &[u8],
+    timeout: Duration,
+) -> Result<(), Disconnect> {
+    let mut off = 0;
+    while off < data.len() {
+        match wr.try_write(&data[off..]) {
+            Ok(n) => off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => return Err(Disconnect::Io),
+        }
+    }
+    if off == data.len() {
+        return Ok(());
+    }
+    match tokio::time::timeout(timeout, wr.write_all(&data[off..])).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Disconnect::Io),
+        Err(_) => Err(Disconnect::SlowReader),
+    }
+}
+
 /// Gives back a per-IP slot however the task ends.
 struct IpGuard {
     engine: Arc<Engine>,
@@ -251,6 +277,7 @@ impl Engine {
         // tens of thousands of connections).
         let mut buf = BytesMut::with_capacity(256);
         let mut wbuf: Vec<u8> = Vec::new();
+        let mut sends: Vec<bytes::Bytes> = Vec::new();
         let mut out: Vec<Output> = Vec::new();
         let started = Instant::now();
         let mut core = Session::new(
@@ -266,12 +293,13 @@ impl Engine {
         let mut last_line = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer for the handshake/idle deadline, re-armed only when it
+        // fires early (activity moved the deadline): a fresh timer per line
+        // would cost a timer-wheel insert per share.
+        let handshake_deadline = tokio::time::Instant::from_std(started) + cfg.handshake_timeout;
+        let idle = tokio::time::sleep_until(handshake_deadline);
+        tokio::pin!(idle);
         loop {
-            let deadline = if core.is_ready() {
-                last_line + cfg.idle_timeout
-            } else {
-                tokio::time::Instant::from_std(started) + cfg.handshake_timeout
-            };
             tokio::select! {
                 r = rd.read_buf(&mut buf) => {
                     match r {
@@ -316,7 +344,12 @@ impl Engine {
                     Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
                 },
                 _ = ticker.tick() => core.on_tick(Instant::now()),
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut idle => {
+                    let deadline = if core.is_ready() { last_line + cfg.idle_timeout } else { handshake_deadline };
+                    if tokio::time::Instant::now() < deadline {
+                        idle.as_mut().reset(deadline);
+                        continue;
+                    }
                     return if core.is_ready() { Disconnect::IdleTimeout } else { Disconnect::HandshakeTimeout };
                 }
                 _ = self.cancel.cancelled() => return Disconnect::Shutdown,
@@ -325,10 +358,10 @@ impl Engine {
             let mut disconnect = None;
             for o in out.drain(..) {
                 match o {
-                    Output::Send(b) => wbuf.extend_from_slice(&b),
+                    Output::Send(b) => sends.push(b),
                     Output::Forward(f) => {
                         let tx = f.job.share_tx.clone();
-                        let delivered = match tx.try_send(f) {
+                        let delivered = match tx.try_send(*f) {
                             Ok(()) => true,
                             // A full queue gets a short wait; a closed one
                             // (upstream gone) none.
@@ -350,16 +383,24 @@ impl Engine {
                     Output::Disconnect(d) => disconnect = Some(d),
                 }
             }
-            if !wbuf.is_empty() {
-                match tokio::time::timeout(cfg.write_timeout, wr.write_all(&wbuf)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Disconnect::Io,
-                    Err(_) => return Disconnect::SlowReader,
+            let written = match (sends.len(), wbuf.is_empty()) {
+                (0, _) => Ok(()),
+                // One line (a reply, a job): straight from its shared bytes.
+                (1, true) => write_bounded(&mut wr, &sends[0], cfg.write_timeout).await,
+                _ => {
+                    for b in &sends {
+                        wbuf.extend_from_slice(b);
+                    }
+                    write_bounded(&mut wr, &wbuf, cfg.write_timeout).await
                 }
-                wbuf.clear();
-                if wbuf.capacity() > 64 * 1024 {
-                    wbuf.shrink_to(2048);
-                }
+            };
+            sends.clear();
+            wbuf.clear();
+            if wbuf.capacity() > 4096 {
+                wbuf = Vec::new();
+            }
+            if let Err(d) = written {
+                return d;
             }
             work.store(
                 (core.counters().accepted_work * 65536.0) as u64,

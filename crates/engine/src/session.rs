@@ -77,8 +77,9 @@ impl Default for SessionConfig {
 pub enum Output {
     /// Write this line to the miner.
     Send(Bytes),
-    /// Send this share to its job's upstream.
-    Forward(ShareForward),
+    /// Send this share to its job's upstream (boxed: the share is large
+    /// and rare next to replies, and outputs are buffered per session).
+    Forward(Box<ShareForward>),
     /// Close the connection.
     Disconnect(Disconnect),
 }
@@ -557,7 +558,7 @@ impl Session {
                 }
                 // A block goes out before the miner hears anything.
                 if forward {
-                    out.push(Output::Forward(fwd));
+                    out.push(Output::Forward(Box::new(fwd)));
                 }
                 out.push(Output::Send(msg::encode_true(s.id)));
                 self.counters.accepted += 1;
