@@ -147,7 +147,7 @@ fn install_peer(dir: &Path) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn peer(bin: &Path, dir: &Path, pool_port: u16) -> Result<(Proc, u16), String> {
+fn peer(bin: &Path, dir: &Path, pools: &[u16]) -> Result<(Proc, u16), String> {
     let port = free_port();
     let cfg = dir.join("aiostratum.yaml");
     // Solo mode (max_workers 1): with 256/65536 workers it hands miners an
@@ -155,8 +155,14 @@ fn peer(bin: &Path, dir: &Path, pool_port: u16) -> Result<(Proc, u16), String> {
     // validating pool rejects every share (seen with sluice pool). In solo
     // mode miners share the pool's extranonce1 and start at random
     // extranonce2 values, as independent hardware would.
+    let mut pool_list = String::new();
+    for (i, pool_port) in pools.iter().enumerate() {
+        pool_list.push_str(&format!(
+            "  - name: sluice-pool-{i}\n    host: 127.0.0.1\n    port: {pool_port}\n    account_name: peeracct.bench\n    account_password: 'd=0.00000001'\n"
+        ));
+    }
     let yaml = format!(
-        "proxies:\n- name: bench\n  max_workers: 1\n  extranonce_subscribe: false\n  worker_class: aiostratum_proxy.protocols.stratum.StratumWorkerProtocol\n  pool_class: aiostratum_proxy.protocols.stratum.StratumPoolProtocol\n  listen:\n  - host: '127.0.0.1'\n    port: {port}\n  pools:\n  - name: sluice-pool\n    host: 127.0.0.1\n    port: {pool_port}\n    account_name: peeracct.bench\n    account_password: 'd=0.00000001'\n"
+        "proxies:\n- name: bench\n  max_workers: 1\n  extranonce_subscribe: false\n  worker_class: aiostratum_proxy.protocols.stratum.StratumWorkerProtocol\n  pool_class: aiostratum_proxy.protocols.stratum.StratumPoolProtocol\n  listen:\n  - host: '127.0.0.1'\n    port: {port}\n  pools:\n{pool_list}"
     );
     std::fs::write(&cfg, yaml).map_err(|e| e.to_string())?;
     let log = std::fs::File::create(dir.join("aiostratum.log")).map_err(|e| e.to_string())?;
@@ -184,12 +190,18 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-fn sluice_proxy(dir: &Path, pool_port: u16) -> (Proc, u16) {
+fn sluice_proxy(dir: &Path, pools: &[(u16, u32)]) -> (Proc, u16) {
     let cfg = dir.join("proxy.toml");
+    let mut pool_tables = String::new();
+    for (port, level) in pools {
+        pool_tables.push_str(&format!(
+            "[[pools]]\nurl = \"stratum+tcp://127.0.0.1:{port}\"\nuser = \"benchacct\"\npassword = \"d=0.000001\"\nlevel = {level}\n"
+        ));
+    }
     // Vardiff off: the load generator sets each miner's share rate, and a
     // fixed difficulty keeps the measured rate what was asked for.
     let toml = format!(
-        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n[[pools]]\nurl = \"stratum+tcp://127.0.0.1:{pool_port}\"\nuser = \"benchacct\"\npassword = \"d=0.000001\"\n"
+        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
     sluice(
@@ -252,6 +264,7 @@ impl Step {
 
 /// One load step against a running proxy: loadgen as its own process,
 /// proxy RSS and CPU sampled from /proc around the measured window.
+#[allow(clippy::too_many_arguments)]
 fn step(
     proxy: &Proc,
     port: u16,
@@ -260,6 +273,25 @@ fn step(
     share_rate: f64,
     secs: f64,
     ramp: f64,
+) -> Step {
+    step_with(
+        proxy, port, series, miners, share_rate, secs, ramp, "steady", None,
+    )
+}
+
+/// A step with a loadgen scenario and an optional action `at` seconds
+/// after the load generator started (e.g. killing a pool).
+#[allow(clippy::too_many_arguments)]
+fn step_with(
+    proxy: &Proc,
+    port: u16,
+    series: &'static str,
+    miners: usize,
+    share_rate: f64,
+    secs: f64,
+    ramp: f64,
+    scenario: &str,
+    mut action: Option<(f64, Box<dyn FnMut()>)>,
 ) -> Step {
     let rss_before = rss_kib(proxy.pid());
     let cpu0 = cpu_secs(proxy.pid());
@@ -278,6 +310,8 @@ fn step(
             "10000000",
             "--ramp",
             &ramp.to_string(),
+            "--scenario",
+            scenario,
             "--json",
         ])
         .env("RUST_LOG", "warn")
@@ -294,8 +328,15 @@ fn step(
         let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
         s
     });
+    let started = Instant::now();
     while lg.try_wait().ok().flatten().is_none() {
         rss_peak = rss_peak.max(rss_kib(proxy.pid()));
+        if let Some((at, f)) = action.as_mut()
+            && started.elapsed().as_secs_f64() >= *at
+        {
+            f();
+            action = None;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     out.push_str(&reader.join().unwrap_or_default());
@@ -327,21 +368,47 @@ fn step(
 }
 
 struct Plan {
+    storm_miners: usize,
+    failover_miners: usize,
     conn_steps: Vec<usize>,
     throughput_miners: usize,
     throughput_rates: Vec<f64>,
     secs: f64,
 }
 
-/// Runs both series, each connections step on a fresh proxy process (so
-/// its RSS baseline is clean) and the throughput series on one more.
+/// How to start the proxy under test in front of the given pools.
+type Starter<'a> = &'a dyn Fn(&[u16]) -> Result<(Proc, u16), String>;
+
+fn start_pool() -> (Proc, u16) {
+    sluice(
+        "pool",
+        &[
+            "pool",
+            "--listen",
+            "127.0.0.1:0",
+            "--min-difficulty",
+            "0.000000001",
+            "--start-difficulty",
+            "0.00000001",
+            "--block-interval",
+            "0",
+            "--refresh-interval",
+            "2",
+        ],
+    )
+}
+
+/// Runs every series: each connections step on a fresh proxy process (so
+/// its RSS baseline is clean), the throughput series on one more, then the
+/// storm and failover scenarios, each on a fresh proxy.
 fn run_series(
-    start: &dyn Fn() -> Result<(Proc, u16), String>,
+    start: Starter<'_>,
+    pool_port: u16,
     plan: &Plan,
     out: &mut Vec<Step>,
 ) -> Result<(), String> {
     for &n in &plan.conn_steps {
-        let (proxy, port) = start()?;
+        let (proxy, port) = start(&[pool_port])?;
         // A share per 5 s per miner, ramped at up to 2,000 connections/s.
         out.push(step(
             &proxy,
@@ -353,7 +420,7 @@ fn run_series(
             (n as f64 / 5.0).max(500.0),
         ));
     }
-    let (proxy, port) = start()?;
+    let (proxy, port) = start(&[pool_port])?;
     for &r in &plan.throughput_rates {
         out.push(step(
             &proxy,
@@ -365,6 +432,44 @@ fn run_series(
             1000.0,
         ));
     }
+    drop(proxy);
+    for scenario in ["connect-storm", "reconnect-storm"] {
+        let (proxy, port) = start(&[pool_port])?;
+        let series = if scenario == "connect-storm" {
+            "connect-storm"
+        } else {
+            "reconnect-storm"
+        };
+        out.push(step_with(
+            &proxy,
+            port,
+            series,
+            plan.storm_miners,
+            1.0,
+            plan.secs,
+            1000.0,
+            scenario,
+            None,
+        ));
+    }
+    // Failover under load: a fresh primary and backup pool; the primary
+    // is killed halfway through the measured window.
+    let (primary, primary_port) = start_pool();
+    let (_backup, backup_port) = start_pool();
+    let (proxy, port) = start(&[primary_port, backup_port])?;
+    let mut primary = Some(primary);
+    let kill_at = 2.0 + plan.secs / 2.0;
+    out.push(step_with(
+        &proxy,
+        port,
+        "failover",
+        plan.failover_miners,
+        1.0,
+        plan.secs,
+        1000.0,
+        "steady",
+        Some((kill_at, Box::new(move || drop(primary.take())))),
+    ));
     Ok(())
 }
 
@@ -486,7 +591,9 @@ fn main() {
             conn_steps: vec![200],
             throughput_miners: 100,
             throughput_rates: vec![20.0],
-            secs: 4.0,
+            storm_miners: 200,
+            failover_miners: 100,
+            secs: 3.0,
         }
     } else {
         // 200: a load the peer handles; 19,000: near this machine's open-files limit.
@@ -496,6 +603,8 @@ fn main() {
             conn_steps: steps,
             throughput_miners: 1_000,
             throughput_rates: vec![2.0, 5.0, 10.0, 20.0, 30.0],
+            storm_miners: 5_000,
+            failover_miners: 1_000,
             secs: 10.0,
         }
     };
@@ -504,28 +613,26 @@ fn main() {
         if quick { "quick" } else { "full" }
     );
 
-    let (pool, pool_port) = sluice(
-        "pool",
-        &[
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--min-difficulty",
-            "0.000000001",
-            "--start-difficulty",
-            "0.00000001",
-            "--block-interval",
-            "0",
-            "--refresh-interval",
-            "2",
-        ],
-    );
+    let (pool, pool_port) = start_pool();
     let mut steps = Vec::new();
-    if let Err(e) = run_series(&|| Ok(sluice_proxy(&dir, pool_port)), &plan, &mut steps) {
+    let sluice_start = |pools: &[u16]| -> Result<(Proc, u16), String> {
+        let levels: Vec<(u16, u32)> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u32))
+            .collect();
+        Ok(sluice_proxy(&dir, &levels))
+    };
+    if let Err(e) = run_series(&sluice_start, pool_port, &plan, &mut steps) {
         panic!("sluice series: {e}");
     }
     let peer_note = match install_peer(&dir) {
-        Ok(bin) => match run_series(&|| peer(&bin, &dir, pool_port), &plan, &mut steps) {
+        Ok(bin) => match run_series(
+            &|pools: &[u16]| peer(&bin, &dir, pools),
+            pool_port,
+            &plan,
+            &mut steps,
+        ) {
             Ok(()) => "aiostratum-proxy 1.1 (PyPI), solo mode (max_workers 1)".to_string(),
             Err(e) => format!("aiostratum-proxy 1.1: {e}"),
         },
@@ -556,7 +663,7 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
         "# sluice load bench ({})\n\nAll processes on one 2-core machine (proxy, pool, load generator), 127.0.0.1. fd limit {fd_limit}. Peer: {peer_note}.\n\n",
         if quick { "quick mode: smoke test, not a measurement" } else { "full" }
     ));
-    md.push_str("| proxy | series | miners | shares/s/miner | connected | accepted/s | p50 ms | p99 ms | p99.9 ms | fan-out p99 ms | RSS KiB | RSS/conn KiB | CPU s/1000 shares | disconnects |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| proxy | series | miners | shares/s/miner | connected | accepted/s | p50 ms | p99 ms | p99.9 ms | max ms | first job p99 ms | fan-out p99 ms | RSS KiB | RSS/conn KiB | CPU s/1000 shares | disconnects |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let ms = |s: &Step, h: &str, q: &str| {
         if s.f(&[h, "count"]) == 0.0 {
             "no data".to_string()
@@ -566,7 +673,7 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
     };
     for s in steps {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.3} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} | {} |\n",
             s.proxy,
             s.series,
             s.miners,
@@ -576,6 +683,8 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
             ms(s, "submit_latency", "p50_us"),
             ms(s, "submit_latency", "p99_us"),
             ms(s, "submit_latency", "p999_us"),
+            ms(s, "submit_latency", "max_us"),
+            ms(s, "first_job", "p99_us"),
             ms(s, "fanout_lag", "p99_us"),
             s.rss_kib,
             s.rss_per_conn_kib(),

@@ -281,6 +281,7 @@ pub async fn run_in_farm(
     let mut roll: u32 = 0;
     let mut rng = Rng(cfg.seed | 1);
     let mut bad_turn = 0usize;
+    let mut got_job = false;
     let mut sent_at: HashMap<u64, (Instant, f64)> = HashMap::new();
     // Hash budget: hashes allowed so far, refilled by elapsed time at the
     // current rate (which follows the difficulty in share-rate mode).
@@ -356,7 +357,11 @@ pub async fn run_in_farm(
                             en2_size = extranonce2_size;
                         }
                         ServerMessage::Notify(n) => {
-                            let first_job = stats.jobs.fetch_add(1, Ordering::Relaxed) == 0;
+                            // First job of this connection (a miner that
+                            // rejoins starts over).
+                            let first_job = !got_job;
+                            got_job = true;
+                            stats.jobs.fetch_add(1, Ordering::Relaxed);
                             if first_job {
                                 record(&stats.first_job_us, now.duration_since(connect_at));
                             }
