@@ -144,6 +144,21 @@ fn miner(
     stats
 }
 
+async fn upstreams_ready(proxy: &Node) {
+    wait_for(
+        "every pool's upstream ready",
+        Duration::from_secs(10),
+        || {
+            proxy.engine.router.snapshot().iter().all(|p| {
+                p.connections
+                    .iter()
+                    .any(|c| c.1 == sluice_engine::upstream::Health::Ready)
+            })
+        },
+    )
+    .await;
+}
+
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -353,6 +368,9 @@ async fn failover_keeps_miners_connected_and_failback_restores_the_primary() {
     pc.pools.push(pool_entry(&primary, "farm", 1.0, 0));
     pc.pools.push(pool_entry(&backup, "farm", 1.0, 1));
     let proxy = launch(pc).await;
+    // Both upstreams ready first: otherwise a miner arriving while only the
+    // backup is up is (rightly) served there until failback.
+    upstreams_ready(&proxy).await;
     let cancel = CancellationToken::new();
     let miners: Vec<_> = (0..5)
         .map(|i| miner(proxy.addr, &format!("rig.{i}"), 20_000.0, &cancel))
@@ -447,6 +465,7 @@ async fn weights_split_work_70_30_and_rebalancing_fixes_uneven_miners() {
     // Keep vardiff from changing share sizes mid-test.
     pc.difficulty.vardiff.enabled = false;
     let proxy = launch(pc).await;
+    upstreams_ready(&proxy).await;
     let cancel = CancellationToken::new();
     // Uneven miners: three are 8× faster and connect first, so placement
     // by session count puts them all on pool A (about 90/10 of the work);

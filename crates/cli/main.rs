@@ -82,7 +82,7 @@ struct LoadgenCli {
     /// Connections opened per second (default: all at once).
     #[arg(long)]
     ramp: Option<f64>,
-    /// Fraction of shares sent bad on purpose (unknown job, duplicate,
+    /// Fraction of shares sent bad on purpose (stale, duplicate,
     /// low difficulty, in turn).
     #[arg(long, default_value_t = 0.0)]
     bad_fraction: f64,

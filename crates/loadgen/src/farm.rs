@@ -128,7 +128,7 @@ pub struct Report {
     pub rejected_by_code: std::collections::BTreeMap<u8, u64>,
     /// Rejects per second over the measured window.
     pub rejected_per_sec: f64,
-    /// Bad shares sent on purpose: unknown job, duplicate, low difficulty.
+    /// Bad shares sent on purpose: stale, duplicate, low difficulty.
     pub bad_sent: [u64; 3],
     /// Connections that ended with an error.
     pub disconnects: u64,
@@ -330,7 +330,7 @@ impl Report {
             .map(|(c, n)| format!("{c}: {n}"))
             .collect();
         s.push_str(&format!(
-            "rejected                 {:.1}/s  by code {{{}}}\nbad sent on purpose      unknown job {}, duplicate {}, low difficulty {}\ndisconnects              {}\n\n",
+            "rejected                 {:.1}/s  by code {{{}}}\nbad sent on purpose      stale {}, duplicate {}, low difficulty {}\ndisconnects              {}\n\n",
             self.rejected_per_sec,
             codes.join(", "),
             self.bad_sent[0],

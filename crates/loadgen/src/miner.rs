@@ -6,7 +6,7 @@
 //! share rate (`share_rate` × difficulty × 2³²), so thousands of miners or
 //! tens of thousands of shares per second fit on a small machine. The
 //! hashes actually computed are counted: ground truth for hashrate
-//! estimates. A fraction of shares can be deliberately bad (unknown job,
+//! estimates. A fraction of shares can be deliberately bad (stale,
 //! duplicate, low difficulty) to exercise reject paths.
 
 use std::collections::HashMap;
@@ -68,8 +68,9 @@ impl Default for MinerConfig {
 /// Kinds of deliberately bad shares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadKind {
-    /// A job id the server never sent (expects 21).
-    UnknownJob = 0,
+    /// A share on a job a clean job has superseded (expects 21); before
+    /// the first clean job, a job id the server never sent (also 21).
+    Stale = 0,
     /// A valid share sent twice (expects 22 for the second).
     Duplicate = 1,
     /// A hash above the target (expects 23).
@@ -282,6 +283,8 @@ pub async fn run_in_farm(
     let mut rng = Rng(cfg.seed | 1);
     let mut bad_turn = 0usize;
     let mut got_job = false;
+    // The last job before the latest clean job: shares on it are stale.
+    let mut superseded: Option<String> = None;
     let mut sent_at: HashMap<u64, (Instant, f64)> = HashMap::new();
     // Hash budget: hashes allowed so far, refilled by elapsed time at the
     // current rate (which follows the difficulty in share-rate mode).
@@ -381,6 +384,11 @@ pub async fn run_in_farm(
                             if en2_size == 0 {
                                 return Err(MinerError::Protocol("notify before subscribe result".into()));
                             }
+                            if n.clean
+                                && let Some(old) = &work
+                            {
+                                superseded = Some(old.job_id.clone());
+                            }
                             work = Some(new_work(&n, &extranonce1, en2_size, difficulty)?);
                             stats.difficulty_x2_32.store((difficulty * 4_294_967_296.0) as u64, Ordering::Relaxed);
                             stats.ready.store(1, Ordering::Relaxed);
@@ -425,14 +433,15 @@ pub async fn run_in_farm(
                     let hit = matches!(w.checker.check(&s), Ok(r) if r.meets_share_target);
                     if hit {
                         let bad = cfg.bad_fraction > 0.0 && rng.next_f64() < cfg.bad_fraction;
-                        let kind = [BadKind::UnknownJob, BadKind::Duplicate, BadKind::LowDifficulty][bad_turn % 3];
+                        let kind = [BadKind::Stale, BadKind::Duplicate, BadKind::LowDifficulty][bad_turn % 3];
                         if bad {
                             bad_turn += 1;
                             stats.bad_sent[kind as usize].fetch_add(1, Ordering::Relaxed);
                         }
                         match (bad, kind) {
-                            (true, BadKind::UnknownJob) => {
-                                out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, "deadbeefdeadbeef", en2, w.ntime, nonce, vbits));
+                            (true, BadKind::Stale) => {
+                                let job = superseded.as_deref().unwrap_or("deadbeefdeadbeef");
+                                out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, job, en2, w.ntime, nonce, vbits));
                                 sent_at.insert(next_id, (now, w.difficulty));
                                 next_id += 1;
                             }
