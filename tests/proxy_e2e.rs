@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use sluice::config::{Config, ListenConfig, Mode, PoolConfig, PoolNodeConfig, RoutingConfig};
+use sluice::config::{Config, Mode, PoolConfig, PoolNodeConfig, RoutingConfig};
 use sluice::run::{Running, start};
 use sluice_engine::local::WorkerTally;
 use sluice_engine::server::Engine;
@@ -65,26 +65,17 @@ async fn launch(cfg: Config) -> Node {
 }
 
 fn base(mode: Mode, addr: SocketAddr) -> Config {
-    let mut c = Config {
-        mode,
-        listen: ListenConfig {
-            address: addr,
-            ..Default::default()
-        },
-        difficulty: Default::default(),
-        extranonce: Default::default(),
-        routing: RoutingConfig {
-            failback_after_secs: 1.0,
-            ..Default::default()
-        },
-        pools: Vec::new(),
-        pool_node: PoolNodeConfig {
-            // Blocks stay rare: the tests are about shares.
-            network_difficulty: 1.0,
-            block_interval_secs: 0.0,
-            refresh_interval_secs: 2.0,
-            ..Default::default()
-        },
+    let mut c = Config::new(mode, addr);
+    c.routing = RoutingConfig {
+        failback_after_secs: 1.0,
+        ..Default::default()
+    };
+    c.pool_node = PoolNodeConfig {
+        // Blocks stay rare: the tests are about shares.
+        network_difficulty: 1.0,
+        block_interval_secs: 0.0,
+        refresh_interval_secs: 2.0,
+        ..Default::default()
     };
     c.difficulty.min = 1e-7;
     c.difficulty.start = 1e-6;
@@ -100,21 +91,18 @@ fn any_port() -> SocketAddr {
 }
 
 fn pool_entry(node: &Node, user: &str, weight: f64, level: u32) -> PoolConfig {
+    let url = PoolUrl {
+        host: "127.0.0.1".into(),
+        port: node.addr.port(),
+    };
     PoolConfig {
-        url: PoolUrl {
-            host: "127.0.0.1".into(),
-            port: node.addr.port(),
-        },
-        user: user.into(),
         // A fixed, low difficulty upstream: every share the proxy accepts
         // is forwarded and checked again by the pool.
         password: "d=0.0000001".into(),
         weight,
         level,
-        pass_through_workers: false,
-        rolling: Default::default(),
         stall_timeout_secs: 30,
-        max_consecutive_rejects: 50,
+        ..PoolConfig::new(url, user)
     }
 }
 
@@ -626,5 +614,54 @@ async fn a_miner_that_stops_reading_is_disconnected_without_slowing_others() {
     .await;
     flood.abort();
     cancel.cancel();
+    node.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_connection_cap_and_idle_timeout_are_enforced() {
+    let mut cfg = base(Mode::Pool, any_port());
+    cfg.listen.max_connections = 1;
+    cfg.listen.idle_timeout_secs = 1;
+    let node = launch(cfg).await;
+    let (mut r1, mut w1) = raw_session(node.addr).await;
+    w1.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"a.b\",\"x\"]}\n")
+        .await
+        .unwrap();
+    assert_eq!(reply(&mut r1).await["id"], 1);
+    // A second connection while the first is held: refused at once.
+    let (mut r2, _w2) = raw_session(node.addr).await;
+    let mut line = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(2), r2.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert_eq!(
+        node.engine
+            .stats
+            .refused_connections
+            .load(Ordering::Relaxed),
+        1
+    );
+    // The first, ready but silent, is dropped after the idle timeout.
+    let start = Instant::now();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), r1.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    wait_for("the idle timeout counted", Duration::from_secs(2), || {
+        node.engine
+            .stats
+            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout)
+            == 1
+    })
+    .await;
     node.cancel.cancel();
 }

@@ -249,7 +249,41 @@ fn positive(name: &str, v: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl PoolConfig {
+    /// A pool with every optional setting at its file default.
+    pub fn new(url: PoolUrl, user: impl Into<String>) -> Self {
+        Self {
+            url,
+            user: user.into(),
+            password: default_password(),
+            weight: default_weight(),
+            level: 0,
+            pass_through_workers: false,
+            rolling: Rolling::default(),
+            stall_timeout_secs: default_stall(),
+            max_consecutive_rejects: default_rejects(),
+        }
+    }
+}
+
 impl Config {
+    /// A config with every section at its file default, listening on
+    /// `address` (what the quick `proxy`/`pool` flags start from).
+    pub fn new(mode: Mode, address: SocketAddr) -> Self {
+        Self {
+            mode,
+            listen: ListenConfig {
+                address,
+                ..Default::default()
+            },
+            difficulty: Default::default(),
+            extranonce: Default::default(),
+            routing: Default::default(),
+            pools: Vec::new(),
+            pool_node: Default::default(),
+        }
+    }
+
     /// Reads and validates a file.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text =

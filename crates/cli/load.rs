@@ -9,7 +9,7 @@ use sluice_engine::upstream::PoolUrl;
 use sluice_loadgen::{FarmConfig, MinerConfig, MinerStats, Report, Scenario, Snapshot, run_farm};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ListenConfig, Mode, PoolConfig, PoolNodeConfig};
+use crate::config::{Config, Mode, PoolConfig, PoolNodeConfig};
 
 /// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -122,23 +122,13 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     let cancel = CancellationToken::new();
     // The pool node: a synthetic chain where the farm finds a block now and
     // then, and the network finds one every two minutes.
-    let mut pool_cfg = Config {
-        mode: Mode::Pool,
-        listen: ListenConfig {
-            address: "127.0.0.1:0".parse()?,
-            ..Default::default()
-        },
-        difficulty: Default::default(),
-        extranonce: Default::default(),
-        routing: Default::default(),
-        pools: Vec::new(),
-        pool_node: PoolNodeConfig {
-            // ~2 MH/s of simulated farm finds a block every ~40 s.
-            network_difficulty: 0.02,
-            block_interval_secs: 120.0,
-            refresh_interval_secs: 30.0,
-            ..Default::default()
-        },
+    let mut pool_cfg = Config::new(Mode::Pool, "127.0.0.1:0".parse()?);
+    pool_cfg.pool_node = PoolNodeConfig {
+        // ~2 MH/s of simulated farm finds a block every ~40 s.
+        network_difficulty: 0.02,
+        block_interval_secs: 120.0,
+        refresh_interval_secs: 30.0,
+        ..Default::default()
     };
     pool_cfg.difficulty.min = 1e-7;
     pool_cfg.difficulty.start = 1e-5;
@@ -150,18 +140,15 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     let mut proxy_cfg = pool_cfg.clone();
     proxy_cfg.mode = Mode::Proxy;
     proxy_cfg.pools = vec![PoolConfig {
-        url: PoolUrl {
-            host: "127.0.0.1".into(),
-            port: pool_addr.port(),
-        },
-        user: "demo-farm".into(),
-        password: "x".into(),
-        weight: 1.0,
-        level: 0,
         pass_through_workers: true,
-        rolling: Default::default(),
-        stall_timeout_secs: 120,
         max_consecutive_rejects: 1000,
+        ..PoolConfig::new(
+            PoolUrl {
+                host: "127.0.0.1".into(),
+                port: pool_addr.port(),
+            },
+            "demo-farm",
+        )
     }];
     // Small simulated miners: a share every couple of seconds each, and a
     // vardiff that settles within the first minute.

@@ -252,55 +252,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Proxy(a) => {
-            let mut cfg = config::Config {
-                mode: config::Mode::Proxy,
-                listen: config::ListenConfig {
-                    address: a.listen,
-                    ..Default::default()
-                },
-                difficulty: Default::default(),
-                extranonce: Default::default(),
-                routing: Default::default(),
-                // Each --pool is its own failover level, in the given order.
-                pools: a
-                    .pools
-                    .iter()
-                    .enumerate()
-                    .map(|(i, url)| config::PoolConfig {
-                        url: url.clone(),
-                        user: a.user.clone(),
-                        password: a.password.clone(),
-                        weight: 1.0,
-                        level: i as u32,
-                        pass_through_workers: a.pass_through_workers,
-                        rolling: Default::default(),
-                        stall_timeout_secs: 120,
-                        max_consecutive_rejects: 50,
-                    })
-                    .collect(),
-                pool_node: Default::default(),
-            };
+            let mut cfg = config::Config::new(config::Mode::Proxy, a.listen);
+            // Each --pool is its own failover level, in the given order.
+            cfg.pools = a
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(i, url)| config::PoolConfig {
+                    password: a.password.clone(),
+                    level: i as u32,
+                    pass_through_workers: a.pass_through_workers,
+                    ..config::PoolConfig::new(url.clone(), a.user.clone())
+                })
+                .collect();
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
         }
         Command::Pool(a) => {
-            let mut cfg = config::Config {
-                mode: config::Mode::Pool,
-                listen: config::ListenConfig {
-                    address: a.listen,
-                    ..Default::default()
-                },
-                difficulty: Default::default(),
-                extranonce: Default::default(),
-                routing: Default::default(),
-                pools: Vec::new(),
-                pool_node: config::PoolNodeConfig {
-                    network_difficulty: a.network_difficulty,
-                    block_interval_secs: a.block_interval,
-                    refresh_interval_secs: a.refresh_interval,
-                    ..Default::default()
-                },
+            let mut cfg = config::Config::new(config::Mode::Pool, a.listen);
+            cfg.pool_node = config::PoolNodeConfig {
+                network_difficulty: a.network_difficulty,
+                block_interval_secs: a.block_interval,
+                refresh_interval_secs: a.refresh_interval,
+                ..Default::default()
             };
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dashmap::DashMap;
 use sluice_engine::connect::{LocalConnector, RemoteConnector, Shared, deliver_results};
-use sluice_engine::local::{BlockAccepted, LocalConfig, LocalJob, TemplateSource, WorkerTally};
+use sluice_engine::local::{
+    BlockAccepted, LocalConfig, LocalJob, TemplateSource, WorkerTally, unix_now,
+};
 use sluice_engine::router::{PoolEntry, Router, RouterConfig};
 use sluice_engine::server::Engine;
 use sluice_engine::stats::Stats;
@@ -52,13 +54,6 @@ impl SyntheticSource {
             block_interval,
         })
     }
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 impl TemplateSource for SyntheticSource {

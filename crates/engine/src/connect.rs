@@ -62,7 +62,6 @@ impl Shared {
             jobs: jobs_rx,
             health: health_rx,
             sessions: AtomicU64::new(0),
-            work: AtomicU64::new(0),
             cancel: cancel.clone(),
         });
         (

@@ -76,11 +76,14 @@ impl Job {
     pub fn wire_id(&self) -> String {
         format!("{:x}", self.id)
     }
+}
 
-    /// Network difficulty of the job's nbits.
-    pub fn network_difficulty(&self) -> f64 {
-        self.template.network_target().difficulty()
-    }
+/// Encodes a job's `mining.notify` twice: with `clean_jobs` as given, and
+/// forced clean (for sessions that just subscribed or moved here).
+pub fn notify_lines(n: sluice_sv1::Notify) -> (Bytes, Bytes) {
+    let as_sent = n.encode();
+    let clean = sluice_sv1::Notify { clean: true, ..n }.encode();
+    (as_sent, clean)
 }
 
 /// Largest extranonce the engine moves around (V2 allows 32 bytes).

@@ -118,7 +118,8 @@ pub struct LocalTask<S: TemplateSource> {
     pub cancel: CancellationToken,
 }
 
-fn unix_now() -> u32 {
+/// Seconds since the Unix epoch, as a block time.
+pub fn unix_now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
@@ -163,8 +164,7 @@ impl<S: TemplateSource> LocalTask<S> {
             ntime: lj.ntime,
             clean,
         };
-        let notify = n.encode();
-        let notify_clean = sluice_sv1::Notify { clean: true, ..n }.encode();
+        let (notify, notify_clean) = crate::job::notify_lines(n);
         let job = Job {
             id,
             upstream: self.id,

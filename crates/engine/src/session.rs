@@ -169,7 +169,6 @@ pub struct Session {
     force_clean: bool,
     consecutive_bad: u32,
     counters: SessionCounters,
-    last_share: Option<Instant>,
 }
 
 impl Session {
@@ -211,7 +210,6 @@ impl Session {
             force_clean: true,
             consecutive_bad: 0,
             counters: SessionCounters::default(),
-            last_share: None,
         }
     }
 
@@ -243,11 +241,6 @@ impl Session {
     /// The difficulty the next job will carry.
     pub fn difficulty(&self) -> f64 {
         self.vardiff.difficulty()
-    }
-
-    /// When the last share (any outcome) arrived.
-    pub fn last_share(&self) -> Option<Instant> {
-        self.last_share
     }
 
     /// True once subscribed and authorized: jobs flow.
@@ -539,7 +532,6 @@ impl Session {
     }
 
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
-        self.last_share = Some(now);
         match self.check_submit(s, now) {
             Ok(fwd) => {
                 self.consecutive_bad = 0;

@@ -169,9 +169,6 @@ pub struct UpstreamHandle {
     pub health: watch::Receiver<Health>,
     /// Sessions assigned to it (kept by the router).
     pub sessions: AtomicU64,
-    /// Σ accepted difficulty of shares its sessions found, ×65536 (the
-    /// router's measure of delivered work).
-    pub work: AtomicU64,
     /// Cancels the connection task.
     pub cancel: CancellationToken,
 }
@@ -553,12 +550,7 @@ pub fn build_job(
         clean: parts.clean,
         ..n.clone()
     };
-    let notify = mine.encode();
-    let notify_clean = sluice_sv1::Notify {
-        clean: true,
-        ..mine
-    }
-    .encode();
+    let (notify, notify_clean) = crate::job::notify_lines(mine);
     Ok(Job {
         id,
         upstream,

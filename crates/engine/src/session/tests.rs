@@ -80,8 +80,7 @@ impl Rig {
             ntime: 0x6b00_0000,
             clean,
         };
-        let notify = n.encode();
-        let notify_clean = sluice_sv1::Notify { clean: true, ..n }.encode();
+        let (notify, notify_clean) = crate::job::notify_lines(n);
         Arc::new(Job {
             id,
             upstream: 1,
