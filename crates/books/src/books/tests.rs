@@ -1,0 +1,336 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::store::Store;
+use crate::tally::HASHES_PER_DIFF1;
+
+const T0: u64 = 1_763_000_000_000;
+const D_NET: f64 = 150e12;
+const REWARD_SAT: u64 = 315_000_000;
+
+fn cfg(fee: f64) -> BooksConfig {
+    BooksConfig {
+        pools: vec![PoolBooksConfig {
+            name: "stratum+tcp://pool-a:3333".into(),
+            fee,
+            scheme: Scheme::Fpps,
+            reward: Reward::Coinbase,
+        }],
+        power_price_usd_per_kwh: 0.06,
+        power_rules: vec![("s19-*".into(), Power::Watts(3_250.0))],
+        default_power: Some(Power::EfficiencyJPerTh(17.5)),
+        price: PriceConfig::Fixed(90_000.0),
+        reasons: vec!["job_not_found", "stale", "duplicate", "low_difficulty"],
+        ..BooksConfig::default()
+    }
+}
+
+fn books(c: BooksConfig) -> Books {
+    Books::new(c, Clock::at(Instant::now(), T0))
+}
+
+const JOB: JobValue = JobValue {
+    difficulty: D_NET,
+    reward_sat: Some(REWARD_SAT),
+};
+
+fn accept(b: &Books, w: &Worker, t: u64, d: f64) {
+    b.record(
+        w,
+        Some(0),
+        0,
+        t,
+        d,
+        &JOB,
+        ShareKind::Accepted { block: false },
+    );
+}
+
+#[test]
+fn effective_hashprice_is_network_times_accept_rate_times_one_minus_fee() {
+    let b = books(cfg(0.025));
+    b.on_job(0, &JOB, T0);
+    let w = b.worker("s21-a");
+    // 90 accepted, 6 stale, 4 low difficulty, all difficulty 65536.
+    for i in 0..100u64 {
+        let kind = match i % 25 {
+            0..=2 if i < 50 => ShareKind::Stale,
+            3 if i < 100 => ShareKind::RejectedWork(3),
+            _ => ShareKind::Accepted { block: false },
+        };
+        b.record(&w, Some(0), 1, T0 + i * 1_000, 65_536.0, &JOB, kind);
+    }
+    let price = b.price(T0 + 100_000);
+    let row = b.worker_row(&w, T0 + 100_000, Window::H1, &price);
+    let m = row.money;
+    assert_eq!((m.accepted_shares, m.rejected_shares), (90, 10));
+    let net = b.network_hashprice(T0 + 100_000).unwrap();
+    let expect = net * 0.90 * (1.0 - 0.025);
+    let eff = m.effective_hashprice.unwrap();
+    // Buckets hold f32: a few parts per million of rounding.
+    assert!((eff / expect - 1.0).abs() < 1e-5, "{eff} vs {expect}");
+    assert!((m.efficiency.unwrap() - 0.90 * 0.975).abs() < 1e-5);
+    assert!((m.accept_rate.unwrap() - 0.90).abs() < 1e-9);
+    // The farm and the pool saw the same shares.
+    let farm = b.farm().figures(T0 + 100_000, Window::H1);
+    assert_eq!(farm.sums.accepted.round(), 90.0);
+    assert!((farm.sums.earned_btc - m.earned_btc).abs() < 1e-12);
+    assert_eq!(
+        b.rejects_by_reason(&w.state().tally.totals.rejects)
+            .get("stale"),
+        Some(&6)
+    );
+}
+
+#[test]
+fn power_rules_and_break_even_flag() {
+    let mut c = cfg(0.0);
+    // A price so low that an S21 at 17.5 J/TH loses money.
+    c.price = PriceConfig::Fixed(10_000.0);
+    let b = books(c);
+    let s21 = b.worker("s21-rack1");
+    let s19 = b.worker("s19-rack1");
+    assert_eq!(s21.power(), Some(Power::EfficiencyJPerTh(17.5)));
+    assert_eq!(s19.power(), Some(Power::Watts(3_250.0)));
+    // ~200 TH/s for 10 minutes: difficulty-d shares every 10 s.
+    let d = 200e12 * 10.0 / HASHES_PER_DIFF1;
+    for i in 0..60 {
+        accept(&b, &s21, T0 + i * 10_000, d);
+    }
+    let now = T0 + 600_000;
+    let price = b.price(now);
+    let r = b.worker_row(&s21, now, Window::H1, &price);
+    let p = r.money.profit.unwrap();
+    assert!((p.break_even_hashprice.unwrap() - 25.2).abs() < 1e-9);
+    assert!((p.power_w / 3_500.0 - 1.0).abs() < 0.02, "{p:?}");
+    assert!(p.below_break_even, "{p:?}");
+    // Below break-even means effective hashprice under 24·E·c.
+    assert!(r.money.effective_hashprice.unwrap() < 25.2);
+    let page = b
+        .workers_page(
+            &WorkerQuery {
+                below_break_even: true,
+                ..WorkerQuery::default()
+            },
+            now,
+        )
+        .unwrap();
+    // s19 has a fixed draw and no hashrate: it loses money too.
+    let names: Vec<&str> = page.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, vec!["s19-rack1", "s21-rack1"]);
+}
+
+#[test]
+fn pages_sort_filter_and_refuse_unknown_fields() {
+    let b = books(cfg(0.0));
+    for i in 0..50u64 {
+        let w = b.worker(&format!(
+            "{}-{i:02}",
+            if i % 2 == 0 { "even" } else { "odd" }
+        ));
+        for k in 0..=i {
+            accept(&b, &w, T0 + k * 100, 1_000.0 * (i + 1) as f64);
+        }
+    }
+    let now = T0 + 60_000;
+    let q = WorkerQuery {
+        sort: "effective_hashprice".into(),
+        desc: true,
+        limit: 5,
+        offset: 0,
+        prefix: Some("odd-".into()),
+        ..WorkerQuery::default()
+    };
+    let p = b.workers_page(&q, now).unwrap();
+    assert_eq!(p.total, 25);
+    assert_eq!(p.workers.len(), 5);
+    assert!(p.workers.iter().all(|w| w.name.starts_with("odd-")));
+    let q = WorkerQuery {
+        sort: "hashrate_accepted".into(),
+        desc: true,
+        limit: 3,
+        offset: 2,
+        prefix: None,
+        ..WorkerQuery::default()
+    };
+    let p = b.workers_page(&q, now).unwrap();
+    let names: Vec<&str> = p.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, vec!["odd-47", "even-46", "odd-45"]);
+    let hr: Vec<f64> = p
+        .workers
+        .iter()
+        .map(|w| w.money.hashrate_accepted)
+        .collect();
+    assert!(hr.windows(2).all(|w| w[0] >= w[1]));
+    let bad = WorkerQuery {
+        sort: "hashrate; drop table".into(),
+        ..WorkerQuery::default()
+    };
+    assert!(matches!(
+        b.workers_page(&bad, now),
+        Err(QueryError::UnknownSort(_))
+    ));
+}
+
+#[test]
+fn feed_price_goes_stale_instead_of_freezing() {
+    let mut c = cfg(0.0);
+    c.price = PriceConfig::Feed { max_age_ms: 60_000 };
+    let b = books(c);
+    let p = b.price(T0);
+    assert!(p.stale && p.usd.is_none(), "no price yet: {p:?}");
+    b.set_price(91_000.0, T0);
+    let p = b.price(T0 + 30_000);
+    assert!(!p.stale && p.usd == Some(91_000.0));
+    let w = b.worker("w");
+    accept(&b, &w, T0 + 1_000, 1e6);
+    let p = b.price(T0 + 61_000);
+    assert!(p.stale, "{p:?}");
+    let row = b.worker_row(&w, T0 + 61_000, Window::H1, &p);
+    assert!(row.money.money_stale);
+    // Figures still there, but flagged.
+    assert!(row.money.earned_usd.is_some());
+    // Garbage prices are ignored.
+    b.set_price(f64::NAN, T0 + 62_000);
+    b.set_price(-1.0, T0 + 62_000);
+    assert!(b.price(T0 + 62_000).stale);
+}
+
+#[test]
+fn worker_names_past_the_cap_share_one_entry() {
+    let mut c = cfg(0.0);
+    c.max_workers = 3;
+    let b = books(c);
+    for i in 0..10 {
+        let _ = b.worker(&format!("w{i}"));
+    }
+    assert_eq!(b.worker_count(), 4);
+    assert_eq!(b.worker("w9").name(), OVERFLOW_WORKER);
+    // A known name is still its own.
+    assert_eq!(b.worker("w1").name(), "w1");
+}
+
+#[test]
+fn idle_workers_are_forgotten_connected_ones_kept() {
+    let b = books(cfg(0.0));
+    let a = b.worker("a");
+    let c = b.worker("c");
+    accept(&b, &a, T0, 1.0);
+    accept(&b, &c, T0, 1.0);
+    c.connected(None, None, T0);
+    assert_eq!(b.forget_idle(T0 + 86_400_001), 1);
+    assert_eq!(b.worker_count(), 1);
+    assert_eq!(b.workers()[0].name(), "c");
+}
+
+/// Share arrivals of a miner of known hashrate are a Poisson process of
+/// rate H / (d · 2^32). Over a window of T seconds the share count N has
+/// mean and variance λ = H·T/(d·2^32), so the hashrate estimate
+/// N·d·2^32/T has relative standard deviation 1/√λ. We allow 4σ
+/// (false-alarm odds ~6e-5 per check) plus 2 % for the prorated oldest
+/// bucket (≤ one 5 min bucket's Poisson noise on a 1 h window's share).
+#[test]
+fn one_hour_hashrate_within_its_statistical_bound() {
+    let b = books(cfg(0.0));
+    let w = b.worker("sim");
+    let h = 110e12; // 110 TH/s
+    let d = 8_192.0 * 16.0;
+    let rate = h / (d * HASHES_PER_DIFF1); // shares per second
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut t = 0.0f64;
+    let end = 3.0 * 3600.0;
+    while t < end {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let u = ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        t += -u.ln() / rate;
+        accept(&b, &w, T0 + (t * 1000.0) as u64, d);
+    }
+    let lambda = rate * 3600.0;
+    let bound = 4.0 / lambda.sqrt() + 0.02;
+    for k in 1..=3 {
+        let now = T0 + (k as f64 * 3600.0 * 1000.0) as u64;
+        let f = w.state().tally.figures(now, Window::H1);
+        let err = f.hashrate_accepted() / h - 1.0;
+        assert!(
+            err.abs() < bound,
+            "hour {k}: error {err:.4}, bound {bound:.4}"
+        );
+    }
+}
+
+#[test]
+fn store_round_trip_and_incremental_snapshots() {
+    let dir = std::env::temp_dir().join(format!("sluice-books-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("round-trip.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let b = books(cfg(0.01));
+    b.on_job(0, &JOB, T0);
+    for i in 0..20u64 {
+        let w = b.worker(&format!("w{i}"));
+        for k in 0..30 {
+            accept(&b, &w, T0 + k * 20_000 + i, 512.0);
+        }
+        b.record(&w, Some(0), i, T0 + 600_000, 512.0, &JOB, ShareKind::Stale);
+    }
+    let now = T0 + 610_000;
+    let mut s = Store::open(&path).unwrap();
+    let r = s.save(&b, now).unwrap();
+    assert_eq!(r.entities, 22, "20 workers, 1 pool, the farm");
+    // Nothing changed: only the pool and farm rows are rewritten.
+    let r2 = s.save(&b, now + 20_000).unwrap();
+    assert_eq!(r2.entities, 2);
+    accept(&b, &b.worker("w3"), now + 21_000, 512.0);
+    let r3 = s.save(&b, now + 30_000).unwrap();
+    assert_eq!(r3.entities, 3);
+    drop(s);
+
+    let b2 = books(cfg(0.01));
+    let mut s2 = Store::open(&path).unwrap();
+    let lr = s2.load(&b2, now + 30_000).unwrap();
+    assert_eq!((lr.workers, lr.pools), (20, 1));
+    assert_eq!(lr.saved_at_ms, Some(now + 30_000));
+    for w in [Window::M1, Window::M5, Window::H1, Window::H24] {
+        let p = b.price(now + 30_000);
+        for name in ["w0", "w3", "w19"] {
+            let a = b.worker_row(&b.worker(name), now + 30_000, w, &p);
+            let c = b2.worker_row(&b2.worker(name), now + 30_000, w, &p);
+            assert_eq!(a.money, c.money, "{name} {w:?}");
+            assert_eq!(a.difficulty, c.difficulty);
+        }
+        let fa = b.farm().figures(now + 30_000, w);
+        let fb = b2.farm().figures(now + 30_000, w);
+        assert!((fa.sums.accepted_work - fb.sums.accepted_work).abs() < 1e-6);
+    }
+    assert_eq!(
+        b.worker("w5").state().tally.totals,
+        b2.worker("w5").state().tally.totals
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn store_refuses_a_corrupt_row() {
+    let dir = std::env::temp_dir().join(format!("sluice-books-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("corrupt.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let b = books(cfg(0.0));
+    accept(&b, &b.worker("w"), T0, 1.0);
+    Store::open(&path).unwrap().save(&b, T0 + 1_000).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE entities SET totals = x'00' WHERE name = 'w'", [])
+        .unwrap();
+    drop(c);
+    let err = Store::open(&path)
+        .unwrap()
+        .load(&books(cfg(0.0)), T0 + 2_000)
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::StoreError::Corrupt(ref n) if n == "w"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,0 +1,34 @@
+//! sluice's books: what every worker, pool and the whole farm mined, what
+//! it earned, what it cost.
+//!
+//! - [`ring`]: fixed rings of time buckets (constant memory per worker).
+//! - [`tally`]: the books of one entity — windows (1 m, 5 m, 1 h, 24 h),
+//!   lifetime totals, the day's series.
+//! - [`money`]: hashprice, share value, power cost and break-even, exactly
+//!   as ARCHITECTURE.md defines them.
+//! - [`books`]: the registry the engine records into and the API reads:
+//!   workers, pools, farm, network and BTC price; sorted, filtered pages.
+//! - [`store`]: SQLite snapshots, so the books survive a restart.
+//!
+//! The share path locks only its own worker's mutex and one of a few
+//! shards of its pool's and the farm's books; nothing here allocates per
+//! share.
+
+pub mod books;
+pub mod money;
+pub mod ring;
+pub mod store;
+pub mod tally;
+
+pub use books::{
+    Books, BooksConfig, Clock, JobValue, PoolBooksConfig, PriceConfig, Reward, Scheme, ShareKind,
+    Worker, WorkerQuery,
+};
+pub use money::Power;
+pub use store::{Store, StoreError};
+pub use tally::{Outcome, Window};
+
+/// Reason index the books use for stale shares (the engine's
+/// `Reject::Stale` is index 1 as well; the engine passes its own table of
+/// names).
+pub const REASON_STALE: usize = 1;

@@ -1,0 +1,299 @@
+//! Fixed rings of time buckets: constant memory per worker, O(window)
+//! sums, and a window's oldest bucket prorated by how much of it the
+//! window covers (shares are assumed spread evenly inside one bucket).
+
+/// One bucket's tallies. `f32` keeps a worker's 24 h of buckets under
+/// 10 KiB; a bucket sums at most a few thousand shares, far inside its
+/// precision. Lifetime totals are kept in `f64` elsewhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bucket {
+    /// Bucket number (`time / width`); 0 = never used.
+    pub(crate) idx: u32,
+    /// Σ difficulty of accepted shares.
+    pub accepted_work: f32,
+    /// Σ difficulty of stale shares.
+    pub stale_work: f32,
+    /// Σ difficulty of other shares rejected for their work (low
+    /// difficulty, duplicate, ntime, version bits).
+    pub rejected_work: f32,
+    /// BTC earned by the accepted shares, after the pool's fee.
+    pub earned_btc: f32,
+    /// What all submitted work was worth at the network rate (d / D · R,
+    /// no fee, nothing rejected): the 100 % line efficiency is measured
+    /// against.
+    pub value_btc: f32,
+    /// Accepted shares.
+    pub accepted: u32,
+    /// Rejected shares (all reasons, stale included).
+    pub rejected: u32,
+}
+
+/// Sums over a window (prorated, hence `f64` counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sums {
+    /// Σ difficulty of accepted shares.
+    pub accepted_work: f64,
+    /// Σ difficulty of stale shares.
+    pub stale_work: f64,
+    /// Σ difficulty of other work rejects.
+    pub rejected_work: f64,
+    /// BTC earned, after fee.
+    pub earned_btc: f64,
+    /// Network value of the submitted work (BTC, before fee).
+    pub value_btc: f64,
+    /// Accepted shares.
+    pub accepted: f64,
+    /// Rejected shares.
+    pub rejected: f64,
+}
+
+impl Sums {
+    /// Work the machine did: accepted, stale and rejected alike.
+    pub fn submitted_work(&self) -> f64 {
+        self.accepted_work + self.stale_work + self.rejected_work
+    }
+
+    fn add_scaled(&mut self, b: &Bucket, k: f64) {
+        self.accepted_work += f64::from(b.accepted_work) * k;
+        self.stale_work += f64::from(b.stale_work) * k;
+        self.rejected_work += f64::from(b.rejected_work) * k;
+        self.earned_btc += f64::from(b.earned_btc) * k;
+        self.value_btc += f64::from(b.value_btc) * k;
+        self.accepted += f64::from(b.accepted) * k;
+        self.rejected += f64::from(b.rejected) * k;
+    }
+
+    /// Adds another window's sums (farm and pool shards).
+    pub fn merge(&mut self, o: &Sums) {
+        self.accepted_work += o.accepted_work;
+        self.stale_work += o.stale_work;
+        self.rejected_work += o.rejected_work;
+        self.earned_btc += o.earned_btc;
+        self.value_btc += o.value_btc;
+        self.accepted += o.accepted;
+        self.rejected += o.rejected;
+    }
+}
+
+/// `N` buckets of `width_ms` each.
+#[derive(Clone, Debug)]
+pub struct Ring {
+    width_ms: u64,
+    buckets: Box<[Bucket]>,
+}
+
+impl Ring {
+    /// A ring covering `n × width_ms`.
+    pub fn new(width_ms: u64, n: usize) -> Self {
+        Self {
+            width_ms: width_ms.max(1),
+            buckets: vec![Bucket::default(); n.max(2)].into_boxed_slice(),
+        }
+    }
+
+    /// Bucket width.
+    pub fn width_ms(&self) -> u64 {
+        self.width_ms
+    }
+
+    fn index(&self, t_ms: u64) -> u32 {
+        // +1 so that 0 means "never used"; u32 buckets of ≥ 1 s last
+        // past the year 2100.
+        u32::try_from(t_ms / self.width_ms + 1).unwrap_or(u32::MAX)
+    }
+
+    /// The bucket for time `t_ms`, reset if it held an older bucket;
+    /// `None` when the slot already holds something newer (a record far
+    /// older than the ring: lifetime totals still count it).
+    pub fn at(&mut self, t_ms: u64) -> Option<&mut Bucket> {
+        let idx = self.index(t_ms);
+        let n = self.buckets.len();
+        let b = &mut self.buckets[idx as usize % n];
+        if b.idx > idx {
+            return None;
+        }
+        if b.idx < idx {
+            *b = Bucket {
+                idx,
+                ..Bucket::default()
+            };
+        }
+        Some(b)
+    }
+
+    /// Sums over `[now − span, now]`, prorating the oldest bucket; nothing
+    /// was recorded before `floor_ms` (the entity's first record), so a
+    /// bucket it cuts is prorated over its recorded part only.
+    pub fn sum(&self, now_ms: u64, span_ms: u64, floor_ms: u64) -> Sums {
+        let mut s = Sums::default();
+        let n = self.buckets.len() as u64;
+        let w = self.width_ms;
+        // The span cannot reach past what the ring holds.
+        let span_ms = span_ms.min((n - 1) * w);
+        let start_ms = now_ms.saturating_sub(span_ms);
+        let now_idx = self.index(now_ms);
+        let first_idx = self.index(start_ms);
+        for idx in first_idx..=now_idx {
+            let b = &self.buckets[idx as usize % n as usize];
+            if b.idx != idx {
+                continue;
+            }
+            let k = if idx == first_idx && idx != now_idx {
+                // Share of this bucket inside the window.
+                let bucket_end = u64::from(idx) * w;
+                let data_start = (bucket_end - w).max(floor_ms);
+                if start_ms <= data_start {
+                    1.0
+                } else {
+                    (bucket_end.saturating_sub(start_ms)) as f64
+                        / (bucket_end.saturating_sub(data_start)).max(1) as f64
+                }
+            } else {
+                1.0
+            };
+            s.add_scaled(b, k);
+        }
+        s
+    }
+
+    /// Buckets in `[now − span, now]` with their start times, oldest first
+    /// (empty buckets included, so a series has no holes).
+    pub fn series(&self, now_ms: u64, span_ms: u64) -> Vec<(u64, Bucket)> {
+        let n = self.buckets.len() as u64;
+        let span_ms = span_ms.min((n - 1) * self.width_ms);
+        let now_idx = self.index(now_ms);
+        let first_idx = self.index(now_ms.saturating_sub(span_ms));
+        (first_idx..=now_idx)
+            .map(|idx| {
+                let b = self.buckets[idx as usize % n as usize];
+                let start = u64::from(idx - 1) * self.width_ms;
+                (start, if b.idx == idx { b } else { Bucket::default() })
+            })
+            .collect()
+    }
+
+    /// Used buckets at or after `since_ms` (what a snapshot must write).
+    pub fn touched_since(&self, since_ms: u64) -> impl Iterator<Item = &Bucket> {
+        let since = self.index(since_ms);
+        self.buckets
+            .iter()
+            .filter(move |b| b.idx >= since && b.idx != 0)
+    }
+
+    /// Adds another ring of the same shape (shards of one tally).
+    pub fn absorb(&mut self, other: &Ring) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            if b.idx > a.idx {
+                *a = *b;
+            } else if b.idx == a.idx && b.idx != 0 {
+                a.accepted_work += b.accepted_work;
+                a.stale_work += b.stale_work;
+                a.rejected_work += b.rejected_work;
+                a.earned_btc += b.earned_btc;
+                a.value_btc += b.value_btc;
+                a.accepted += b.accepted;
+                a.rejected += b.rejected;
+            }
+        }
+    }
+
+    /// Puts back a bucket read from the store (ignored if the slot holds
+    /// something newer).
+    pub fn restore(&mut self, b: Bucket) {
+        let n = self.buckets.len();
+        let slot = &mut self.buckets[b.idx as usize % n];
+        if slot.idx <= b.idx && b.idx != 0 {
+            *slot = b;
+        }
+    }
+}
+
+impl Bucket {
+    /// Bucket number (for the store).
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+
+    /// A bucket with the given number (for the store).
+    pub fn with_index(idx: u32) -> Self {
+        Self {
+            idx,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(r: &mut Ring, t: u64, work: f32) {
+        if let Some(b) = r.at(t) {
+            b.accepted_work += work;
+            b.accepted += 1;
+        }
+    }
+
+    #[test]
+    fn window_prorates_the_oldest_bucket_only() {
+        let mut r = Ring::new(10_000, 8);
+        // Buckets [0,10s) [10,20s) [20,30s): 1, 2, 4 work.
+        add(&mut r, 5_000, 1.0);
+        add(&mut r, 15_000, 2.0);
+        add(&mut r, 25_000, 4.0);
+        // Window [7.5 s, 27.5 s]: a quarter of the first bucket.
+        let s = r.sum(27_500, 20_000, 0);
+        assert!((s.accepted_work - (0.25 + 2.0 + 4.0)).abs() < 1e-9, "{s:?}");
+        // The current bucket counts whole even when only half elapsed.
+        let s = r.sum(25_000, 5_000, 0);
+        assert!((s.accepted_work - 4.0).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn a_bucket_cut_by_the_first_record_is_prorated_over_its_recorded_part() {
+        let mut r = Ring::new(10_000, 8);
+        // Recording began at 6 s; 4 work in [6 s, 10 s), 3 after.
+        add(&mut r, 7_000, 4.0);
+        add(&mut r, 12_000, 3.0);
+        // Window [8 s, 18 s]: half the recorded part of the first bucket.
+        let s = r.sum(18_000, 10_000, 6_000);
+        assert!((s.accepted_work - (2.0 + 3.0)).abs() < 1e-9, "{s:?}");
+        // A window starting before the first record takes it whole.
+        let s = r.sum(18_000, 13_000, 6_000);
+        assert!((s.accepted_work - 7.0).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn old_buckets_are_reused_and_never_counted_again() {
+        let mut r = Ring::new(1_000, 4);
+        add(&mut r, 500, 1.0);
+        // 4 s later the same slot is reused.
+        add(&mut r, 4_500, 8.0);
+        assert_eq!(r.sum(4_900, 3_000, 0).accepted_work, 8.0);
+        // A record older than the ring holds is refused, not mixed in.
+        assert!(r.at(600).is_none());
+        assert_eq!(r.sum(4_900, 3_000, 0).accepted_work, 8.0);
+    }
+
+    #[test]
+    fn window_is_capped_at_what_the_ring_holds() {
+        let mut r = Ring::new(1_000, 4);
+        for t in 0..10 {
+            add(&mut r, t * 1_000, 1.0);
+        }
+        // 3 whole buckets back plus the current one.
+        assert_eq!(r.sum(9_000, 100_000, 0).accepted_work, 4.0);
+    }
+
+    #[test]
+    fn series_has_no_holes() {
+        let mut r = Ring::new(1_000, 10);
+        add(&mut r, 1_000, 1.0);
+        add(&mut r, 4_000, 2.0);
+        let s = r.series(4_500, 4_000);
+        let starts: Vec<u64> = s.iter().map(|(t, _)| *t).collect();
+        assert_eq!(starts, vec![0, 1_000, 2_000, 3_000, 4_000]);
+        let work: Vec<f32> = s.iter().map(|(_, b)| b.accepted_work).collect();
+        assert_eq!(work, vec![0.0, 1.0, 0.0, 0.0, 2.0]);
+    }
+}

@@ -1,0 +1,380 @@
+//! SQLite snapshots of the books.
+//!
+//! Every snapshot writes, in one transaction, the entities (workers,
+//! pools, farm) changed since the previous snapshot: lifetime totals and
+//! the few buckets that changed. A crash therefore loses at most what was
+//! recorded since the last snapshot (the snapshot interval); a clean
+//! shutdown takes one last snapshot and loses nothing. WAL with
+//! `synchronous=NORMAL`: a killed process loses no committed snapshot
+//! (power loss may lose the last one or two).
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::books::{Books, FARM};
+use crate::ring::Bucket;
+use crate::tally::{COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Tally, Totals};
+
+const KIND_WORKER: i64 = 0;
+const KIND_POOL: i64 = 1;
+const KIND_FARM: i64 = 2;
+const RING_FINE: i64 = 0;
+const RING_COARSE: i64 = 1;
+/// Records timed just before a snapshot began may land after it
+/// collected: look back this far for changes.
+const SKEW_MS: u64 = 5_000;
+const SCHEMA_VERSION: i64 = 1;
+
+/// A store failure (always on our side: disk, permissions, corruption).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("books store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row that does not decode.
+    #[error("books store: corrupt row for {0:?}")]
+    Corrupt(String),
+    /// Written by another schema version.
+    #[error("books store: schema version {0}, this build reads {SCHEMA_VERSION}")]
+    Schema(i64),
+}
+
+/// What a snapshot wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaveReport {
+    /// Entities written.
+    pub entities: usize,
+    /// Buckets written.
+    pub buckets: usize,
+    /// Milliseconds it took.
+    pub millis: u64,
+}
+
+/// What a start-up load read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Workers restored.
+    pub workers: usize,
+    /// Pools restored (matched by name).
+    pub pools: usize,
+    /// When the last snapshot was taken (ms since the Unix epoch).
+    pub saved_at_ms: Option<u64>,
+}
+
+/// The on-disk books.
+pub struct Store {
+    conn: Connection,
+    last_save_ms: Option<u64>,
+}
+
+struct Row {
+    kind: i64,
+    name: String,
+    tally: Tally,
+    difficulty: f64,
+    fine: Vec<Bucket>,
+    coarse: Vec<Bucket>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS entities (
+                kind INTEGER NOT NULL, name TEXT NOT NULL,
+                first_ms INTEGER NOT NULL, last_share_ms INTEGER NOT NULL,
+                last_change_ms INTEGER NOT NULL, difficulty REAL NOT NULL,
+                totals BLOB NOT NULL,
+                PRIMARY KEY (kind, name));
+             CREATE TABLE IF NOT EXISTS buckets (
+                kind INTEGER NOT NULL, name TEXT NOT NULL, ring INTEGER NOT NULL,
+                idx INTEGER NOT NULL, data BLOB NOT NULL,
+                PRIMARY KEY (kind, name, ring, idx)) WITHOUT ROWID;",
+        )?;
+        let v: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match v {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => return Err(StoreError::Schema(other)),
+        }
+        Ok(Self {
+            conn,
+            last_save_ms: None,
+        })
+    }
+
+    /// Reads the books back (entities that changed within the books'
+    /// `forget_after_ms` of `now_ms`).
+    pub fn load(&mut self, books: &Books, now_ms: u64) -> Result<LoadReport, StoreError> {
+        let mut report = LoadReport {
+            saved_at_ms: self
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'saved_at_ms'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(|v| v as u64),
+            ..LoadReport::default()
+        };
+        let since = now_ms.saturating_sub(books.config().forget_after_ms) as i64;
+        let mut ents = self.conn.prepare(
+            "SELECT kind, name, first_ms, last_share_ms, last_change_ms, difficulty, totals
+             FROM entities WHERE last_change_ms >= ?1",
+        )?;
+        let mut bks = self
+            .conn
+            .prepare("SELECT ring, idx, data FROM buckets WHERE kind = ?1 AND name = ?2")?;
+        let rows = ents.query_map([since], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, f64>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, name, first, last_share, last_change, difficulty, totals) = row?;
+            let mut tally = Tally::new(first as u64);
+            tally.totals =
+                decode_totals(&totals).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
+            tally.last_share_ms = last_share as u64;
+            tally.last_change_ms = last_change as u64;
+            let (mut fine, mut coarse) = (Vec::new(), Vec::new());
+            let buckets = bks.query_map(params![kind, name], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            for b in buckets {
+                let (ring, idx, data) = b?;
+                let b =
+                    decode_bucket(idx, &data).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
+                if ring == RING_FINE {
+                    fine.push(b)
+                } else {
+                    coarse.push(b)
+                }
+            }
+            tally.restore(&fine, &coarse);
+            match kind {
+                KIND_WORKER => {
+                    books.restore_worker(&name, tally, difficulty);
+                    report.workers += 1;
+                }
+                KIND_POOL => {
+                    if let Some(p) = books.pools().iter().find(|p| p.cfg.name == name) {
+                        p.tally.restore(tally);
+                        report.pools += 1;
+                    }
+                }
+                KIND_FARM => books.farm().restore(tally),
+                _ => return Err(StoreError::Corrupt(name)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes what changed since the previous snapshot.
+    pub fn save(&mut self, books: &Books, now_ms: u64) -> Result<SaveReport, StoreError> {
+        let started = Instant::now();
+        let since = self.last_save_ms.map_or(0, |t| t.saturating_sub(SKEW_MS));
+        let mut rows = Vec::new();
+        for w in books.workers() {
+            let s = w.state();
+            if s.tally.last_change_ms < since {
+                continue;
+            }
+            let (fine, coarse) = s.tally.touched_since(since);
+            rows.push(Row {
+                kind: KIND_WORKER,
+                name: w.name().to_string(),
+                tally: s.tally.clone(),
+                difficulty: s.difficulty,
+                fine,
+                coarse,
+            });
+        }
+        for p in books.pools() {
+            rows.push(sharded_row(KIND_POOL, &p.cfg.name, p.tally.merged(), since));
+        }
+        rows.push(sharded_row(KIND_FARM, FARM, books.farm().merged(), since));
+
+        let mut report = SaveReport::default();
+        let tx = self.conn.transaction()?;
+        {
+            let mut ent = tx.prepare_cached(
+                "INSERT OR REPLACE INTO entities
+                 (kind, name, first_ms, last_share_ms, last_change_ms, difficulty, totals)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut bk = tx.prepare_cached(
+                "INSERT OR REPLACE INTO buckets (kind, name, ring, idx, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for r in &rows {
+                ent.execute(params![
+                    r.kind,
+                    r.name,
+                    r.tally.first_ms as i64,
+                    r.tally.last_share_ms as i64,
+                    r.tally.last_change_ms as i64,
+                    r.difficulty,
+                    encode_totals(&r.tally.totals),
+                ])?;
+                for (ring, list) in [(RING_FINE, &r.fine), (RING_COARSE, &r.coarse)] {
+                    for b in list {
+                        bk.execute(params![
+                            r.kind,
+                            r.name,
+                            ring,
+                            i64::from(b.index()),
+                            encode_bucket(b)
+                        ])?;
+                        report.buckets += 1;
+                    }
+                }
+                report.entities += 1;
+            }
+            // Buckets older than their ring, and entities idle for a week.
+            let fine_floor = (now_ms / FINE_WIDTH_MS) as i64 - 40;
+            let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 292;
+            tx.execute(
+                "DELETE FROM buckets WHERE (ring = ?1 AND idx < ?2) OR (ring = ?3 AND idx < ?4)",
+                params![RING_FINE, fine_floor, RING_COARSE, coarse_floor],
+            )?;
+            tx.execute(
+                "DELETE FROM entities WHERE last_change_ms < ?1",
+                [now_ms.saturating_sub(7 * 86_400_000) as i64],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at_ms', ?1)",
+                [now_ms as i64],
+            )?;
+        }
+        tx.commit()?;
+        self.last_save_ms = Some(now_ms);
+        report.millis = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+}
+
+fn sharded_row(kind: i64, name: &str, tally: Tally, since: u64) -> Row {
+    let (fine, coarse) = tally.touched_since(since);
+    Row {
+        kind,
+        name: name.to_string(),
+        tally,
+        difficulty: 0.0,
+        fine,
+        coarse,
+    }
+}
+
+const TOTALS_LEN: usize = 8 * (5 + 3 + MAX_REASONS);
+
+fn encode_totals(t: &Totals) -> Vec<u8> {
+    let mut v = Vec::with_capacity(TOTALS_LEN);
+    for f in [
+        t.accepted_work,
+        t.stale_work,
+        t.rejected_work,
+        t.earned_btc,
+        t.value_btc,
+    ] {
+        v.extend_from_slice(&f.to_le_bytes());
+    }
+    for n in [t.accepted, t.rejected, t.blocks]
+        .iter()
+        .chain(t.rejects.iter())
+    {
+        v.extend_from_slice(&n.to_le_bytes());
+    }
+    v
+}
+
+fn decode_totals(b: &[u8]) -> Option<Totals> {
+    if b.len() != TOTALS_LEN {
+        return None;
+    }
+    let word = |i: usize| -> [u8; 8] {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        w
+    };
+    let f = |i| f64::from_le_bytes(word(i));
+    let n = |i| u64::from_le_bytes(word(i));
+    let mut rejects = [0u64; MAX_REASONS];
+    for (k, r) in rejects.iter_mut().enumerate() {
+        *r = n(8 + k);
+    }
+    Some(Totals {
+        accepted_work: f(0),
+        stale_work: f(1),
+        rejected_work: f(2),
+        earned_btc: f(3),
+        value_btc: f(4),
+        accepted: n(5),
+        rejected: n(6),
+        blocks: n(7),
+        rejects,
+    })
+}
+
+fn encode_bucket(b: &Bucket) -> Vec<u8> {
+    let mut v = Vec::with_capacity(28);
+    for f in [
+        b.accepted_work,
+        b.stale_work,
+        b.rejected_work,
+        b.earned_btc,
+        b.value_btc,
+    ] {
+        v.extend_from_slice(&f.to_le_bytes());
+    }
+    v.extend_from_slice(&b.accepted.to_le_bytes());
+    v.extend_from_slice(&b.rejected.to_le_bytes());
+    v
+}
+
+fn decode_bucket(idx: i64, d: &[u8]) -> Option<Bucket> {
+    if d.len() != 28 {
+        return None;
+    }
+    let word = |i: usize| -> [u8; 4] {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&d[i * 4..i * 4 + 4]);
+        w
+    };
+    let f = |i| f32::from_le_bytes(word(i));
+    let mut b = Bucket::with_index(u32::try_from(idx).ok()?);
+    b.accepted_work = f(0);
+    b.stale_work = f(1);
+    b.rejected_work = f(2);
+    b.earned_btc = f(3);
+    b.value_btc = f(4);
+    b.accepted = u32::from_le_bytes(word(5));
+    b.rejected = u32::from_le_bytes(word(6));
+    Some(b)
+}

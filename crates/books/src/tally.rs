@@ -1,0 +1,352 @@
+//! A [`Tally`]: the books of one worker, one pool, or the farm — two rings
+//! (10 s buckets for the 1 and 5 min windows, 5 min buckets for 1 h, 24 h
+//! and the day's series) and lifetime totals.
+
+use serde::Serialize;
+
+use crate::ring::{Bucket, Ring, Sums};
+
+/// Hashes per difficulty-1 share.
+pub const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
+
+/// Number of reject reasons a tally keeps apart.
+pub const MAX_REASONS: usize = 16;
+
+/// Fine ring: 10 s buckets, 6 min.
+pub const FINE_WIDTH_MS: u64 = 10_000;
+const FINE_LEN: usize = 37;
+/// Coarse ring: 5 min buckets, a day and one more bucket.
+pub const COARSE_WIDTH_MS: u64 = 300_000;
+const COARSE_LEN: usize = 290;
+
+/// The windows figures are given over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Window {
+    /// Last minute.
+    #[serde(rename = "1m")]
+    M1,
+    /// Last 5 minutes.
+    #[serde(rename = "5m")]
+    M5,
+    /// Last hour.
+    #[serde(rename = "1h")]
+    H1,
+    /// Last 24 hours.
+    #[serde(rename = "24h")]
+    H24,
+}
+
+impl Window {
+    /// All windows, shortest first.
+    pub const ALL: [Window; 4] = [Window::M1, Window::M5, Window::H1, Window::H24];
+
+    /// Length in milliseconds.
+    pub fn span_ms(self) -> u64 {
+        match self {
+            Window::M1 => 60_000,
+            Window::M5 => 300_000,
+            Window::H1 => 3_600_000,
+            Window::H24 => 86_400_000,
+        }
+    }
+
+    /// The label used in the API and CLI.
+    pub fn label(self) -> &'static str {
+        match self {
+            Window::M1 => "1m",
+            Window::M5 => "5m",
+            Window::H1 => "1h",
+            Window::H24 => "24h",
+        }
+    }
+
+    /// Parses `1m`, `5m`, `1h` or `24h`.
+    pub fn parse(s: &str) -> Option<Window> {
+        Window::ALL.into_iter().find(|w| w.label() == s)
+    }
+}
+
+/// What happened to one share, as the books see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    /// Accepted; `earned_btc` after the pool's fee.
+    Accepted {
+        /// BTC the share is expected to earn.
+        earned_btc: f64,
+        /// True when it met the network target.
+        block: bool,
+    },
+    /// Stale (its job was superseded).
+    Stale,
+    /// Rejected for its work (low difficulty, duplicate, …): reason index.
+    RejectedWork(u8),
+    /// Refused before any work could be credited (bad job id, malformed):
+    /// counted by reason, no work.
+    Refused(u8),
+}
+
+/// Lifetime totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Σ difficulty of accepted shares.
+    pub accepted_work: f64,
+    /// Σ difficulty of stale shares.
+    pub stale_work: f64,
+    /// Σ difficulty of other work rejects.
+    pub rejected_work: f64,
+    /// BTC earned after fee.
+    pub earned_btc: f64,
+    /// Network value of all submitted work.
+    pub value_btc: f64,
+    /// Accepted shares.
+    pub accepted: u64,
+    /// Rejected shares (every reason).
+    pub rejected: u64,
+    /// Rejected shares by reason index.
+    pub rejects: [u64; MAX_REASONS],
+    /// Shares that met the network target.
+    pub blocks: u64,
+}
+
+/// Books of one entity.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    fine: Ring,
+    coarse: Ring,
+    /// Lifetime totals (since the store was created).
+    pub totals: Totals,
+    /// First record (ms since the Unix epoch): windows never reach back
+    /// past it, so a worker that joined 10 minutes ago is not diluted over
+    /// an hour.
+    pub first_ms: u64,
+    /// Last share of any outcome.
+    pub last_share_ms: u64,
+    /// Last record of any kind (for snapshots).
+    pub last_change_ms: u64,
+}
+
+/// Figures over one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Seconds the figures cover (the window, or less for a newcomer).
+    pub span_s: f64,
+    /// Window sums.
+    pub sums: Sums,
+}
+
+impl Figures {
+    /// Accepted hashrate, H/s.
+    pub fn hashrate_accepted(&self) -> f64 {
+        if self.span_s <= 0.0 {
+            return 0.0;
+        }
+        self.sums.accepted_work * HASHES_PER_DIFF1 / self.span_s
+    }
+
+    /// Submitted hashrate (accepted, stale and rejected work), H/s.
+    pub fn hashrate_submitted(&self) -> f64 {
+        if self.span_s <= 0.0 {
+            return 0.0;
+        }
+        self.sums.submitted_work() * HASHES_PER_DIFF1 / self.span_s
+    }
+
+    /// Adds another entity's figures over the same window.
+    pub fn merge(&mut self, o: &Figures) {
+        self.span_s = self.span_s.max(o.span_s);
+        self.sums.merge(&o.sums);
+    }
+}
+
+impl Tally {
+    /// Empty books starting at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            fine: Ring::new(FINE_WIDTH_MS, FINE_LEN),
+            coarse: Ring::new(COARSE_WIDTH_MS, COARSE_LEN),
+            totals: Totals::default(),
+            first_ms: now_ms,
+            last_share_ms: 0,
+            last_change_ms: now_ms,
+        }
+    }
+
+    /// Records one share of difficulty `d` worth `value_btc` at the
+    /// network rate.
+    pub fn record(&mut self, t_ms: u64, d: f64, value_btc: f64, outcome: Outcome) {
+        let t = &mut self.totals;
+        match outcome {
+            Outcome::Accepted { earned_btc, block } => {
+                t.accepted += 1;
+                t.accepted_work += d;
+                t.earned_btc += earned_btc;
+                t.value_btc += value_btc;
+                t.blocks += u64::from(block);
+            }
+            Outcome::Stale => {
+                t.rejected += 1;
+                t.stale_work += d;
+                t.value_btc += value_btc;
+            }
+            Outcome::RejectedWork(_) => {
+                t.rejected += 1;
+                t.rejected_work += d;
+                t.value_btc += value_btc;
+            }
+            Outcome::Refused(_) => t.rejected += 1,
+        }
+        let reason = match outcome {
+            Outcome::RejectedWork(r) | Outcome::Refused(r) => Some(usize::from(r)),
+            Outcome::Stale => Some(crate::REASON_STALE),
+            Outcome::Accepted { .. } => None,
+        };
+        if let Some(r) = reason {
+            t.rejects[r.min(MAX_REASONS - 1)] += 1;
+        }
+        self.last_share_ms = self.last_share_ms.max(t_ms);
+        self.last_change_ms = self.last_change_ms.max(t_ms);
+        for ring in [&mut self.fine, &mut self.coarse] {
+            let Some(b) = ring.at(t_ms) else { continue };
+            match outcome {
+                Outcome::Accepted { earned_btc, .. } => {
+                    b.accepted += 1;
+                    b.accepted_work += d as f32;
+                    b.earned_btc += earned_btc as f32;
+                    b.value_btc += value_btc as f32;
+                }
+                Outcome::Stale => {
+                    b.rejected += 1;
+                    b.stale_work += d as f32;
+                    b.value_btc += value_btc as f32;
+                }
+                Outcome::RejectedWork(_) => {
+                    b.rejected += 1;
+                    b.rejected_work += d as f32;
+                    b.value_btc += value_btc as f32;
+                }
+                Outcome::Refused(_) => b.rejected += 1,
+            }
+        }
+    }
+
+    /// Figures over `w` as of `now_ms`.
+    pub fn figures(&self, now_ms: u64, w: Window) -> Figures {
+        let span = w.span_ms().min(now_ms.saturating_sub(self.first_ms));
+        let ring = match w {
+            Window::M1 | Window::M5 => &self.fine,
+            Window::H1 | Window::H24 => &self.coarse,
+        };
+        Figures {
+            span_s: span as f64 / 1000.0,
+            sums: if span == 0 {
+                Sums::default()
+            } else {
+                ring.sum(now_ms, span, self.first_ms)
+            },
+        }
+    }
+
+    /// The last 24 h in 5 min buckets, oldest first.
+    pub fn series(&self, now_ms: u64) -> Vec<(u64, Bucket)> {
+        self.coarse.series(now_ms, Window::H24.span_ms())
+    }
+
+    /// Buckets changed at or after `since_ms`: (fine, coarse).
+    pub fn touched_since(&self, since_ms: u64) -> (Vec<Bucket>, Vec<Bucket>) {
+        (
+            self.fine.touched_since(since_ms).copied().collect(),
+            self.coarse.touched_since(since_ms).copied().collect(),
+        )
+    }
+
+    /// Adds another tally of the same entity (shards).
+    pub fn absorb(&mut self, o: &Tally) {
+        self.fine.absorb(&o.fine);
+        self.coarse.absorb(&o.coarse);
+        let (t, u) = (&mut self.totals, &o.totals);
+        t.accepted_work += u.accepted_work;
+        t.stale_work += u.stale_work;
+        t.rejected_work += u.rejected_work;
+        t.earned_btc += u.earned_btc;
+        t.value_btc += u.value_btc;
+        t.accepted += u.accepted;
+        t.rejected += u.rejected;
+        t.blocks += u.blocks;
+        for (a, b) in t.rejects.iter_mut().zip(u.rejects.iter()) {
+            *a += b;
+        }
+        self.first_ms = self.first_ms.min(o.first_ms);
+        self.last_share_ms = self.last_share_ms.max(o.last_share_ms);
+        self.last_change_ms = self.last_change_ms.max(o.last_change_ms);
+    }
+
+    /// Puts back buckets read from the store.
+    pub fn restore(&mut self, fine: &[Bucket], coarse: &[Bucket]) {
+        for b in fine {
+            self.fine.restore(*b);
+        }
+        for b in coarse {
+            self.coarse.restore(*b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newcomer_windows_cover_only_its_own_time() {
+        let mut t = Tally::new(1_000_000);
+        // 10 shares of difficulty 100 over 100 s.
+        for i in 0..10 {
+            t.record(
+                1_000_000 + i * 10_000,
+                100.0,
+                0.0,
+                Outcome::Accepted {
+                    earned_btc: 0.0,
+                    block: false,
+                },
+            );
+        }
+        let f = t.figures(1_100_000, Window::H1);
+        assert_eq!(f.span_s, 100.0);
+        let expect = 1000.0 * HASHES_PER_DIFF1 / 100.0;
+        assert!((f.hashrate_accepted() / expect - 1.0).abs() < 1e-6);
+        // The 1 min window sees the last 6 or 7 shares (10 s buckets).
+        let m1 = t.figures(1_100_000, Window::M1);
+        assert_eq!(m1.span_s, 60.0);
+        assert!(m1.sums.accepted >= 6.0 && m1.sums.accepted <= 7.0, "{m1:?}");
+    }
+
+    #[test]
+    fn outcomes_land_in_their_columns() {
+        let mut t = Tally::new(0);
+        t.record(
+            1_000,
+            10.0,
+            1.0,
+            Outcome::Accepted {
+                earned_btc: 0.9,
+                block: true,
+            },
+        );
+        t.record(2_000, 20.0, 2.0, Outcome::Stale);
+        t.record(3_000, 40.0, 4.0, Outcome::RejectedWork(3));
+        t.record(4_000, 0.0, 0.0, Outcome::Refused(0));
+        let s = t.figures(5_000, Window::M5).sums;
+        assert_eq!(
+            (s.accepted_work, s.stale_work, s.rejected_work),
+            (10.0, 20.0, 40.0)
+        );
+        assert_eq!(s.submitted_work(), 70.0);
+        assert_eq!((s.accepted, s.rejected), (1.0, 3.0));
+        assert!((s.earned_btc - 0.9).abs() < 1e-6 && (s.value_btc - 7.0).abs() < 1e-6);
+        assert_eq!(t.totals.rejects[crate::REASON_STALE], 1);
+        assert_eq!(t.totals.rejects[3], 1);
+        assert_eq!(t.totals.rejects[0], 1);
+        assert_eq!(t.totals.blocks, 1);
+        assert_eq!(t.last_share_ms, 4_000);
+    }
+}
