@@ -46,7 +46,147 @@ pub struct Config {
     /// The pool-node role's chain (pool mode).
     #[serde(default)]
     pub pool_node: PoolNodeConfig,
+    /// The HTTP API (JSON, health probes, Prometheus).
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Per-worker books: store, BTC price, power.
+    #[serde(default)]
+    pub books: BooksSection,
 }
+
+/// The HTTP API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to serve on (`127.0.0.1:8080`); absent: no API.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Books settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BooksSection {
+    /// SQLite file the books are snapshotted to; absent: books live in
+    /// memory only and start empty after a restart.
+    pub store: Option<std::path::PathBuf>,
+    /// Seconds between snapshots: the most a crash can lose.
+    pub snapshot_interval_secs: f64,
+    /// Worker names kept; later names share one "(overflow)" entry.
+    pub max_workers: usize,
+    /// Hours after which a worker with no connection and no share is
+    /// dropped from the books.
+    pub forget_after_hours: f64,
+    /// Where the BTC price comes from.
+    pub price: PriceSection,
+    /// Electricity price and machine power.
+    pub power: PowerSection,
+}
+
+impl Default for BooksSection {
+    fn default() -> Self {
+        Self {
+            store: None,
+            snapshot_interval_secs: 10.0,
+            max_workers: 100_000,
+            forget_after_hours: 24.0,
+            price: PriceSection::default(),
+            power: PowerSection::default(),
+        }
+    }
+}
+
+/// The BTC price: fixed, or polled from an HTTP feed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceSection {
+    /// A fixed price in USD (used when no feed is set).
+    pub usd: Option<f64>,
+    /// URL returning JSON with the price (http:// or https://).
+    pub feed_url: Option<String>,
+    /// JSON pointer to the price in the feed's answer (`/bitcoin/usd`);
+    /// a number or a numeric string.
+    pub feed_pointer: String,
+    /// Seconds between polls.
+    pub poll_interval_secs: f64,
+    /// Seconds after the last good poll when money figures are marked
+    /// stale.
+    pub max_age_secs: f64,
+}
+
+impl Default for PriceSection {
+    fn default() -> Self {
+        Self {
+            usd: None,
+            feed_url: None,
+            feed_pointer: "/bitcoin/usd".into(),
+            poll_interval_secs: 60.0,
+            max_age_secs: 600.0,
+        }
+    }
+}
+
+/// Power: one electricity price, and per machine an efficiency or a draw.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerSection {
+    /// Electricity price, USD per kWh.
+    pub price_usd_per_kwh: f64,
+    /// Efficiency (J/TH) of workers no rule matches.
+    pub default_efficiency_j_per_th: Option<f64>,
+    /// Or their fixed draw, W.
+    pub default_watts: Option<f64>,
+    /// Rules by worker-name pattern (`*` and `?`); the first match wins.
+    pub rules: Vec<PowerRule>,
+}
+
+/// Power of the workers whose names match a pattern.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRule {
+    /// Worker-name pattern, e.g. `farm.s21-*`.
+    pub pattern: String,
+    /// Efficiency, J/TH (power follows measured hashrate).
+    pub efficiency_j_per_th: Option<f64>,
+    /// Or a fixed draw, W.
+    pub watts: Option<f64>,
+}
+
+/// How a pool pays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayoutScheme {
+    /// Full pay per share (the books' expectation is what is paid).
+    #[default]
+    Fpps,
+    /// Pay per share.
+    Pps,
+    /// Pay per last N shares (paid on average).
+    Pplns,
+    /// Solo (only blocks pay).
+    Solo,
+}
+
+fn power_of(
+    what: &str,
+    e: Option<f64>,
+    w: Option<f64>,
+) -> anyhow::Result<Option<sluice_books::Power>> {
+    match (e, w) {
+        (Some(_), Some(_)) => bail!("{what}: give efficiency_j_per_th or watts, not both"),
+        (Some(e), None) => {
+            positive(&format!("{what} efficiency_j_per_th"), e)?;
+            Ok(Some(sluice_books::Power::EfficiencyJPerTh(e)))
+        }
+        (None, Some(w)) => {
+            positive(&format!("{what} watts"), w)?;
+            Ok(Some(sluice_books::Power::Watts(w)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The pool-node role's pool, as the books and the API name it.
+pub const POOL_NODE_NAME: &str = "local synthetic chain";
 
 /// Listener settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -199,6 +339,20 @@ pub struct PoolConfig {
     /// Rejects in a row before the pool counts as rejecting everything.
     #[serde(default = "default_rejects")]
     pub max_consecutive_rejects: u32,
+    /// The pool's fee, a fraction (0.025 = 2.5 %).
+    #[serde(default)]
+    pub fee: f64,
+    /// How the pool pays.
+    #[serde(default)]
+    pub payout: PayoutScheme,
+    /// Block reward to value shares at, BTC; absent: read from each job's
+    /// coinbase outputs (subsidy plus the pool's fees).
+    #[serde(default)]
+    pub reward_btc: Option<f64>,
+    /// Or the pool's quoted payout per difficulty-1 share, BTC after fee
+    /// (FPPS pools publish this); overrides `reward_btc` and `fee`.
+    #[serde(default)]
+    pub payout_btc_per_share: Option<f64>,
 }
 
 fn default_password() -> String {
@@ -228,6 +382,9 @@ pub struct PoolNodeConfig {
     pub refresh_interval_secs: f64,
     /// Coinbase payout script, hex (default: a regtest P2WPKH).
     pub payout_script_hex: Option<String>,
+    /// Fee the node's miners pay, a fraction (their books show earnings
+    /// after it).
+    pub fee: f64,
 }
 
 impl Default for PoolNodeConfig {
@@ -238,6 +395,7 @@ impl Default for PoolNodeConfig {
             txs_per_block: 8,
             refresh_interval_secs: 30.0,
             payout_script_hex: None,
+            fee: 0.0,
         }
     }
 }
@@ -262,6 +420,10 @@ impl PoolConfig {
             rolling: Rolling::default(),
             stall_timeout_secs: default_stall(),
             max_consecutive_rejects: default_rejects(),
+            fee: 0.0,
+            payout: PayoutScheme::default(),
+            reward_btc: None,
+            payout_btc_per_share: None,
         }
     }
 }
@@ -281,6 +443,8 @@ impl Config {
             routing: Default::default(),
             pools: Vec::new(),
             pool_node: Default::default(),
+            api: Default::default(),
+            books: Default::default(),
         }
     }
 
@@ -339,6 +503,7 @@ impl Config {
         if self.listen.max_line_bytes < 512 {
             bail!("listen.max_line_bytes must be at least 512");
         }
+        self.validate_books()?;
         match self.mode {
             Mode::Proxy => {
                 if self.pools.is_empty() {
@@ -369,6 +534,139 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_books(&self) -> anyhow::Result<()> {
+        let b = &self.books;
+        positive("books.snapshot_interval_secs", b.snapshot_interval_secs)?;
+        positive("books.forget_after_hours", b.forget_after_hours)?;
+        if b.max_workers == 0 {
+            bail!("books.max_workers must be at least 1");
+        }
+        let p = &b.price;
+        if let Some(u) = p.usd {
+            positive("books.price.usd", u)?;
+        }
+        if let Some(url) = &p.feed_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("books.price.feed_url must be an http:// or https:// URL, got {url:?}");
+            }
+            if !p.feed_pointer.is_empty() && !p.feed_pointer.starts_with('/') {
+                bail!("books.price.feed_pointer must be a JSON pointer such as /bitcoin/usd");
+            }
+            positive("books.price.poll_interval_secs", p.poll_interval_secs)?;
+            positive("books.price.max_age_secs", p.max_age_secs)?;
+        }
+        let pw = &b.power;
+        if !(pw.price_usd_per_kwh.is_finite() && pw.price_usd_per_kwh >= 0.0) {
+            bail!("books.power.price_usd_per_kwh must be 0 or positive");
+        }
+        power_of(
+            "books.power default",
+            pw.default_efficiency_j_per_th,
+            pw.default_watts,
+        )?;
+        for r in &pw.rules {
+            if r.pattern.is_empty() {
+                bail!("books.power.rules: empty pattern");
+            }
+            if power_of(
+                &format!("books.power rule {:?}", r.pattern),
+                r.efficiency_j_per_th,
+                r.watts,
+            )?
+            .is_none()
+            {
+                bail!(
+                    "books.power rule {:?}: give efficiency_j_per_th or watts",
+                    r.pattern
+                );
+            }
+        }
+        let fees = self
+            .pools
+            .iter()
+            .map(|p| (p.url.to_string(), p.fee))
+            .chain([("pool_node".to_string(), self.pool_node.fee)]);
+        for (name, fee) in fees {
+            if !(0.0..1.0).contains(&fee) {
+                bail!("fee of {name} must be a fraction in [0, 1), got {fee}");
+            }
+        }
+        for pc in &self.pools {
+            if let Some(r) = pc.reward_btc {
+                positive(&format!("reward_btc of {}", pc.url), r)?;
+            }
+            if let Some(r) = pc.payout_btc_per_share {
+                positive(&format!("payout_btc_per_share of {}", pc.url), r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The books' settings (pools in config order; the pool node is pool 0).
+    pub fn books_config(&self) -> sluice_books::BooksConfig {
+        use sluice_books::{PoolBooksConfig, PriceConfig, Reward, Scheme};
+        let scheme = |s: PayoutScheme| match s {
+            PayoutScheme::Fpps => Scheme::Fpps,
+            PayoutScheme::Pps => Scheme::Pps,
+            PayoutScheme::Pplns => Scheme::Pplns,
+            PayoutScheme::Solo => Scheme::Solo,
+        };
+        let pools = match self.mode {
+            Mode::Proxy => self
+                .pools
+                .iter()
+                .map(|p| PoolBooksConfig {
+                    name: p.url.to_string(),
+                    fee: p.fee,
+                    scheme: scheme(p.payout),
+                    reward: match (p.payout_btc_per_share, p.reward_btc) {
+                        (Some(x), _) => Reward::PerShareBtc(x),
+                        (None, Some(r)) => Reward::BlockBtc(r),
+                        (None, None) => Reward::Coinbase,
+                    },
+                })
+                .collect(),
+            Mode::Pool => vec![PoolBooksConfig {
+                name: POOL_NODE_NAME.into(),
+                fee: self.pool_node.fee,
+                scheme: Scheme::Fpps,
+                reward: Reward::Coinbase,
+            }],
+        };
+        let b = &self.books;
+        let pw = &b.power;
+        sluice_books::BooksConfig {
+            pools,
+            power_price_usd_per_kwh: pw.price_usd_per_kwh,
+            power_rules: pw
+                .rules
+                .iter()
+                .filter_map(|r| {
+                    power_of("", r.efficiency_j_per_th, r.watts)
+                        .ok()
+                        .flatten()
+                        .map(|p| (r.pattern.clone(), p))
+                })
+                .collect(),
+            default_power: power_of("", pw.default_efficiency_j_per_th, pw.default_watts)
+                .ok()
+                .flatten(),
+            price: match (&b.price.feed_url, b.price.usd) {
+                (Some(_), _) => PriceConfig::Feed {
+                    max_age_ms: (b.price.max_age_secs * 1000.0) as u64,
+                },
+                (None, Some(u)) => PriceConfig::Fixed(u),
+                (None, None) => PriceConfig::None,
+            },
+            max_workers: b.max_workers,
+            reasons: sluice_engine::stats::Reject::ALL
+                .iter()
+                .map(|r| r.label())
+                .collect(),
+            forget_after_ms: (b.forget_after_hours * 3_600_000.0) as u64,
+        }
     }
 
     /// extranonce2 bytes miners roll (mode-dependent default).

@@ -8,6 +8,8 @@
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
 
 pub mod bench_hash;
+pub mod books;
 pub mod config;
 pub mod load;
+pub mod money;
 pub mod run;

@@ -57,6 +57,12 @@ enum Command {
         #[arg(long, value_parser = load::parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Per-worker hashrate, earnings and profit from a running instance's
+    /// API, as a table.
+    Workers(WorkersArgs),
+    /// The hashprice calculator: network hashprice from difficulty, reward
+    /// and price, and a machine's break-even (no running instance needed).
+    Hashprice(HashpriceArgs),
     /// Measure this machine's capacity.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -124,6 +130,11 @@ struct ProxyArgs {
     /// Submit as user.<worker> instead of under the user alone.
     #[arg(long)]
     pass_through_workers: bool,
+    /// The pool's fee, a fraction (for the money figures).
+    #[arg(long, default_value_t = 0.0)]
+    fee: f64,
+    #[command(flatten)]
+    books: BooksFlags,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +157,84 @@ struct PoolArgs {
     /// Seconds between job refreshes without a new block.
     #[arg(long, default_value_t = 30.0)]
     refresh_interval: f64,
+    #[command(flatten)]
+    books: BooksFlags,
+}
+
+#[derive(Debug, Args)]
+struct WorkersArgs {
+    /// The instance's API (its `--api-listen` address).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Field to sort by (name, hashrate_submitted, effective_hashprice,
+    /// profit_usd_day, efficiency, ...).
+    #[arg(long, default_value = "hashrate_submitted")]
+    sort: String,
+    /// Smallest first (default: largest first; names A to Z).
+    #[arg(long)]
+    asc: bool,
+    /// Window: 1m, 5m, 1h or 24h.
+    #[arg(long, default_value = "1h")]
+    window: String,
+    /// Rows to show.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Rows to skip.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Only workers whose names start with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only workers losing money.
+    #[arg(long)]
+    below_break_even: bool,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct HashpriceArgs {
+    /// Network difficulty (`155.97T` or `1.5597e14`).
+    #[arg(long, value_parser = sluice::money::parse_difficulty)]
+    difficulty: f64,
+    /// Block reward in BTC, subsidy plus average fees (e.g. 3.1445).
+    #[arg(long)]
+    reward: f64,
+    /// BTC price in USD.
+    #[arg(long)]
+    price: f64,
+    /// Machine efficiency, J/TH (with --power-price: break-even).
+    #[arg(long, requires = "power_price")]
+    efficiency: Option<f64>,
+    /// Electricity price, USD per kWh.
+    #[arg(long, requires = "efficiency")]
+    power_price: Option<f64>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags shared by `proxy` and `pool` for the books and the API.
+#[derive(Debug, Args)]
+struct BooksFlags {
+    /// Serve the HTTP API (JSON, /healthz, /readyz, /metrics) here.
+    #[arg(long, value_name = "ADDR")]
+    api_listen: Option<SocketAddr>,
+    /// A fixed BTC price in USD for the money figures.
+    #[arg(long, value_name = "USD")]
+    btc_price: Option<f64>,
+    /// SQLite file the books survive restarts in.
+    #[arg(long, value_name = "PATH")]
+    books_store: Option<PathBuf>,
+}
+
+impl BooksFlags {
+    fn apply(self, cfg: &mut config::Config) {
+        cfg.api.listen = self.api_listen;
+        cfg.books.price.usd = self.btc_price;
+        cfg.books.store = self.books_store;
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,9 +351,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     password: a.password.clone(),
                     level: i as u32,
                     pass_through_workers: a.pass_through_workers,
+                    fee: a.fee,
                     ..config::PoolConfig::new(url.clone(), a.user.clone())
                 })
                 .collect();
+            a.books.apply(&mut cfg);
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
@@ -277,9 +368,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 refresh_interval_secs: a.refresh_interval,
                 ..Default::default()
             };
+            a.books.apply(&mut cfg);
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
+        }
+        Command::Workers(a) => {
+            let mut url = format!(
+                "{}/api/v1/workers?sort={}&order={}&window={}&limit={}&offset={}",
+                a.api.trim_end_matches('/'),
+                a.sort,
+                if a.asc { "asc" } else { "desc" },
+                a.window,
+                a.limit,
+                a.offset
+            );
+            if let Some(p) = &a.prefix {
+                url.push_str(&format!("&prefix={}", sluice::money::url_escape(p)));
+            }
+            if a.below_break_even {
+                url.push_str("&below_break_even=true");
+            }
+            let page = sluice::money::get_json(&url)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                print!("{}", sluice::money::workers_table(&page));
+            }
+            Ok(())
+        }
+        Command::Hashprice(a) => {
+            let machine = a.efficiency.zip(a.power_price);
+            let r = sluice::money::hashprice(a.difficulty, a.reward, a.price, machine)
+                .map_err(anyhow::Error::msg)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.render());
+            }
+            Ok(())
         }
         Command::Bench(BenchCommand::Hash(args)) => {
             let (slice, rounds) = if args.quick {

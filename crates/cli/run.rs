@@ -4,7 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
+use sluice_books::{Books, Clock};
+
+use crate::books::SharedStore;
 use dashmap::DashMap;
 use sluice_engine::connect::{LocalConnector, RemoteConnector, Shared, deliver_results};
 use sluice_engine::local::{
@@ -115,12 +120,33 @@ pub struct Running {
     pub pool_workers: Option<Arc<DashMap<Arc<str>, WorkerTally>>>,
     /// Pool-node role: blocks found.
     pub blocks: Option<Arc<std::sync::Mutex<Vec<BlockAccepted>>>>,
+    /// Per-worker books.
+    pub books: Arc<Books>,
+    /// Their store, when configured.
+    pub store: Option<SharedStore>,
+    /// Where the HTTP API listens, when enabled.
+    pub api: Option<SocketAddr>,
+}
+
+impl Running {
+    /// Last snapshot of the books (clean shutdown loses nothing).
+    pub fn save_books(&self) {
+        if let Some(s) = &self.store {
+            crate::books::snapshot(s, &self.books);
+        }
+    }
 }
 
 /// Builds everything a config describes and binds the listener.
 pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let stats = Arc::new(Stats::default());
-    let (shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
+    let books = Arc::new(Books::new(cfg.books_config(), Clock::new()));
+    let store = match &cfg.books.store {
+        Some(path) => Some(crate::books::open_store(path, &books)?),
+        None => None,
+    };
+    let (mut shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
+    shared.books = Some(books.clone());
     let geometry = cfg.geometry();
     let session_cfg = cfg.session_config();
     let r = &cfg.routing;
@@ -177,7 +203,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
             pool_workers = Some(local.workers.clone());
             blocks = Some(local.found.clone());
             vec![PoolEntry {
-                name: "local synthetic chain".into(),
+                name: crate::config::POOL_NODE_NAME.into(),
                 weight: 1.0,
                 level: 0,
                 connector: Box::new(local),
@@ -191,18 +217,48 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         .await
         .with_context(|| format!("binding {}", cfg.listen.address))?;
     let engine = Engine::new(
-        stats,
+        stats.clone(),
         session_cfg,
         cfg.server_config(),
         geometry,
-        router,
-        cancel,
+        router.clone(),
+        cancel.clone(),
+        Some(books.clone()),
     );
+    tokio::spawn(crate::books::snapshot_loop(
+        store.clone(),
+        books.clone(),
+        Duration::from_secs_f64(cfg.books.snapshot_interval_secs),
+        cancel.clone(),
+    ));
+    tokio::spawn(crate::books::price_feed(
+        cfg.books.price.clone(),
+        books.clone(),
+        cancel.clone(),
+    ));
+    let api = match cfg.api.listen {
+        Some(addr) => {
+            let mode = match cfg.mode {
+                Mode::Proxy => "proxy",
+                Mode::Pool => "pool",
+            };
+            let state = sluice_api::ApiState::new(books.clone(), stats, router, mode);
+            Some(
+                sluice_api::spawn(addr, state, cancel)
+                    .await
+                    .with_context(|| format!("binding the API on {addr}"))?,
+            )
+        }
+        None => None,
+    };
     Ok(Running {
         engine,
         listener,
         pool_workers,
         blocks,
+        books,
+        store,
+        api,
     })
 }
 
@@ -213,13 +269,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let addr = running.listener.local_addr()?;
     // One machine-readable line on stdout: tests and scripts read the port.
     println!("listening on stratum+tcp://{addr}");
-    tracing::info!(%addr, mode = ?cfg.mode, "sluice is up");
+    if let Some(api) = running.api {
+        println!("api on http://{api}");
+    }
+    tracing::info!(%addr, api = ?running.api, mode = ?cfg.mode, "sluice is up");
     let engine = running.engine.clone();
     let serve = tokio::spawn(engine.serve(running.listener));
     shutdown_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+    if let Some(store) = running.store {
+        let books = running.books;
+        let _ = tokio::task::spawn_blocking(move || crate::books::snapshot(&store, &books)).await;
+    }
     Ok(())
 }
 

@@ -317,6 +317,15 @@ impl Sharded {
         f
     }
 
+    /// Lifetime totals, all shards.
+    pub fn totals(&self) -> crate::tally::Totals {
+        let mut t = crate::tally::Totals::default();
+        for s in &self.shards {
+            t.add(&lock(s).totals);
+        }
+        t
+    }
+
     /// All shards merged into one tally (for the store and the series).
     pub fn merged(&self) -> Tally {
         let mut it = self.shards.iter();
@@ -388,6 +397,7 @@ pub struct Books {
     /// (USD, set at ms) for feeds.
     price: Mutex<Option<(f64, u64)>>,
     price_updates: AtomicU64,
+    price_errors: AtomicU64,
 }
 
 impl Books {
@@ -411,6 +421,7 @@ impl Books {
             farm: Sharded::new(now),
             price: Mutex::new(None),
             price_updates: AtomicU64::new(0),
+            price_errors: AtomicU64::new(0),
         }
     }
 
@@ -440,6 +451,11 @@ impl Books {
             .entry(name.clone())
             .or_insert_with(|| Arc::new(Worker::new(name, power, now)))
             .clone()
+    }
+
+    /// The worker's books if it has any (never creates).
+    pub fn find_worker(&self, name: &str) -> Option<Arc<Worker>> {
+        self.workers.get(name).map(|w| w.clone())
     }
 
     fn power_for(&self, name: &str) -> Option<Power> {
@@ -545,6 +561,19 @@ impl Books {
             *lock(&self.price) = Some((usd, now_ms));
             self.price_updates.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A feed poll failed (the price keeps ageing towards stale).
+    pub fn price_error(&self) {
+        self.price_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Feed polls so far: (good, failed).
+    pub fn price_polls(&self) -> (u64, u64) {
+        (
+            self.price_updates.load(Ordering::Relaxed),
+            self.price_errors.load(Ordering::Relaxed),
+        )
     }
 
     /// The price as of `now_ms`.

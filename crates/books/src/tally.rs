@@ -108,6 +108,23 @@ pub struct Totals {
     pub blocks: u64,
 }
 
+impl Totals {
+    /// Adds another entity's totals.
+    pub fn add(&mut self, u: &Totals) {
+        self.accepted_work += u.accepted_work;
+        self.stale_work += u.stale_work;
+        self.rejected_work += u.rejected_work;
+        self.earned_btc += u.earned_btc;
+        self.value_btc += u.value_btc;
+        self.accepted += u.accepted;
+        self.rejected += u.rejected;
+        self.blocks += u.blocks;
+        for (a, b) in self.rejects.iter_mut().zip(u.rejects.iter()) {
+            *a += b;
+        }
+    }
+}
+
 /// Books of one entity.
 #[derive(Clone, Debug)]
 pub struct Tally {
@@ -263,18 +280,7 @@ impl Tally {
     pub fn absorb(&mut self, o: &Tally) {
         self.fine.absorb(&o.fine);
         self.coarse.absorb(&o.coarse);
-        let (t, u) = (&mut self.totals, &o.totals);
-        t.accepted_work += u.accepted_work;
-        t.stale_work += u.stale_work;
-        t.rejected_work += u.rejected_work;
-        t.earned_btc += u.earned_btc;
-        t.value_btc += u.value_btc;
-        t.accepted += u.accepted;
-        t.rejected += u.rejected;
-        t.blocks += u.blocks;
-        for (a, b) in t.rejects.iter_mut().zip(u.rejects.iter()) {
-            *a += b;
-        }
+        self.totals.add(&o.totals);
         self.first_ms = self.first_ms.min(o.first_ms);
         self.last_share_ms = self.last_share_ms.max(o.last_share_ms);
         self.last_change_ms = self.last_change_ms.max(o.last_change_ms);

@@ -30,6 +30,8 @@ pub struct Shared {
     pub results: mpsc::UnboundedSender<UpstreamResult>,
     /// Stops everything.
     pub cancel: CancellationToken,
+    /// The books, when kept.
+    pub books: Option<Arc<sluice_books::Books>>,
 }
 
 impl Shared {
@@ -46,6 +48,7 @@ impl Shared {
                 job_ids: Arc::new(JobIds::default()),
                 results,
                 cancel,
+                books: None,
             },
             rx,
         )
@@ -101,6 +104,8 @@ impl Connector for RemoteConnector {
             cfg: self.cfg.clone(),
             job_ids: self.shared.job_ids.clone(),
             stats: self.shared.stats.clone(),
+            pool,
+            books: self.shared.books.clone(),
             jobs: p.jobs_tx,
             health: p.health_tx,
             shares: p.share_rx,
@@ -156,6 +161,8 @@ impl<S: TemplateSource> Connector for LocalConnector<S> {
             source,
             job_ids: self.shared.job_ids.clone(),
             stats: self.shared.stats.clone(),
+            pool,
+            books: self.shared.books.clone(),
             jobs: p.jobs_tx,
             health: p.health_tx,
             shares: p.share_rx,

@@ -55,8 +55,10 @@ pub struct Job {
     /// The same line with `clean_jobs = true`, for sessions that just moved
     /// here or have just subscribed.
     pub notify_clean: Bytes,
-    /// Block reward in satoshi when known (pool-node role), for the books.
-    pub coinbase_value_sat: Option<u64>,
+    /// Config index of the pool the job came from (the books' pool).
+    pub pool: usize,
+    /// Network difficulty and block reward, for the books.
+    pub value: sluice_books::JobValue,
     /// Zero bytes after the session's extranonce2 when the upstream's
     /// extranonce2 space is larger than the split (fixed per job, so a
     /// later `set_extranonce` cannot change how old shares are sent).

@@ -100,6 +100,10 @@ pub struct LocalTask<S: TemplateSource> {
     pub job_ids: Arc<JobIds>,
     /// Engine counters.
     pub stats: Arc<Stats>,
+    /// Config index of the pool (0: the node is the only one).
+    pub pool: usize,
+    /// The books (network difficulty and reward of each job).
+    pub books: Option<Arc<sluice_books::Books>>,
     /// Publishes jobs.
     pub jobs: watch::Sender<Option<Arc<Job>>>,
     /// Publishes health.
@@ -181,10 +185,17 @@ impl<S: TemplateSource> LocalTask<S> {
             share_tx: self.share_tx.clone(),
             notify,
             notify_clean,
-            coinbase_value_sat: Some(lj.coinbase_value_sat),
+            pool: self.pool,
+            value: sluice_books::JobValue {
+                difficulty: sluice_pow::target::nbits_difficulty(lj.nbits).unwrap_or(0.0),
+                reward_sat: Some(lj.coinbase_value_sat),
+            },
             extranonce_pad: 0,
             received: Instant::now(),
         };
+        if let Some(b) = &self.books {
+            b.on_job(self.pool, &job.value, b.clock().now_ms());
+        }
         let _ = self.jobs.send(Some(Arc::new(job)));
         let _ = self.health.send(Health::Ready);
     }
@@ -233,10 +244,13 @@ impl<S: TemplateSource> LocalTask<S> {
         t.work += s.difficulty;
         drop(t);
         self.stats.upstream_accepted.fetch_add(1, Ordering::Relaxed);
+        let latency = s.received.elapsed();
+        self.stats.observe_submit_latency(latency);
         let _ = self.results.send(UpstreamResult {
             session: s.session,
             accepted: true,
             difficulty: s.difficulty,
+            latency: Some(latency),
         });
     }
 

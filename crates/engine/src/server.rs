@@ -139,6 +139,8 @@ pub struct Engine {
     pub cancel: CancellationToken,
     /// Session tasks, for a clean shutdown.
     pub tracker: TaskTracker,
+    /// Per-worker books, when kept.
+    pub books: Option<Arc<sluice_books::Books>>,
 }
 
 impl Engine {
@@ -150,6 +152,7 @@ impl Engine {
         geometry: Geometry,
         router: Arc<Router>,
         cancel: CancellationToken,
+        books: Option<Arc<sluice_books::Books>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             stats,
@@ -162,6 +165,7 @@ impl Engine {
             per_ip: DashMap::new(),
             cancel,
             tracker: TaskTracker::new(),
+            books,
         })
     }
 
@@ -270,6 +274,7 @@ impl Engine {
         work: Arc<AtomicU64>,
     ) -> Disconnect {
         let cfg = &self.server_cfg;
+        let peer = stream.peer_addr().ok();
         let (mut rd, mut wr) = stream.into_split();
         let mut codec = LineCodec::new(cfg.max_line);
         // Small to start: an idle miner's lines are ~150 bytes; buffers grow
@@ -288,6 +293,9 @@ impl Engine {
             self.geometry.downstream_len,
             started,
         );
+        if let Some(b) = &self.books {
+            core = core.with_books(b.clone(), peer.map(|p| p.ip()));
+        }
         let mut jobs = up.jobs.clone();
         jobs.mark_changed();
         let mut last_line = tokio::time::Instant::now();

@@ -10,13 +10,15 @@
 //! target → duplicate → forward (blocks first) → reply. No lock, and no
 //! allocation beyond the duplicate set's growth.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use sluice_books::{Books, JobValue, ShareKind, Worker as BookWorker};
 use sluice_pow::{ShareChecker, Submission, Target, hex};
 use sluice_sv1::message::{self as msg, ClientRequest};
 use sluice_sv1::{SubmitRef, parse_client, parse_submit};
@@ -146,7 +148,13 @@ pub struct Session {
     stats: Arc<Stats>,
     subscribed: bool,
     user_agent: Option<String>,
-    workers: HashSet<Arc<str>>,
+    /// Authorized names and their books.
+    workers: HashMap<Arc<str>, Option<Arc<BookWorker>>>,
+    books: Option<Arc<Books>>,
+    peer: Option<IpAddr>,
+    /// Pool and value of the latest job sent: rejected work is valued at
+    /// it (the network rate does not depend on which job it was).
+    last_value: (Option<usize>, JobValue),
     extranonce1: Vec<u8>,
     extranonce2_size: usize,
     /// Mask agreed with the miner (0 when it never configured rolling).
@@ -195,7 +203,10 @@ impl Session {
             stats,
             subscribed: false,
             user_agent: None,
-            workers: HashSet::new(),
+            workers: HashMap::new(),
+            books: None,
+            peer: None,
+            last_value: (None, JobValue::default()),
             extranonce1,
             extranonce2_size,
             version_mask: 0,
@@ -211,6 +222,13 @@ impl Session {
             consecutive_bad: 0,
             counters: SessionCounters::default(),
         }
+    }
+
+    /// Keeps books for this session's workers; `peer` is shown with them.
+    pub fn with_books(mut self, books: Arc<Books>, peer: Option<IpAddr>) -> Self {
+        self.books = Some(books);
+        self.peer = peer;
+        self
     }
 
     /// The session number.
@@ -230,7 +248,7 @@ impl Session {
 
     /// Authorized worker names.
     pub fn workers(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.workers.iter()
+        self.workers.keys()
     }
 
     /// The user agent from `mining.subscribe`.
@@ -314,12 +332,17 @@ impl Session {
                     self.vardiff.set(d, now);
                     self.fixed_difficulty = true;
                 }
-                if !self.workers.contains(username.as_str()) {
+                if !self.workers.contains_key(username.as_str()) {
                     if self.workers.len() >= self.cfg.max_workers_per_connection {
                         self.bad(Reject::Unauthorized, id, out);
                         return;
                     }
-                    self.workers.insert(username.into());
+                    let book = self.books.as_ref().map(|b| {
+                        let w = b.worker(&username);
+                        w.connected(self.peer, self.user_agent.as_deref(), b.clock().ms(now));
+                        w
+                    });
+                    self.workers.insert(username.into(), book);
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);
@@ -505,6 +528,7 @@ impl Session {
             job.notify.clone()
         };
         self.force_clean = false;
+        self.last_value = (Some(job.pool), job.value);
         out.push(Output::Send(line));
         // The same job again (after moving away and back): keep its
         // duplicate set, so a replayed share is still a duplicate.
@@ -536,6 +560,7 @@ impl Session {
             Ok(fwd) => {
                 self.consecutive_bad = 0;
                 let d = fwd.difficulty;
+                let (pool, value, block) = (fwd.job.pool, fwd.job.value, fwd.is_block);
                 let forward = fwd.is_block || fwd.job.upstream_target.is_met_by(&fwd.hash);
                 if fwd.is_block {
                     self.counters.blocks += 1;
@@ -553,6 +578,14 @@ impl Session {
                     out.push(Output::Forward(Box::new(fwd)));
                 }
                 out.push(Output::Send(msg::encode_true(s.id)));
+                self.book(
+                    s.worker,
+                    Some(pool),
+                    &value,
+                    d,
+                    ShareKind::Accepted { block },
+                    now,
+                );
                 self.counters.accepted += 1;
                 self.counters.accepted_work += d;
                 self.stats.accept(d);
@@ -561,6 +594,13 @@ impl Session {
                 }
             }
             Err((r, work)) => {
+                let kind = match r {
+                    Reject::Stale => ShareKind::Stale,
+                    r if r.is_work() => ShareKind::RejectedWork(r as u8),
+                    r => ShareKind::Refused(r as u8),
+                };
+                let (pool, value) = self.last_value;
+                self.book(s.worker, pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.
@@ -573,6 +613,23 @@ impl Session {
         }
     }
 
+    /// Records a share in its worker's books (if the worker is known).
+    fn book(
+        &self,
+        worker: &str,
+        pool: Option<usize>,
+        value: &JobValue,
+        d: f64,
+        kind: ShareKind,
+        now: Instant,
+    ) {
+        let Some(books) = &self.books else { return };
+        let Some(Some(w)) = self.workers.get(worker) else {
+            return;
+        };
+        books.record(w, pool, self.id, books.clock().ms(now), d, value, kind);
+    }
+
     /// Validates a submit; on failure returns the reason and the
     /// difficulty the miner was working at (for rejected-work tallies).
     fn check_submit(
@@ -583,7 +640,7 @@ impl Session {
         if !self.subscribed {
             return Err((Reject::NotSubscribed, 0.0));
         }
-        let Some(worker) = self.workers.get(s.worker).cloned() else {
+        let Some(worker) = self.workers.get_key_value(s.worker).map(|(k, _)| k.clone()) else {
             return Err((Reject::Unauthorized, 0.0));
         };
         let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| (Reject::JobNotFound, 0.0))?;
@@ -669,6 +726,14 @@ impl Session {
             is_block: r.meets_network_target,
             received: now,
         })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for w in self.workers.values().flatten() {
+            w.disconnected();
+        }
     }
 }
 

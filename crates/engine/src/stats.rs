@@ -5,6 +5,7 @@
 //! path and readable by tests and, later, the metrics exporter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sluice_sv1::ErrorCode;
 
@@ -227,6 +228,37 @@ pub struct Stats {
     pub blocks_found: AtomicU64,
     /// Sessions currently connected.
     pub sessions: AtomicU64,
+    /// Time from a miner's submit to the pool's answer.
+    pub submit_latency: LatencyHistogram,
+}
+
+/// Upper bounds (seconds) of the submit latency buckets.
+pub const LATENCY_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A fixed-bucket latency histogram of atomics (Prometheus-shaped:
+/// rendering makes the buckets cumulative).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations per bucket; the last one is above every bound.
+    pub counts: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    /// Σ latency, microseconds.
+    pub sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Counts one observation.
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Stats {
@@ -239,6 +271,11 @@ impl Stats {
     /// Rejects so far for one reason.
     pub fn rejected(&self, r: Reject) -> u64 {
         self.rejected[r as usize].load(Ordering::Relaxed)
+    }
+
+    /// One share's time from the miner's submit to the pool's answer.
+    pub fn observe_submit_latency(&self, d: Duration) {
+        self.submit_latency.observe(d);
     }
 
     /// Counts a disconnect.

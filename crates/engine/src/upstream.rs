@@ -154,6 +154,8 @@ pub struct UpstreamResult {
     pub accepted: bool,
     /// Its credited difficulty.
     pub difficulty: f64,
+    /// Submit to answer, when the pool answered.
+    pub latency: Option<Duration>,
 }
 
 /// What a running upstream connection exposes.
@@ -181,6 +183,7 @@ const MAX_PENDING: usize = 50_000;
 struct Pending {
     session: SessionId,
     difficulty: f64,
+    sent: Instant,
 }
 
 /// What the protocol state wants the task to do.
@@ -351,6 +354,7 @@ impl ClientState {
                         session: p.session,
                         accepted,
                         difficulty: p.difficulty,
+                        latency: Some(now.saturating_duration_since(p.sent)),
                     }));
                     if self.consecutive_rejects >= self.cfg.max_consecutive_rejects {
                         out.push(ClientAction::Fail(format!(
@@ -472,6 +476,7 @@ impl ClientState {
             Pending {
                 session: s.session,
                 difficulty: s.difficulty,
+                sent: s.received,
             },
         );
         out
@@ -486,6 +491,7 @@ impl ClientState {
                 session: p.session,
                 accepted: false,
                 difficulty: p.difficulty,
+                latency: None,
             })
             .collect()
     }
@@ -523,6 +529,7 @@ pub fn build_job(
     sub: &SubscribeResult,
     geometry: Geometry,
     upstream: UpstreamId,
+    pool: usize,
     id: u64,
     epoch: u64,
     version_mask: u32,
@@ -532,6 +539,15 @@ pub fn build_job(
 ) -> Result<Job, String> {
     let n = &parts.notify;
     let pad = geometry.pad_len(sub.extranonce2_size);
+    // What the pool's block pays, read before its extranonce1 is folded in.
+    let value = sluice_books::JobValue {
+        difficulty: sluice_pow::target::nbits_difficulty(n.nbits).unwrap_or(0.0),
+        reward_sat: sluice_pow::coinbase::coinbase_output_total(
+            &n.coinb1,
+            sub.extranonce1.len() + sub.extranonce2_size,
+            &n.coinb2,
+        ),
+    };
     let coinb1 = [&n.coinb1[..], &sub.extranonce1].concat();
     let coinb2 = [&vec![0u8; pad][..], &n.coinb2].concat();
     let template = JobTemplate::new(
@@ -566,7 +582,8 @@ pub fn build_job(
         share_tx,
         notify,
         notify_clean,
-        coinbase_value_sat: None,
+        pool,
+        value,
         extranonce_pad: pad,
         received: now,
     })
@@ -582,6 +599,10 @@ pub struct UpstreamTask {
     pub job_ids: Arc<JobIds>,
     /// Engine counters.
     pub stats: Arc<Stats>,
+    /// Config index of the pool.
+    pub pool: usize,
+    /// The books (network difficulty and reward of each job).
+    pub books: Option<Arc<sluice_books::Books>>,
     /// Publishes jobs.
     pub jobs: watch::Sender<Option<Arc<Job>>>,
     /// Publishes health.
@@ -649,6 +670,7 @@ impl UpstreamTask {
                 let _ = self.results.send(UpstreamResult {
                     session: s.session,
                     accepted: false,
+                    latency: None,
                     difficulty: s.difficulty,
                 });
             }
@@ -729,13 +751,13 @@ impl UpstreamTask {
                 s = self.shares.recv() => {
                     let Some(s) = s else { return Ok(None) };
                     if st.subscription().is_none() {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None });
                         continue;
                     }
                     // Shares on jobs of an earlier connection are stale for
                     // this one; the pool would reject them.
                     if s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty });
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None });
                         continue;
                     }
                     for line in st.submit(&s) {
@@ -774,6 +796,7 @@ impl UpstreamTask {
                                 &sub,
                                 self.cfg.geometry,
                                 self.id,
+                                self.pool,
                                 self.job_ids.next(),
                                 *epoch,
                                 st.version_mask(),
@@ -783,6 +806,9 @@ impl UpstreamTask {
                             );
                             match job {
                                 Ok(j) => {
+                                    if let Some(b) = &self.books {
+                                        b.on_job(self.pool, &j.value, b.clock().now_ms());
+                                    }
                                     let _ = self.jobs.send(Some(Arc::new(j)));
                                     if !ready {
                                         ready = true;
@@ -803,6 +829,9 @@ impl UpstreamTask {
                                 &self.stats.upstream_rejected
                             };
                             c.fetch_add(1, Ordering::Relaxed);
+                            if let Some(l) = r.latency {
+                                self.stats.observe_submit_latency(l);
+                            }
                             let _ = self.results.send(r);
                         }
                         ClientAction::Reconnect(u, wait) => return Ok(Some((u, wait))),

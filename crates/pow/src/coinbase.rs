@@ -52,6 +52,76 @@ impl CoinbasePrefix {
     }
 }
 
+/// Σ output values (satoshi) of a Stratum coinbase `coinb1 ‖ extranonce ‖
+/// coinb2`, with an extranonce of `extranonce_len` bytes: what the pool's
+/// block pays, subsidy plus fees. `None` when the bytes are not one
+/// well-formed single-input transaction.
+pub fn coinbase_output_total(coinb1: &[u8], extranonce_len: usize, coinb2: &[u8]) -> Option<u64> {
+    let mut tx = Vec::with_capacity(coinb1.len() + extranonce_len + coinb2.len());
+    tx.extend_from_slice(coinb1);
+    tx.resize(coinb1.len() + extranonce_len, 0);
+    tx.extend_from_slice(coinb2);
+    let mut r = Reader { b: &tx, at: 0 };
+    r.take(4)?; // version
+    if r.peek()? == 0 {
+        // Segwit marker and flag (rare in Stratum: coinbases go stripped).
+        r.take(2)?;
+    }
+    if r.varint()? != 1 {
+        return None;
+    }
+    r.take(36)?; // prevout
+    let script = r.varint()?;
+    r.take(usize::try_from(script).ok()?)?;
+    r.take(4)?; // sequence
+    let outputs = r.varint()?;
+    if outputs == 0 || outputs > 10_000 {
+        return None;
+    }
+    let mut total: u64 = 0;
+    for _ in 0..outputs {
+        let v = r.take(8)?;
+        let mut le = [0u8; 8];
+        le.copy_from_slice(v);
+        total = total.checked_add(u64::from_le_bytes(le))?;
+        let len = r.varint()?;
+        r.take(usize::try_from(len).ok()?)?;
+    }
+    // Witness (if flagged) and locktime follow; at least the locktime.
+    (r.b.len() - r.at >= 4).then_some(total)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len())?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Some(s)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let first = self.take(1)?[0];
+        let width = match first {
+            0xfd => 2,
+            0xfe => 4,
+            0xff => 8,
+            n => return Some(u64::from(n)),
+        };
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(self.take(width)?);
+        Some(u64::from_le_bytes(le))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

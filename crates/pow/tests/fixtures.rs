@@ -212,3 +212,56 @@ fn ckpool_notify_branches_match_block_txids() {
         .collect();
     assert_eq!(ours, sent);
 }
+
+/// The pool's reward read from its notify (coinb1 ‖ extranonce ‖ coinb2)
+/// is what the found block's coinbase really paid.
+#[test]
+fn coinbase_reward_from_notify_matches_the_block() {
+    for (transcript_file, block_file) in [
+        (
+            "stratum-v1-ckpool-block204.txt",
+            "block-regtest-204-ckpool.hex",
+        ),
+        (
+            "stratum-v1-translator_sv2-session.txt",
+            "block-regtest30-102-sv2pool.hex",
+        ),
+    ] {
+        let msgs = transcript(transcript_file);
+        let sub = msgs.iter().find(|m| m["result"].is_array()).unwrap();
+        let en1_len = sub["result"][1].as_str().unwrap().len() / 2;
+        let en2_size = sub["result"][2].as_u64().unwrap() as usize;
+        let notify = msgs
+            .iter()
+            .find(|m| m["method"] == "mining.notify")
+            .unwrap();
+        let p = &notify["params"];
+        let coinb1 = hex::decode(p[2].as_str().unwrap()).unwrap();
+        let coinb2 = hex::decode(p[3].as_str().unwrap()).unwrap();
+        let total =
+            sluice_pow::coinbase::coinbase_output_total(&coinb1, en1_len + en2_size, &coinb2)
+                .unwrap();
+        let raw = hex::decode(testdata(block_file).trim()).unwrap();
+        let block: bitcoin::Block = bitcoin::consensus::deserialize(&raw).unwrap();
+        let paid: u64 = block.txdata[0]
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum();
+        assert_eq!(total, paid, "{transcript_file}");
+        assert!(total > 0);
+        // Truncated or garbled coinbases give no reward rather than a wrong one.
+        assert_eq!(
+            sluice_pow::coinbase::coinbase_output_total(
+                &coinb1,
+                en1_len + en2_size,
+                &coinb2[..coinb2.len() - 5]
+            ),
+            None
+        );
+        assert_eq!(
+            sluice_pow::coinbase::coinbase_output_total(&coinb1[..10], 0, &[]),
+            None
+        );
+    }
+}

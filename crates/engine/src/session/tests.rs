@@ -96,7 +96,11 @@ impl Rig {
             share_tx: self.share_tx.clone(),
             notify,
             notify_clean,
-            coinbase_value_sat: None,
+            pool: 0,
+            value: sluice_books::JobValue {
+                difficulty: sluice_pow::target::nbits_difficulty(bits).unwrap(),
+                reward_sat: Some(312_500_000),
+            },
             extranonce_pad: 0,
             received: self.now,
         })
@@ -621,4 +625,76 @@ fn a_job_sent_again_after_moving_back_keeps_its_duplicate_set() {
         Some(22),
         "a replayed share is still a duplicate"
     );
+}
+
+fn books() -> Arc<Books> {
+    let cfg = sluice_books::BooksConfig {
+        pools: vec![sluice_books::PoolBooksConfig {
+            name: "pool".into(),
+            fee: 0.02,
+            scheme: sluice_books::Scheme::Fpps,
+            reward: sluice_books::Reward::Coinbase,
+        }],
+        price: sluice_books::PriceConfig::Fixed(100_000.0),
+        reasons: Reject::ALL.iter().map(|r| r.label()).collect(),
+        ..sluice_books::BooksConfig::default()
+    };
+    Arc::new(Books::new(cfg, sluice_books::Clock::new()))
+}
+
+#[test]
+fn shares_land_in_the_workers_books_by_outcome() {
+    let books = books();
+    let mut r = Rig::new();
+    let peer: IpAddr = "127.0.0.9".parse().unwrap();
+    r.s = Session::new(7, cfg(), r.stats.clone(), vec![0xab, 0xcd], 4, r.now)
+        .with_books(books.clone(), Some(peer));
+    let j = r.ready();
+    let w = books.worker("acct.w1");
+    assert_eq!(w.connections(), 1);
+    {
+        let s = w.state();
+        assert_eq!(s.conn.ip, Some(peer));
+        assert_eq!(s.conn.user_agent.as_deref(), Some("test/1.0"));
+    }
+    let ok = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
+    r.line(submit(&j, "00000001", j.ntime, ok, None));
+    // Duplicate, low difficulty, then unknown job (no work).
+    r.line(submit(&j, "00000001", j.ntime, ok, None));
+    let low = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 2], j.version, 1e-5, false);
+    r.line(submit(&j, "00000002", j.ntime, low, None));
+    r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1","ffff","00000000","6b000000","00000000"]}));
+    // Stale.
+    let fresh = r.job(true, 0x1d00ffff);
+    r.push_job(&fresh);
+    let st = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 3], j.version, 1e-5, true);
+    r.line(submit(&j, "00000003", j.ntime, st, None));
+    // An unknown worker name is refused and booked nowhere.
+    r.line(json!({"id":9,"method":"mining.submit","params":["nobody","1","00000000","6b000000","00000000"]}));
+    assert_eq!(books.worker_count(), 1);
+
+    let t = w.state().tally.totals.clone();
+    assert_eq!((t.accepted, t.rejected), (1, 4));
+    assert!((t.accepted_work - 1e-5).abs() < 1e-12);
+    assert!((t.stale_work - 1e-5).abs() < 1e-12);
+    assert!((t.rejected_work - 2e-5).abs() < 1e-12, "duplicate + low");
+    assert_eq!(t.rejects[Reject::Duplicate as usize], 1);
+    assert_eq!(t.rejects[Reject::LowDifficulty as usize], 1);
+    assert_eq!(t.rejects[Reject::JobNotFound as usize], 1);
+    assert_eq!(t.rejects[Reject::Stale as usize], 1);
+    // Valued at the job's difficulty and reward, less the 2 % fee.
+    let expect = 1e-5 / sluice_pow::target::nbits_difficulty(0x1d00ffff).unwrap() * 3.125 * 0.98;
+    assert!(
+        (t.earned_btc / expect - 1.0).abs() < 1e-9,
+        "{} vs {expect}",
+        t.earned_btc
+    );
+    assert_eq!(w.state().difficulty, 1e-5);
+    // The farm saw the same.
+    let f = books.farm().merged().totals;
+    assert_eq!((f.accepted, f.rejected), (1, 4));
+    // Closing the connection leaves the books, not the connection count.
+    drop(r);
+    assert_eq!(w.connections(), 0);
+    assert_eq!(books.worker("acct.w1").state().tally.totals.accepted, 1);
 }

@@ -160,6 +160,7 @@ fn job_from(st: &mut ClientState, now: Instant) -> Arc<Job> {
                 downstream_len: 4,
             },
             3,
+            0,
             77,
             1,
             st.version_mask(),
@@ -213,7 +214,8 @@ fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
         vec![ClientAction::Result(UpstreamResult {
             session: 42,
             accepted: true,
-            difficulty: 2.0
+            difficulty: 2.0,
+            latency: Some(Duration::ZERO),
         })]
     );
     assert_eq!(st.pending(), 0);

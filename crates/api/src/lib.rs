@@ -1,0 +1,245 @@
+//! sluice's HTTP surface.
+//!
+//! - [`router`]: the axum routes — `/api/v1/{workers, workers/{name},
+//!   pools, farm, hashprice}`, `/healthz`, `/readyz`, `/metrics`.
+//! - [`views`]: the JSON shapes of pools, farm, hashprice and one worker.
+//! - [`prom`]: the Prometheus text exposition.
+//!
+//! Handlers only read: the books and the engine's counters are the state,
+//! so the API can never slow a share (a sorted page of 10,000 workers is
+//! 10,000 short per-worker locks).
+
+pub mod prom;
+pub mod views;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use sluice_books::books::WorkerQuery;
+use sluice_books::{Books, Window};
+use sluice_engine::router::Router;
+use sluice_engine::stats::Stats;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers read.
+pub struct ApiState {
+    /// The books.
+    pub books: Arc<Books>,
+    /// Engine counters.
+    pub stats: Arc<Stats>,
+    /// Upstream health.
+    pub router: Arc<Router>,
+    /// `"proxy"` or `"pool"` (build info).
+    pub mode: &'static str,
+    /// Requests refused as bad (400/404).
+    pub bad_requests: AtomicU64,
+}
+
+impl ApiState {
+    /// State over an engine's parts.
+    pub fn new(
+        books: Arc<Books>,
+        stats: Arc<Stats>,
+        router: Arc<Router>,
+        mode: &'static str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            books,
+            stats,
+            router,
+            mode,
+            bad_requests: AtomicU64::new(0),
+        })
+    }
+
+    fn bad(&self, status: StatusCode, msg: String) -> Response {
+        self.bad_requests.fetch_add(1, Ordering::Relaxed);
+        (status, Json(json!({ "error": msg }))).into_response()
+    }
+}
+
+/// The routes.
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/workers", get(workers))
+        .route("/api/v1/workers/{name}", get(worker))
+        .route("/api/v1/pools", get(pools))
+        .route("/api/v1/farm", get(farm))
+        .route("/api/v1/hashprice", get(hashprice))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `cancel`.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// Binds `addr` and serves in the background; returns the bound address.
+pub async fn spawn(
+    addr: SocketAddr,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, state, cancel).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    Ok(bound)
+}
+
+async fn not_found(State(st): State<Arc<ApiState>>) -> Response {
+    st.bad(StatusCode::NOT_FOUND, "no such endpoint".into())
+}
+
+fn parse_window(q: &HashMap<String, String>) -> Result<Window, String> {
+    match q.get("window") {
+        None => Ok(Window::H1),
+        Some(w) => {
+            Window::parse(w).ok_or_else(|| format!("window must be 1m, 5m, 1h or 24h, not {w:?}"))
+        }
+    }
+}
+
+fn parse_num(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, String> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{key} must be a non-negative integer, not {v:?}")),
+    }
+}
+
+fn parse_query(q: &HashMap<String, String>) -> Result<WorkerQuery, String> {
+    const KNOWN: [&str; 7] = [
+        "window",
+        "sort",
+        "order",
+        "offset",
+        "limit",
+        "prefix",
+        "below_break_even",
+    ];
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter {k:?} (known: {})",
+            KNOWN.join(", ")
+        ));
+    }
+    let desc = match q.get("order").map(String::as_str) {
+        None => None,
+        Some("asc") => Some(false),
+        Some("desc") => Some(true),
+        Some(o) => return Err(format!("order must be asc or desc, not {o:?}")),
+    };
+    let sort = q.get("sort").cloned().unwrap_or_else(|| "name".into());
+    let below_break_even = match q.get("below_break_even").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(v) => return Err(format!("below_break_even must be true or false, not {v:?}")),
+    };
+    Ok(WorkerQuery {
+        window: parse_window(q)?,
+        // Figures read best largest first; names A to Z.
+        desc: desc.unwrap_or(sort != "name"),
+        sort,
+        offset: parse_num(q, "offset", 0)?,
+        limit: parse_num(q, "limit", 100)?,
+        prefix: q.get("prefix").cloned().filter(|p| !p.is_empty()),
+        below_break_even,
+    })
+}
+
+async fn workers(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let query = match parse_query(&q) {
+        Ok(q) => q,
+        Err(e) => return st.bad(StatusCode::BAD_REQUEST, e),
+    };
+    let books = st.books.clone();
+    let now = books.clock().now_ms();
+    // Sorting thousands of rows is CPU work: keep it off the I/O threads.
+    let page = tokio::task::spawn_blocking(move || books.workers_page(&query, now)).await;
+    match page {
+        Ok(Ok(p)) => Json(p).into_response(),
+        Ok(Err(e)) => st.bad(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn worker(State(st): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
+    match views::worker_detail(&st.books, &name) {
+        Some(d) => Json(d).into_response(),
+        None => st.bad(StatusCode::NOT_FOUND, format!("no worker {name:?}")),
+    }
+}
+
+async fn pools(State(st): State<Arc<ApiState>>) -> Response {
+    Json(views::pools(&st.books, &st.router)).into_response()
+}
+
+async fn farm(State(st): State<Arc<ApiState>>) -> Response {
+    Json(views::farm(&st.books, &st.stats)).into_response()
+}
+
+async fn hashprice(State(st): State<Arc<ApiState>>) -> Response {
+    Json(views::hashprice(&st.books)).into_response()
+}
+
+async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
+    let pools = st.router.snapshot();
+    let ready = pools.iter().any(|p| {
+        p.connections
+            .iter()
+            .any(|(_, h, _)| matches!(h, sluice_engine::upstream::Health::Ready))
+    });
+    let body = Json(json!({
+        "ready": ready,
+        "pools_up": pools.iter().filter(|p| p.connections.iter().any(|(_, h, _)| matches!(h, sluice_engine::upstream::Health::Ready))).count(),
+        "pools": pools.len(),
+    }));
+    if ready {
+        (StatusCode::OK, body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
+async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
+    let text = views::metrics(&st);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,553 @@
+//! JSON shapes of the API and the metrics text, built from the books and
+//! the engine's counters on each request.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use sluice_books::books::{MoneyRow, Network, Price, WorkerRow};
+use sluice_books::money::{self, Power};
+use sluice_books::tally::{HASHES_PER_DIFF1, Totals};
+use sluice_books::{Books, Reward, Scheme, Window};
+use sluice_engine::router::Router;
+use sluice_engine::stats::{Disconnect, LATENCY_BOUNDS, Reject, Stats};
+use sluice_engine::upstream::Health;
+
+use crate::ApiState;
+use crate::prom::Exposition;
+
+/// One point of a worker's day (5 min buckets).
+#[derive(Serialize)]
+pub struct SeriesPoint {
+    /// Bucket start, Unix seconds.
+    pub start: u64,
+    /// Accepted hashrate over the bucket, H/s.
+    pub hashrate_accepted: f64,
+    /// Submitted hashrate over the bucket, H/s.
+    pub hashrate_submitted: f64,
+    /// Accepted shares.
+    pub accepted_shares: u32,
+    /// Rejected shares.
+    pub rejected_shares: u32,
+    /// BTC earned.
+    pub earned_btc: f64,
+}
+
+/// `/api/v1/workers/{name}`.
+#[derive(Serialize)]
+pub struct WorkerDetail {
+    /// The worker over the last hour (connection, power, money).
+    #[serde(flatten)]
+    pub row: WorkerRow,
+    /// Figures and money over each window.
+    pub windows: BTreeMap<&'static str, MoneyRow>,
+    /// Lifetime totals.
+    pub totals: Totals,
+    /// Lifetime rejects by reason.
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    /// The last 24 h at 5 min resolution, oldest first.
+    pub series: Vec<SeriesPoint>,
+}
+
+/// One worker in full; `None` if it has no books.
+pub fn worker_detail(books: &Books, name: &str) -> Option<WorkerDetail> {
+    let w = books.find_worker(name)?;
+    let now = books.clock().now_ms();
+    let price = books.price(now);
+    let row = books.worker_row(&w, now, Window::H1, &price);
+    let windows = Window::ALL
+        .iter()
+        .map(|win| (win.label(), books.worker_row(&w, now, *win, &price).money))
+        .collect();
+    let (totals, series) = {
+        let s = w.state();
+        (s.tally.totals.clone(), s.tally.series(now))
+    };
+    let width_s = sluice_books::tally::COARSE_WIDTH_MS as f64 / 1000.0;
+    let series = series
+        .into_iter()
+        .map(|(start, b)| SeriesPoint {
+            start: start / 1000,
+            hashrate_accepted: f64::from(b.accepted_work) * HASHES_PER_DIFF1 / width_s,
+            hashrate_submitted: f64::from(b.accepted_work + b.stale_work + b.rejected_work)
+                * HASHES_PER_DIFF1
+                / width_s,
+            accepted_shares: b.accepted,
+            rejected_shares: b.rejected,
+            earned_btc: f64::from(b.earned_btc),
+        })
+        .collect();
+    Some(WorkerDetail {
+        rejects_by_reason: books.rejects_by_reason(&totals.rejects),
+        row,
+        windows,
+        totals,
+        series,
+    })
+}
+
+/// One upstream connection.
+#[derive(Serialize)]
+pub struct ConnectionView {
+    /// Connection number.
+    pub id: u32,
+    /// `ready`, `connecting` or `failed`.
+    pub state: &'static str,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Sessions on it.
+    pub sessions: u64,
+}
+
+/// `/api/v1/pools` entry.
+#[derive(Serialize)]
+pub struct PoolView {
+    /// Config index.
+    pub index: usize,
+    /// Name (URL).
+    pub name: String,
+    /// Fee, fraction.
+    pub fee: f64,
+    /// Payout scheme.
+    pub scheme: Scheme,
+    /// Where the reward comes from.
+    pub reward: Reward,
+    /// Difficulty and reward of its latest job.
+    pub network: Option<Network>,
+    /// Network hashprice at its reward.
+    pub network_hashprice: Option<f64>,
+    /// True when a connection is ready.
+    pub up: bool,
+    /// Its connections.
+    pub connections: Vec<ConnectionView>,
+    /// Figures and money by window.
+    pub windows: BTreeMap<&'static str, MoneyRow>,
+    /// Lifetime totals.
+    pub totals: Totals,
+}
+
+fn health(h: &Health) -> (&'static str, Option<String>) {
+    match h {
+        Health::Ready => ("ready", None),
+        Health::Connecting => ("connecting", None),
+        Health::Failed(e) => ("failed", Some(e.clone())),
+    }
+}
+
+fn windows(
+    books: &Books,
+    f: impl Fn(Window) -> sluice_books::tally::Figures,
+    price: &Price,
+) -> BTreeMap<&'static str, MoneyRow> {
+    Window::ALL
+        .iter()
+        .map(|w| (w.label(), books.money_row(&f(*w), None, price)))
+        .collect()
+}
+
+/// Every pool.
+pub fn pools(books: &Books, router: &Router) -> Vec<PoolView> {
+    let now = books.clock().now_ms();
+    let price = books.price(now);
+    let snap = router.snapshot();
+    books
+        .pools()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let network = books.pool_network(i);
+            let conns: Vec<ConnectionView> = snap
+                .get(i)
+                .map(|s| {
+                    s.connections
+                        .iter()
+                        .map(|(id, h, n)| {
+                            let (state, error) = health(h);
+                            ConnectionView {
+                                id: *id,
+                                state,
+                                error,
+                                sessions: *n,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            PoolView {
+                index: i,
+                name: p.cfg.name.clone(),
+                fee: p.cfg.fee,
+                scheme: p.cfg.scheme,
+                reward: p.cfg.reward,
+                network_hashprice: match (network, price.usd) {
+                    (Some(n), Some(usd)) => n
+                        .reward_btc
+                        .map(|r| money::network_hashprice(n.difficulty, r, usd)),
+                    _ => None,
+                },
+                network,
+                up: conns.iter().any(|c| c.state == "ready"),
+                connections: conns,
+                windows: windows(books, |w| p.tally.figures(now, w), &price),
+                totals: p.tally.totals(),
+            }
+        })
+        .collect()
+}
+
+/// `/api/v1/farm`.
+#[derive(Serialize)]
+pub struct FarmView {
+    /// Workers on the books.
+    pub workers: usize,
+    /// Workers with a live connection.
+    pub connected_workers: usize,
+    /// Workers losing money over the last hour.
+    pub below_break_even: usize,
+    /// Miner connections.
+    pub connections: u64,
+    /// BTC price used.
+    pub price: Price,
+    /// Network hashprice now.
+    pub network_hashprice: Option<f64>,
+    /// Figures and money by window.
+    pub windows: BTreeMap<&'static str, MoneyRow>,
+    /// Lifetime totals.
+    pub totals: Totals,
+    /// Lifetime rejects by reason.
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    /// Shares sent to pools and their verdicts (this process).
+    pub forwarded: u64,
+    /// Pool-accepted forwarded shares.
+    pub upstream_accepted: u64,
+    /// Pool-rejected forwarded shares (or with nowhere to go).
+    pub upstream_rejected: u64,
+}
+
+fn below_break_even(books: &Books, now: u64, price: &Price) -> (usize, usize) {
+    let mut connected = 0;
+    let mut below = 0;
+    for w in books.workers() {
+        connected += usize::from(w.connections() > 0);
+        if w.power().is_some() {
+            let r = books.worker_row(&w, now, Window::H1, price);
+            below += usize::from(r.money.profit.is_some_and(|p| p.below_break_even));
+        }
+    }
+    (connected, below)
+}
+
+/// The farm.
+pub fn farm(books: &Books, stats: &Stats) -> FarmView {
+    let now = books.clock().now_ms();
+    let price = books.price(now);
+    let totals = books.farm().totals();
+    let (connected_workers, below) = below_break_even(books, now, &price);
+    FarmView {
+        workers: books.worker_count(),
+        connected_workers,
+        below_break_even: below,
+        connections: stats.sessions.load(Ordering::Relaxed),
+        network_hashprice: books.network_hashprice(now),
+        windows: windows(books, |w| books.farm().figures(now, w), &price),
+        rejects_by_reason: books.rejects_by_reason(&totals.rejects),
+        totals,
+        price,
+        forwarded: stats.forwarded.load(Ordering::Relaxed),
+        upstream_accepted: stats.upstream_accepted.load(Ordering::Relaxed),
+        upstream_rejected: stats.upstream_rejected.load(Ordering::Relaxed),
+    }
+}
+
+/// The farm's hashprice over one window.
+#[derive(Serialize)]
+pub struct FarmHashprice {
+    /// USD per submitted PH/s per day.
+    pub effective_hashprice: Option<f64>,
+    /// Earned / network value of the submitted work.
+    pub efficiency: Option<f64>,
+    /// Submitted hashrate, H/s.
+    pub hashrate_submitted: f64,
+}
+
+/// `/api/v1/hashprice`.
+#[derive(Serialize)]
+pub struct HashpriceView {
+    /// Difficulty and reward of the newest job.
+    pub network: Option<Network>,
+    /// BTC price.
+    pub price: Price,
+    /// Network hashprice, USD/PH/day.
+    pub network_hashprice_usd: Option<f64>,
+    /// Network hashprice, BTC/PH/day.
+    pub network_hashprice_btc: Option<f64>,
+    /// Electricity price, USD/kWh.
+    pub power_price_usd_per_kwh: f64,
+    /// Power of workers no rule matches.
+    pub default_power: Option<Power>,
+    /// Break-even hashprice at the default efficiency (24 · E · c).
+    pub break_even_hashprice: Option<f64>,
+    /// BTC price where that machine breaks even at the network hashprice.
+    pub break_even_price_usd: Option<f64>,
+    /// The farm's effective hashprice by window.
+    pub farm: BTreeMap<&'static str, FarmHashprice>,
+}
+
+/// Hashprice now.
+pub fn hashprice(books: &Books) -> HashpriceView {
+    let now = books.clock().now_ms();
+    let price = books.price(now);
+    let network = books.network();
+    let cfg = books.config();
+    let net_usd = books.network_hashprice(now);
+    let net_btc = network.and_then(|n| {
+        n.reward_btc
+            .map(|r| money::network_hashprice_btc(n.difficulty, r))
+    });
+    let break_even = match cfg.default_power {
+        Some(Power::EfficiencyJPerTh(e)) => {
+            Some(money::break_even_hashprice(e, cfg.power_price_usd_per_kwh))
+        }
+        _ => None,
+    };
+    let farm = Window::ALL
+        .iter()
+        .map(|w| {
+            let r = books.money_row(&books.farm().figures(now, *w), None, &price);
+            (
+                w.label(),
+                FarmHashprice {
+                    effective_hashprice: r.effective_hashprice,
+                    efficiency: r.efficiency,
+                    hashrate_submitted: r.hashrate_submitted,
+                },
+            )
+        })
+        .collect();
+    HashpriceView {
+        network,
+        network_hashprice_usd: net_usd,
+        network_hashprice_btc: net_btc,
+        power_price_usd_per_kwh: cfg.power_price_usd_per_kwh,
+        default_power: cfg.default_power,
+        break_even_hashprice: break_even,
+        break_even_price_usd: match (break_even, net_usd, price.usd) {
+            (Some(b), Some(h), Some(p)) => money::break_even_price(p, b, h),
+            _ => None,
+        },
+        farm,
+        price,
+    }
+}
+
+/// `/metrics`.
+pub fn metrics(st: &ApiState) -> String {
+    let (books, stats) = (&st.books, &st.stats);
+    let now = books.clock().now_ms();
+    let price = books.price(now);
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let mut e = Exposition::default();
+    e.gauge(
+        "sluice_build_info",
+        "Build and role of this instance.",
+        &[("version", env!("CARGO_PKG_VERSION")), ("mode", st.mode)],
+        1.0,
+    );
+    e.counter(
+        "sluice_shares_accepted_total",
+        "Shares accepted from miners.",
+        &[],
+        get(&stats.accepted),
+    );
+    for r in Reject::ALL {
+        e.counter(
+            "sluice_shares_rejected_total",
+            "Shares and requests refused, by reason.",
+            &[("reason", r.label())],
+            stats.rejected(r) as f64,
+        );
+    }
+    let t = books.farm().totals();
+    for (kind, work) in [
+        ("accepted", t.accepted_work),
+        ("stale", t.stale_work),
+        ("rejected", t.rejected_work),
+    ] {
+        e.counter(
+            "sluice_work_hashes_total",
+            "Work in hashes (Σ difficulty · 2^32) by outcome; rate() of the sum is the submitted hashrate.",
+            &[("outcome", kind)],
+            work * HASHES_PER_DIFF1,
+        );
+    }
+    e.counter(
+        "sluice_earned_btc_total",
+        "Expected BTC earned by accepted shares, after pool fees.",
+        &[],
+        t.earned_btc,
+    );
+    e.counter(
+        "sluice_blocks_found_total",
+        "Shares that met the network target.",
+        &[],
+        get(&stats.blocks_found),
+    );
+    e.gauge(
+        "sluice_connections",
+        "Miner connections now.",
+        &[],
+        get(&stats.sessions),
+    );
+    e.counter(
+        "sluice_connections_refused_total",
+        "Connections refused at the global or per-IP limit.",
+        &[],
+        get(&stats.refused_connections),
+    );
+    for d in Disconnect::ALL {
+        e.counter(
+            "sluice_disconnects_total",
+            "Miner connections closed, by reason.",
+            &[("reason", d.label())],
+            stats.disconnects(d) as f64,
+        );
+    }
+    e.counter(
+        "sluice_shares_forwarded_total",
+        "Shares sent to pools.",
+        &[],
+        get(&stats.forwarded),
+    );
+    for (outcome, v) in [
+        ("accepted", get(&stats.upstream_accepted)),
+        ("rejected", get(&stats.upstream_rejected)),
+    ] {
+        e.counter(
+            "sluice_upstream_shares_total",
+            "Forwarded shares by the pool's verdict.",
+            &[("outcome", outcome)],
+            v,
+        );
+    }
+    for p in st.router.snapshot() {
+        let up = p
+            .connections
+            .iter()
+            .any(|(_, h, _)| matches!(h, Health::Ready));
+        e.gauge(
+            "sluice_upstream_up",
+            "1 when a connection to the pool is ready.",
+            &[("pool", &p.name)],
+            f64::from(u8::from(up)),
+        );
+    }
+    for p in st.router.snapshot() {
+        e.gauge(
+            "sluice_upstream_connections",
+            "Connections to each pool.",
+            &[("pool", &p.name)],
+            p.connections.len() as f64,
+        );
+    }
+    let h = &stats.submit_latency;
+    let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    e.histogram(
+        "sluice_upstream_submit_latency_seconds",
+        "From a miner's submit to the pool's answer.",
+        &LATENCY_BOUNDS,
+        &counts,
+        h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    if let Some(n) = books.network() {
+        e.gauge(
+            "sluice_network_difficulty",
+            "Network difficulty of the newest job.",
+            &[],
+            n.difficulty,
+        );
+        if let Some(r) = n.reward_btc {
+            e.gauge(
+                "sluice_block_reward_btc",
+                "Block reward of the newest job (subsidy and fees).",
+                &[],
+                r,
+            );
+        }
+    }
+    if let Some(usd) = price.usd {
+        e.gauge(
+            "sluice_btc_price_usd",
+            "BTC price used for USD figures.",
+            &[],
+            usd,
+        );
+    }
+    if let Some(age) = price.age_s {
+        e.gauge(
+            "sluice_btc_price_age_seconds",
+            "Age of the BTC price.",
+            &[],
+            age,
+        );
+    }
+    e.gauge(
+        "sluice_btc_price_stale",
+        "1 when the BTC price is older than its limit (USD figures are stale).",
+        &[],
+        f64::from(u8::from(price.stale)),
+    );
+    if let Some(h) = books.network_hashprice(now) {
+        e.gauge(
+            "sluice_network_hashprice_usd_per_phs_day",
+            "Network hashprice, USD per PH/s per day.",
+            &[],
+            h,
+        );
+    }
+    for w in [Window::H1, Window::H24] {
+        let r = books.money_row(&books.farm().figures(now, w), None, &price);
+        if let Some(h) = r.effective_hashprice {
+            e.gauge(
+                "sluice_farm_hashprice_usd_per_phs_day",
+                "Farm effective hashprice (earned per submitted PH/s), USD per PH/s per day.",
+                &[("window", w.label())],
+                h,
+            );
+        }
+    }
+    let (connected, below) = below_break_even(books, now, &price);
+    e.gauge(
+        "sluice_workers",
+        "Workers on the books.",
+        &[],
+        books.worker_count() as f64,
+    );
+    e.gauge(
+        "sluice_workers_connected",
+        "Workers with a live connection.",
+        &[],
+        connected as f64,
+    );
+    e.gauge(
+        "sluice_workers_below_break_even",
+        "Workers losing money over the last hour.",
+        &[],
+        below as f64,
+    );
+    let (ok, failed) = books.price_polls();
+    for (outcome, v) in [("ok", ok), ("error", failed)] {
+        e.counter(
+            "sluice_price_feed_polls_total",
+            "BTC price feed polls by outcome.",
+            &[("outcome", outcome)],
+            v as f64,
+        );
+    }
+    e.counter(
+        "sluice_api_bad_requests_total",
+        "API requests refused as bad.",
+        &[],
+        get(&st.bad_requests),
+    );
+    e.finish()
+}

@@ -1,0 +1,199 @@
+//! Wiring the books: the SQLite snapshot loop, the BTC price feed and the
+//! API server of a running instance.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_books::{Books, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PriceSection;
+
+/// The books' store, shared by the snapshot loop and shutdown.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+/// Opens the store and reads the books back into `books`.
+pub fn open_store(path: &Path, books: &Books) -> anyhow::Result<SharedStore> {
+    let mut store =
+        Store::open(path).with_context(|| format!("opening books store {}", path.display()))?;
+    let now = books.clock().now_ms();
+    let r = store
+        .load(books, now)
+        .with_context(|| format!("reading books store {}", path.display()))?;
+    tracing::info!(
+        path = %path.display(),
+        workers = r.workers,
+        pools = r.pools,
+        snapshot_age_s = r.saved_at_ms.map(|t| now.saturating_sub(t) / 1000),
+        "books restored"
+    );
+    Ok(Arc::new(Mutex::new(store)))
+}
+
+/// Takes one snapshot now (blocking).
+pub fn snapshot(store: &SharedStore, books: &Books) {
+    let now = books.clock().now_ms();
+    let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+    match s.save(books, now) {
+        Ok(r) => tracing::debug!(
+            entities = r.entities,
+            buckets = r.buckets,
+            ms = r.millis,
+            "books snapshot"
+        ),
+        Err(e) => tracing::error!(error = %e, "books snapshot failed"),
+    }
+}
+
+/// Snapshots every `interval` (and forgets long-idle workers) until
+/// cancelled; the caller takes the last snapshot at shutdown.
+pub async fn snapshot_loop(
+    store: Option<SharedStore>,
+    books: Arc<Books>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let books = books.clone();
+        let store = store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let forgotten = books.forget_idle(books.clock().now_ms());
+            if forgotten > 0 {
+                tracing::info!(forgotten, "idle workers dropped from the books");
+            }
+            if let Some(s) = &store {
+                snapshot(s, &books);
+            }
+        })
+        .await;
+    }
+}
+
+/// Reads a price from a feed's JSON answer at `pointer` (a number or a
+/// numeric string).
+pub fn price_from_json(body: &str, pointer: &str) -> Result<f64, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("feed answer is not JSON: {e}"))?;
+    let x = v
+        .pointer(pointer)
+        .ok_or_else(|| format!("feed answer has nothing at {pointer}"))?;
+    let p = match x {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("feed value at {pointer} is not a number: {x}"))?;
+    if p.is_finite() && p > 0.0 {
+        Ok(p)
+    } else {
+        Err(format!("feed price {p} is not a positive number"))
+    }
+}
+
+fn fetch_price(agent: &ureq::Agent, url: &str, pointer: &str) -> Result<f64, String> {
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| format!("reading {url}: {e}"))?;
+    price_from_json(&body, pointer)
+}
+
+/// Polls the price feed until cancelled. A failed poll is logged and
+/// counted; the last good price ages until the books mark it stale.
+pub async fn price_feed(cfg: PriceSection, books: Arc<Books>, cancel: CancellationToken) {
+    let Some(url) = cfg.feed_url.clone() else {
+        return;
+    };
+    let interval = Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(
+            interval.clamp(Duration::from_millis(200), Duration::from_secs(30)),
+        ))
+        .build()
+        .into();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let (agent, url2, pointer) = (agent.clone(), url.clone(), cfg.feed_pointer.clone());
+        let r = tokio::task::spawn_blocking(move || fetch_price(&agent, &url2, &pointer))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match r {
+            Ok(p) => {
+                books.set_price(p, books.clock().now_ms());
+                if failing {
+                    tracing::info!(price = p, "price feed back");
+                }
+                failing = false;
+            }
+            Err(e) => {
+                books.price_error();
+                // Once per outage at warn; the rest at debug.
+                if failing {
+                    tracing::debug!(error = %e, "price feed poll failed");
+                } else {
+                    tracing::warn!(error = %e, "price feed poll failed");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_answers_are_read_defensively() {
+        assert_eq!(
+            price_from_json(r#"{"bitcoin":{"usd":91234.5}}"#, "/bitcoin/usd"),
+            Ok(91234.5)
+        );
+        assert_eq!(
+            price_from_json(r#"{"data":{"amount":"90000.10"}}"#, "/data/amount"),
+            Ok(90000.1)
+        );
+        assert!(
+            price_from_json("<html>", "/x")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(
+            price_from_json(r#"{"a":1}"#, "/b")
+                .unwrap_err()
+                .contains("nothing at /b")
+        );
+        assert!(
+            price_from_json(r#"{"a":"cheap"}"#, "/a")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            price_from_json(r#"{"a":-5}"#, "/a")
+                .unwrap_err()
+                .contains("positive")
+        );
+        assert!(price_from_json(r#"{"a":[1]}"#, "/a").is_err());
+    }
+}
