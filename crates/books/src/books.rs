@@ -188,8 +188,9 @@ pub enum ShareKind {
         /// Met the network target.
         block: bool,
     },
-    /// Its job was stale.
-    Stale,
+    /// Its job was stale or unknown (reason index): work done on an old
+    /// job.
+    Stale(u8),
     /// Rejected for its work (reason index).
     RejectedWork(u8),
     /// Refused before any work counted (reason index).
@@ -535,7 +536,7 @@ impl Books {
         };
         let outcome = match kind {
             ShareKind::Accepted { block } => Outcome::Accepted { earned_btc, block },
-            ShareKind::Stale => Outcome::Stale,
+            ShareKind::Stale(r) => Outcome::Stale(r),
             ShareKind::RejectedWork(r) => Outcome::RejectedWork(r),
             ShareKind::Refused(r) => Outcome::Refused(r),
         };

@@ -76,8 +76,8 @@ pub enum Outcome {
         /// True when it met the network target.
         block: bool,
     },
-    /// Stale (its job was superseded).
-    Stale,
+    /// Stale: its job was superseded or is no longer known (reason index).
+    Stale(u8),
     /// Rejected for its work (low difficulty, duplicate, …): reason index.
     RejectedWork(u8),
     /// Refused before any work could be credited (bad job id, malformed):
@@ -200,7 +200,7 @@ impl Tally {
                 t.value_btc += value_btc;
                 t.blocks += u64::from(block);
             }
-            Outcome::Stale => {
+            Outcome::Stale(_) => {
                 t.rejected += 1;
                 t.stale_work += d;
                 t.value_btc += value_btc;
@@ -213,8 +213,9 @@ impl Tally {
             Outcome::Refused(_) => t.rejected += 1,
         }
         let reason = match outcome {
-            Outcome::RejectedWork(r) | Outcome::Refused(r) => Some(usize::from(r)),
-            Outcome::Stale => Some(crate::REASON_STALE),
+            Outcome::Stale(r) | Outcome::RejectedWork(r) | Outcome::Refused(r) => {
+                Some(usize::from(r))
+            }
             Outcome::Accepted { .. } => None,
         };
         if let Some(r) = reason {
@@ -231,7 +232,7 @@ impl Tally {
                     b.earned_btc += earned_btc as f32;
                     b.value_btc += value_btc as f32;
                 }
-                Outcome::Stale => {
+                Outcome::Stale(_) => {
                     b.rejected += 1;
                     b.stale_work += d as f32;
                     b.value_btc += value_btc as f32;
@@ -338,7 +339,7 @@ mod tests {
                 block: true,
             },
         );
-        t.record(2_000, 20.0, 2.0, Outcome::Stale);
+        t.record(2_000, 20.0, 2.0, Outcome::Stale(crate::REASON_STALE as u8));
         t.record(3_000, 40.0, 4.0, Outcome::RejectedWork(3));
         t.record(4_000, 0.0, 0.0, Outcome::Refused(0));
         let s = t.figures(5_000, Window::M5).sums;

@@ -594,13 +594,24 @@ impl Session {
                 }
             }
             Err((r, work)) => {
-                let kind = match r {
-                    Reject::Stale => ShareKind::Stale,
-                    r if r.is_work() => ShareKind::RejectedWork(r as u8),
-                    r => ShareKind::Refused(r as u8),
+                // A job the session no longer knows is almost always an
+                // old one (dropped after max_jobs): work done on a stale
+                // job, at about the current difficulty. Counting it keeps
+                // the submitted hashrate honest.
+                let (kind, work_done) = match r {
+                    Reject::Stale | Reject::JobNotFound => (
+                        ShareKind::Stale(r as u8),
+                        if r == Reject::Stale {
+                            work
+                        } else {
+                            self.vardiff.difficulty()
+                        },
+                    ),
+                    r if r.is_work() => (ShareKind::RejectedWork(r as u8), work),
+                    r => (ShareKind::Refused(r as u8), work),
                 };
                 let (pool, value) = self.last_value;
-                self.book(s.worker, pool, &value, work, kind, now);
+                self.book(s.worker, pool, &value, work_done, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.

@@ -54,7 +54,7 @@ fn effective_hashprice_is_network_times_accept_rate_times_one_minus_fee() {
     // 90 accepted, 6 stale, 4 low difficulty, all difficulty 65536.
     for i in 0..100u64 {
         let kind = match i % 25 {
-            0..=2 if i < 50 => ShareKind::Stale,
+            0..=2 if i < 50 => ShareKind::Stale(1),
             3 if i < 100 => ShareKind::RejectedWork(3),
             _ => ShareKind::Accepted { block: false },
         };
@@ -273,7 +273,15 @@ fn store_round_trip_and_incremental_snapshots() {
         for k in 0..30 {
             accept(&b, &w, T0 + k * 20_000 + i, 512.0);
         }
-        b.record(&w, Some(0), i, T0 + 600_000, 512.0, &JOB, ShareKind::Stale);
+        b.record(
+            &w,
+            Some(0),
+            i,
+            T0 + 600_000,
+            512.0,
+            &JOB,
+            ShareKind::Stale(1),
+        );
     }
     let now = T0 + 610_000;
     let mut s = Store::open(&path).unwrap();

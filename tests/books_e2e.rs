@@ -1,0 +1,461 @@
+//! The books end to end: simulated miners that count the hashes they
+//! really computed → sluice (pool-node role) → its HTTP API, read over real
+//! sockets on 127.0.0.1; the price feed going down; restarts with the
+//! SQLite store, killed and clean.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice::config::{Config, Mode, PoolNodeConfig};
+use sluice::money::get_json;
+use sluice::run::{Running, start};
+use sluice_loadgen::{MinerConfig, MinerStats};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
+
+fn pool_config() -> Config {
+    let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    c.pool_node = PoolNodeConfig {
+        // Blocks stay rare (one per ~2^32 hashes): the test is about shares.
+        network_difficulty: 1.0,
+        block_interval_secs: 0.0,
+        refresh_interval_secs: 2.0,
+        fee: 0.02,
+        ..Default::default()
+    };
+    c.difficulty.min = 1e-8;
+    c.difficulty.start = 1e-6;
+    c.api.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.books.price.usd = Some(100_000.0);
+    c.books.power.price_usd_per_kwh = 0.06;
+    c.books.power.default_efficiency_j_per_th = Some(17.5);
+    c
+}
+
+async fn launch(cfg: &Config) -> (SocketAddr, String, CancellationToken, Running) {
+    let cancel = CancellationToken::new();
+    let mut running = start(cfg, cancel.clone()).await.unwrap();
+    let addr = running.listener.local_addr().unwrap();
+    let listener = std::mem::replace(
+        &mut running.listener,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    tokio::spawn(running.engine.clone().serve(listener));
+    let api = format!("http://{}", running.api.unwrap());
+    (addr, api, cancel, running)
+}
+
+async fn get(url: String) -> Value {
+    tokio::task::spawn_blocking(move || get_json(&url).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn get_status(url: String) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent.get(&url).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+/// Four miners at a fixed difficulty of 10⁻⁶ (one share per ~4,295
+/// hashes), 5 % of their shares sent bad, for 20 s.
+///
+/// The bound: each hash meets the share target independently with
+/// probability p = 1/(d·2³²), so the share count N over H hashes is
+/// binomial with mean λ = H·p and variance ≈ λ; the estimate N·d·2³²
+/// of H has relative standard deviation 1/√λ. We allow 4/√λ (false alarm
+/// ~6·10⁻⁵) plus 1 % for timing: the books count from authorize, the
+/// miners from their first job, and a few shares are in flight when read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashrate_and_hashprice_match_the_work_really_done() {
+    let cfg = pool_config();
+    let (addr, api, cancel, _running) = launch(&cfg).await;
+    let d = 1e-6;
+    let miners: Vec<(String, Arc<MinerStats>)> = (0..4)
+        .map(|i| (format!("farm.s21-{i}"), Arc::new(MinerStats::default())))
+        .collect();
+    let stop = CancellationToken::new();
+    for (i, (name, stats)) in miners.iter().enumerate() {
+        let mc = MinerConfig {
+            addr: addr.to_string(),
+            worker: name.clone(),
+            password: format!("d={d}"),
+            hashes_per_sec: 150_000.0,
+            bad_fraction: 0.05,
+            seed: i as u64 + 7,
+            ..MinerConfig::default()
+        };
+        tokio::spawn(sluice_loadgen::run(mc, stats.clone(), stop.clone()));
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    stop.cancel();
+    // Let answers in flight land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let page = get(format!(
+        "{api}/api/v1/workers?window=1h&sort=name&order=asc"
+    ))
+    .await;
+    let rows = page["workers"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{page}");
+    let network = page["network_hashprice"].as_f64().unwrap();
+    let (mut est_sum, mut real_sum, mut hashes_sum) = (0.0, 0.0, 0.0);
+    for ((name, stats), row) in miners.iter().zip(rows) {
+        assert_eq!(row["name"], name.as_str());
+        let span = row["span_s"].as_f64().unwrap();
+        let hashes = stats.hashes.load(Ordering::Relaxed) as f64;
+        let real = hashes / span;
+        let est = row["hashrate_submitted"].as_f64().unwrap();
+        let lambda = hashes / (d * HASHES_PER_DIFF1);
+        let bound = 4.0 / lambda.sqrt() + 0.01;
+        let err = est / real - 1.0;
+        eprintln!(
+            "{name}: real {real:.0} H/s, 1 h estimate {est:.0} H/s, error {:+.2} % (bound {:.2} %, {lambda:.0} shares expected)",
+            err * 100.0,
+            bound * 100.0
+        );
+        assert!(err.abs() < bound, "{name}: error {err} over bound {bound}");
+        est_sum += est;
+        real_sum += real;
+        hashes_sum += hashes;
+
+        // Effective hashprice = network × accept rate × (1 − fee), the
+        // accept rate as the miner itself saw it.
+        let acc = stats.accepted.load(Ordering::Relaxed) as f64;
+        let rej = stats.rejected_total() as f64;
+        let accept = acc / (acc + rej);
+        assert!(rej > 0.0 && accept < 0.999, "some shares were bad");
+        let eff = row["effective_hashprice"].as_f64().unwrap();
+        let expect = network * accept * (1.0 - 0.02);
+        assert!(
+            (eff / expect - 1.0).abs() < 0.005,
+            "{name}: effective {eff} vs network × accept × (1 − fee) = {expect}"
+        );
+        assert!((row["efficiency"].as_f64().unwrap() - accept * 0.98).abs() < 0.005);
+        assert_eq!(row["connections"], 0, "miners are gone");
+        assert_eq!(
+            row["user_agent"],
+            format!("sluice-loadgen/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(row["ip"], "127.0.0.1");
+    }
+    let lambda = hashes_sum / (d * HASHES_PER_DIFF1);
+    let bound = 4.0 / lambda.sqrt() + 0.01;
+    let err = est_sum / real_sum - 1.0;
+    eprintln!(
+        "farm: real {real_sum:.0} H/s, estimate {est_sum:.0} H/s, error {:+.2} % (bound {:.2} %)",
+        err * 100.0,
+        bound * 100.0
+    );
+    assert!(err.abs() < bound);
+
+    // The rest of the API over the same books.
+    let one = &miners[0].0;
+    let detail = get(format!("{api}/api/v1/workers/{one}")).await;
+    assert_eq!(detail["name"], one.as_str());
+    let series = detail["series"].as_array().unwrap();
+    assert!(
+        series.len() >= 288,
+        "a day of 5 min points: {}",
+        series.len()
+    );
+    assert!(series.last().unwrap()["accepted_shares"].as_u64().unwrap() > 0);
+    for w in ["1m", "5m", "1h", "24h"] {
+        assert!(
+            detail["windows"][w]["accepted_shares"].as_u64().unwrap() > 0,
+            "{w}"
+        );
+    }
+    assert!(detail["rejects_by_reason"].as_object().unwrap().len() >= 1);
+    let farm = get(format!("{api}/api/v1/farm")).await;
+    assert_eq!(farm["workers"], 4);
+    let acc_total: u64 = miners
+        .iter()
+        .map(|(_, s)| s.accepted.load(Ordering::Relaxed))
+        .sum();
+    // The miners stop reading when cancelled: the books may have accepted
+    // a few shares whose answers they never saw.
+    let booked = farm["totals"]["accepted"].as_u64().unwrap();
+    assert!(
+        booked >= acc_total && booked <= acc_total + 8,
+        "{booked} vs {acc_total}"
+    );
+    let pools = get(format!("{api}/api/v1/pools")).await;
+    assert_eq!(pools[0]["up"], true);
+    assert_eq!(pools[0]["fee"], 0.02);
+    let hp = get(format!("{api}/api/v1/hashprice")).await;
+    assert!((hp["break_even_hashprice"].as_f64().unwrap() - 25.2).abs() < 1e-9);
+    assert!((hp["network_hashprice_usd"].as_f64().unwrap() - network).abs() < 1e-6 * network);
+
+    // Probes and metrics.
+    assert_eq!(get_status(format!("{api}/healthz")).await.0, 200);
+    assert_eq!(get_status(format!("{api}/readyz")).await.0, 200);
+    let (status, bad) = get_status(format!("{api}/api/v1/workers?sort=bogus")).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("unknown sort field"), "{bad}");
+    assert_eq!(
+        get_status(format!("{api}/api/v1/workers?window=2h"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        get_status(format!("{api}/api/v1/workers?limit=-1")).await.0,
+        400
+    );
+    assert_eq!(
+        get_status(format!("{api}/api/v1/workers/nobody")).await.0,
+        404
+    );
+    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    for needle in [
+        "sluice_build_info{version=",
+        "sluice_shares_accepted_total ",
+        "sluice_shares_rejected_total{reason=\"duplicate\"}",
+        "sluice_work_hashes_total{outcome=\"accepted\"}",
+        "sluice_upstream_submit_latency_seconds_bucket{le=\"+Inf\"}",
+        "sluice_network_hashprice_usd_per_phs_day ",
+        "sluice_farm_hashprice_usd_per_phs_day{window=\"1h\"}",
+        "sluice_upstream_up{pool=\"local synthetic chain\"} 1",
+        "sluice_api_bad_requests_total 4",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+    // No per-worker labels, `_total` only on counters.
+    assert!(!metrics.contains("farm.s21"));
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE")) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f[2].ends_with("_total"), f[3] == "counter", "{line}");
+    }
+    cancel.cancel();
+}
+
+/// Serves `{"bitcoin":{"usd":P}}` on 127.0.0.1 until the token fires.
+async fn price_server(price: f64, stop: CancellationToken) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = tokio::select! {
+                r = l.accept() => r.unwrap(),
+                _ = stop.cancelled() => return,
+            };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf).await;
+            let body = format!("{{\"bitcoin\":{{\"usd\":{price}}}}}");
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn price_feed_down_marks_money_stale() {
+    let feed_stop = CancellationToken::new();
+    let feed = price_server(87_654.0, feed_stop.clone()).await;
+    let mut cfg = pool_config();
+    cfg.books.price.usd = None;
+    cfg.books.price.feed_url = Some(format!("http://{feed}/price"));
+    cfg.books.price.poll_interval_secs = 0.1;
+    cfg.books.price.max_age_secs = 1.0;
+    let (_addr, api, cancel, _running) = launch(&cfg).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let hp = get(format!("{api}/api/v1/hashprice")).await;
+    assert_eq!(hp["price"]["usd"], 87_654.0, "{hp}");
+    assert_eq!(hp["price"]["stale"], false);
+    assert_eq!(hp["price"]["source"], "feed");
+
+    feed_stop.cancel();
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let hp = get(format!("{api}/api/v1/hashprice")).await;
+    // Marked stale, not silently frozen: the last price is still shown,
+    // with its age.
+    assert_eq!(hp["price"]["stale"], true, "{hp}");
+    assert_eq!(hp["price"]["usd"], 87_654.0);
+    assert!(hp["price"]["age_s"].as_f64().unwrap() > 1.0);
+    let page = get(format!("{api}/api/v1/workers")).await;
+    assert_eq!(page["price"]["stale"], true);
+    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    assert!(metrics.contains("sluice_btc_price_stale 1"), "{metrics}");
+    let errors: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sluice_price_feed_polls_total{outcome=\"error\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(errors >= 3.0, "failed polls are counted: {errors}");
+    cancel.cancel();
+}
+
+fn farm_accepted(api: &str) -> u64 {
+    get_json(&format!("{api}/api/v1/farm")).unwrap()["totals"]["accepted"]
+        .as_u64()
+        .unwrap()
+}
+
+fn write_config(
+    dir: &std::path::Path,
+    name: &str,
+    store: &std::path::Path,
+    interval: f64,
+) -> String {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            r#"mode = "pool"
+[listen]
+address = "127.0.0.1:0"
+[difficulty]
+start = 0.00001
+min = 0.00000001
+[pool_node]
+network_difficulty = 1.0
+block_interval_secs = 0
+[api]
+listen = "127.0.0.1:0"
+[books]
+store = "{}"
+snapshot_interval_secs = {interval}
+[books.price]
+usd = 90000
+"#,
+            store.display()
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The loss window: after `kill -9`, the books come back with everything
+/// recorded up to one snapshot interval before the kill; after SIGTERM,
+/// with everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn books_survive_kill_and_restart_within_the_loss_window() {
+    let dir = std::env::temp_dir().join(format!("sluice-books-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("books.sqlite");
+    let fast = write_config(&dir, "fast.toml", &store, 1.0);
+
+    let mut p = common::spawn(&["run", "--config", &fast]);
+    let api = p.api.clone().unwrap();
+    let stop = CancellationToken::new();
+    let stats = Arc::new(MinerStats::default());
+    tokio::spawn(sluice_loadgen::run(
+        MinerConfig {
+            addr: format!("127.0.0.1:{}", p.port),
+            worker: "rack1.s21-01".into(),
+            password: "d=0.000002".into(),
+            hashes_per_sec: 100_000.0,
+            ..MinerConfig::default()
+        },
+        stats.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Still mining: what the books held 1.5 snapshot intervals before the
+    // kill must survive it.
+    let api2 = api.clone();
+    let before = tokio::task::spawn_blocking(move || farm_accepted(&api2))
+        .await
+        .unwrap();
+    assert!(before > 0);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let at_kill = stats.accepted.load(Ordering::Relaxed);
+    std::process::Command::new("kill")
+        .args(["-KILL", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = p.child.wait();
+    stop.cancel();
+    drop(p);
+
+    let mut p = common::spawn(&["run", "--config", &fast]);
+    let api = p.api.clone().unwrap();
+    let api2 = api.clone();
+    let (after, worker) = tokio::task::spawn_blocking(move || {
+        (
+            farm_accepted(&api2),
+            get_json(&format!("{api2}/api/v1/workers/rack1.s21-01")).unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "kill -9: {before} accepted 1.5 s before the kill, {at_kill} at the kill, {after} after restart"
+    );
+    assert!(
+        after >= before,
+        "lost more than the loss window: {after} < {before}"
+    );
+    assert!(after <= at_kill);
+    assert_eq!(worker["totals"]["accepted"].as_u64().unwrap(), after);
+    assert!(
+        worker["windows"]["1h"]["hashrate_accepted"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(common::sigterm(&mut p).code(), Some(0));
+    drop(p);
+
+    // A clean shutdown loses nothing, even with a snapshot interval far
+    // longer than the run.
+    let slow = write_config(&dir, "slow.toml", &store, 3_600.0);
+    let p = common::spawn(&["run", "--config", &slow]);
+    let stop = CancellationToken::new();
+    let stats = Arc::new(MinerStats::default());
+    tokio::spawn(sluice_loadgen::run(
+        MinerConfig {
+            addr: format!("127.0.0.1:{}", p.port),
+            worker: "rack1.s21-01".into(),
+            password: "d=0.000002".into(),
+            hashes_per_sec: 100_000.0,
+            ..MinerConfig::default()
+        },
+        stats.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p = p;
+    let api = p.api.clone().unwrap();
+    let api2 = api.clone();
+    let before = tokio::task::spawn_blocking(move || farm_accepted(&api2))
+        .await
+        .unwrap();
+    assert!(before > after, "the second run mined");
+    assert_eq!(common::sigterm(&mut p).code(), Some(0));
+    drop(p);
+    let mut p = common::spawn(&["run", "--config", &slow]);
+    let api = p.api.clone().unwrap();
+    let again = tokio::task::spawn_blocking(move || farm_accepted(&api))
+        .await
+        .unwrap();
+    assert_eq!(again, before, "SIGTERM loses nothing");
+    assert_eq!(common::sigterm(&mut p).code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
