@@ -134,7 +134,7 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
 #[test]
 fn demo_runs_pool_proxy_and_farm_in_one_process() {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["demo", "--miners", "12", "--duration", "6s"])
+        .args(["demo", "--miners", "12", "--duration", "8s"])
         .output()
         .unwrap();
     assert!(
@@ -144,7 +144,24 @@ fn demo_runs_pool_proxy_and_farm_in_one_process() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("sessions 12"), "{text}");
-    assert!(text.contains("farm.rig000"), "{text}");
+    assert!(text.contains("farm.s21-000"), "{text}");
+    // The money columns: mainnet hashprice of the demo's inputs, an S21's
+    // break-even, and the S9s flagged.
+    assert!(text.contains("network hashprice 43.37 $/PH/day"), "{text}");
+    let last_frame = text.rsplit("sluice demo —").next().unwrap();
+    let s21 = last_frame
+        .lines()
+        .find(|l| l.starts_with("farm.s21-"))
+        .unwrap();
+    assert!(s21.contains("25.20") && s21.ends_with("ok"), "{s21}");
+    let s9 = last_frame
+        .lines()
+        .find(|l| l.starts_with("farm.s9-"))
+        .unwrap();
+    assert!(
+        s9.contains("141.12") && s9.ends_with("BELOW BREAK-EVEN"),
+        "{s9}"
+    );
     // Shares flowed: the last frame shows accepted shares.
     let last = text.rsplit("sluice demo —").next().unwrap();
     let accepted: u64 = last
@@ -213,4 +230,119 @@ fn loadgen_reports_json_with_every_bad_share_answered_by_its_code() {
         );
     }
     assert!(sigterm(&mut pool).success());
+}
+
+#[test]
+fn hashprice_calculator_reproduces_a_published_hashprice() {
+    // Hashrate Index Roundup, 3 Nov 2025: $43.33/PH/s/day with BTC at
+    // ~$106,935, difficulty 155.97 T and fees 0.62 % of block rewards
+    // (reward 3.125 / (1 − 0.0062) = 3.1445 BTC).
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "hashprice",
+            "--difficulty",
+            "155.97T",
+            "--reward",
+            "3.1445",
+            "--price",
+            "106935",
+            "--efficiency",
+            "17.5",
+            "--power-price",
+            "0.06",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = v["hashprice_usd_per_ph_day"].as_f64().unwrap();
+    assert!((h / 43.33 - 1.0).abs() < 0.005, "{h} vs published 43.33");
+    assert!((v["machine"]["break_even_hashprice"].as_f64().unwrap() - 25.20).abs() < 1e-9);
+    // Bad input is refused with a message, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "hashprice",
+            "--difficulty",
+            "lots",
+            "--reward",
+            "3",
+            "--price",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a difficulty"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_command_reads_a_running_instance() {
+    let mut pool = spawn(&[
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--btc-price",
+        "90000",
+        "--min-difficulty",
+        "0.00000001",
+        "--start-difficulty",
+        "0.000005",
+        "--block-interval",
+        "0",
+    ]);
+    // Without a scheme: `sluice workers` adds http://.
+    let api = pool
+        .api
+        .clone()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let stop = CancellationToken::new();
+    let stats = Arc::new(MinerStats::default());
+    tokio::spawn(sluice_loadgen::run(
+        MinerConfig {
+            addr: format!("127.0.0.1:{}", pool.port),
+            worker: "rack7.s19-42".into(),
+            hashes_per_sec: 50_000.0,
+            ..MinerConfig::default()
+        },
+        stats.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    assert!(stats.accepted.load(Ordering::Relaxed) > 0);
+    let table = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "workers",
+            "--api",
+            &api,
+            "--sort",
+            "effective_hashprice",
+            "--prefix",
+            "rack7.",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("rack7.s19-42") && text.contains("BTC $90000"),
+        "{text}"
+    );
+    // A bad sort field comes back as the API's message.
+    let bad = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["workers", "--api", &api, "--sort", "bogus"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown sort field"));
+    assert_eq!(sigterm(&mut pool).code(), Some(0));
 }

@@ -139,9 +139,14 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
 
     let mut proxy_cfg = pool_cfg.clone();
     proxy_cfg.mode = Mode::Proxy;
+    // Money as on mainnet (Hashrate Index, 3 Nov 2025: difficulty
+    // 155.97 T, reward 3.1445 BTC, BTC $106,935), whatever the toy
+    // chain's difficulty: the pool quotes an FPPS payout per share.
     proxy_cfg.pools = vec![PoolConfig {
         pass_through_workers: true,
         max_consecutive_rejects: 1000,
+        fee: DEMO_FEE,
+        payout_btc_per_share: Some(DEMO_REWARD_BTC / DEMO_DIFFICULTY * (1.0 - DEMO_FEE)),
         ..PoolConfig::new(
             PoolUrl {
                 host: "127.0.0.1".into(),
@@ -156,14 +161,31 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     proxy_cfg.difficulty.vardiff.target_share_interval_secs = 2.0;
     proxy_cfg.difficulty.vardiff.retarget_after_secs = 20.0;
     proxy_cfg.difficulty.vardiff.retarget_shares = 12;
+    proxy_cfg.books.price.usd = Some(DEMO_PRICE_USD);
+    proxy_cfg.books.power.price_usd_per_kwh = 0.06;
+    proxy_cfg.books.power.rules = DEMO_MACHINES
+        .iter()
+        .map(|(class, j_per_th)| crate::config::PowerRule {
+            pattern: format!("farm.{class}-*"),
+            efficiency_j_per_th: Some(*j_per_th),
+            watts: None,
+        })
+        .collect();
+    proxy_cfg.api.listen = Some("127.0.0.1:0".parse()?);
     let proxy = crate::run::start(&proxy_cfg, cancel.clone()).await?;
     let proxy_addr = proxy.listener.local_addr()?;
     let proxy_engine = proxy.engine.clone();
+    let books = proxy.books.clone();
     tokio::spawn(proxy.engine.clone().serve(proxy.listener));
 
     println!(
         "sluice demo: pool node on stratum+tcp://{pool_addr}, proxy on stratum+tcp://{proxy_addr}, {miners} simulated miners"
     );
+    if let Some(api) = proxy.api {
+        println!(
+            "API on http://{api} (try: sluice workers --api http://{api} --sort profit_usd_day --asc)"
+        );
+    }
     // Miners of different sizes, like a real farm; 1% of shares bad.
     let stats: Vec<Arc<MinerStats>> = (0..miners)
         .map(|_| Arc::new(MinerStats::default()))
@@ -172,7 +194,7 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     for (i, s) in stats.iter().enumerate() {
         let cfg = MinerConfig {
             addr: proxy_addr.to_string(),
-            worker: format!("farm.rig{i:03}"),
+            worker: format!("farm.{}-{i:03}", DEMO_MACHINES[i % DEMO_MACHINES.len()].0),
             hashes_per_sec: [4_000.0, 8_000.0, 12_000.0, 20_000.0][i % 4],
             bad_fraction: 0.01,
             seed: i as u64 + 1,
@@ -195,7 +217,7 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let view = render_workers(&stats, start.elapsed(), &proxy_engine, blocks.as_ref().map_or(0, |b| b.lock().map_or(0, |v| v.len())));
+                let view = render_workers(&stats, start.elapsed(), &proxy_engine, &books, blocks.as_ref().map_or(0, |b| b.lock().map_or(0, |v| v.len())));
                 let mut out = std::io::stdout().lock();
                 if tty {
                     // Clear the screen and home the cursor.
@@ -211,48 +233,37 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     Ok(())
 }
 
+/// The demo's money: mainnet figures of 3 Nov 2025 (Hashrate Index).
+const DEMO_DIFFICULTY: f64 = 155.97e12;
+const DEMO_REWARD_BTC: f64 = 3.1445;
+const DEMO_PRICE_USD: f64 = 106_935.0;
+const DEMO_FEE: f64 = 0.02;
+/// Machine classes (worker-name prefix, J/TH) the simulated farm mixes.
+const DEMO_MACHINES: [(&str, f64); 4] = [
+    ("s21", 17.5),
+    ("s19xp", 21.5),
+    ("s19jpro", 29.5),
+    ("s9", 98.0),
+];
+
 fn render_workers(
     stats: &[Arc<MinerStats>],
     elapsed: Duration,
     engine: &sluice_engine::server::Engine,
+    books: &sluice_books::Books,
     blocks: usize,
 ) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let fmt_rate = |h: f64| {
-        if h >= 1e6 {
-            format!("{:.2} MH/s", h / 1e6)
-        } else {
-            format!("{:.1} kH/s", h / 1e3)
-        }
-    };
-    let mut rows: Vec<(usize, f64, f64, u64, u64, f64)> = stats
+    let real: f64 = stats
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let real = s.hashes.load(Ordering::Relaxed) as f64 / secs;
-            // Estimated from accepted work alone, as a pool sees it.
-            let est = s.accepted_work() * 4_294_967_296.0 / secs;
-            let d = s.difficulty_x2_32.load(Ordering::Relaxed) as f64 / 4_294_967_296.0;
-            (
-                i,
-                real,
-                est,
-                s.accepted.load(Ordering::Relaxed),
-                s.rejected_total(),
-                d,
-            )
-        })
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        .map(|s| s.hashes.load(Ordering::Relaxed) as f64 / secs)
+        .sum();
     let st = &engine.stats;
-    let total_real: f64 = rows.iter().map(|r| r.1).sum();
-    let total_est: f64 = rows.iter().map(|r| r.2).sum();
     let mut s = format!(
-        "sluice demo — {:.0} s | sessions {} | farm {} (estimated from shares {}) | accepted {} | rejected {} | forwarded {} | blocks found {}\n\n",
+        "sluice demo — {:.0} s | sessions {} | farm really hashing {} | accepted {} | rejected {} | forwarded {} | blocks found {}\n",
         secs,
         st.sessions.load(Ordering::Relaxed),
-        fmt_rate(total_real),
-        fmt_rate(total_est),
+        crate::money::fmt_hashrate(real),
         st.accepted.load(Ordering::Relaxed),
         sluice_engine::stats::Reject::ALL
             .iter()
@@ -262,24 +273,41 @@ fn render_workers(
         blocks,
     );
     s.push_str(&format!(
-        "{:<14} {:>12} {:>18} {:>9} {:>9} {:>12}\n",
-        "worker", "hashrate", "est. from shares", "accepted", "rejected", "difficulty"
+        "money as on mainnet 3 Nov 2025 (difficulty 155.97 T, reward {DEMO_REWARD_BTC} BTC, BTC ${DEMO_PRICE_USD}), pool fee {:.0} %, power $0.06/kWh\n\n",
+        DEMO_FEE * 100.0
     ));
-    for (i, real, est, acc, rej, d) in rows.iter().take(20) {
-        s.push_str(&format!(
-            "{:<14} {:>12} {:>18} {:>9} {:>9} {:>12.3e}\n",
-            format!("farm.rig{i:03}"),
-            fmt_rate(*real),
-            fmt_rate(*est),
-            acc,
-            rej,
-            d
-        ));
+    // The five best earners of each machine class.
+    let now = books.clock().now_ms();
+    let mut page: Option<sluice_books::books::WorkerPage> = None;
+    let mut total = 0;
+    for (class, _) in DEMO_MACHINES {
+        let q = sluice_books::WorkerQuery {
+            window: sluice_books::Window::M5,
+            sort: "effective_hashprice".into(),
+            desc: true,
+            limit: 5,
+            prefix: Some(format!("farm.{class}-")),
+            ..sluice_books::WorkerQuery::default()
+        };
+        let Ok(p) = books.workers_page(&q, now) else {
+            continue;
+        };
+        total += p.total;
+        match page.as_mut() {
+            None => page = Some(p),
+            Some(all) => all.workers.extend(p.workers),
+        }
     }
-    if rows.len() > 20 {
-        s.push_str(&format!("… and {} more workers\n", rows.len() - 20));
+    if let Some(mut p) = page {
+        let shown = p.workers.len();
+        p.total = total;
+        let v = serde_json::to_value(&p).unwrap_or_default();
+        s.push_str(&crate::money::workers_table(&v));
+        if total > shown {
+            s.push_str(&format!("… and {} more workers\n", total - shown));
+        }
     }
-    s.push_str("\n(hashprice and profit per worker arrive with the books; Ctrl-C to stop)");
+    s.push_str("\n(effective hashprice and break-even are per PH/s: what a real machine of each class earns and costs here; Ctrl-C to stop)");
     s
 }
 

@@ -374,9 +374,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(run::run(cfg))
         }
         Command::Workers(a) => {
+            let base = a.api.trim_end_matches('/');
+            let base = if base.contains("://") {
+                base.to_string()
+            } else {
+                format!("http://{base}")
+            };
             let mut url = format!(
-                "{}/api/v1/workers?sort={}&order={}&window={}&limit={}&offset={}",
-                a.api.trim_end_matches('/'),
+                "{base}/api/v1/workers?sort={}&order={}&window={}&limit={}&offset={}",
                 a.sort,
                 if a.asc { "asc" } else { "desc" },
                 a.window,

@@ -246,7 +246,7 @@ pub fn workers_table(page: &Value) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<20} {:>12} {:>7} {:>12} {:>7} {:>10} {:>10} {:>11} {:>9}  status",
+        "{:<20} {:>12} {:>7} {:>12} {:>7} {:>10} {:>10} {:>11} {:>11} {:>9}  status",
         "worker",
         "hashrate",
         "accept",
@@ -254,6 +254,7 @@ pub fn workers_table(page: &Value) -> String {
         "effic.",
         "power W",
         "b/e $/PH",
+        "margin $/PH",
         "profit $/d",
         "shares",
     );
@@ -270,7 +271,7 @@ pub fn workers_table(page: &Value) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<20} {:>12} {:>7} {:>12} {:>7} {:>10} {:>10} {:>11} {:>9}  {}",
+            "{:<20} {:>12} {:>7} {:>12} {:>7} {:>10} {:>10} {:>11} {:>11} {:>9}  {}",
             name,
             fmt_hashrate(num(w, "hashrate_submitted").unwrap_or(0.0)),
             num(w, "accept_rate").map_or_else(|| "-".into(), |a| format!("{:.1}%", a * 100.0)),
@@ -280,6 +281,11 @@ pub fn workers_table(page: &Value) -> String {
                 .and_then(|p| num(p, "power_w"))
                 .map_or_else(|| "-".into(), |x| format!("{x:.0}")),
             money_cell(profit.and_then(|p| num(p, "break_even_hashprice"))),
+            money_cell(
+                num(w, "effective_hashprice")
+                    .zip(profit.and_then(|p| num(p, "break_even_hashprice")))
+                    .map(|(e, b)| e - b)
+            ),
             profit
                 .and_then(|p| num(p, "profit_usd_day"))
                 .map_or_else(|| "-".into(), |x| format!("{x:.4}")),
