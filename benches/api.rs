@@ -65,7 +65,7 @@ fn books() -> Arc<Books> {
             t += 300_000;
         }
         while t < now {
-            let kind = if t % 97 == 0 {
+            let kind = if t.is_multiple_of(97) {
                 ShareKind::Stale(1)
             } else {
                 ShareKind::Accepted { block: false }
