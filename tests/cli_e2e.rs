@@ -95,6 +95,9 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pool-a.example"), "{text}");
+    assert!(text.contains("fee 2.5 %"), "{text}");
+    assert!(text.contains("api: http://127.0.0.1:8080"), "{text}");
+    assert!(text.contains("power: $0.06/kWh"), "{text}");
     assert!(text.trim_end().ends_with("ok"));
 
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
@@ -116,6 +119,26 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
             "en2.toml",
             "mode = \"pool\"\n[extranonce]\ndownstream_extranonce2_size = 9\n",
             "at most 8",
+        ),
+        (
+            "power.toml",
+            "mode = \"pool\"\n[[books.power.rules]]\npattern = \"s9-*\"\nwatts = 1300.0\nefficiency_j_per_th = 98.0\n",
+            "not both",
+        ),
+        (
+            "fee.toml",
+            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nfee = 2.5\n",
+            "fraction",
+        ),
+        (
+            "feed.toml",
+            "mode = \"pool\"\n[books.price]\nfeed_url = \"ftp://prices\"\n",
+            "http://",
+        ),
+        (
+            "feedkey.toml",
+            "mode = \"pool\"\n[books.price]\nfeed = \"http://x\"\n",
+            "unknown field",
         ),
     ] {
         let p = dir.join(name);

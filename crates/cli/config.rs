@@ -735,8 +735,13 @@ impl Config {
             Mode::Proxy => {
                 for p in &self.pools {
                     s.push_str(&format!(
-                        "pool: {} user {} weight {} level {}\n",
-                        p.url, p.user, p.weight, p.level
+                        "pool: {} user {} weight {} level {} fee {} % {:?}\n",
+                        p.url,
+                        p.user,
+                        p.weight,
+                        p.level,
+                        p.fee * 100.0,
+                        p.payout
                     ));
                 }
             }
@@ -745,6 +750,37 @@ impl Config {
                 self.pool_node.network_difficulty, self.pool_node.block_interval_secs
             )),
         }
+        match self.api.listen {
+            Some(a) => s.push_str(&format!("api: http://{a}\n")),
+            None => s.push_str("api: off\n"),
+        }
+        let b = &self.books;
+        s.push_str(&format!(
+            "books: {}, snapshot every {} s\n",
+            b.store.as_ref().map_or_else(
+                || "in memory only".to_string(),
+                |p| format!("store {}", p.display())
+            ),
+            b.snapshot_interval_secs
+        ));
+        s.push_str(&match (&b.price.feed_url, b.price.usd) {
+            (Some(u), _) => format!(
+                "price: feed {u} at {} every {} s, stale after {} s\n",
+                b.price.feed_pointer, b.price.poll_interval_secs, b.price.max_age_secs
+            ),
+            (None, Some(p)) => format!("price: fixed ${p}\n"),
+            (None, None) => "price: none (no USD figures)\n".to_string(),
+        });
+        s.push_str(&format!(
+            "power: ${}/kWh, {} rule(s), default {}\n",
+            b.power.price_usd_per_kwh,
+            b.power.rules.len(),
+            match (b.power.default_efficiency_j_per_th, b.power.default_watts) {
+                (Some(e), _) => format!("{e} J/TH"),
+                (None, Some(w)) => format!("{w} W"),
+                _ => "none".into(),
+            }
+        ));
         s
     }
 }
