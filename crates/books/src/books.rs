@@ -744,21 +744,54 @@ impl Books {
     pub fn workers_page(&self, q: &WorkerQuery, now_ms: u64) -> Result<WorkerPage, QueryError> {
         let key = SortKey::parse(&q.sort).ok_or_else(|| QueryError::UnknownSort(q.sort.clone()))?;
         let price = self.price(now_ms);
-        let mut rows: Vec<WorkerRow> = self
+        // Figures only (no strings) for every match; full rows for the page.
+        // The map's guards are not held while worker locks are taken.
+        let matching: Vec<Arc<Worker>> = self
             .workers
             .iter()
             .filter(|e| q.prefix.as_deref().is_none_or(|p| e.key().starts_with(p)))
-            .map(|e| self.worker_row(e.value(), now_ms, q.window, &price))
-            .filter(|r| !q.below_break_even || r.money.profit.is_some_and(|p| p.below_break_even))
+            .map(|e| e.value().clone())
             .collect();
-        let total = rows.len();
-        rows.sort_by(|a, b| {
+        let mut keyed: Vec<Keyed> = matching
+            .into_iter()
+            .map(|w| {
+                let (f, difficulty, last_share_ms) = {
+                    let s = w.state();
+                    (
+                        s.tally.figures(now_ms, q.window),
+                        s.difficulty,
+                        s.tally.last_share_ms,
+                    )
+                };
+                Keyed {
+                    money: self.money_row(&f, w.power, &price),
+                    difficulty,
+                    last_share: (last_share_ms > 0).then_some(last_share_ms / 1000),
+                    worker: w,
+                }
+            })
+            .filter(|k| !q.below_break_even || k.money.profit.is_some_and(|p| p.below_break_even))
+            .collect();
+        let total = keyed.len();
+        let limit = q.limit.min(MAX_PAGE);
+        let order = |a: &Keyed, b: &Keyed| {
             let o = key.cmp(a, b);
             let o = if q.desc { o.reverse() } else { o };
-            o.then_with(|| a.name.cmp(&b.name))
-        });
-        let limit = q.limit.min(MAX_PAGE);
-        let workers: Vec<WorkerRow> = rows.into_iter().skip(q.offset).take(limit).collect();
+            o.then_with(|| a.worker.name.cmp(&b.worker.name))
+        };
+        // Only the rows up to the page's end need ordering: select them in
+        // linear time, then sort that prefix.
+        let end = q.offset.saturating_add(limit).min(total);
+        if end < total {
+            keyed.select_nth_unstable_by(end, order);
+        }
+        keyed[..end].sort_unstable_by(order);
+        let workers: Vec<WorkerRow> = keyed
+            .iter()
+            .skip(q.offset)
+            .take(limit)
+            .map(|k| self.worker_row(&k.worker, now_ms, q.window, &price))
+            .collect();
         Ok(WorkerPage {
             total,
             offset: q.offset,
@@ -857,7 +890,7 @@ impl SortKey {
         }
     }
 
-    fn num(i: usize, r: &WorkerRow) -> Option<f64> {
+    fn num(i: usize, r: &Keyed) -> Option<f64> {
         let m = &r.money;
         match i {
             1 => Some(m.hashrate_accepted),
@@ -882,9 +915,9 @@ impl SortKey {
         }
     }
 
-    fn cmp(self, a: &WorkerRow, b: &WorkerRow) -> std::cmp::Ordering {
+    fn cmp(self, a: &Keyed, b: &Keyed) -> std::cmp::Ordering {
         match self {
-            SortKey::Name => a.name.cmp(&b.name),
+            SortKey::Name => a.worker.name.cmp(&b.worker.name),
             // Unknown values sort before any number (last when descending).
             SortKey::Num(i) => match (Self::num(i, a), Self::num(i, b)) {
                 (Some(x), Some(y)) => x.total_cmp(&y),
@@ -894,6 +927,14 @@ impl SortKey {
             },
         }
     }
+}
+
+/// What a page sorts and filters on, before rows are built.
+struct Keyed {
+    worker: Arc<Worker>,
+    money: MoneyRow,
+    difficulty: f64,
+    last_share: Option<u64>,
 }
 
 /// Figures and money over one window.
