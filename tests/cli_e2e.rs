@@ -131,6 +131,11 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
             "fraction",
         ),
         (
+            "twice.toml",
+            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"v\"\n",
+            "listed twice",
+        ),
+        (
             "feed.toml",
             "mode = \"pool\"\n[books.price]\nfeed_url = \"ftp://prices\"\n",
             "http://",

@@ -509,7 +509,12 @@ impl Config {
                 if self.pools.is_empty() {
                     bail!("proxy mode needs at least one [[pools]] entry");
                 }
+                let mut seen = std::collections::HashSet::new();
                 for p in &self.pools {
+                    // The books, the store and the metrics name pools by URL.
+                    if !seen.insert(p.url.to_string()) {
+                        bail!("pool {} is listed twice", p.url);
+                    }
                     positive(&format!("weight of {}", p.url), p.weight)?;
                     if p.user.is_empty() {
                         bail!("pool {} has an empty user", p.url);

@@ -182,15 +182,10 @@ async fn workers(
     let books = st.books.clone();
     let now = books.clock().now_ms();
     // Sorting thousands of rows is CPU work: keep it off the I/O threads.
-    let page = tokio::task::spawn_blocking(move || books.workers_page(&query, now)).await;
-    match page {
+    match blocking(move || books.workers_page(&query, now)).await {
         Ok(Ok(p)) => Json(p).into_response(),
         Ok(Err(e)) => st.bad(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(r) => r,
     }
 }
 
@@ -205,8 +200,24 @@ async fn pools(State(st): State<Arc<ApiState>>) -> Response {
     Json(views::pools(&st.books, &st.router)).into_response()
 }
 
+/// Runs a view that walks every worker off the I/O threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response()
+    })
+}
+
 async fn farm(State(st): State<Arc<ApiState>>) -> Response {
-    Json(views::farm(&st.books, &st.stats)).into_response()
+    match blocking(move || views::farm(&st.books, &st.stats)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
 }
 
 async fn hashprice(State(st): State<Arc<ApiState>>) -> Response {
@@ -233,13 +244,15 @@ async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
-    let text = views::metrics(&st);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    match blocking(move || views::metrics(&st)).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(r) => r,
+    }
 }

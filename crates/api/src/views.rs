@@ -66,12 +66,17 @@ pub fn worker_detail(books: &Books, name: &str) -> Option<WorkerDetail> {
     let width_s = sluice_books::tally::COARSE_WIDTH_MS as f64 / 1000.0;
     let series = series
         .into_iter()
-        .map(|(start, b)| SeriesPoint {
+        .map(|(start, b)| {
+            // The current bucket has only run for part of its width.
+            let secs = (now.saturating_sub(start) as f64 / 1000.0).clamp(1.0, width_s);
+            (start, b, secs)
+        })
+        .map(|(start, b, secs)| SeriesPoint {
             start: start / 1000,
-            hashrate_accepted: f64::from(b.accepted_work) * HASHES_PER_DIFF1 / width_s,
+            hashrate_accepted: f64::from(b.accepted_work) * HASHES_PER_DIFF1 / secs,
             hashrate_submitted: f64::from(b.accepted_work + b.stale_work + b.rejected_work)
                 * HASHES_PER_DIFF1
-                / width_s,
+                / secs,
             accepted_shares: b.accepted,
             rejected_shares: b.rejected,
             earned_btc: f64::from(b.earned_btc),

@@ -639,7 +639,7 @@ impl Books {
         self.workers.retain(|_, w| {
             w.connections() > 0 || now_ms.saturating_sub(w.state().tally.last_change_ms) < limit
         });
-        before - self.workers.len()
+        before.saturating_sub(self.workers.len())
     }
 
     /// Every worker (the store walks this).
@@ -680,8 +680,10 @@ impl Books {
         let earned_usd = usd.map(|p| s.earned_btc * p);
         let effective = usd.and_then(|p| money::effective_hashprice(s.earned_btc, submitted, p));
         let revenue = earned_usd.map(|e| money::per_day(e, f.span_s));
+        // No work in the window (offline, or just connected): no profit
+        // figure rather than a fixed draw charged to a machine that is off.
         let profit = match (power, revenue, usd) {
-            (Some(pw), Some(rev), Some(p)) => Some(money::profit(
+            (Some(pw), Some(rev), Some(p)) if submitted > 0.0 => Some(money::profit(
                 f.hashrate_submitted(),
                 rev,
                 effective,
@@ -775,8 +777,17 @@ impl Books {
         let total = keyed.len();
         let limit = q.limit.min(MAX_PAGE);
         let order = |a: &Keyed, b: &Keyed| {
-            let o = key.cmp(a, b);
-            let o = if q.desc { o.reverse() } else { o };
+            // Workers without the figure (no power set, no shares) go last
+            // whichever the direction.
+            let (ka, kb) = (key.value(a), key.value(b));
+            let o = match (ka, kb) {
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                _ => {
+                    let o = key.cmp(a, b);
+                    if q.desc { o.reverse() } else { o }
+                }
+            };
             o.then_with(|| a.worker.name.cmp(&b.worker.name))
         };
         // Only the rows up to the page's end need ordering: select them in
@@ -912,6 +923,14 @@ impl SortKey {
             17 => r.last_share.map(|t| t as f64),
             18 => Some(r.difficulty),
             _ => None,
+        }
+    }
+
+    /// The figure, if the worker has it (names always do).
+    fn value(self, r: &Keyed) -> Option<f64> {
+        match self {
+            SortKey::Name => Some(0.0),
+            SortKey::Num(i) => Self::num(i, r),
         }
     }
 

@@ -72,7 +72,10 @@ pub struct Store {
 struct Row {
     kind: i64,
     name: String,
-    tally: Tally,
+    totals: Totals,
+    first_ms: u64,
+    last_share_ms: u64,
+    last_change_ms: u64,
     difficulty: f64,
     fine: Vec<Bucket>,
     coarse: Vec<Bucket>,
@@ -136,12 +139,14 @@ impl Store {
         let since = now_ms.saturating_sub(books.config().forget_after_ms) as i64;
         let mut ents = self.conn.prepare(
             "SELECT kind, name, first_ms, last_share_ms, last_change_ms, difficulty, totals
-             FROM entities WHERE last_change_ms >= ?1",
+             FROM entities WHERE kind != ?2 OR last_change_ms >= ?1",
         )?;
         let mut bks = self
             .conn
             .prepare("SELECT ring, idx, data FROM buckets WHERE kind = ?1 AND name = ?2")?;
-        let rows = ents.query_map([since], |r| {
+        // Pools and the farm always come back, however long sluice was
+        // down; workers idle past the forget limit do not.
+        let rows = ents.query_map(params![since, KIND_WORKER], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -206,20 +211,12 @@ impl Store {
             if s.tally.last_change_ms < since {
                 continue;
             }
-            let (fine, coarse) = s.tally.touched_since(since);
-            rows.push(Row {
-                kind: KIND_WORKER,
-                name: w.name().to_string(),
-                tally: s.tally.clone(),
-                difficulty: s.difficulty,
-                fine,
-                coarse,
-            });
+            rows.push(row(KIND_WORKER, w.name(), &s.tally, s.difficulty, since));
         }
         for p in books.pools() {
-            rows.push(sharded_row(KIND_POOL, &p.cfg.name, p.tally.merged(), since));
+            rows.push(row(KIND_POOL, &p.cfg.name, &p.tally.merged(), 0.0, since));
         }
-        rows.push(sharded_row(KIND_FARM, FARM, books.farm().merged(), since));
+        rows.push(row(KIND_FARM, FARM, &books.farm().merged(), 0.0, since));
 
         let mut report = SaveReport::default();
         let tx = self.conn.transaction()?;
@@ -237,11 +234,11 @@ impl Store {
                 ent.execute(params![
                     r.kind,
                     r.name,
-                    r.tally.first_ms as i64,
-                    r.tally.last_share_ms as i64,
-                    r.tally.last_change_ms as i64,
+                    r.first_ms as i64,
+                    r.last_share_ms as i64,
+                    r.last_change_ms as i64,
                     r.difficulty,
-                    encode_totals(&r.tally.totals),
+                    encode_totals(&r.totals),
                 ])?;
                 for (ring, list) in [(RING_FINE, &r.fine), (RING_COARSE, &r.coarse)] {
                     for b in list {
@@ -280,13 +277,18 @@ impl Store {
     }
 }
 
-fn sharded_row(kind: i64, name: &str, tally: Tally, since: u64) -> Row {
-    let (fine, coarse) = tally.touched_since(since);
+/// What a snapshot writes of one tally: its totals and the buckets
+/// changed since `since` (never the whole rings).
+fn row(kind: i64, name: &str, t: &Tally, difficulty: f64, since: u64) -> Row {
+    let (fine, coarse) = t.touched_since(since);
     Row {
         kind,
         name: name.to_string(),
-        tally,
-        difficulty: 0.0,
+        totals: t.totals.clone(),
+        first_ms: t.first_ms,
+        last_share_ms: t.last_share_ms,
+        last_change_ms: t.last_change_ms,
+        difficulty,
         fine,
         coarse,
     }

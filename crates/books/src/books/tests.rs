@@ -115,9 +115,22 @@ fn power_rules_and_break_even_flag() {
             now,
         )
         .unwrap();
-    // s19 has a fixed draw and no hashrate: it loses money too.
+    // s19 has a fixed draw but did no work in the window (off, or just
+    // connected): no profit figure, not flagged.
     let names: Vec<&str> = page.workers.iter().map(|w| w.name.as_str()).collect();
-    assert_eq!(names, vec!["s19-rack1", "s21-rack1"]);
+    assert_eq!(names, vec!["s21-rack1"]);
+    assert_eq!(b.worker_row(&s19, now, Window::H1, &price).money.profit, None);
+    // Biggest losers first, workers without the figure last either way.
+    let _ = b.worker("no-shares");
+    for desc in [false, true] {
+        let q = WorkerQuery {
+            sort: "profit_usd_day".into(),
+            desc,
+            ..WorkerQuery::default()
+        };
+        let page = b.workers_page(&q, now).unwrap();
+        assert_eq!(page.workers[0].name, "s21-rack1", "desc = {desc}");
+    }
 }
 
 #[test]
@@ -294,6 +307,13 @@ fn store_round_trip_and_incremental_snapshots() {
     let r3 = s.save(&b, now + 30_000).unwrap();
     assert_eq!(r3.entities, 3);
     drop(s);
+
+    // Long after: idle workers are not loaded, the pool's and farm's
+    // lifetime totals always are.
+    let late = books(cfg(0.01));
+    let lr = Store::open(&path).unwrap().load(&late, now + 3 * 86_400_000).unwrap();
+    assert_eq!((lr.workers, lr.pools), (0, 1));
+    assert_eq!(late.farm().totals().accepted, 20 * 30 + 1);
 
     let b2 = books(cfg(0.01));
     let mut s2 = Store::open(&path).unwrap();
