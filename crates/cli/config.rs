@@ -669,6 +669,7 @@ impl Config {
             reasons: sluice_engine::stats::Reject::ALL
                 .iter()
                 .map(|r| r.label())
+                .chain(["upstream_rejected"])
                 .collect(),
             forget_after_ms: (b.forget_after_hours * 3_600_000.0) as u64,
         }

@@ -195,6 +195,9 @@ pub enum ShareKind {
     RejectedWork(u8),
     /// Refused before any work counted (reason index).
     Refused(u8),
+    /// Accepted here, then rejected by the pool or never delivered to it
+    /// (reason index): the credit is reversed.
+    UpstreamRejected(u8),
 }
 
 /// One worker's connection as last seen.
@@ -539,6 +542,7 @@ impl Books {
             ShareKind::Stale(r) => Outcome::Stale(r),
             ShareKind::RejectedWork(r) => Outcome::RejectedWork(r),
             ShareKind::Refused(r) => Outcome::Refused(r),
+            ShareKind::UpstreamRejected(reason) => Outcome::UpstreamRejected { earned_btc, reason },
         };
         {
             let mut s = worker.state();

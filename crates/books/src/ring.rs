@@ -75,10 +75,12 @@ impl Sums {
     }
 }
 
-/// `N` buckets of `width_ms` each.
+/// `N` buckets of `width_ms` each, allocated on the first record: a name
+/// that authorizes and never shares costs no ring.
 #[derive(Clone, Debug)]
 pub struct Ring {
     width_ms: u64,
+    len: usize,
     buckets: Box<[Bucket]>,
 }
 
@@ -87,7 +89,14 @@ impl Ring {
     pub fn new(width_ms: u64, n: usize) -> Self {
         Self {
             width_ms: width_ms.max(1),
-            buckets: vec![Bucket::default(); n.max(2)].into_boxed_slice(),
+            len: n.max(2),
+            buckets: Box::default(),
+        }
+    }
+
+    fn alloc(&mut self) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Bucket::default(); self.len].into_boxed_slice();
         }
     }
 
@@ -106,6 +115,7 @@ impl Ring {
     /// `None` when the slot already holds something newer (a record far
     /// older than the ring: lifetime totals still count it).
     pub fn at(&mut self, t_ms: u64) -> Option<&mut Bucket> {
+        self.alloc();
         let idx = self.index(t_ms);
         let n = self.buckets.len();
         let b = &mut self.buckets[idx as usize % n];
@@ -126,6 +136,9 @@ impl Ring {
     /// bucket it cuts is prorated over its recorded part only.
     pub fn sum(&self, now_ms: u64, span_ms: u64, floor_ms: u64) -> Sums {
         let mut s = Sums::default();
+        if self.buckets.is_empty() {
+            return s;
+        }
         let n = self.buckets.len() as u64;
         let w = self.width_ms;
         // The span cannot reach past what the ring holds.
@@ -159,13 +172,17 @@ impl Ring {
     /// Buckets in `[now − span, now]` with their start times, oldest first
     /// (empty buckets included, so a series has no holes).
     pub fn series(&self, now_ms: u64, span_ms: u64) -> Vec<(u64, Bucket)> {
-        let n = self.buckets.len() as u64;
+        let n = self.len as u64;
         let span_ms = span_ms.min((n - 1) * self.width_ms);
         let now_idx = self.index(now_ms);
         let first_idx = self.index(now_ms.saturating_sub(span_ms));
         (first_idx..=now_idx)
             .map(|idx| {
-                let b = self.buckets[idx as usize % n as usize];
+                let b = self
+                    .buckets
+                    .get(idx as usize % n as usize)
+                    .copied()
+                    .unwrap_or_default();
                 let start = u64::from(idx - 1) * self.width_ms;
                 (start, if b.idx == idx { b } else { Bucket::default() })
             })
@@ -182,6 +199,10 @@ impl Ring {
 
     /// Adds another ring of the same shape (shards of one tally).
     pub fn absorb(&mut self, other: &Ring) {
+        if other.buckets.is_empty() {
+            return;
+        }
+        self.alloc();
         for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
             if b.idx > a.idx {
                 *a = *b;
@@ -200,6 +221,7 @@ impl Ring {
     /// Puts back a bucket read from the store (ignored if the slot holds
     /// something newer).
     pub fn restore(&mut self, b: Bucket) {
+        self.alloc();
         let n = self.buckets.len();
         let slot = &mut self.buckets[b.idx as usize % n];
         if slot.idx <= b.idx && b.idx != 0 {
@@ -283,6 +305,17 @@ mod tests {
         }
         // 3 whole buckets back plus the current one.
         assert_eq!(r.sum(9_000, 100_000, 0).accepted_work, 4.0);
+    }
+
+    #[test]
+    fn rings_cost_nothing_until_the_first_record() {
+        let mut r = Ring::new(1_000, 100);
+        assert!(r.buckets.is_empty());
+        assert_eq!(r.sum(5_000, 3_000, 0), Sums::default());
+        assert_eq!(r.series(5_000, 3_000).len(), 4);
+        add(&mut r, 4_500, 1.0);
+        assert_eq!(r.buckets.len(), 100);
+        assert_eq!(r.sum(5_000, 3_000, 0).accepted_work, 1.0);
     }
 
     #[test]

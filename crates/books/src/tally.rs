@@ -83,6 +83,15 @@ pub enum Outcome {
     /// Refused before any work could be credited (bad job id, malformed):
     /// counted by reason, no work.
     Refused(u8),
+    /// An accepted share the pool then rejected (or that never reached
+    /// it): its work moves from accepted to rejected and its earnings are
+    /// taken back.
+    UpstreamRejected {
+        /// What it had been credited.
+        earned_btc: f64,
+        /// Reason index.
+        reason: u8,
+    },
 }
 
 /// Lifetime totals.
@@ -211,8 +220,16 @@ impl Tally {
                 t.value_btc += value_btc;
             }
             Outcome::Refused(_) => t.rejected += 1,
+            Outcome::UpstreamRejected { earned_btc, .. } => {
+                t.accepted = t.accepted.saturating_sub(1);
+                t.accepted_work -= d;
+                t.earned_btc -= earned_btc;
+                t.rejected += 1;
+                t.rejected_work += d;
+            }
         }
         let reason = match outcome {
+            Outcome::UpstreamRejected { reason, .. } => Some(usize::from(reason)),
             Outcome::Stale(r) | Outcome::RejectedWork(r) | Outcome::Refused(r) => {
                 Some(usize::from(r))
             }
@@ -243,6 +260,13 @@ impl Tally {
                     b.value_btc += value_btc as f32;
                 }
                 Outcome::Refused(_) => b.rejected += 1,
+                Outcome::UpstreamRejected { earned_btc, .. } => {
+                    b.accepted = b.accepted.saturating_sub(1);
+                    b.accepted_work -= d as f32;
+                    b.earned_btc -= earned_btc as f32;
+                    b.rejected += 1;
+                    b.rejected_work += d as f32;
+                }
             }
         }
     }

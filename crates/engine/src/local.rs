@@ -251,6 +251,7 @@ impl<S: TemplateSource> LocalTask<S> {
             accepted: true,
             difficulty: s.difficulty,
             latency: Some(latency),
+            share: crate::upstream::ShareInfo::of(&s),
         });
     }
 

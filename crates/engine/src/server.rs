@@ -348,7 +348,7 @@ impl Engine {
                         jobs = up.jobs.clone();
                         jobs.mark_changed();
                     }
-                    Some(SessionEvent::Result(r)) => core.on_upstream_result(r.accepted),
+                    Some(SessionEvent::Result(r)) => core.on_upstream_result(&r, Instant::now()),
                     Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
                 },
                 _ = ticker.tick() => core.on_tick(Instant::now()),
@@ -369,6 +369,8 @@ impl Engine {
                     Output::Send(b) => sends.push(b),
                     Output::Forward(f) => {
                         let tx = f.job.share_tx.clone();
+                        let info = crate::upstream::ShareInfo::of(&f);
+                        let (session, difficulty) = (f.session, f.difficulty);
                         let delivered = match tx.try_send(*f) {
                             Ok(()) => true,
                             // A full queue gets a short wait; a closed one
@@ -385,7 +387,16 @@ impl Engine {
                             // Credited locally, never seen upstream: counted
                             // as an upstream reject for the pool and session.
                             self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
-                            core.on_upstream_result(false);
+                            core.on_upstream_result(
+                                &crate::upstream::UpstreamResult {
+                                    session,
+                                    accepted: false,
+                                    difficulty,
+                                    latency: None,
+                                    share: info,
+                                },
+                                Instant::now(),
+                            );
                         }
                     }
                     Output::Disconnect(d) => disconnect = Some(d),

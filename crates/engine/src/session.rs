@@ -481,11 +481,23 @@ impl Session {
     }
 
     /// The pool's verdict on a share this session forwarded.
-    pub fn on_upstream_result(&mut self, accepted: bool) {
-        if accepted {
+    pub fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
+        if r.accepted {
             self.counters.upstream_accepted += 1;
         } else {
             self.counters.upstream_rejected += 1;
+            // Credited when it passed here, refused (or never seen) by the
+            // pool: the books take it back.
+            if let Some(w) = &r.share.worker {
+                self.book(
+                    w,
+                    Some(r.share.pool),
+                    &r.share.value,
+                    r.difficulty,
+                    ShareKind::UpstreamRejected(REASON_UPSTREAM_REJECTED),
+                    now,
+                );
+            }
         }
     }
 
@@ -739,6 +751,10 @@ impl Session {
         })
     }
 }
+
+/// Reason index the books use for shares the pool refused (after the
+/// engine's own reasons).
+pub const REASON_UPSTREAM_REJECTED: u8 = Reject::ALL.len() as u8;
 
 impl Drop for Session {
     fn drop(&mut self) {

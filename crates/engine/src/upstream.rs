@@ -146,7 +146,7 @@ pub enum Health {
 }
 
 /// Upstream result for one forwarded share, sent to its session.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UpstreamResult {
     /// The session that found the share.
     pub session: SessionId,
@@ -156,6 +156,30 @@ pub struct UpstreamResult {
     pub difficulty: f64,
     /// Submit to answer, when the pool answered.
     pub latency: Option<Duration>,
+    /// Worker, pool and value of the share (for the books).
+    pub share: ShareInfo,
+}
+
+/// What the books need to take back a share the pool refused.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShareInfo {
+    /// The worker that found it.
+    pub worker: Option<Arc<str>>,
+    /// Config index of its pool.
+    pub pool: usize,
+    /// Its job's value.
+    pub value: sluice_books::JobValue,
+}
+
+impl ShareInfo {
+    /// The identity of a forwarded share.
+    pub fn of(s: &ShareForward) -> Self {
+        Self {
+            worker: Some(s.worker.clone()),
+            pool: s.job.pool,
+            value: s.job.value,
+        }
+    }
 }
 
 /// What a running upstream connection exposes.
@@ -184,6 +208,7 @@ struct Pending {
     session: SessionId,
     difficulty: f64,
     sent: Instant,
+    share: ShareInfo,
 }
 
 /// What the protocol state wants the task to do.
@@ -355,6 +380,7 @@ impl ClientState {
                         accepted,
                         difficulty: p.difficulty,
                         latency: Some(now.saturating_duration_since(p.sent)),
+                        share: p.share,
                     }));
                     if self.consecutive_rejects >= self.cfg.max_consecutive_rejects {
                         out.push(ClientAction::Fail(format!(
@@ -477,6 +503,7 @@ impl ClientState {
                 session: s.session,
                 difficulty: s.difficulty,
                 sent: s.received,
+                share: ShareInfo::of(s),
             },
         );
         out
@@ -492,6 +519,7 @@ impl ClientState {
                 accepted: false,
                 difficulty: p.difficulty,
                 latency: None,
+                share: p.share,
             })
             .collect()
     }
@@ -671,6 +699,7 @@ impl UpstreamTask {
                     session: s.session,
                     accepted: false,
                     latency: None,
+                    share: ShareInfo::of(&s),
                     difficulty: s.difficulty,
                 });
             }
@@ -751,13 +780,13 @@ impl UpstreamTask {
                 s = self.shares.recv() => {
                     let Some(s) = s else { return Ok(None) };
                     if st.subscription().is_none() {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None });
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None, share: ShareInfo::of(&s) });
                         continue;
                     }
                     // Shares on jobs of an earlier connection are stale for
                     // this one; the pool would reject them.
                     if s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None });
+                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None, share: ShareInfo::of(&s) });
                         continue;
                     }
                     for line in st.submit(&s) {

@@ -119,7 +119,10 @@ fn power_rules_and_break_even_flag() {
     // connected): no profit figure, not flagged.
     let names: Vec<&str> = page.workers.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(names, vec!["s21-rack1"]);
-    assert_eq!(b.worker_row(&s19, now, Window::H1, &price).money.profit, None);
+    assert_eq!(
+        b.worker_row(&s19, now, Window::H1, &price).money.profit,
+        None
+    );
     // Biggest losers first, workers without the figure last either way.
     let _ = b.worker("no-shares");
     for desc in [false, true] {
@@ -311,7 +314,10 @@ fn store_round_trip_and_incremental_snapshots() {
     // Long after: idle workers are not loaded, the pool's and farm's
     // lifetime totals always are.
     let late = books(cfg(0.01));
-    let lr = Store::open(&path).unwrap().load(&late, now + 3 * 86_400_000).unwrap();
+    let lr = Store::open(&path)
+        .unwrap()
+        .load(&late, now + 3 * 86_400_000)
+        .unwrap();
     assert_eq!((lr.workers, lr.pools), (0, 1));
     assert_eq!(late.farm().totals().accepted, 20 * 30 + 1);
 

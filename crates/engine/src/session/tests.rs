@@ -695,8 +695,29 @@ fn shares_land_in_the_workers_books_by_outcome() {
     // The farm saw the same.
     let f = books.farm().merged().totals;
     assert_eq!((f.accepted, f.rejected), (1, 4));
+    // The pool refuses the accepted share: its credit is taken back.
+    let earned = t.earned_btc;
+    r.s.on_upstream_result(
+        &crate::upstream::UpstreamResult {
+            session: 7,
+            accepted: false,
+            difficulty: 1e-5,
+            latency: None,
+            share: crate::upstream::ShareInfo {
+                worker: Some("acct.w1".into()),
+                pool: 0,
+                value: j.value,
+            },
+        },
+        r.now,
+    );
+    let t = w.state().tally.totals.clone();
+    assert_eq!((t.accepted, t.rejected), (0, 5));
+    assert!(t.accepted_work.abs() < 1e-15 && t.earned_btc.abs() < earned * 1e-9);
+    assert_eq!(t.rejects[REASON_UPSTREAM_REJECTED as usize], 1);
+    assert_eq!(books.farm().totals().accepted, 0);
     // Closing the connection leaves the books, not the connection count.
     drop(r);
     assert_eq!(w.connections(), 0);
-    assert_eq!(books.worker("acct.w1").state().tally.totals.accepted, 1);
+    assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 5);
 }

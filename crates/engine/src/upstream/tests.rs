@@ -216,6 +216,12 @@ fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
             accepted: true,
             difficulty: 2.0,
             latency: Some(Duration::ZERO),
+            // Worker, pool and value come back with the verdict.
+            share: ShareInfo {
+                worker: Some("farm.rig1".into()),
+                pool: job.pool,
+                value: job.value,
+            },
         })]
     );
     assert_eq!(st.pending(), 0);
