@@ -267,6 +267,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let running = start(&cfg, cancel.clone()).await?;
     let addr = running.listener.local_addr()?;
+    // Signal handlers go in before the address is printed: a supervisor
+    // (or a test) may send SIGTERM the moment it reads it.
+    let shutdown = Shutdown::install();
     // One machine-readable line on stdout: tests and scripts read the port.
     println!("listening on stratum+tcp://{addr}");
     if let Some(api) = running.api {
@@ -275,7 +278,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, api = ?running.api, mode = ?cfg.mode, "sluice is up");
     let engine = running.engine.clone();
     let serve = tokio::spawn(engine.serve(running.listener));
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
@@ -286,25 +289,36 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, registered at once.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                signals: signal(SignalKind::terminate())
+                    .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+                    .ok(),
+            }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
