@@ -296,7 +296,7 @@ impl Worker {
 /// A tally split in shards (pools, farm).
 #[derive(Debug)]
 pub struct Sharded {
-    shards: Vec<Mutex<Tally>>,
+    shards: Vec<Mutex<Tally<f64>>>,
 }
 
 impl Sharded {
@@ -308,7 +308,7 @@ impl Sharded {
         }
     }
 
-    fn shard(&self, key: u64) -> MutexGuard<'_, Tally> {
+    fn shard(&self, key: u64) -> MutexGuard<'_, Tally<f64>> {
         lock(&self.shards[key as usize % SHARDS])
     }
 
@@ -331,7 +331,7 @@ impl Sharded {
     }
 
     /// All shards merged into one tally (for the store and the series).
-    pub fn merged(&self) -> Tally {
+    pub fn merged(&self) -> Tally<f64> {
         let mut it = self.shards.iter();
         let mut t = it
             .next()
@@ -344,7 +344,7 @@ impl Sharded {
     }
 
     /// Replaces the books with a stored tally (at start).
-    pub fn restore(&self, t: Tally) {
+    pub fn restore(&self, t: Tally<f64>) {
         for (i, s) in self.shards.iter().enumerate() {
             *lock(s) = if i == 0 {
                 t.clone()

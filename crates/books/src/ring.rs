@@ -2,26 +2,65 @@
 //! sums, and a window's oldest bucket prorated by how much of it the
 //! window covers (shares are assumed spread evenly inside one bucket).
 
-/// One bucket's tallies. `f32` keeps a worker's 24 h of buckets under
-/// 10 KiB; a bucket sums at most a few thousand shares, far inside its
-/// precision. Lifetime totals are kept in `f64` elsewhere.
+/// A bucket's number type. Workers use `f32`: a day of buckets stays under
+/// 10 KiB and one worker's bucket sums a few hundred shares at most, far
+/// inside its precision. Pools and the farm sum thousands of miners into
+/// one bucket, where `f32` rounding would add up: they use `f64`.
+pub trait Acc: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    /// Adds `v` (negative to take back).
+    fn add(&mut self, v: f64);
+    /// The value.
+    fn get(self) -> f64;
+    /// From an `f64` (the store).
+    fn of(v: f64) -> Self;
+}
+
+impl Acc for f32 {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        *self += v as f32;
+    }
+    #[inline]
+    fn get(self) -> f64 {
+        f64::from(self)
+    }
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Acc for f64 {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        *self += v;
+    }
+    #[inline]
+    fn get(self) -> f64 {
+        self
+    }
+    fn of(v: f64) -> Self {
+        v
+    }
+}
+
+/// One bucket's tallies (lifetime totals are kept in `f64` elsewhere).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Bucket {
+pub struct Bucket<A: Acc = f32> {
     /// Bucket number (`time / width`); 0 = never used.
     pub(crate) idx: u32,
     /// Σ difficulty of accepted shares.
-    pub accepted_work: f32,
+    pub accepted_work: A,
     /// Σ difficulty of stale shares.
-    pub stale_work: f32,
+    pub stale_work: A,
     /// Σ difficulty of other shares rejected for their work (low
     /// difficulty, duplicate, ntime, version bits).
-    pub rejected_work: f32,
+    pub rejected_work: A,
     /// BTC earned by the accepted shares, after the pool's fee.
-    pub earned_btc: f32,
+    pub earned_btc: A,
     /// What all submitted work was worth at the network rate (d / D · R,
     /// no fee, nothing rejected): the 100 % line efficiency is measured
     /// against.
-    pub value_btc: f32,
+    pub value_btc: A,
     /// Accepted shares.
     pub accepted: u32,
     /// Rejected shares (all reasons, stale included).
@@ -53,12 +92,12 @@ impl Sums {
         self.accepted_work + self.stale_work + self.rejected_work
     }
 
-    fn add_scaled(&mut self, b: &Bucket, k: f64) {
-        self.accepted_work += f64::from(b.accepted_work) * k;
-        self.stale_work += f64::from(b.stale_work) * k;
-        self.rejected_work += f64::from(b.rejected_work) * k;
-        self.earned_btc += f64::from(b.earned_btc) * k;
-        self.value_btc += f64::from(b.value_btc) * k;
+    fn add_scaled<A: Acc>(&mut self, b: &Bucket<A>, k: f64) {
+        self.accepted_work += b.accepted_work.get() * k;
+        self.stale_work += b.stale_work.get() * k;
+        self.rejected_work += b.rejected_work.get() * k;
+        self.earned_btc += b.earned_btc.get() * k;
+        self.value_btc += b.value_btc.get() * k;
         self.accepted += f64::from(b.accepted) * k;
         self.rejected += f64::from(b.rejected) * k;
     }
@@ -78,13 +117,13 @@ impl Sums {
 /// `N` buckets of `width_ms` each, allocated on the first record: a name
 /// that authorizes and never shares costs no ring.
 #[derive(Clone, Debug)]
-pub struct Ring {
+pub struct Ring<A: Acc = f32> {
     width_ms: u64,
     len: usize,
-    buckets: Box<[Bucket]>,
+    buckets: Box<[Bucket<A>]>,
 }
 
-impl Ring {
+impl<A: Acc> Ring<A> {
     /// A ring covering `n × width_ms`.
     pub fn new(width_ms: u64, n: usize) -> Self {
         Self {
@@ -114,7 +153,7 @@ impl Ring {
     /// The bucket for time `t_ms`, reset if it held an older bucket;
     /// `None` when the slot already holds something newer (a record far
     /// older than the ring: lifetime totals still count it).
-    pub fn at(&mut self, t_ms: u64) -> Option<&mut Bucket> {
+    pub fn at(&mut self, t_ms: u64) -> Option<&mut Bucket<A>> {
         self.alloc();
         let idx = self.index(t_ms);
         let n = self.buckets.len();
@@ -171,7 +210,7 @@ impl Ring {
 
     /// Buckets in `[now − span, now]` with their start times, oldest first
     /// (empty buckets included, so a series has no holes).
-    pub fn series(&self, now_ms: u64, span_ms: u64) -> Vec<(u64, Bucket)> {
+    pub fn series(&self, now_ms: u64, span_ms: u64) -> Vec<(u64, Bucket<A>)> {
         let n = self.len as u64;
         let span_ms = span_ms.min((n - 1) * self.width_ms);
         let now_idx = self.index(now_ms);
@@ -190,7 +229,7 @@ impl Ring {
     }
 
     /// Used buckets at or after `since_ms` (what a snapshot must write).
-    pub fn touched_since(&self, since_ms: u64) -> impl Iterator<Item = &Bucket> {
+    pub fn touched_since(&self, since_ms: u64) -> impl Iterator<Item = &Bucket<A>> {
         let since = self.index(since_ms);
         self.buckets
             .iter()
@@ -198,7 +237,7 @@ impl Ring {
     }
 
     /// Adds another ring of the same shape (shards of one tally).
-    pub fn absorb(&mut self, other: &Ring) {
+    pub fn absorb(&mut self, other: &Ring<A>) {
         if other.buckets.is_empty() {
             return;
         }
@@ -207,11 +246,11 @@ impl Ring {
             if b.idx > a.idx {
                 *a = *b;
             } else if b.idx == a.idx && b.idx != 0 {
-                a.accepted_work += b.accepted_work;
-                a.stale_work += b.stale_work;
-                a.rejected_work += b.rejected_work;
-                a.earned_btc += b.earned_btc;
-                a.value_btc += b.value_btc;
+                a.accepted_work.add(b.accepted_work.get());
+                a.stale_work.add(b.stale_work.get());
+                a.rejected_work.add(b.rejected_work.get());
+                a.earned_btc.add(b.earned_btc.get());
+                a.value_btc.add(b.value_btc.get());
                 a.accepted += b.accepted;
                 a.rejected += b.rejected;
             }
@@ -220,7 +259,7 @@ impl Ring {
 
     /// Puts back a bucket read from the store (ignored if the slot holds
     /// something newer).
-    pub fn restore(&mut self, b: Bucket) {
+    pub fn restore(&mut self, b: Bucket<A>) {
         self.alloc();
         let n = self.buckets.len();
         let slot = &mut self.buckets[b.idx as usize % n];
@@ -230,7 +269,7 @@ impl Ring {
     }
 }
 
-impl Bucket {
+impl<A: Acc> Bucket<A> {
     /// Bucket number (for the store).
     pub fn index(&self) -> u32 {
         self.idx
@@ -241,6 +280,20 @@ impl Bucket {
         Self {
             idx,
             ..Self::default()
+        }
+    }
+
+    /// The same bucket in another number type (the store reads `f64`).
+    pub fn convert<B: Acc>(&self) -> Bucket<B> {
+        Bucket {
+            idx: self.idx,
+            accepted_work: B::of(self.accepted_work.get()),
+            stale_work: B::of(self.stale_work.get()),
+            rejected_work: B::of(self.rejected_work.get()),
+            earned_btc: B::of(self.earned_btc.get()),
+            value_btc: B::of(self.value_btc.get()),
+            accepted: self.accepted,
+            rejected: self.rejected,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::books::{Books, FARM};
-use crate::ring::Bucket;
+use crate::ring::{Acc, Bucket};
 use crate::tally::{COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Tally, Totals};
 
 const KIND_WORKER: i64 = 0;
@@ -25,7 +25,7 @@ const RING_COARSE: i64 = 1;
 /// Records timed just before a snapshot began may land after it
 /// collected: look back this far for changes.
 const SKEW_MS: u64 = 5_000;
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A store failure (always on our side: disk, permissions, corruption).
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +77,30 @@ struct Row {
     last_share_ms: u64,
     last_change_ms: u64,
     difficulty: f64,
-    fine: Vec<Bucket>,
-    coarse: Vec<Bucket>,
+    fine: Vec<Bucket<f64>>,
+    coarse: Vec<Bucket<f64>>,
+}
+
+/// One entity as read back.
+struct Stored {
+    first_ms: u64,
+    last_share_ms: u64,
+    last_change_ms: u64,
+    totals: Totals,
+    fine: Vec<Bucket<f64>>,
+    coarse: Vec<Bucket<f64>>,
+}
+
+impl Stored {
+    fn tally<A: Acc>(&self) -> Tally<A> {
+        let mut t = Tally::new(self.first_ms);
+        t.totals = self.totals.clone();
+        t.last_share_ms = self.last_share_ms;
+        t.last_change_ms = self.last_change_ms;
+        let conv = |v: &[Bucket<f64>]| v.iter().map(Bucket::convert).collect::<Vec<Bucket<A>>>();
+        t.restore(&conv(&self.fine), &conv(&self.coarse));
+        t
+    }
 }
 
 impl Store {
@@ -159,11 +181,7 @@ impl Store {
         })?;
         for row in rows {
             let (kind, name, first, last_share, last_change, difficulty, totals) = row?;
-            let mut tally = Tally::new(first as u64);
-            tally.totals =
-                decode_totals(&totals).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
-            tally.last_share_ms = last_share as u64;
-            tally.last_change_ms = last_change as u64;
+            let totals = decode_totals(&totals).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
             let (mut fine, mut coarse) = (Vec::new(), Vec::new());
             let buckets = bks.query_map(params![kind, name], |r| {
                 Ok((
@@ -182,19 +200,26 @@ impl Store {
                     coarse.push(b)
                 }
             }
-            tally.restore(&fine, &coarse);
+            let stored = Stored {
+                first_ms: first as u64,
+                last_share_ms: last_share as u64,
+                last_change_ms: last_change as u64,
+                totals,
+                fine,
+                coarse,
+            };
             match kind {
                 KIND_WORKER => {
-                    books.restore_worker(&name, tally, difficulty);
+                    books.restore_worker(&name, stored.tally(), difficulty);
                     report.workers += 1;
                 }
                 KIND_POOL => {
                     if let Some(p) = books.pools().iter().find(|p| p.cfg.name == name) {
-                        p.tally.restore(tally);
+                        p.tally.restore(stored.tally());
                         report.pools += 1;
                     }
                 }
-                KIND_FARM => books.farm().restore(tally),
+                KIND_FARM => books.farm().restore(stored.tally()),
                 _ => return Err(StoreError::Corrupt(name)),
             }
         }
@@ -279,8 +304,10 @@ impl Store {
 
 /// What a snapshot writes of one tally: its totals and the buckets
 /// changed since `since` (never the whole rings).
-fn row(kind: i64, name: &str, t: &Tally, difficulty: f64, since: u64) -> Row {
+fn row<A: Acc>(kind: i64, name: &str, t: &Tally<A>, difficulty: f64, since: u64) -> Row {
     let (fine, coarse) = t.touched_since(since);
+    let conv = |v: Vec<Bucket<A>>| v.iter().map(Bucket::convert).collect();
+    let (fine, coarse) = (conv(fine), conv(coarse));
     Row {
         kind,
         name: name.to_string(),
@@ -344,8 +371,11 @@ fn decode_totals(b: &[u8]) -> Option<Totals> {
     })
 }
 
-fn encode_bucket(b: &Bucket) -> Vec<u8> {
-    let mut v = Vec::with_capacity(28);
+/// Buckets are stored as `f64` whatever they are in memory.
+const BUCKET_LEN: usize = 5 * 8 + 2 * 4;
+
+fn encode_bucket(b: &Bucket<f64>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(BUCKET_LEN);
     for f in [
         b.accepted_work,
         b.stale_work,
@@ -360,23 +390,27 @@ fn encode_bucket(b: &Bucket) -> Vec<u8> {
     v
 }
 
-fn decode_bucket(idx: i64, d: &[u8]) -> Option<Bucket> {
-    if d.len() != 28 {
+fn decode_bucket(idx: i64, d: &[u8]) -> Option<Bucket<f64>> {
+    if d.len() != BUCKET_LEN {
         return None;
     }
-    let word = |i: usize| -> [u8; 4] {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&d[i * 4..i * 4 + 4]);
-        w
+    let f = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&d[i * 8..i * 8 + 8]);
+        f64::from_le_bytes(w)
     };
-    let f = |i| f32::from_le_bytes(word(i));
+    let n = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&d[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
     let mut b = Bucket::with_index(u32::try_from(idx).ok()?);
     b.accepted_work = f(0);
     b.stale_work = f(1);
     b.rejected_work = f(2);
     b.earned_btc = f(3);
     b.value_btc = f(4);
-    b.accepted = u32::from_le_bytes(word(5));
-    b.rejected = u32::from_le_bytes(word(6));
+    b.accepted = n(40);
+    b.rejected = n(44);
     Some(b)
 }

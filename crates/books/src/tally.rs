@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::ring::{Bucket, Ring, Sums};
+use crate::ring::{Acc, Bucket, Ring, Sums};
 
 /// Hashes per difficulty-1 share.
 pub const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
@@ -134,11 +134,12 @@ impl Totals {
     }
 }
 
-/// Books of one entity.
+/// Books of one entity (`f32` buckets for workers, `f64` for pools and
+/// the farm; see [`Acc`]).
 #[derive(Clone, Debug)]
-pub struct Tally {
-    fine: Ring,
-    coarse: Ring,
+pub struct Tally<A: Acc = f32> {
+    fine: Ring<A>,
+    coarse: Ring<A>,
     /// Lifetime totals (since the store was created).
     pub totals: Totals,
     /// First record (ms since the Unix epoch): windows never reach back
@@ -184,7 +185,7 @@ impl Figures {
     }
 }
 
-impl Tally {
+impl<A: Acc> Tally<A> {
     /// Empty books starting at `now_ms`.
     pub fn new(now_ms: u64) -> Self {
         Self {
@@ -245,27 +246,27 @@ impl Tally {
             match outcome {
                 Outcome::Accepted { earned_btc, .. } => {
                     b.accepted += 1;
-                    b.accepted_work += d as f32;
-                    b.earned_btc += earned_btc as f32;
-                    b.value_btc += value_btc as f32;
+                    b.accepted_work.add(d);
+                    b.earned_btc.add(earned_btc);
+                    b.value_btc.add(value_btc);
                 }
                 Outcome::Stale(_) => {
                     b.rejected += 1;
-                    b.stale_work += d as f32;
-                    b.value_btc += value_btc as f32;
+                    b.stale_work.add(d);
+                    b.value_btc.add(value_btc);
                 }
                 Outcome::RejectedWork(_) => {
                     b.rejected += 1;
-                    b.rejected_work += d as f32;
-                    b.value_btc += value_btc as f32;
+                    b.rejected_work.add(d);
+                    b.value_btc.add(value_btc);
                 }
                 Outcome::Refused(_) => b.rejected += 1,
                 Outcome::UpstreamRejected { earned_btc, .. } => {
                     b.accepted = b.accepted.saturating_sub(1);
-                    b.accepted_work -= d as f32;
-                    b.earned_btc -= earned_btc as f32;
+                    b.accepted_work.add(-d);
+                    b.earned_btc.add(-earned_btc);
                     b.rejected += 1;
-                    b.rejected_work += d as f32;
+                    b.rejected_work.add(d);
                 }
             }
         }
@@ -289,12 +290,12 @@ impl Tally {
     }
 
     /// The last 24 h in 5 min buckets, oldest first.
-    pub fn series(&self, now_ms: u64) -> Vec<(u64, Bucket)> {
+    pub fn series(&self, now_ms: u64) -> Vec<(u64, Bucket<A>)> {
         self.coarse.series(now_ms, Window::H24.span_ms())
     }
 
     /// Buckets changed at or after `since_ms`: (fine, coarse).
-    pub fn touched_since(&self, since_ms: u64) -> (Vec<Bucket>, Vec<Bucket>) {
+    pub fn touched_since(&self, since_ms: u64) -> (Vec<Bucket<A>>, Vec<Bucket<A>>) {
         (
             self.fine.touched_since(since_ms).copied().collect(),
             self.coarse.touched_since(since_ms).copied().collect(),
@@ -302,7 +303,7 @@ impl Tally {
     }
 
     /// Adds another tally of the same entity (shards).
-    pub fn absorb(&mut self, o: &Tally) {
+    pub fn absorb(&mut self, o: &Tally<A>) {
         self.fine.absorb(&o.fine);
         self.coarse.absorb(&o.coarse);
         self.totals.add(&o.totals);
@@ -312,7 +313,7 @@ impl Tally {
     }
 
     /// Puts back buckets read from the store.
-    pub fn restore(&mut self, fine: &[Bucket], coarse: &[Bucket]) {
+    pub fn restore(&mut self, fine: &[Bucket<A>], coarse: &[Bucket<A>]) {
         for b in fine {
             self.fine.restore(*b);
         }
@@ -328,7 +329,7 @@ mod tests {
 
     #[test]
     fn newcomer_windows_cover_only_its_own_time() {
-        let mut t = Tally::new(1_000_000);
+        let mut t: Tally = Tally::new(1_000_000);
         // 10 shares of difficulty 100 over 100 s.
         for i in 0..10 {
             t.record(
@@ -353,7 +354,7 @@ mod tests {
 
     #[test]
     fn outcomes_land_in_their_columns() {
-        let mut t = Tally::new(0);
+        let mut t: Tally = Tally::new(0);
         t.record(
             1_000,
             10.0,
