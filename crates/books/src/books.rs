@@ -402,6 +402,8 @@ pub struct Books {
     price: Mutex<Option<(f64, u64)>>,
     price_updates: AtomicU64,
     price_errors: AtomicU64,
+    /// Workers new to memory, for the store to check (see `take_returning`).
+    returning: Mutex<Vec<Arc<Worker>>>,
 }
 
 impl Books {
@@ -426,6 +428,7 @@ impl Books {
             price: Mutex::new(None),
             price_updates: AtomicU64::new(0),
             price_errors: AtomicU64::new(0),
+            returning: Mutex::new(Vec::new()),
         }
     }
 
@@ -441,7 +444,25 @@ impl Books {
 
     /// The worker's books, created on first use (authorize, not share).
     pub fn worker(&self, name: &str) -> Arc<Worker> {
+        self.worker_with(name, true, |_| {})
+    }
+
+    /// A connection authorized `name`: its books, marked connected while
+    /// the map entry is held (so an idle-worker sweep cannot drop it in
+    /// between).
+    pub fn connect_worker(
+        &self,
+        name: &str,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+        now_ms: u64,
+    ) -> Arc<Worker> {
+        self.worker_with(name, true, |w| w.connected(ip, user_agent, now_ms))
+    }
+
+    fn worker_with(&self, name: &str, track: bool, f: impl FnOnce(&Worker)) -> Arc<Worker> {
         if let Some(w) = self.workers.get(name) {
+            f(&w);
             return w.clone();
         }
         let name: Arc<str> = if self.workers.len() >= self.cfg.max_workers {
@@ -451,10 +472,26 @@ impl Books {
         };
         let power = self.power_for(&name);
         let now = self.clock.now_ms();
-        self.workers
-            .entry(name.clone())
-            .or_insert_with(|| Arc::new(Worker::new(name, power, now)))
-            .clone()
+        let mut created = false;
+        let entry = self.workers.entry(name.clone()).or_insert_with(|| {
+            created = true;
+            Arc::new(Worker::new(name, power, now))
+        });
+        f(&entry);
+        let w = entry.clone();
+        drop(entry);
+        if created && track {
+            // A name new to memory may have history in the store (idle
+            // past the forget limit): the next snapshot merges it first.
+            lock(&self.returning).push(w.clone());
+        }
+        w
+    }
+
+    /// Workers created since the last call whose stored history, if any,
+    /// must be merged before the next snapshot.
+    pub fn take_returning(&self) -> Vec<Arc<Worker>> {
+        std::mem::take(&mut *lock(&self.returning))
     }
 
     /// The worker's books if it has any (never creates).
@@ -653,7 +690,7 @@ impl Books {
 
     /// Puts back a worker read from the store.
     pub fn restore_worker(&self, name: &str, tally: Tally, difficulty: f64) {
-        let w = self.worker(name);
+        let w = self.worker_with(name, false, |_| {});
         let mut s = w.state();
         s.tally = tally;
         s.difficulty = difficulty;

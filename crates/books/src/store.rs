@@ -226,9 +226,81 @@ impl Store {
         Ok(report)
     }
 
+    /// One stored entity, whatever its age.
+    fn stored(&self, kind: i64, name: &str) -> Result<Option<Stored>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT first_ms, last_share_ms, last_change_ms, totals FROM entities
+                 WHERE kind = ?1 AND name = ?2",
+                params![kind, name],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((first, last_share, last_change, totals)) = row else {
+            return Ok(None);
+        };
+        let totals = decode_totals(&totals).ok_or_else(|| StoreError::Corrupt(name.into()))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT ring, idx, data FROM buckets WHERE kind = ?1 AND name = ?2")?;
+        let (mut fine, mut coarse) = (Vec::new(), Vec::new());
+        let rows = st.query_map(params![kind, name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        for b in rows {
+            let (ring, idx, data) = b?;
+            let b = decode_bucket(idx, &data).ok_or_else(|| StoreError::Corrupt(name.into()))?;
+            if ring == RING_FINE {
+                fine.push(b)
+            } else {
+                coarse.push(b)
+            }
+        }
+        Ok(Some(Stored {
+            first_ms: first as u64,
+            last_share_ms: last_share as u64,
+            last_change_ms: last_change as u64,
+            totals,
+            fine,
+            coarse,
+        }))
+    }
+
+    /// Workers that came back after being forgotten (or were never loaded)
+    /// get their stored history back before anything overwrites it.
+    fn merge_returning(&mut self, books: &Books) -> Result<usize, StoreError> {
+        let mut merged = 0;
+        for w in books.take_returning() {
+            let Some(stored) = self.stored(KIND_WORKER, w.name())? else {
+                continue;
+            };
+            let mut s = w.state();
+            // Only history from before this worker's books began: anything
+            // later is already in memory.
+            if stored.last_change_ms < s.tally.first_ms {
+                s.tally.absorb(&stored.tally());
+                merged += 1;
+            }
+        }
+        Ok(merged)
+    }
+
     /// Writes what changed since the previous snapshot.
     pub fn save(&mut self, books: &Books, now_ms: u64) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
+        self.merge_returning(books)?;
         let since = self.last_save_ms.map_or(0, |t| t.saturating_sub(SKEW_MS));
         let mut rows = Vec::new();
         for w in books.workers() {

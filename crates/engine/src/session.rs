@@ -338,9 +338,8 @@ impl Session {
                         return;
                     }
                     let book = self.books.as_ref().map(|b| {
-                        let w = b.worker(&username);
-                        w.connected(self.peer, self.user_agent.as_deref(), b.clock().ms(now));
-                        w
+                        let now_ms = b.clock().ms(now);
+                        b.connect_worker(&username, self.peer, self.user_agent.as_deref(), now_ms)
                     });
                     self.workers.insert(username.into(), book);
                 }

@@ -399,3 +399,39 @@ fn farm_buckets_keep_their_precision_over_many_shares() {
     let p = b.pools()[0].tally.figures(T0 + 60_000, Window::M5);
     assert!((p.sums.accepted_work / exact - 1.0).abs() < 1e-12);
 }
+
+/// A worker idle past the forget limit is not loaded at start; when it
+/// comes back its stored history is merged before anything overwrites it.
+#[test]
+fn a_returning_worker_gets_its_history_back() {
+    let dir = std::env::temp_dir().join(format!("sluice-books-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("returning.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let day = 86_400_000;
+    let old = Books::new(cfg(0.0), Clock::at(Instant::now(), T0 - 3 * day));
+    let w = old.worker("rig7");
+    for k in 0..10 {
+        accept(&old, &w, T0 - 3 * day + k * 1_000, 100.0);
+    }
+    Store::open(&path)
+        .unwrap()
+        .save(&old, T0 - 3 * day + 20_000)
+        .unwrap();
+
+    let b = books(cfg(0.0));
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(s.load(&b, T0).unwrap().workers, 0, "idle for 3 days");
+    let w = b.connect_worker("rig7", None, None, T0);
+    accept(&b, &w, T0 + 1_000, 100.0);
+    assert_eq!(w.state().tally.totals.accepted, 1);
+    s.save(&b, T0 + 2_000).unwrap();
+    assert_eq!(w.state().tally.totals.accepted, 11, "history merged");
+    // Merged once: later snapshots do not add it again.
+    accept(&b, &w, T0 + 3_000, 100.0);
+    s.save(&b, T0 + 4_000).unwrap();
+    let b2 = books(cfg(0.0));
+    Store::open(&path).unwrap().load(&b2, T0 + 5_000).unwrap();
+    assert_eq!(b2.worker("rig7").state().tally.totals.accepted, 12);
+    let _ = std::fs::remove_file(&path);
+}
