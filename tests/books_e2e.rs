@@ -233,6 +233,8 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
         "sluice_network_hashprice_usd_per_phs_day ",
         "sluice_farm_hashprice_usd_per_phs_day{window=\"1h\"}",
         "sluice_upstream_up{pool=\"local synthetic chain\"} 1",
+        "sluice_pool_work_hashes_total{pool=\"local synthetic chain\",outcome=\"stale\"}",
+        "sluice_pool_earned_btc_total{pool=\"local synthetic chain\"}",
         "sluice_api_bad_requests_total 4",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
@@ -458,4 +460,84 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
     assert_eq!(again, before, "SIGTERM loses nothing");
     assert_eq!(common::sigterm(&mut p).code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Proxy mode: the books value shares at the upstream job's own coinbase
+/// (parsed from coinb1 ‖ extranonce ‖ coinb2) and nbits, less the pool's
+/// configured fee; the pool's verdicts show in the pool's books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
+    let mut pool_cfg = pool_config();
+    pool_cfg.api.listen = None;
+    pool_cfg.pool_node.network_difficulty = 2.0;
+    let cancel = CancellationToken::new();
+    let mut pool = start(&pool_cfg, cancel.clone()).await.unwrap();
+    let pool_addr = pool.listener.local_addr().unwrap();
+    let l = std::mem::replace(
+        &mut pool.listener,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    tokio::spawn(pool.engine.clone().serve(l));
+
+    let mut proxy_cfg = pool_config();
+    proxy_cfg.mode = Mode::Proxy;
+    proxy_cfg.pools = vec![sluice::config::PoolConfig {
+        fee: 0.015,
+        payout: sluice::config::PayoutScheme::Pplns,
+        password: "d=0.0000005".into(),
+        ..sluice::config::PoolConfig::new(
+            sluice_engine::upstream::PoolUrl {
+                host: "127.0.0.1".into(),
+                port: pool_addr.port(),
+            },
+            "farm",
+        )
+    }];
+    let (addr, api, proxy_cancel, _running) = launch(&proxy_cfg).await;
+    let stop = CancellationToken::new();
+    let stats = Arc::new(MinerStats::default());
+    tokio::spawn(sluice_loadgen::run(
+        MinerConfig {
+            addr: addr.to_string(),
+            worker: "farm.s21-9".into(),
+            password: "d=0.000001".into(),
+            hashes_per_sec: 100_000.0,
+            ..MinerConfig::default()
+        },
+        stats.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pools = get(format!("{api}/api/v1/pools")).await;
+    let p = &pools[0];
+    // The synthetic chain pays 3.125 BTC plus 8 transactions × 1,000 sat.
+    let reward = p["network"]["reward_btc"].as_f64().unwrap();
+    assert!((reward - 3.125_080_00).abs() < 1e-9, "{p}");
+    assert_eq!(p["network"]["difficulty"], 2.0);
+    assert_eq!(p["reward"], "coinbase");
+    assert_eq!(p["scheme"], "pplns");
+    let accepted = p["totals"]["accepted"].as_u64().unwrap();
+    assert!(accepted > 0);
+    // Every share the proxy accepted was forwarded and accepted upstream.
+    let farm = get(format!("{api}/api/v1/farm")).await;
+    assert_eq!(
+        farm["upstream_accepted"].as_u64().unwrap(),
+        accepted,
+        "{farm}"
+    );
+    // Earned = Σ d / D · R · (1 − fee), every share at difficulty 1e-6.
+    let earned = p["totals"]["earned_btc"].as_f64().unwrap();
+    let expect = accepted as f64 * 1e-6 / 2.0 * reward * (1.0 - 0.015);
+    assert!((earned / expect - 1.0).abs() < 1e-9, "{earned} vs {expect}");
+    let w = get(format!("{api}/api/v1/workers/farm.s21-9")).await;
+    assert_eq!(
+        w["pool"],
+        format!("stratum+tcp://127.0.0.1:{}", pool_addr.port())
+    );
+    assert!((w["totals"]["earned_btc"].as_f64().unwrap() - earned).abs() < 1e-15);
+    proxy_cancel.cancel();
+    cancel.cancel();
 }

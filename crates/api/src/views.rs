@@ -391,6 +391,33 @@ pub fn metrics(st: &ApiState) -> String {
         &[],
         t.earned_btc,
     );
+    let pool_totals: Vec<(String, Totals)> = books
+        .pools()
+        .iter()
+        .map(|p| (p.cfg.name.clone(), p.tally.totals()))
+        .collect();
+    for (name, t) in &pool_totals {
+        for (kind, work) in [
+            ("accepted", t.accepted_work),
+            ("stale", t.stale_work),
+            ("rejected", t.rejected_work),
+        ] {
+            e.counter(
+                "sluice_pool_work_hashes_total",
+                "Work in hashes by pool and outcome (pool verdicts included).",
+                &[("pool", name), ("outcome", kind)],
+                work * HASHES_PER_DIFF1,
+            );
+        }
+    }
+    for (name, t) in &pool_totals {
+        e.counter(
+            "sluice_pool_earned_btc_total",
+            "Expected BTC earned at each pool, after its fee.",
+            &[("pool", name)],
+            t.earned_btc,
+        );
+    }
     e.counter(
         "sluice_blocks_found_total",
         "Shares that met the network target.",
