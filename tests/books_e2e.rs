@@ -541,3 +541,63 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
     proxy_cancel.cancel();
     cancel.cancel();
 }
+
+/// The shipped Prometheus alerts and Grafana dashboard use only metrics
+/// sluice really exports (checked against a live scrape).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_files_use_only_exported_metrics() {
+    let cfg = pool_config();
+    let (addr, api, cancel, _running) = launch(&cfg).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(sluice_loadgen::run(
+        MinerConfig {
+            addr: addr.to_string(),
+            worker: "farm.s21-1".into(),
+            password: "d=0.000001".into(),
+            hashes_per_sec: 50_000.0,
+            bad_fraction: 0.1,
+            ..MinerConfig::default()
+        },
+        Arc::new(MinerStats::default()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    let mut exported = std::collections::HashSet::new();
+    for line in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let mut f = line.split(' ');
+        let (name, kind) = (f.next().unwrap(), f.next().unwrap());
+        exported.insert(name.to_string());
+        if kind == "histogram" {
+            for s in ["_bucket", "_sum", "_count"] {
+                exported.insert(format!("{name}{s}"));
+            }
+        }
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in [
+        "deploy/prometheus-alerts.yml",
+        "deploy/grafana-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let mut used = 0;
+        for (i, _) in text.match_indices("sluice_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            assert!(
+                exported.contains(&name),
+                "{file} uses {name}, which sluice does not export"
+            );
+            used += 1;
+        }
+        assert!(used >= 8, "{file}: {used} metric uses");
+    }
+    serde_json::from_str::<Value>(
+        &std::fs::read_to_string(format!("{root}/deploy/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    cancel.cancel();
+}
