@@ -605,24 +605,17 @@ impl Session {
                 }
             }
             Err((r, work)) => {
-                // A job the session no longer knows is almost always an
-                // old one (dropped after max_jobs): work done on a stale
-                // job, at about the current difficulty. Counting it keeps
-                // the submitted hashrate honest.
-                let (kind, work_done) = match r {
-                    Reject::Stale | Reject::JobNotFound => (
-                        ShareKind::Stale(r as u8),
-                        if r == Reject::Stale {
-                            work
-                        } else {
-                            self.vardiff.difficulty()
-                        },
-                    ),
-                    r if r.is_work() => (ShareKind::RejectedWork(r as u8), work),
-                    r => (ShareKind::Refused(r as u8), work),
+                // An unknown job older than every job the session holds
+                // was dropped after max_jobs: work done on a stale job (see
+                // check_submit). Any other unknown id did no work we know.
+                let kind = match r {
+                    Reject::Stale => ShareKind::Stale(r as u8),
+                    Reject::JobNotFound if work > 0.0 => ShareKind::Stale(r as u8),
+                    r if r.is_work() => ShareKind::RejectedWork(r as u8),
+                    r => ShareKind::Refused(r as u8),
                 };
                 let (pool, value) = self.last_value;
-                self.book(s.worker, pool, &value, work_done, kind, now);
+                self.book(s.worker, pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.
@@ -669,7 +662,21 @@ impl Session {
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.cfg.ntime_max_forward_secs;
         let Some(entry) = self.jobs.iter_mut().rev().find(|e| e.job.id == job_id) else {
-            return Err((Reject::JobNotFound, 0.0));
+            // Job ids only grow: one below every id held was issued and
+            // dropped (stale work at about the current difficulty); a
+            // made-up id is not credited as work.
+            let dropped = self
+                .jobs
+                .iter()
+                .map(|e| e.job.id)
+                .min()
+                .is_some_and(|m| job_id < m);
+            let work = if dropped {
+                self.vardiff.difficulty()
+            } else {
+                0.0
+            };
+            return Err((Reject::JobNotFound, work));
         };
         let d = entry.difficulty;
         if s.extranonce2.len() != 2 * en2_size {

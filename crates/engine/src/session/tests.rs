@@ -659,7 +659,7 @@ fn shares_land_in_the_workers_books_by_outcome() {
     }
     let ok = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
     r.line(submit(&j, "00000001", j.ntime, ok, None));
-    // Duplicate, low difficulty, then unknown job (no work).
+    // Duplicate, low difficulty, then a made-up job id (no work).
     r.line(submit(&j, "00000001", j.ntime, ok, None));
     let low = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 2], j.version, 1e-5, false);
     r.line(submit(&j, "00000002", j.ntime, low, None));
@@ -669,20 +669,27 @@ fn shares_land_in_the_workers_books_by_outcome() {
     r.push_job(&fresh);
     let st = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 3], j.version, 1e-5, true);
     r.line(submit(&j, "00000003", j.ntime, st, None));
+    // The first job, dropped after max_jobs newer ones: work done on a
+    // stale job, at the session's difficulty.
+    for _ in 0..8 {
+        let next = r.job(false, 0x1d00ffff);
+        r.push_job(&next);
+    }
+    let out = r.line(submit(&j, "00000004", j.ntime, st, None));
+    assert_eq!(error_code(&out), Some(21));
     // An unknown worker name is refused and booked nowhere.
     r.line(json!({"id":9,"method":"mining.submit","params":["nobody","1","00000000","6b000000","00000000"]}));
     assert_eq!(books.worker_count(), 1);
 
     let t = w.state().tally.totals.clone();
-    assert_eq!((t.accepted, t.rejected), (1, 4));
+    assert_eq!((t.accepted, t.rejected), (1, 5));
     assert!((t.accepted_work - 1e-5).abs() < 1e-12);
-    // The stale share and the unknown job's share (work done on an old
-    // job, at the session's difficulty).
+    // The stale share and the dropped job's share; the made-up id none.
     assert!((t.stale_work - 2e-5).abs() < 1e-12);
     assert!((t.rejected_work - 2e-5).abs() < 1e-12, "duplicate + low");
     assert_eq!(t.rejects[Reject::Duplicate as usize], 1);
     assert_eq!(t.rejects[Reject::LowDifficulty as usize], 1);
-    assert_eq!(t.rejects[Reject::JobNotFound as usize], 1);
+    assert_eq!(t.rejects[Reject::JobNotFound as usize], 2);
     assert_eq!(t.rejects[Reject::Stale as usize], 1);
     // Valued at the job's difficulty and reward, less the 2 % fee.
     let expect = 1e-5 / sluice_pow::target::nbits_difficulty(0x1d00ffff).unwrap() * 3.125 * 0.98;
@@ -694,7 +701,7 @@ fn shares_land_in_the_workers_books_by_outcome() {
     assert_eq!(w.state().difficulty, 1e-5);
     // The farm saw the same.
     let f = books.farm().merged().totals;
-    assert_eq!((f.accepted, f.rejected), (1, 4));
+    assert_eq!((f.accepted, f.rejected), (1, 5));
     // The pool refuses the accepted share: its credit is taken back.
     let earned = t.earned_btc;
     r.s.on_upstream_result(
@@ -712,12 +719,12 @@ fn shares_land_in_the_workers_books_by_outcome() {
         r.now,
     );
     let t = w.state().tally.totals.clone();
-    assert_eq!((t.accepted, t.rejected), (0, 5));
+    assert_eq!((t.accepted, t.rejected), (0, 6));
     assert!(t.accepted_work.abs() < 1e-15 && t.earned_btc.abs() < earned * 1e-9);
     assert_eq!(t.rejects[REASON_UPSTREAM_REJECTED as usize], 1);
     assert_eq!(books.farm().totals().accepted, 0);
     // Closing the connection leaves the books, not the connection count.
     drop(r);
     assert_eq!(w.connections(), 0);
-    assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 5);
+    assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 6);
 }
