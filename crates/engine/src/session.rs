@@ -605,12 +605,10 @@ impl Session {
                 }
             }
             Err((r, work)) => {
-                // An unknown job older than every job the session holds
-                // was dropped after max_jobs: work done on a stale job (see
-                // check_submit). Any other unknown id did no work we know.
+                // A share on a job the session does not know is work done
+                // on an old job (see check_submit).
                 let kind = match r {
-                    Reject::Stale => ShareKind::Stale(r as u8),
-                    Reject::JobNotFound if work > 0.0 => ShareKind::Stale(r as u8),
+                    Reject::Stale | Reject::JobNotFound => ShareKind::Stale(r as u8),
                     r if r.is_work() => ShareKind::RejectedWork(r as u8),
                     r => ShareKind::Refused(r as u8),
                 };
@@ -658,25 +656,17 @@ impl Session {
         let Some(worker) = self.workers.get_key_value(s.worker).map(|(k, _)| k.clone()) else {
             return Err((Reject::Unauthorized, 0.0));
         };
-        let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| (Reject::JobNotFound, 0.0))?;
+        let job_id = u64::from_str_radix(s.job_id, 16)
+            .map_err(|_| (Reject::JobNotFound, self.vardiff.difficulty()))?;
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.cfg.ntime_max_forward_secs;
         let Some(entry) = self.jobs.iter_mut().rev().find(|e| e.job.id == job_id) else {
-            // Job ids only grow: one below every id held was issued and
-            // dropped (stale work at about the current difficulty); a
-            // made-up id is not credited as work.
-            let dropped = self
-                .jobs
-                .iter()
-                .map(|e| e.job.id)
-                .min()
-                .is_some_and(|m| job_id < m);
-            let work = if dropped {
-                self.vardiff.difficulty()
-            } else {
-                0.0
-            };
-            return Err((Reject::JobNotFound, work));
+            // Almost always a job dropped after max_jobs, or one from
+            // before a reconnect: the miner hashed for it at about the
+            // current difficulty, and submitted hashrate is the work it
+            // did. A miner inventing ids only lowers its own figures, and
+            // 30 in a row disconnect it.
+            return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
         let d = entry.difficulty;
         if s.extranonce2.len() != 2 * en2_size {

@@ -659,7 +659,7 @@ fn shares_land_in_the_workers_books_by_outcome() {
     }
     let ok = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
     r.line(submit(&j, "00000001", j.ntime, ok, None));
-    // Duplicate, low difficulty, then a made-up job id (no work).
+    // Duplicate, low difficulty, then a job id the session never issued.
     r.line(submit(&j, "00000001", j.ntime, ok, None));
     let low = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 2], j.version, 1e-5, false);
     r.line(submit(&j, "00000002", j.ntime, low, None));
@@ -684,8 +684,9 @@ fn shares_land_in_the_workers_books_by_outcome() {
     let t = w.state().tally.totals.clone();
     assert_eq!((t.accepted, t.rejected), (1, 5));
     assert!((t.accepted_work - 1e-5).abs() < 1e-12);
-    // The stale share and the dropped job's share; the made-up id none.
-    assert!((t.stale_work - 2e-5).abs() < 1e-12);
+    // The stale share, the made-up id's and the dropped job's: work done
+    // on jobs that no longer pay, at the session's difficulty.
+    assert!((t.stale_work - 3e-5).abs() < 1e-12);
     assert!((t.rejected_work - 2e-5).abs() < 1e-12, "duplicate + low");
     assert_eq!(t.rejects[Reject::Duplicate as usize], 1);
     assert_eq!(t.rejects[Reject::LowDifficulty as usize], 1);
