@@ -387,9 +387,21 @@ pub fn metrics(st: &ApiState) -> String {
     }
     e.counter(
         "sluice_earned_btc_total",
-        "Expected BTC earned by accepted shares, after pool fees.",
+        "Expected BTC earned by the shares sluice accepted, after pool fees (before pool rejections).",
         &[],
         t.earned_btc,
+    );
+    e.counter(
+        "sluice_upstream_rejected_work_hashes_total",
+        "Work of accepted shares the pool then refused or never received, in hashes.",
+        &[],
+        t.upstream_rejected_work * HASHES_PER_DIFF1,
+    );
+    e.counter(
+        "sluice_upstream_rejected_btc_total",
+        "Earnings taken back for shares the pool refused; net earned = sluice_earned_btc_total minus this.",
+        &[],
+        t.upstream_rejected_btc,
     );
     let pool_totals: Vec<(String, Totals)> = books
         .pools()
@@ -413,9 +425,17 @@ pub fn metrics(st: &ApiState) -> String {
     for (name, t) in &pool_totals {
         e.counter(
             "sluice_pool_earned_btc_total",
-            "Expected BTC earned at each pool, after its fee.",
+            "Expected BTC earned at each pool, after its fee (before its rejections).",
             &[("pool", name)],
             t.earned_btc,
+        );
+    }
+    for (name, t) in &pool_totals {
+        e.counter(
+            "sluice_pool_upstream_rejected_btc_total",
+            "Earnings taken back for shares each pool refused.",
+            &[("pool", name)],
+            t.upstream_rejected_btc,
         );
     }
     e.counter(

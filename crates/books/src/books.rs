@@ -230,6 +230,8 @@ pub struct Worker {
     name: Arc<str>,
     power: Option<Power>,
     connections: AtomicU32,
+    /// Stored history not merged yet (see `Store::save`).
+    pub history_pending: std::sync::atomic::AtomicBool,
     state: Mutex<WorkerState>,
 }
 
@@ -244,6 +246,7 @@ impl Worker {
             name,
             power,
             connections: AtomicU32::new(0),
+            history_pending: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(WorkerState {
                 tally: Tally::new(now_ms),
                 difficulty: 0.0,
@@ -402,8 +405,6 @@ pub struct Books {
     price: Mutex<Option<(f64, u64)>>,
     price_updates: AtomicU64,
     price_errors: AtomicU64,
-    /// Workers new to memory, for the store to check (see `take_returning`).
-    returning: Mutex<Vec<Arc<Worker>>>,
 }
 
 impl Books {
@@ -428,7 +429,6 @@ impl Books {
             price: Mutex::new(None),
             price_updates: AtomicU64::new(0),
             price_errors: AtomicU64::new(0),
-            returning: Mutex::new(Vec::new()),
         }
     }
 
@@ -444,7 +444,7 @@ impl Books {
 
     /// The worker's books, created on first use (authorize, not share).
     pub fn worker(&self, name: &str) -> Arc<Worker> {
-        self.worker_with(name, true, |_| {})
+        self.worker_with(name, true, true, |_| {})
     }
 
     /// A connection authorized `name`: its books, marked connected while
@@ -457,41 +457,39 @@ impl Books {
         user_agent: Option<&str>,
         now_ms: u64,
     ) -> Arc<Worker> {
-        self.worker_with(name, true, |w| w.connected(ip, user_agent, now_ms))
+        self.worker_with(name, true, true, |w| w.connected(ip, user_agent, now_ms))
     }
 
-    fn worker_with(&self, name: &str, track: bool, f: impl FnOnce(&Worker)) -> Arc<Worker> {
+    /// `track`: a name new to memory may have stored history to merge;
+    /// `cap`: names past `max_workers` go to the overflow entry.
+    fn worker_with(
+        &self,
+        name: &str,
+        track: bool,
+        cap: bool,
+        f: impl FnOnce(&Worker),
+    ) -> Arc<Worker> {
         if let Some(w) = self.workers.get(name) {
             f(&w);
             return w.clone();
         }
-        let name: Arc<str> = if self.workers.len() >= self.cfg.max_workers {
+        let name: Arc<str> = if cap && self.workers.len() >= self.cfg.max_workers {
             Arc::from(OVERFLOW_WORKER)
         } else {
             Arc::from(name)
         };
         let power = self.power_for(&name);
         let now = self.clock.now_ms();
-        let mut created = false;
         let entry = self.workers.entry(name.clone()).or_insert_with(|| {
-            created = true;
-            Arc::new(Worker::new(name, power, now))
+            let w = Worker::new(name, power, now);
+            // A name new to memory may have history in the store (idle
+            // past the forget limit): the next snapshot merges it before
+            // writing the worker.
+            w.history_pending.store(track, Ordering::Relaxed);
+            Arc::new(w)
         });
         f(&entry);
-        let w = entry.clone();
-        drop(entry);
-        if created && track {
-            // A name new to memory may have history in the store (idle
-            // past the forget limit): the next snapshot merges it first.
-            lock(&self.returning).push(w.clone());
-        }
-        w
-    }
-
-    /// Workers created since the last call whose stored history, if any,
-    /// must be merged before the next snapshot.
-    pub fn take_returning(&self) -> Vec<Arc<Worker>> {
-        std::mem::take(&mut *lock(&self.returning))
+        entry.clone()
     }
 
     /// The worker's books if it has any (never creates).
@@ -690,7 +688,7 @@ impl Books {
 
     /// Puts back a worker read from the store.
     pub fn restore_worker(&self, name: &str, tally: Tally, difficulty: f64) {
-        let w = self.worker_with(name, false, |_| {});
+        let w = self.worker_with(name, false, false, |_| {});
         let mut s = w.state();
         s.tally = tally;
         s.difficulty = difficulty;

@@ -278,32 +278,34 @@ impl Store {
         }))
     }
 
-    /// Workers that came back after being forgotten (or were never loaded)
-    /// get their stored history back before anything overwrites it.
-    fn merge_returning(&mut self, books: &Books) -> Result<usize, StoreError> {
-        let mut merged = 0;
-        for w in books.take_returning() {
-            let Some(stored) = self.stored(KIND_WORKER, w.name())? else {
-                continue;
-            };
+    /// A worker that came back after being forgotten (or was never
+    /// loaded) gets its stored history back before anything overwrites
+    /// it. The flag is cleared only once merged: a failed lookup fails the
+    /// snapshot and leaves it for the next.
+    fn merge_history(&self, w: &crate::books::Worker) -> Result<(), StoreError> {
+        if !w.history_pending.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(stored) = self.stored(KIND_WORKER, w.name())? {
             let mut s = w.state();
             // Only history from before this worker's books began: anything
             // later is already in memory.
             if stored.last_change_ms < s.tally.first_ms {
                 s.tally.absorb(&stored.tally());
-                merged += 1;
             }
         }
-        Ok(merged)
+        w.history_pending
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes what changed since the previous snapshot.
     pub fn save(&mut self, books: &Books, now_ms: u64) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        self.merge_returning(books)?;
         let since = self.last_save_ms.map_or(0, |t| t.saturating_sub(SKEW_MS));
         let mut rows = Vec::new();
         for w in books.workers() {
+            self.merge_history(&w)?;
             let s = w.state();
             if s.tally.last_change_ms < since {
                 continue;
@@ -393,7 +395,7 @@ fn row<A: Acc>(kind: i64, name: &str, t: &Tally<A>, difficulty: f64, since: u64)
     }
 }
 
-const TOTALS_LEN: usize = 8 * (5 + 3 + MAX_REASONS);
+const TOTALS_LEN: usize = 8 * (5 + 3 + MAX_REASONS + 3);
 
 fn encode_totals(t: &Totals) -> Vec<u8> {
     let mut v = Vec::with_capacity(TOTALS_LEN);
@@ -412,6 +414,9 @@ fn encode_totals(t: &Totals) -> Vec<u8> {
     {
         v.extend_from_slice(&n.to_le_bytes());
     }
+    v.extend_from_slice(&t.upstream_rejected.to_le_bytes());
+    v.extend_from_slice(&t.upstream_rejected_work.to_le_bytes());
+    v.extend_from_slice(&t.upstream_rejected_btc.to_le_bytes());
     v
 }
 
@@ -430,6 +435,7 @@ fn decode_totals(b: &[u8]) -> Option<Totals> {
     for (k, r) in rejects.iter_mut().enumerate() {
         *r = n(8 + k);
     }
+    let tail = 8 + MAX_REASONS;
     Some(Totals {
         accepted_work: f(0),
         stale_work: f(1),
@@ -440,6 +446,9 @@ fn decode_totals(b: &[u8]) -> Option<Totals> {
         rejected: n(6),
         blocks: n(7),
         rejects,
+        upstream_rejected: n(tail),
+        upstream_rejected_work: f(tail + 1),
+        upstream_rejected_btc: f(tail + 2),
     })
 }
 

@@ -94,10 +94,13 @@ pub enum Outcome {
     },
 }
 
-/// Lifetime totals.
+/// Lifetime totals. They only ever grow (Prometheus counters are read
+/// from them): a share the pool refuses after sluice accepted it stays in
+/// `accepted_*` and is counted again in `upstream_rejected_*`; the net is
+/// the difference (windows are net already).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Totals {
-    /// Σ difficulty of accepted shares.
+    /// Σ difficulty of accepted shares (as sluice judged them).
     pub accepted_work: f64,
     /// Σ difficulty of stale shares.
     pub stale_work: f64,
@@ -115,6 +118,12 @@ pub struct Totals {
     pub rejects: [u64; MAX_REASONS],
     /// Shares that met the network target.
     pub blocks: u64,
+    /// Accepted shares the pool then refused (or never received).
+    pub upstream_rejected: u64,
+    /// Their work, at the larger of the share's and the pool's difficulty.
+    pub upstream_rejected_work: f64,
+    /// The earnings taken back for them.
+    pub upstream_rejected_btc: f64,
 }
 
 impl Totals {
@@ -128,6 +137,9 @@ impl Totals {
         self.accepted += u.accepted;
         self.rejected += u.rejected;
         self.blocks += u.blocks;
+        self.upstream_rejected += u.upstream_rejected;
+        self.upstream_rejected_work += u.upstream_rejected_work;
+        self.upstream_rejected_btc += u.upstream_rejected_btc;
         for (a, b) in self.rejects.iter_mut().zip(u.rejects.iter()) {
             *a += b;
         }
@@ -222,11 +234,9 @@ impl<A: Acc> Tally<A> {
             }
             Outcome::Refused(_) => t.rejected += 1,
             Outcome::UpstreamRejected { earned_btc, .. } => {
-                t.accepted = t.accepted.saturating_sub(1);
-                t.accepted_work -= d;
-                t.earned_btc -= earned_btc;
-                t.rejected += 1;
-                t.rejected_work += d;
+                t.upstream_rejected += 1;
+                t.upstream_rejected_work += d;
+                t.upstream_rejected_btc += earned_btc;
             }
         }
         let reason = match outcome {

@@ -487,14 +487,21 @@ impl Session {
             self.counters.upstream_rejected += 1;
             // Credited when it passed here, refused (or never seen) by the
             // pool: the books take it back.
+            // Only shares meeting the pool's target go up: when its
+            // difficulty is above the miner's, each stands for that much
+            // of the work credited here.
             if let Some(w) = &r.share.worker {
                 self.book(
                     w,
                     Some(r.share.pool),
                     &r.share.value,
-                    r.difficulty,
+                    if r.share.upstream_difficulty.is_finite() {
+                        r.difficulty.max(r.share.upstream_difficulty)
+                    } else {
+                        r.difficulty
+                    },
                     ShareKind::UpstreamRejected(REASON_UPSTREAM_REJECTED),
-                    now,
+                    r.share.received.unwrap_or(now),
                 );
             }
         }

@@ -169,6 +169,11 @@ pub struct ShareInfo {
     pub pool: usize,
     /// Its job's value.
     pub value: sluice_books::JobValue,
+    /// When the miner submitted it (a reversal lands in its bucket).
+    pub received: Option<Instant>,
+    /// The pool's difficulty for it: a forwarded share stands for that
+    /// much work when the pool's difficulty is above the miner's.
+    pub upstream_difficulty: f64,
 }
 
 impl ShareInfo {
@@ -178,6 +183,8 @@ impl ShareInfo {
             worker: Some(s.worker.clone()),
             pool: s.job.pool,
             value: s.job.value,
+            received: Some(s.received),
+            upstream_difficulty: s.job.upstream_target.difficulty(),
         }
     }
 }

@@ -715,17 +715,51 @@ fn shares_land_in_the_workers_books_by_outcome() {
                 worker: Some("acct.w1".into()),
                 pool: 0,
                 value: j.value,
+                received: Some(r.now),
+                // The pool's difficulty is below the miner's here.
+                upstream_difficulty: 1e-7,
             },
         },
         r.now,
     );
+    // Totals only grow (they feed Prometheus counters): the reversal is
+    // counted on its own; the windows are net.
     let t = w.state().tally.totals.clone();
-    assert_eq!((t.accepted, t.rejected), (0, 6));
-    assert!(t.accepted_work.abs() < 1e-15 && t.earned_btc.abs() < earned * 1e-9);
+    assert_eq!((t.accepted, t.upstream_rejected), (1, 1));
+    assert!((t.upstream_rejected_work - 1e-5).abs() < 1e-15);
+    assert!((t.upstream_rejected_btc - earned).abs() < earned * 1e-9);
     assert_eq!(t.rejects[REASON_UPSTREAM_REJECTED as usize], 1);
-    assert_eq!(books.farm().totals().accepted, 0);
+    // (The rig's clock stands still; read a minute later.)
+    let later = books.clock().now_ms() + 60_000;
+    let f = w.state().tally.figures(later, sluice_books::Window::H1);
+    assert!(f.sums.accepted_work.abs() < 1e-10 && f.sums.earned_btc.abs() < earned * 1e-6);
+    assert!(
+        (f.sums.submitted_work() - 6e-5).abs() < 1e-10,
+        "submitted work unchanged: {f:?}"
+    );
+    let farm = books.farm().figures(later, sluice_books::Window::H1);
+    assert!(farm.sums.accepted_work.abs() < 1e-10);
+    // Above the miner's difficulty, a refused share takes back the pool's
+    // difficulty's worth (it stood for that much of the credited work).
+    r.s.on_upstream_result(
+        &crate::upstream::UpstreamResult {
+            session: 7,
+            accepted: false,
+            difficulty: 1e-5,
+            latency: None,
+            share: crate::upstream::ShareInfo {
+                worker: Some("acct.w1".into()),
+                pool: 0,
+                value: j.value,
+                received: Some(r.now),
+                upstream_difficulty: 4e-5,
+            },
+        },
+        r.now,
+    );
+    assert!((w.state().tally.totals.upstream_rejected_work - 5e-5).abs() < 1e-15);
     // Closing the connection leaves the books, not the connection count.
     drop(r);
     assert_eq!(w.connections(), 0);
-    assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 6);
+    assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 5);
 }

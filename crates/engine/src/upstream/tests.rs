@@ -190,7 +190,8 @@ fn jobs_carry_pool_extranonce1_in_coinb1_and_pad_in_coinb2() {
 fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
     let (mut st, now) = subscribed(false);
     let job = job_from(&mut st, now);
-    let lines = st.submit(&share(job.clone(), 42, "farm.rig1"));
+    let sh = share(job.clone(), 42, "farm.rig1");
+    let lines = st.submit(&sh);
     assert_eq!(lines.len(), 1);
     let v: Value = serde_json::from_slice(&lines[0][..lines[0].len() - 1]).unwrap();
     assert_eq!(
@@ -221,6 +222,8 @@ fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
                 worker: Some("farm.rig1".into()),
                 pool: job.pool,
                 value: job.value,
+                received: Some(sh.received),
+                upstream_difficulty: job.upstream_target.difficulty(),
             },
         })]
     );
