@@ -37,7 +37,10 @@ pub enum StoreError {
     #[error("books store: corrupt row for {0:?}")]
     Corrupt(String),
     /// Written by another schema version.
-    #[error("books store: schema version {0}, this build reads {SCHEMA_VERSION}")]
+    #[error(
+        "books store: written by schema version {0}, this build reads {SCHEMA_VERSION}; \
+         move the file aside (or set [books] store to a new path) to start new books"
+    )]
     Schema(i64),
 }
 
