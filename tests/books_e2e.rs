@@ -54,6 +54,28 @@ async fn launch(cfg: &Config) -> (SocketAddr, String, CancellationToken, Running
     (addr, api, cancel, running)
 }
 
+/// A simulated miner at fixed difficulty `d`, until `stop`.
+fn mine(
+    addr: String,
+    worker: &str,
+    d: f64,
+    hashes_per_sec: f64,
+    bad_fraction: f64,
+    stop: &CancellationToken,
+) -> Arc<MinerStats> {
+    let stats = Arc::new(MinerStats::default());
+    let cfg = MinerConfig {
+        addr,
+        worker: worker.into(),
+        password: format!("d={d}"),
+        hashes_per_sec,
+        bad_fraction,
+        ..MinerConfig::default()
+    };
+    tokio::spawn(sluice_loadgen::run(cfg, stats.clone(), stop.clone()));
+    stats
+}
+
 async fn get(url: String) -> Value {
     tokio::task::spawn_blocking(move || get_json(&url).unwrap())
         .await
@@ -364,18 +386,14 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
     let mut p = common::spawn(&["run", "--config", &fast]);
     let api = p.api.clone().unwrap();
     let stop = CancellationToken::new();
-    let stats = Arc::new(MinerStats::default());
-    tokio::spawn(sluice_loadgen::run(
-        MinerConfig {
-            addr: format!("127.0.0.1:{}", p.port),
-            worker: "rack1.s21-01".into(),
-            password: "d=0.000002".into(),
-            hashes_per_sec: 100_000.0,
-            ..MinerConfig::default()
-        },
-        stats.clone(),
-        stop.clone(),
-    ));
+    let stats = mine(
+        format!("127.0.0.1:{}", p.port),
+        "rack1.s21-01",
+        0.000002,
+        100_000.0,
+        0.0,
+        &stop,
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Still mining: what the books held 1.5 snapshot intervals before the
     // kill must survive it.
@@ -428,18 +446,14 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
     let slow = write_config(&dir, "slow.toml", &store, 3_600.0);
     let p = common::spawn(&["run", "--config", &slow]);
     let stop = CancellationToken::new();
-    let stats = Arc::new(MinerStats::default());
-    tokio::spawn(sluice_loadgen::run(
-        MinerConfig {
-            addr: format!("127.0.0.1:{}", p.port),
-            worker: "rack1.s21-01".into(),
-            password: "d=0.000002".into(),
-            hashes_per_sec: 100_000.0,
-            ..MinerConfig::default()
-        },
-        stats.clone(),
-        stop.clone(),
-    ));
+    mine(
+        format!("127.0.0.1:{}", p.port),
+        "rack1.s21-01",
+        0.000002,
+        100_000.0,
+        0.0,
+        &stop,
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -495,18 +509,14 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
     }];
     let (addr, api, proxy_cancel, _running) = launch(&proxy_cfg).await;
     let stop = CancellationToken::new();
-    let stats = Arc::new(MinerStats::default());
-    tokio::spawn(sluice_loadgen::run(
-        MinerConfig {
-            addr: addr.to_string(),
-            worker: "farm.s21-9".into(),
-            password: "d=0.000001".into(),
-            hashes_per_sec: 100_000.0,
-            ..MinerConfig::default()
-        },
-        stats.clone(),
-        stop.clone(),
-    ));
+    mine(
+        addr.to_string(),
+        "farm.s21-9",
+        0.000001,
+        100_000.0,
+        0.0,
+        &stop,
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -549,18 +559,14 @@ async fn deploy_files_use_only_exported_metrics() {
     let cfg = pool_config();
     let (addr, api, cancel, _running) = launch(&cfg).await;
     let stop = CancellationToken::new();
-    tokio::spawn(sluice_loadgen::run(
-        MinerConfig {
-            addr: addr.to_string(),
-            worker: "farm.s21-1".into(),
-            password: "d=0.000001".into(),
-            hashes_per_sec: 50_000.0,
-            bad_fraction: 0.1,
-            ..MinerConfig::default()
-        },
-        Arc::new(MinerStats::default()),
-        stop.clone(),
-    ));
+    mine(
+        addr.to_string(),
+        "farm.s21-1",
+        0.000001,
+        50_000.0,
+        0.1,
+        &stop,
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let (_, metrics) = get_status(format!("{api}/metrics")).await;

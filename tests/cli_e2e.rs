@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -84,10 +83,7 @@ async fn proxy_binary_forwards_to_pool_binary_and_both_shut_down_cleanly() {
 #[test]
 fn check_config_accepts_the_example_and_rejects_mistakes() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/sluice.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["check-config", example])
-        .output()
-        .unwrap();
+    let out = common::output(["check-config", example]);
     assert!(
         out.status.success(),
         "{}",
@@ -148,10 +144,7 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
     ] {
         let p = dir.join(name);
         std::fs::write(&p, body).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["check-config", p.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = common::output(["check-config", p.to_str().unwrap()]);
         assert!(!out.status.success(), "{name} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{name}: {err}");
@@ -161,10 +154,7 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
 
 #[test]
 fn demo_runs_pool_proxy_and_farm_in_one_process() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["demo", "--miners", "12", "--duration", "8s"])
-        .output()
-        .unwrap();
+    let out = common::output(["demo", "--miners", "12", "--duration", "8s"]);
     assert!(
         out.status.success(),
         "{}",
@@ -215,23 +205,20 @@ fn loadgen_reports_json_with_every_bad_share_answered_by_its_code() {
         "0",
     ]);
     let url = format!("stratum+tcp://127.0.0.1:{}", pool.port);
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "loadgen",
-            "--url",
-            &url,
-            "--miners",
-            "20",
-            "--duration",
-            "3s",
-            "--share-rate",
-            "20",
-            "--bad-fraction",
-            "0.3",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = common::output([
+        "loadgen",
+        "--url",
+        &url,
+        "--miners",
+        "20",
+        "--duration",
+        "3s",
+        "--share-rate",
+        "20",
+        "--bad-fraction",
+        "0.3",
+        "--json",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -265,41 +252,35 @@ fn hashprice_calculator_reproduces_a_published_hashprice() {
     // Hashrate Index Roundup, 3 Nov 2025: $43.33/PH/s/day with BTC at
     // ~$106,935, difficulty 155.97 T and fees 0.62 % of block rewards
     // (reward 3.125 / (1 − 0.0062) = 3.1445 BTC).
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "hashprice",
-            "--difficulty",
-            "155.97T",
-            "--reward",
-            "3.1445",
-            "--price",
-            "106935",
-            "--efficiency",
-            "17.5",
-            "--power-price",
-            "0.06",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = common::output([
+        "hashprice",
+        "--difficulty",
+        "155.97T",
+        "--reward",
+        "3.1445",
+        "--price",
+        "106935",
+        "--efficiency",
+        "17.5",
+        "--power-price",
+        "0.06",
+        "--json",
+    ]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let h = v["hashprice_usd_per_ph_day"].as_f64().unwrap();
     assert!((h / 43.33 - 1.0).abs() < 0.005, "{h} vs published 43.33");
     assert!((v["machine"]["break_even_hashprice"].as_f64().unwrap() - 25.20).abs() < 1e-9);
     // Bad input is refused with a message, not a panic.
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "hashprice",
-            "--difficulty",
-            "lots",
-            "--reward",
-            "3",
-            "--price",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let out = common::output([
+        "hashprice",
+        "--difficulty",
+        "lots",
+        "--reward",
+        "3",
+        "--price",
+        "1",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a difficulty"));
 }
@@ -343,18 +324,15 @@ async fn workers_command_reads_a_running_instance() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     assert!(stats.accepted.load(Ordering::Relaxed) > 0);
-    let table = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "workers",
-            "--api",
-            &api,
-            "--sort",
-            "effective_hashprice",
-            "--prefix",
-            "rack7.",
-        ])
-        .output()
-        .unwrap();
+    let table = common::output([
+        "workers",
+        "--api",
+        &api,
+        "--sort",
+        "effective_hashprice",
+        "--prefix",
+        "rack7.",
+    ]);
     assert!(
         table.status.success(),
         "{}",
@@ -366,11 +344,12 @@ async fn workers_command_reads_a_running_instance() {
         "{text}"
     );
     // A bad sort field comes back as the API's message.
-    let bad = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["workers", "--api", &api, "--sort", "bogus"])
-        .output()
-        .unwrap();
+    let bad = common::output(["workers", "--api", &api, "--sort", "bogus"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown sort field"));
+    // No instance there: a message, not a panic.
+    let none = common::output(["workers", "--api", "127.0.0.1:1"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("is sluice running"));
     assert_eq!(sigterm(&mut pool).code(), Some(0));
 }

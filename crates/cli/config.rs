@@ -666,11 +666,7 @@ impl Config {
                 (None, None) => PriceConfig::None,
             },
             max_workers: b.max_workers,
-            reasons: sluice_engine::stats::Reject::ALL
-                .iter()
-                .map(|r| r.label())
-                .chain(["upstream_rejected"])
-                .collect(),
+            reasons: sluice_engine::session::book_reasons(),
             forget_after_ms: (b.forget_after_hours * 3_600_000.0) as u64,
         }
     }
@@ -788,5 +784,52 @@ impl Config {
             }
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn err(toml_text: &str) -> String {
+        let c: Config = toml::from_str(toml_text).unwrap();
+        c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_books_settings_are_refused_by_name() {
+        for (text, expect) in [
+            (
+                "[books]\nsnapshot_interval_secs = 0.0",
+                "snapshot_interval_secs",
+            ),
+            ("[books]\nmax_workers = 0", "max_workers"),
+            ("[books.price]\nusd = -5.0", "books.price.usd"),
+            (
+                "[books.price]\nfeed_url = \"http://x\"\nfeed_pointer = \"bitcoin.usd\"",
+                "JSON pointer",
+            ),
+            (
+                "[books.power]\nprice_usd_per_kwh = -0.1",
+                "price_usd_per_kwh",
+            ),
+            ("[books.power]\ndefault_watts = 0.0", "watts"),
+            (
+                "[[books.power.rules]]\npattern = \"s9-*\"",
+                "give efficiency_j_per_th or watts",
+            ),
+            (
+                "[[books.power.rules]]\npattern = \"\"\nwatts = 1.0",
+                "empty pattern",
+            ),
+        ] {
+            let e = err(&format!("mode = \"pool\"\n{text}\n"));
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+        let e = err(
+            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nreward_btc = -1.0\n",
+        );
+        assert!(e.contains("reward_btc"), "{e}");
     }
 }

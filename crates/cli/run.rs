@@ -128,15 +128,6 @@ pub struct Running {
     pub api: Option<SocketAddr>,
 }
 
-impl Running {
-    /// Last snapshot of the books (clean shutdown loses nothing).
-    pub fn save_books(&self) {
-        if let Some(s) = &self.store {
-            crate::books::snapshot(s, &self.books);
-        }
-    }
-}
-
 /// Builds everything a config describes and binds the listener.
 pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let stats = Arc::new(Stats::default());

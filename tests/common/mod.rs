@@ -22,6 +22,16 @@ impl Drop for Proc {
     }
 }
 
+/// Runs the binary to completion.
+pub fn output<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Starts the binary and reads the port (and API address) it prints.
 pub fn spawn(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))

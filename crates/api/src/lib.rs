@@ -226,21 +226,21 @@ async fn hashprice(State(st): State<Arc<ApiState>>) -> Response {
 
 async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
     let pools = st.router.snapshot();
-    let ready = pools.iter().any(|p| {
-        p.connections
-            .iter()
-            .any(|(_, h, _)| matches!(h, sluice_engine::upstream::Health::Ready))
-    });
-    let body = Json(json!({
-        "ready": ready,
-        "pools_up": pools.iter().filter(|p| p.connections.iter().any(|(_, h, _)| matches!(h, sluice_engine::upstream::Health::Ready))).count(),
-        "pools": pools.len(),
-    }));
-    if ready {
-        (StatusCode::OK, body).into_response()
+    let up = pools
+        .iter()
+        .filter(|p| {
+            p.connections
+                .iter()
+                .any(|(_, h, _)| matches!(h, sluice_engine::upstream::Health::Ready))
+        })
+        .count();
+    let body = Json(json!({ "ready": up > 0, "pools_up": up, "pools": pools.len() }));
+    let status = if up > 0 {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
@@ -254,5 +254,48 @@ async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
         )
             .into_response(),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Result<WorkerQuery, String> {
+        parse_query(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn worker_queries_are_parsed_strictly() {
+        let ok = q(&[
+            ("window", "24h"),
+            ("sort", "profit_usd_day"),
+            ("order", "asc"),
+            ("limit", "7"),
+            ("prefix", "rack1."),
+        ])
+        .unwrap();
+        assert_eq!((ok.window, ok.desc, ok.limit), (Window::H24, false, 7));
+        assert_eq!(ok.prefix.as_deref(), Some("rack1."));
+        // Figures sort largest first by default, names A to Z.
+        assert!(q(&[("sort", "efficiency")]).unwrap().desc);
+        assert!(!q(&[]).unwrap().desc);
+        assert!(q(&[("below_break_even", "")]).unwrap().below_break_even);
+        for (bad, why) in [
+            (("window", "2h"), "window"),
+            (("order", "sideways"), "order"),
+            (("limit", "-1"), "limit"),
+            (("offset", "x"), "offset"),
+            (("below_break_even", "maybe"), "below_break_even"),
+            (("sortby", "name"), "unknown parameter"),
+        ] {
+            let e = q(&[bad]).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 }

@@ -235,8 +235,8 @@ fn below_break_even(books: &Books, now: u64, price: &Price) -> (usize, usize) {
     for w in books.workers() {
         connected += usize::from(w.connections() > 0);
         if w.power().is_some() {
-            let r = books.worker_row(&w, now, Window::H1, price);
-            below += usize::from(r.money.profit.is_some_and(|p| p.below_break_even));
+            let m = books.worker_money(&w, now, Window::H1, price);
+            below += usize::from(m.profit.is_some_and(|p| p.below_break_even));
         }
     }
     (connected, below)
@@ -481,7 +481,8 @@ pub fn metrics(st: &ApiState) -> String {
             v,
         );
     }
-    for p in st.router.snapshot() {
+    let snapshot = st.router.snapshot();
+    for p in &snapshot {
         let up = p
             .connections
             .iter()
@@ -493,7 +494,7 @@ pub fn metrics(st: &ApiState) -> String {
             f64::from(u8::from(up)),
         );
     }
-    for p in st.router.snapshot() {
+    for p in &snapshot {
         e.gauge(
             "sluice_upstream_connections",
             "Connections to each pool.",

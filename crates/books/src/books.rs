@@ -752,33 +752,61 @@ impl Books {
         }
     }
 
-    /// One worker's row over `w`.
-    pub fn worker_row(&self, wk: &Worker, now_ms: u64, w: Window, price: &Price) -> WorkerRow {
-        let (f, difficulty, conn, pool, last_share_ms) = {
-            let s = wk.state();
+    /// What a page sorts and filters on: one short lock, no strings.
+    fn keyed(&self, worker: Arc<Worker>, now_ms: u64, w: Window, price: &Price) -> Keyed {
+        let (f, difficulty, last_share_ms) = {
+            let s = worker.state();
             (
                 s.tally.figures(now_ms, w),
                 s.difficulty,
-                s.conn.clone(),
-                s.pool,
                 s.tally.last_share_ms,
             )
         };
+        Keyed {
+            money: self.money_row(&f, worker.power, price),
+            difficulty,
+            last_share: (last_share_ms > 0).then_some(last_share_ms / 1000),
+            worker,
+        }
+    }
+
+    /// The full row for a keyed worker (connection and pool added).
+    fn row(&self, k: &Keyed, w: Window) -> WorkerRow {
+        let (conn, pool) = {
+            let s = k.worker.state();
+            (s.conn.clone(), s.pool)
+        };
         WorkerRow {
-            name: wk.name.to_string(),
+            name: k.worker.name.to_string(),
             window: w,
-            connections: wk.connections(),
+            connections: k.worker.connections(),
             ip: conn.ip,
             user_agent: conn.user_agent,
             connected_since: (conn.since_ms > 0).then_some(conn.since_ms / 1000),
-            last_share: (last_share_ms > 0).then_some(last_share_ms / 1000),
-            difficulty,
+            last_share: k.last_share,
+            difficulty: k.difficulty,
             pool: pool
                 .and_then(|i| self.pools.get(i))
                 .map(|p| p.cfg.name.clone()),
-            power: wk.power,
-            money: self.money_row(&f, wk.power, price),
+            power: k.worker.power,
+            money: k.money,
         }
+    }
+
+    /// One worker's row over `w`.
+    pub fn worker_row(&self, wk: &Arc<Worker>, now_ms: u64, w: Window, price: &Price) -> WorkerRow {
+        self.row(&self.keyed(wk.clone(), now_ms, w, price), w)
+    }
+
+    /// One worker's figures and money over `w` (no row built).
+    pub fn worker_money(
+        &self,
+        wk: &Arc<Worker>,
+        now_ms: u64,
+        w: Window,
+        price: &Price,
+    ) -> MoneyRow {
+        self.keyed(wk.clone(), now_ms, w, price).money
     }
 
     /// A sorted, filtered page of workers.
@@ -795,22 +823,7 @@ impl Books {
             .collect();
         let mut keyed: Vec<Keyed> = matching
             .into_iter()
-            .map(|w| {
-                let (f, difficulty, last_share_ms) = {
-                    let s = w.state();
-                    (
-                        s.tally.figures(now_ms, q.window),
-                        s.difficulty,
-                        s.tally.last_share_ms,
-                    )
-                };
-                Keyed {
-                    money: self.money_row(&f, w.power, &price),
-                    difficulty,
-                    last_share: (last_share_ms > 0).then_some(last_share_ms / 1000),
-                    worker: w,
-                }
-            })
+            .map(|w| self.keyed(w, now_ms, q.window, &price))
             .filter(|k| !q.below_break_even || k.money.profit.is_some_and(|p| p.below_break_even))
             .collect();
         let total = keyed.len();
@@ -840,7 +853,7 @@ impl Books {
             .iter()
             .skip(q.offset)
             .take(limit)
-            .map(|k| self.worker_row(&k.worker, now_ms, q.window, &price))
+            .map(|k| self.row(k, q.window))
             .collect();
         Ok(WorkerPage {
             total,

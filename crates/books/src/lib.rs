@@ -27,8 +27,3 @@ pub use books::{
 pub use money::Power;
 pub use store::{Store, StoreError};
 pub use tally::{Outcome, Window};
-
-/// Reason index the books use for stale shares (the engine's
-/// `Reject::Stale` is index 1 as well; the engine passes its own table of
-/// names).
-pub const REASON_STALE: usize = 1;

@@ -75,16 +75,12 @@ pub struct Store {
 struct Row {
     kind: i64,
     name: String,
-    totals: Totals,
-    first_ms: u64,
-    last_share_ms: u64,
-    last_change_ms: u64,
     difficulty: f64,
-    fine: Vec<Bucket<f64>>,
-    coarse: Vec<Bucket<f64>>,
+    /// Totals and the buckets changed since the last snapshot.
+    data: Stored,
 }
 
-/// One entity as read back.
+/// One entity's totals and buckets, as written or read back.
 struct Stored {
     first_ms: u64,
     last_share_ms: u64,
@@ -162,54 +158,21 @@ impl Store {
             ..LoadReport::default()
         };
         let since = now_ms.saturating_sub(books.config().forget_after_ms) as i64;
-        let mut ents = self.conn.prepare(
-            "SELECT kind, name, first_ms, last_share_ms, last_change_ms, difficulty, totals
-             FROM entities WHERE kind != ?2 OR last_change_ms >= ?1",
-        )?;
-        let mut bks = self
-            .conn
-            .prepare("SELECT ring, idx, data FROM buckets WHERE kind = ?1 AND name = ?2")?;
         // Pools and the farm always come back, however long sluice was
         // down; workers idle past the forget limit do not.
-        let rows = ents.query_map(params![since, KIND_WORKER], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, f64>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-            ))
-        })?;
-        for row in rows {
-            let (kind, name, first, last_share, last_change, difficulty, totals) = row?;
-            let totals = decode_totals(&totals).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
-            let (mut fine, mut coarse) = (Vec::new(), Vec::new());
-            let buckets = bks.query_map(params![kind, name], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })?;
-            for b in buckets {
-                let (ring, idx, data) = b?;
-                let b =
-                    decode_bucket(idx, &data).ok_or_else(|| StoreError::Corrupt(name.clone()))?;
-                if ring == RING_FINE {
-                    fine.push(b)
-                } else {
-                    coarse.push(b)
-                }
-            }
-            let stored = Stored {
-                first_ms: first as u64,
-                last_share_ms: last_share as u64,
-                last_change_ms: last_change as u64,
-                totals,
-                fine,
-                coarse,
+        let entities: Vec<(i64, String, f64)> = self
+            .conn
+            .prepare(
+                "SELECT kind, name, difficulty FROM entities
+                 WHERE kind != ?2 OR last_change_ms >= ?1",
+            )?
+            .query_map(params![since, KIND_WORKER], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (kind, name, difficulty) in entities {
+            let Some(stored) = self.stored(kind, &name)? else {
+                continue;
             };
             match kind {
                 KIND_WORKER => {
@@ -336,13 +299,13 @@ impl Store {
                 ent.execute(params![
                     r.kind,
                     r.name,
-                    r.first_ms as i64,
-                    r.last_share_ms as i64,
-                    r.last_change_ms as i64,
+                    r.data.first_ms as i64,
+                    r.data.last_share_ms as i64,
+                    r.data.last_change_ms as i64,
                     r.difficulty,
-                    encode_totals(&r.totals),
+                    encode_totals(&r.data.totals),
                 ])?;
-                for (ring, list) in [(RING_FINE, &r.fine), (RING_COARSE, &r.coarse)] {
+                for (ring, list) in [(RING_FINE, &r.data.fine), (RING_COARSE, &r.data.coarse)] {
                     for b in list {
                         bk.execute(params![
                             r.kind,
@@ -388,13 +351,15 @@ fn row<A: Acc>(kind: i64, name: &str, t: &Tally<A>, difficulty: f64, since: u64)
     Row {
         kind,
         name: name.to_string(),
-        totals: t.totals.clone(),
-        first_ms: t.first_ms,
-        last_share_ms: t.last_share_ms,
-        last_change_ms: t.last_change_ms,
         difficulty,
-        fine,
-        coarse,
+        data: Stored {
+            first_ms: t.first_ms,
+            last_share_ms: t.last_share_ms,
+            last_change_ms: t.last_change_ms,
+            totals: t.totals.clone(),
+            fine,
+            coarse,
+        },
     }
 }
 

@@ -374,7 +374,7 @@ mod tests {
                 block: true,
             },
         );
-        t.record(2_000, 20.0, 2.0, Outcome::Stale(crate::REASON_STALE as u8));
+        t.record(2_000, 20.0, 2.0, Outcome::Stale(1));
         t.record(3_000, 40.0, 4.0, Outcome::RejectedWork(3));
         t.record(4_000, 0.0, 0.0, Outcome::Refused(0));
         let s = t.figures(5_000, Window::M5).sums;
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(s.submitted_work(), 70.0);
         assert_eq!((s.accepted, s.rejected), (1.0, 3.0));
         assert!((s.earned_btc - 0.9).abs() < 1e-6 && (s.value_btc - 7.0).abs() < 1e-6);
-        assert_eq!(t.totals.rejects[crate::REASON_STALE], 1);
+        assert_eq!(t.totals.rejects[1], 1);
         assert_eq!(t.totals.rejects[3], 1);
         assert_eq!(t.totals.rejects[0], 1);
         assert_eq!(t.totals.blocks, 1);

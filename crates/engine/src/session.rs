@@ -490,9 +490,9 @@ impl Session {
             // Only shares meeting the pool's target go up: when its
             // difficulty is above the miner's, each stands for that much
             // of the work credited here.
-            if let Some(w) = &r.share.worker {
+            if let Some(Some(w)) = r.share.worker.as_deref().and_then(|w| self.workers.get(w)) {
                 self.book(
-                    w,
+                    Some(w),
                     Some(r.share.pool),
                     &r.share.value,
                     if r.share.upstream_difficulty.is_finite() {
@@ -574,7 +574,13 @@ impl Session {
     }
 
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
-        match self.check_submit(s, now) {
+        // One lookup of the worker per share: its name for the share, its
+        // books for the outcome.
+        let (name, book) = match self.workers.get_key_value(s.worker) {
+            Some((k, b)) => (Some(k.clone()), b.clone()),
+            None => (None, None),
+        };
+        match self.check_submit(s, name, now) {
             Ok(fwd) => {
                 self.consecutive_bad = 0;
                 let d = fwd.difficulty;
@@ -597,7 +603,7 @@ impl Session {
                 }
                 out.push(Output::Send(msg::encode_true(s.id)));
                 self.book(
-                    s.worker,
+                    book.as_deref(),
                     Some(pool),
                     &value,
                     d,
@@ -620,7 +626,7 @@ impl Session {
                     r => ShareKind::Refused(r as u8),
                 };
                 let (pool, value) = self.last_value;
-                self.book(s.worker, pool, &value, work, kind, now);
+                self.book(book.as_deref(), pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.
@@ -633,18 +639,17 @@ impl Session {
         }
     }
 
-    /// Records a share in its worker's books (if the worker is known).
+    /// Records a share in its worker's books (if it keeps books).
     fn book(
         &self,
-        worker: &str,
+        worker: Option<&BookWorker>,
         pool: Option<usize>,
         value: &JobValue,
         d: f64,
         kind: ShareKind,
         now: Instant,
     ) {
-        let Some(books) = &self.books else { return };
-        let Some(Some(w)) = self.workers.get(worker) else {
+        let (Some(books), Some(w)) = (&self.books, worker) else {
             return;
         };
         books.record(w, pool, self.id, books.clock().ms(now), d, value, kind);
@@ -655,12 +660,13 @@ impl Session {
     fn check_submit(
         &mut self,
         s: &SubmitRef<'_>,
+        worker: Option<Arc<str>>,
         now: Instant,
     ) -> Result<ShareForward, (Reject, f64)> {
         if !self.subscribed {
             return Err((Reject::NotSubscribed, 0.0));
         }
-        let Some(worker) = self.workers.get_key_value(s.worker).map(|(k, _)| k.clone()) else {
+        let Some(worker) = worker else {
             return Err((Reject::Unauthorized, 0.0));
         };
         let job_id = u64::from_str_radix(s.job_id, 16)
@@ -758,6 +764,15 @@ impl Session {
 /// Reason index the books use for shares the pool refused (after the
 /// engine's own reasons).
 pub const REASON_UPSTREAM_REJECTED: u8 = Reject::ALL.len() as u8;
+
+/// Names of the reason indices sessions book under (for `BooksConfig`).
+pub fn book_reasons() -> Vec<&'static str> {
+    Reject::ALL
+        .iter()
+        .map(|r| r.label())
+        .chain(["upstream_rejected"])
+        .collect()
+}
 
 impl Drop for Session {
     fn drop(&mut self) {

@@ -435,3 +435,48 @@ fn a_returning_worker_gets_its_history_back() {
     assert_eq!(b2.worker("rig7").state().tally.totals.accepted, 12);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn store_refuses_corrupt_buckets_and_other_schemas() {
+    let dir = std::env::temp_dir().join(format!("sluice-books-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("corrupt-bucket.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let b = books(cfg(0.0));
+    accept(&b, &b.worker("w"), T0, 1.0);
+    Store::open(&path).unwrap().save(&b, T0 + 1_000).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE buckets SET data = x'0102' WHERE name = 'w'", [])
+        .unwrap();
+    let err = Store::open(&path)
+        .unwrap()
+        .load(&books(cfg(0.0)), T0 + 2_000)
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::StoreError::Corrupt(ref n) if n == "w"),
+        "{err}"
+    );
+    // A file written by another schema is refused, saying what to do.
+    c.execute("UPDATE meta SET value = 1 WHERE key = 'schema'", [])
+        .unwrap();
+    drop(c);
+    let err = Store::open(&path).err().unwrap();
+    assert!(matches!(err, crate::StoreError::Schema(1)), "{err}");
+    assert!(err.to_string().contains("move the file aside"), "{err}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn connection_info_is_bounded() {
+    let b = books(cfg(0.0));
+    let ua = "é".repeat(10_000);
+    let w = b.connect_worker("w", None, Some(&ua), T0);
+    assert_eq!(
+        w.state().conn.user_agent.as_ref().unwrap().chars().count(),
+        256
+    );
+    assert_eq!(w.connections(), 1);
+    w.disconnected();
+    w.disconnected();
+    assert_eq!(w.connections(), 0, "never below zero");
+}

@@ -636,10 +636,32 @@ fn books() -> Arc<Books> {
             reward: sluice_books::Reward::Coinbase,
         }],
         price: sluice_books::PriceConfig::Fixed(100_000.0),
-        reasons: Reject::ALL.iter().map(|r| r.label()).collect(),
+        reasons: book_reasons(),
         ..sluice_books::BooksConfig::default()
     };
     Arc::new(Books::new(cfg, sluice_books::Clock::new()))
+}
+
+/// The pool refuses a share of difficulty 1e-5 the rig's session
+/// forwarded, at pool difficulty `upstream_difficulty`.
+fn refused(r: &mut Rig, j: &Job, upstream_difficulty: f64) {
+    let now = r.now;
+    r.s.on_upstream_result(
+        &crate::upstream::UpstreamResult {
+            session: 7,
+            accepted: false,
+            difficulty: 1e-5,
+            latency: None,
+            share: crate::upstream::ShareInfo {
+                worker: Some("acct.w1".into()),
+                pool: 0,
+                value: j.value,
+                received: Some(now),
+                upstream_difficulty,
+            },
+        },
+        now,
+    );
 }
 
 #[test]
@@ -705,23 +727,8 @@ fn shares_land_in_the_workers_books_by_outcome() {
     assert_eq!((f.accepted, f.rejected), (1, 5));
     // The pool refuses the accepted share: its credit is taken back.
     let earned = t.earned_btc;
-    r.s.on_upstream_result(
-        &crate::upstream::UpstreamResult {
-            session: 7,
-            accepted: false,
-            difficulty: 1e-5,
-            latency: None,
-            share: crate::upstream::ShareInfo {
-                worker: Some("acct.w1".into()),
-                pool: 0,
-                value: j.value,
-                received: Some(r.now),
-                // The pool's difficulty is below the miner's here.
-                upstream_difficulty: 1e-7,
-            },
-        },
-        r.now,
-    );
+    // The pool's difficulty is below the miner's here.
+    refused(&mut r, &j, 1e-7);
     // Totals only grow (they feed Prometheus counters): the reversal is
     // counted on its own; the windows are net.
     let t = w.state().tally.totals.clone();
@@ -741,22 +748,7 @@ fn shares_land_in_the_workers_books_by_outcome() {
     assert!(farm.sums.accepted_work.abs() < 1e-10);
     // Above the miner's difficulty, a refused share takes back the pool's
     // difficulty's worth (it stood for that much of the credited work).
-    r.s.on_upstream_result(
-        &crate::upstream::UpstreamResult {
-            session: 7,
-            accepted: false,
-            difficulty: 1e-5,
-            latency: None,
-            share: crate::upstream::ShareInfo {
-                worker: Some("acct.w1".into()),
-                pool: 0,
-                value: j.value,
-                received: Some(r.now),
-                upstream_difficulty: 4e-5,
-            },
-        },
-        r.now,
-    );
+    refused(&mut r, &j, 4e-5);
     assert!((w.state().tally.totals.upstream_rejected_work - 5e-5).abs() < 1e-15);
     // Closing the connection leaves the books, not the connection count.
     drop(r);
