@@ -504,7 +504,14 @@ pub fn parse_server(line: &[u8]) -> Result<ServerMessage, ParseError> {
                 return Err(ParseError::NoMethod);
             }
             let result = m.remove("result").unwrap_or(Value::Null);
-            let error = m.get("error").and_then(RpcError::from_value);
+            // ckpool answers a refused share with `"error": null` and its
+            // reason in `reject-reason`: keep it, it says what went wrong.
+            let error = m.get("error").and_then(RpcError::from_value).or_else(|| {
+                m.get("reject-reason").map(|r| RpcError {
+                    code: 0,
+                    message: r.as_str().map_or_else(|| r.to_string(), str::to_owned),
+                })
+            });
             return Ok(ServerMessage::Response { id, result, error });
         }
     };
@@ -910,6 +917,15 @@ mod tests {
                 ..
             }
         ));
+        // ckpool: no error, the reason in `reject-reason`.
+        let r = parse_server(
+            br#"{"result":false,"error":null,"id":7,"reject-reason":"Above target"}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&r, ServerMessage::Response { error: Some(RpcError { code: 0, message }), .. } if message == "Above target"),
+            "{r:?}"
+        );
         let r = parse_server(br#"{"id":4,"result":false,"error":{"code":21,"message":"stale"}}"#)
             .unwrap();
         assert!(matches!(
