@@ -138,8 +138,15 @@ fn main() {
         .build()
         .expect("runtime");
     let router = Router::new(RouterConfig::default(), Vec::new());
-    let state =
-        sluice_api::ApiState::new(books.clone(), Arc::new(Stats::default()), router, "proxy");
+    let state = sluice_api::ApiState::new(
+        books.clone(),
+        Arc::new(Stats::default()),
+        router,
+        Arc::new(sluice_engine::blocks::BlockLog::in_memory(Arc::new(
+            Stats::default(),
+        ))),
+        "proxy",
+    );
     let cancel = tokio_util::sync::CancellationToken::new();
     let addr = rt
         .block_on(sluice_api::spawn(

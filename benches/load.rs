@@ -71,8 +71,18 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// Starts a sluice subcommand and reads the port from its first line.
 fn sluice(name: &str, args: &[&str]) -> (Proc, u16) {
+    // Its block log (and anything else it writes by default) goes to the
+    // bench's output directory, not the source tree.
+    let dir = std::path::Path::new("target/load-bench");
+    let _ = std::fs::create_dir_all(dir);
     let mut child = Command::new(SLUICE)
         .args(args)
+        .args(
+            matches!(args.first(), Some(&("proxy" | "pool")))
+                .then_some(["--block-log", "target/load-bench/sluice-blocks.jsonl"])
+                .into_iter()
+                .flatten(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

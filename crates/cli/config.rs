@@ -52,6 +52,32 @@ pub struct Config {
     /// Per-worker books: store, BTC price, power.
     #[serde(default)]
     pub books: BooksSection,
+    /// The block log.
+    #[serde(default)]
+    pub blocks: BlocksSection,
+}
+
+/// Where block candidates are recorded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocksSection {
+    /// JSON-lines file every block candidate is written to (fsync'd)
+    /// before its miner is answered, with each submission and verdict.
+    /// Empty: kept in memory only (a crash forgets them).
+    #[serde(default = "default_block_log")]
+    pub log: Option<std::path::PathBuf>,
+}
+
+fn default_block_log() -> Option<std::path::PathBuf> {
+    Some("sluice-blocks.jsonl".into())
+}
+
+impl Default for BlocksSection {
+    fn default() -> Self {
+        Self {
+            log: default_block_log(),
+        }
+    }
 }
 
 /// The HTTP API.
@@ -206,6 +232,15 @@ pub struct ListenConfig {
     pub write_timeout_secs: u64,
     /// Longest line accepted from a miner, bytes.
     pub max_line_bytes: usize,
+    /// Distinct worker names one connection may authorize (a proxy in
+    /// front of sluice passing names through carries many).
+    pub max_workers_per_connection: usize,
+    /// Worker names all connections from one address may hold at once.
+    pub max_workers_per_ip: usize,
+    /// Seconds a miner may sit with no pool to take its shares (answered
+    /// error 20 meanwhile) before it is disconnected, so that its own
+    /// backup pools take over.
+    pub no_upstream_grace_secs: f64,
 }
 
 impl Default for ListenConfig {
@@ -213,11 +248,16 @@ impl Default for ListenConfig {
         Self {
             address: SocketAddr::from(([0, 0, 0, 0], 3333)),
             max_connections: 65_536,
-            max_connections_per_ip: 65_536,
+            // A farm behind one NAT is normal: thousands of machines from
+            // one address. Raise it for bigger farms behind one address.
+            max_connections_per_ip: 8_192,
             handshake_timeout_secs: 30,
             idle_timeout_secs: 600,
             write_timeout_secs: 10,
             max_line_bytes: sluice_sv1::DEFAULT_MAX_LINE,
+            max_workers_per_connection: 1_024,
+            max_workers_per_ip: 16_384,
+            no_upstream_grace_secs: 20.0,
         }
     }
 }
@@ -299,7 +339,7 @@ impl Default for RoutingConfig {
 }
 
 /// How a pool combines rolled version bits with the job version.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Rolling {
     /// BIP 310: replace the bits inside the mask.
@@ -353,6 +393,19 @@ pub struct PoolConfig {
     /// (FPPS pools publish this); overrides `reward_btc` and `fee`.
     #[serde(default)]
     pub payout_btc_per_share: Option<f64>,
+    /// Hosts besides this pool's own that its `client.reconnect` may send
+    /// us to (with its credentials). Its own host, any port, is always
+    /// allowed; every other redirect is refused, logged and counted.
+    #[serde(default)]
+    pub reconnect_hosts: Vec<String>,
+    /// Send `mining.suggest_difficulty` so the pool's difficulty fits the
+    /// miners behind this connection. Turn off for pools that refuse it.
+    #[serde(default = "default_true")]
+    pub suggest_difficulty: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_password() -> String {
@@ -424,6 +477,8 @@ impl PoolConfig {
             payout: PayoutScheme::default(),
             reward_btc: None,
             payout_btc_per_share: None,
+            reconnect_hosts: Vec::new(),
+            suggest_difficulty: true,
         }
     }
 }
@@ -445,6 +500,8 @@ impl Config {
             pool_node: Default::default(),
             api: Default::default(),
             books: Default::default(),
+            // Built in code (tests, the demo): in memory unless set.
+            blocks: BlocksSection { log: None },
         }
     }
 
@@ -496,6 +553,13 @@ impl Config {
             bail!(
                 "extranonce.downstream_extranonce2_size must be 1–8 (WhatsMiner firmware allows at most 8)"
             );
+        }
+        if self.listen.max_workers_per_connection == 0 || self.listen.max_workers_per_ip == 0 {
+            bail!("listen.max_workers_per_connection and max_workers_per_ip must be at least 1");
+        }
+        let g = self.listen.no_upstream_grace_secs;
+        if !(g.is_finite() && (0.0..=86_400.0).contains(&g)) {
+            bail!("listen.no_upstream_grace_secs must be between 0 and 86400, got {g}");
         }
         if self.listen.max_connections == 0 || self.listen.max_connections_per_ip == 0 {
             bail!("listen.max_connections and max_connections_per_ip must be at least 1");
@@ -698,6 +762,7 @@ impl Config {
             start_difficulty: d.start.clamp(d.min, d.max),
             vardiff: d.vardiff.clone(),
             ntime_max_forward_secs: d.ntime_max_forward_secs,
+            max_workers_per_connection: self.listen.max_workers_per_connection,
             ..SessionConfig::default()
         }
     }
@@ -712,6 +777,8 @@ impl Config {
             idle_timeout: Duration::from_secs(l.idle_timeout_secs),
             write_timeout: Duration::from_secs(l.write_timeout_secs),
             max_line: l.max_line_bytes,
+            max_names_per_ip: l.max_workers_per_ip,
+            no_upstream_grace: Duration::from_secs_f64(l.no_upstream_grace_secs),
         }
     }
 
@@ -737,13 +804,23 @@ impl Config {
             Mode::Proxy => {
                 for p in &self.pools {
                     s.push_str(&format!(
-                        "pool: {} user {} weight {} level {} fee {} % {:?}\n",
+                        "pool: {} user {} weight {} level {} fee {} % {:?}; version rolling: {}; suggest difficulty: {}; reconnect: same host{}\n",
                         p.url,
                         p.user,
                         p.weight,
                         p.level,
                         p.fee * 100.0,
-                        p.payout
+                        p.payout,
+                        match p.rolling {
+                            Rolling::Replace => "replace (BIP 310)",
+                            Rolling::Or => "or (ckpool)",
+                        },
+                        if p.suggest_difficulty { "on" } else { "off" },
+                        if p.reconnect_hosts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" or {}", p.reconnect_hosts.join(", "))
+                        }
                     ));
                 }
             }

@@ -155,9 +155,10 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
             "demo-farm",
         )
     }];
-    // Small simulated miners: a share every couple of seconds each, and a
-    // vardiff that settles within the first minute.
-    proxy_cfg.difficulty.start = 5e-6;
+    // Small simulated miners: a share within a second or two each (every
+    // worker shows in the books from its first share), and a vardiff that
+    // settles within the first minute.
+    proxy_cfg.difficulty.start = 1e-6;
     proxy_cfg.difficulty.vardiff.target_share_interval_secs = 2.0;
     proxy_cfg.difficulty.vardiff.retarget_after_secs = 20.0;
     proxy_cfg.difficulty.vardiff.retarget_shares = 12;

@@ -133,6 +133,17 @@ struct ProxyArgs {
     /// The pool's fee, a fraction (for the money figures).
     #[arg(long, default_value_t = 0.0)]
     fee: f64,
+    /// How the pools combine rolled version bits with the job version:
+    /// `replace` (BIP 310) or `or` (ckpool).
+    #[arg(long, value_enum, default_value = "replace")]
+    rolling: config::Rolling,
+    /// Another host the pools' `client.reconnect` may send us to (their
+    /// own host, any port, is always allowed); repeatable.
+    #[arg(long = "reconnect-host", value_name = "HOST")]
+    reconnect_hosts: Vec<String>,
+    /// Do not send `mining.suggest_difficulty` (for pools that refuse it).
+    #[arg(long)]
+    no_suggest_difficulty: bool,
     #[command(flatten)]
     books: BooksFlags,
 }
@@ -227,6 +238,10 @@ struct BooksFlags {
     /// SQLite file the books survive restarts in.
     #[arg(long, value_name = "PATH")]
     books_store: Option<PathBuf>,
+    /// File every block candidate is recorded in (fsync'd) before its
+    /// miner is answered; "" keeps them in memory only.
+    #[arg(long, value_name = "PATH", default_value = "sluice-blocks.jsonl")]
+    block_log: PathBuf,
 }
 
 impl BooksFlags {
@@ -234,6 +249,7 @@ impl BooksFlags {
         cfg.api.listen = self.api_listen;
         cfg.books.price.usd = self.btc_price;
         cfg.books.store = self.books_store;
+        cfg.blocks.log = Some(self.block_log);
     }
 }
 
@@ -352,6 +368,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     level: i as u32,
                     pass_through_workers: a.pass_through_workers,
                     fee: a.fee,
+                    rolling: a.rolling,
+                    reconnect_hosts: a.reconnect_hosts.clone(),
+                    suggest_difficulty: !a.no_suggest_difficulty,
                     ..config::PoolConfig::new(url.clone(), a.user.clone())
                 })
                 .collect();

@@ -11,6 +11,7 @@ use sluice_books::{Books, Clock};
 
 use crate::books::SharedStore;
 use dashmap::DashMap;
+use sluice_engine::blocks::BlockLog;
 use sluice_engine::connect::{LocalConnector, RemoteConnector, Shared, deliver_results};
 use sluice_engine::local::{
     BlockAccepted, LocalConfig, LocalJob, TemplateSource, WorkerTally, unix_now,
@@ -138,6 +139,15 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     };
     let (mut shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
     shared.books = Some(books.clone());
+    if let Some(path) = cfg
+        .blocks
+        .log
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        shared.block_log = Arc::new(BlockLog::open(path, stats.clone())?);
+    }
+    let block_log = shared.block_log.clone();
     let geometry = cfg.geometry();
     let session_cfg = cfg.session_config();
     let r = &cfg.routing;
@@ -175,6 +185,8 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                         max_consecutive_rejects: p.max_consecutive_rejects.max(1),
                         max_line: sluice_sv1::DEFAULT_MAX_UPSTREAM_LINE,
                         user_agent: format!("sluice/{}", env!("CARGO_PKG_VERSION")),
+                        reconnect_hosts: p.reconnect_hosts.clone(),
+                        suggest_difficulty: p.suggest_difficulty,
                     }),
                     shared: shared.clone(),
                 }) as Box<dyn sluice_engine::router::Connector>,
@@ -215,6 +227,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         router.clone(),
         cancel.clone(),
         Some(books.clone()),
+        block_log.clone(),
     );
     tokio::spawn(crate::books::snapshot_loop(
         store.clone(),
@@ -233,7 +246,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 Mode::Proxy => "proxy",
                 Mode::Pool => "pool",
             };
-            let state = sluice_api::ApiState::new(books.clone(), stats, router, mode);
+            let state = sluice_api::ApiState::new(books.clone(), stats, router, block_log, mode);
             Some(
                 sluice_api::spawn(addr, state, cancel)
                     .await

@@ -22,11 +22,20 @@ impl Drop for Proc {
     }
 }
 
+/// A working directory for the binary under test, so files it writes by
+/// default (the block log) land outside the source tree.
+pub fn scratch_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sluice-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Runs the binary to completion.
 pub fn output<S: AsRef<std::ffi::OsStr>>(
     args: impl IntoIterator<Item = S>,
 ) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(scratch_dir())
         .args(args)
         .output()
         .unwrap()
@@ -35,6 +44,7 @@ pub fn output<S: AsRef<std::ffi::OsStr>>(
 /// Starts the binary and reads the port (and API address) it prints.
 pub fn spawn(args: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(scratch_dir())
         .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -91,5 +101,28 @@ pub fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
             "no exit after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `cond` holds, checking every 20 ms; fails after `timeout`
+/// saying what it waited for.
+pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_until`] for conditions that need I/O (an API read).
+pub async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,7 +1,7 @@
 //! sluice's HTTP surface.
 //!
 //! - [`router`]: the axum routes — `/api/v1/{workers, workers/{name},
-//!   pools, farm, hashprice}`, `/healthz`, `/readyz`, `/metrics`.
+//!   pools, farm, hashprice, blocks}`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`views`]: the JSON shapes of pools, farm, hashprice and one worker.
 //! - [`prom`]: the Prometheus text exposition.
 //!
@@ -25,6 +25,7 @@ use axum::routing::get;
 use serde_json::json;
 use sluice_books::books::WorkerQuery;
 use sluice_books::{Books, Window};
+use sluice_engine::blocks::BlockLog;
 use sluice_engine::router::Router;
 use sluice_engine::stats::Stats;
 use tokio::net::TcpListener;
@@ -38,6 +39,8 @@ pub struct ApiState {
     pub stats: Arc<Stats>,
     /// Upstream health.
     pub router: Arc<Router>,
+    /// Block candidates and their fate.
+    pub blocks: Arc<BlockLog>,
     /// `"proxy"` or `"pool"` (build info).
     pub mode: &'static str,
     /// Requests refused as bad (400/404).
@@ -50,12 +53,14 @@ impl ApiState {
         books: Arc<Books>,
         stats: Arc<Stats>,
         router: Arc<Router>,
+        blocks: Arc<BlockLog>,
         mode: &'static str,
     ) -> Arc<Self> {
         Arc::new(Self {
             books,
             stats,
             router,
+            blocks,
             mode,
             bad_requests: AtomicU64::new(0),
         })
@@ -75,6 +80,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/farm", get(farm))
         .route("/api/v1/hashprice", get(hashprice))
+        .route("/api/v1/blocks", get(blocks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -218,6 +224,10 @@ async fn farm(State(st): State<Arc<ApiState>>) -> Response {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
     }
+}
+
+async fn blocks(State(st): State<Arc<ApiState>>) -> Response {
+    Json(views::blocks(&st.blocks, &st.stats)).into_response()
 }
 
 async fn hashprice(State(st): State<Arc<ApiState>>) -> Response {

@@ -9,12 +9,46 @@ use sluice_books::books::{MoneyRow, Network, Price, WorkerRow};
 use sluice_books::money::{self, Power};
 use sluice_books::tally::{HASHES_PER_DIFF1, Totals};
 use sluice_books::{Books, Reward, Scheme, Window};
+use sluice_engine::blocks::{BlockLog, BlockRecord};
 use sluice_engine::router::Router;
-use sluice_engine::stats::{Disconnect, LATENCY_BOUNDS, Reject, Stats};
+use sluice_engine::stats::{Disconnect, LATENCY_BOUNDS, PoolReject, Reject, Stats};
 use sluice_engine::upstream::Health;
 
 use crate::ApiState;
 use crate::prom::Exposition;
+
+/// `/api/v1/blocks`: the counters and the most recent candidates, newest
+/// first.
+#[derive(Serialize)]
+pub struct Blocks {
+    /// Candidates found (shares meeting the network target).
+    pub found: u64,
+    /// Submissions sent (retries included).
+    pub submitted: u64,
+    /// Accepted by the pool or node.
+    pub accepted: u64,
+    /// Refused by the pool or node.
+    pub rejected: u64,
+    /// Given up on without a verdict.
+    pub failed: u64,
+    /// The candidates (the last 1,000; the block log file has all).
+    pub blocks: Vec<BlockRecord>,
+}
+
+/// The block log's view.
+pub fn blocks(log: &BlockLog, stats: &Stats) -> Blocks {
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut blocks = log.list();
+    blocks.reverse();
+    Blocks {
+        found: get(&stats.blocks_found),
+        submitted: get(&stats.blocks_submitted),
+        accepted: get(&stats.blocks_accepted),
+        rejected: get(&stats.blocks_rejected),
+        failed: get(&stats.blocks_failed),
+        blocks,
+    }
+}
 
 /// One point of a worker's day (5 min buckets).
 #[derive(Serialize)]
@@ -440,10 +474,66 @@ pub fn metrics(st: &ApiState) -> String {
     }
     e.counter(
         "sluice_blocks_found_total",
-        "Shares that met the network target.",
+        "Block candidates: shares that met the network target.",
         &[],
         get(&stats.blocks_found),
     );
+    e.counter(
+        "sluice_blocks_submitted_total",
+        "Block submissions sent to a pool or node (retries included).",
+        &[],
+        get(&stats.blocks_submitted),
+    );
+    e.counter(
+        "sluice_blocks_accepted_total",
+        "Blocks the pool or node accepted.",
+        &[],
+        get(&stats.blocks_accepted),
+    );
+    e.counter(
+        "sluice_blocks_rejected_total",
+        "Blocks the pool or node refused.",
+        &[],
+        get(&stats.blocks_rejected),
+    );
+    e.counter(
+        "sluice_blocks_failed_total",
+        "Blocks given up on without a verdict.",
+        &[],
+        get(&stats.blocks_failed),
+    );
+    e.counter(
+        "sluice_block_log_errors_total",
+        "Failed writes to the block log.",
+        &[],
+        get(&stats.block_log_errors),
+    );
+    e.counter(
+        "sluice_reconnects_refused_total",
+        "client.reconnect requests to hosts the pool's config does not list.",
+        &[],
+        get(&stats.reconnects_refused),
+    );
+    e.counter(
+        "sluice_shares_withheld_total",
+        "Shares not forwarded: below the stricter of a pool's old and new difficulty.",
+        &[],
+        get(&stats.upstream_withheld),
+    );
+    e.counter(
+        "sluice_difficulty_suggestions_total",
+        "mining.suggest_difficulty requests sent to pools.",
+        &[],
+        get(&stats.difficulty_suggestions),
+    );
+    for r in PoolReject::ALL {
+        e.counter(
+            "sluice_upstream_rejects_total",
+            "Forwarded shares the pools refused or never answered, by reason.",
+            &[("reason", r.label())],
+            get(&stats.upstream_rejects[r as usize]),
+        );
+    }
     e.gauge(
         "sluice_connections",
         "Miner connections now.",

@@ -1,17 +1,18 @@
 //! Connectors: how the router opens upstream connections, remote (a V1
 //! pool) or local (a template source, pool-node role).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::job::UpstreamId;
+use crate::blocks::BlockLog;
+use crate::job::{JobLinks, UpstreamId};
 use crate::local::{BlockAccepted, LocalConfig, LocalTask, TemplateSource, WorkerTally};
 use crate::router::{Connector, Router};
-use crate::stats::Stats;
+use crate::stats::{AtomicF64, Stats};
 use crate::upstream::{
     Health, JobIds, UpstreamConfig, UpstreamHandle, UpstreamResult, UpstreamTask,
 };
@@ -32,6 +33,8 @@ pub struct Shared {
     pub cancel: CancellationToken,
     /// The books, when kept.
     pub books: Option<Arc<sluice_books::Books>>,
+    /// Where blocks are recorded (in memory until replaced by a file).
+    pub block_log: Arc<BlockLog>,
 }
 
 impl Shared {
@@ -44,6 +47,7 @@ impl Shared {
         let (results, rx) = mpsc::unbounded_channel();
         (
             Self {
+                block_log: Arc::new(BlockLog::in_memory(Arc::clone(&stats))),
                 stats,
                 job_ids: Arc::new(JobIds::default()),
                 results,
@@ -58,7 +62,9 @@ impl Shared {
         let (jobs_tx, jobs_rx) = watch::channel(None);
         let (health_tx, health_rx) = watch::channel(Health::Connecting);
         let (share_tx, share_rx) = mpsc::channel(SHARE_QUEUE);
+        let (block_tx, block_rx) = mpsc::unbounded_channel();
         let cancel = self.cancel.child_token();
+        let suggest = Arc::new(AtomicF64::default());
         let h = Arc::new(UpstreamHandle {
             id,
             pool,
@@ -66,14 +72,21 @@ impl Shared {
             health: health_rx,
             sessions: AtomicU64::new(0),
             cancel: cancel.clone(),
+            suggest: suggest.clone(),
         });
         (
             h,
             Parts {
                 jobs_tx,
                 health_tx,
-                share_tx,
+                links: JobLinks {
+                    share_tx,
+                    block_tx,
+                    up: Arc::new(AtomicBool::new(false)),
+                },
                 share_rx,
+                block_rx,
+                suggest,
                 cancel,
             },
         )
@@ -83,8 +96,10 @@ impl Shared {
 struct Parts {
     jobs_tx: watch::Sender<Option<Arc<crate::job::Job>>>,
     health_tx: watch::Sender<Health>,
-    share_tx: mpsc::Sender<crate::job::ShareForward>,
+    links: JobLinks,
     share_rx: mpsc::Receiver<crate::job::ShareForward>,
+    block_rx: mpsc::UnboundedReceiver<crate::job::BlockForward>,
+    suggest: Arc<AtomicF64>,
     cancel: CancellationToken,
 }
 
@@ -109,7 +124,10 @@ impl Connector for RemoteConnector {
             jobs: p.jobs_tx,
             health: p.health_tx,
             shares: p.share_rx,
-            share_tx: p.share_tx,
+            blocks: p.block_rx,
+            links: p.links,
+            block_log: self.shared.block_log.clone(),
+            suggest: p.suggest,
             results: self.shared.results.clone(),
             cancel: p.cancel,
         };
@@ -166,7 +184,9 @@ impl<S: TemplateSource> Connector for LocalConnector<S> {
             jobs: p.jobs_tx,
             health: p.health_tx,
             shares: p.share_rx,
-            share_tx: p.share_tx,
+            blocks: p.block_rx,
+            links: p.links,
+            block_log: self.shared.block_log.clone(),
             results: self.shared.results.clone(),
             workers: self.workers.clone(),
             found: self.found.clone(),

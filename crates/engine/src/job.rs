@@ -7,6 +7,7 @@
 //! extranonce1 is just its prefix.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -46,9 +47,16 @@ pub struct Job {
     pub epoch: u64,
     /// Shares at or below this target are sent upstream.
     pub upstream_target: Target,
-    /// Where shares for this job go (the job's own upstream, even after
-    /// the session has moved elsewhere).
-    pub share_tx: mpsc::Sender<ShareForward>,
+    /// The difficulty the pool credits a forwarded share of this job at.
+    /// Sessions never give a miner more than this (work in = work
+    /// credited: above it, the pool would credit each share at its own
+    /// smaller difficulty). Infinite for the local pool node, which books
+    /// every share at the miner's difficulty.
+    pub pool_difficulty: f64,
+
+    /// Where its shares and blocks go: the job's own upstream, even after
+    /// the session has moved elsewhere.
+    pub links: JobLinks,
     /// The encoded `mining.notify` line, with `clean` as the upstream sent
     /// it.
     pub notify: Bytes,
@@ -65,6 +73,19 @@ pub struct Job {
     pub extranonce_pad: usize,
     /// When the job arrived.
     pub received: Instant,
+}
+
+/// A job's ways back to the upstream it came from.
+#[derive(Clone, Debug)]
+pub struct JobLinks {
+    /// Shares (bounded: a pool that does not keep up is not buffered for).
+    pub share_tx: mpsc::Sender<ShareForward>,
+    /// Blocks: a path of their own that no share queue can fill or delay
+    /// (unbounded: blocks are rare and none may be dropped).
+    pub block_tx: mpsc::UnboundedSender<BlockForward>,
+    /// True while the upstream can take shares (written by its task): a
+    /// share that can go nowhere is not answered `true`.
+    pub up: Arc<AtomicBool>,
 }
 
 impl Job {
@@ -157,6 +178,35 @@ pub struct ShareForward {
     pub is_block: bool,
     /// When the session received it.
     pub received: Instant,
+}
+
+impl ShareForward {
+    /// The block this share makes: its header and the coinbase exactly as
+    /// the pool or node rebuilds them.
+    pub fn block_parts(&self) -> (sluice_pow::Header, Vec<u8>) {
+        let t = &self.job.template;
+        let coinbase = [t.coinb1(), self.extranonce2.as_slice(), t.coinb2()].concat();
+        let txid = sluice_pow::sha::sha256d(&coinbase);
+        let header = sluice_pow::Header {
+            version: self.version,
+            prev_hash: *t.prev_hash(),
+            merkle_root: sluice_pow::merkle::root_from_branches(&txid, t.branches()),
+            time: self.ntime,
+            bits: t.bits(),
+            nonce: self.nonce,
+        };
+        (header, coinbase)
+    }
+}
+
+/// A block candidate on its way to its upstream, with its number in the
+/// block log (results are written back under it).
+#[derive(Clone, Debug)]
+pub struct BlockForward {
+    /// Its number in the block log.
+    pub id: u64,
+    /// The share that found it.
+    pub share: ShareForward,
 }
 
 #[cfg(test)]

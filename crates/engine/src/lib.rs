@@ -1,21 +1,25 @@
 //! sluice-engine: the protocol-neutral core of the proxy and pool node.
 //!
 //! Map of the crate:
+//! - [`blocks`]: the durable block log (candidates and their fate).
 //! - [`job`]: the shared [`job::Job`] and the [`job::ShareForward`] a
 //!   session sends upstream.
 //! - [`session`]: one miner connection as a sans-IO state machine (V1).
 //! - [`vardiff`]: per-connection difficulty targeting a share rate.
 //! - [`extranonce`]: the stable-extranonce1 split and prefix allocator.
 //! - [`upstream`]: the V1 pool client (sans-IO state + connection task).
+//! - [`limits`]: prefixes taken at subscribe, worker names per address.
 //! - [`local`]: the pool-node upstream over a [`local::TemplateSource`].
 //! - [`router`]: weights, failover levels, rebalancing, session moves.
 //! - [`connect`]: connectors that open remote and local upstreams.
 //! - [`server`]: the listener, limits, and the per-connection task.
 //! - [`stats`]: reject and disconnect reasons, engine counters.
 
+pub mod blocks;
 pub mod connect;
 pub mod extranonce;
 pub mod job;
+pub mod limits;
 pub mod local;
 pub mod router;
 pub mod server;

@@ -17,9 +17,10 @@ use sluice_pow::{Header, JobTemplate, Target, hex};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::job::{Job, ShareForward, UpstreamId};
+use crate::blocks::{BlockLog, BlockStatus};
+use crate::job::{BlockForward, Job, JobLinks, ShareForward, UpstreamId};
 use crate::stats::Stats;
-use crate::upstream::{Health, JobIds, UpstreamResult};
+use crate::upstream::{Health, JobIds, MAX_BLOCK_ATTEMPTS, UpstreamResult};
 
 /// A job from a template source, with the coinbase split around an
 /// extranonce of the requested length.
@@ -110,8 +111,12 @@ pub struct LocalTask<S: TemplateSource> {
     pub health: watch::Sender<Health>,
     /// Shares from sessions.
     pub shares: mpsc::Receiver<ShareForward>,
-    /// A sender clone for jobs to carry.
-    pub share_tx: mpsc::Sender<ShareForward>,
+    /// Blocks from sessions (their own path).
+    pub blocks: mpsc::UnboundedReceiver<BlockForward>,
+    /// What jobs carry back to this task.
+    pub links: JobLinks,
+    /// Where blocks and their fate are recorded.
+    pub block_log: Arc<BlockLog>,
     /// Results back to sessions.
     pub results: mpsc::UnboundedSender<UpstreamResult>,
     /// Per-worker tallies (read by tests and the API).
@@ -136,6 +141,7 @@ impl<S: TemplateSource> LocalTask<S> {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "template source failed");
+                self.links.up.store(false, Ordering::Release);
                 let _ = self.health.send(Health::Failed(e));
                 return;
             }
@@ -180,9 +186,11 @@ impl<S: TemplateSource> LocalTask<S> {
             ntime: lj.ntime,
             clean,
             epoch: *epoch,
-            // Every accepted share comes here: the pool keeps the books.
+            // Every accepted share comes here: the pool keeps the books,
+            // at the miner's own difficulty.
             upstream_target: Target::MAX,
-            share_tx: self.share_tx.clone(),
+            pool_difficulty: f64::INFINITY,
+            links: self.links.clone(),
             notify,
             notify_clean,
             pool: self.pool,
@@ -197,44 +205,48 @@ impl<S: TemplateSource> LocalTask<S> {
             b.on_job(self.pool, &job.value, b.clock().now_ms());
         }
         let _ = self.jobs.send(Some(Arc::new(job)));
+        self.links.up.store(true, Ordering::Release);
         let _ = self.health.send(Health::Ready);
     }
 
-    fn on_share(&mut self, s: ShareForward, epoch: &mut u64) {
-        if s.is_block {
-            // The block first; the books after.
-            let job = &s.job;
-            // The version exactly as the session validated it.
-            let version = s.version;
-            let coinbase = [
-                job.template.coinb1(),
-                s.extranonce2.as_slice(),
-                job.template.coinb2(),
-            ]
-            .concat();
-            let txid = sluice_pow::sha::sha256d(&coinbase);
-            let header = Header {
-                version,
-                prev_hash: *job.template.prev_hash(),
-                merkle_root: sluice_pow::merkle::root_from_branches(&txid, job.template.branches()),
-                time: s.ntime,
-                bits: job.template.bits(),
-                nonce: s.nonce,
-            };
-            match self.source.submit_block(&header, &coinbase) {
-                Ok(b) => {
-                    tracing::info!(height = b.height, hash = %b.hash, worker = %s.worker, "block found");
-                    if let Ok(mut f) = self.found.lock() {
-                        f.push(b);
-                    }
-                    self.workers.entry(s.worker.clone()).or_default().blocks += 1;
-                    self.publish(true, epoch);
+    /// Submits a block to the source and checks the answer; a refusal is
+    /// tried again on the next ticks, up to [`MAX_BLOCK_ATTEMPTS`] times (a
+    /// node may be briefly busy or restarting).
+    fn submit(&mut self, b: &BlockForward, attempts: u32, epoch: &mut u64) -> bool {
+        let (header, coinbase) = b.share.block_parts();
+        self.block_log.set(b.id, BlockStatus::Submitted, None);
+        match self.source.submit_block(&header, &coinbase) {
+            Ok(acc) => {
+                tracing::info!(height = acc.height, hash = %acc.hash, worker = %b.share.worker, "block found");
+                self.block_log.set(
+                    b.id,
+                    BlockStatus::Accepted,
+                    Some(format!("height {}", acc.height)),
+                );
+                if let Ok(mut f) = self.found.lock() {
+                    f.push(acc);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, hash = %hex::encode_reversed(&s.hash), "block refused")
-                }
+                self.workers
+                    .entry(b.share.worker.clone())
+                    .or_default()
+                    .blocks += 1;
+                self.publish(true, epoch);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
+                let status = if attempts >= MAX_BLOCK_ATTEMPTS {
+                    BlockStatus::Rejected
+                } else {
+                    BlockStatus::Found
+                };
+                self.block_log.set(b.id, status, Some(e));
+                false
             }
         }
+    }
+
+    fn on_share(&mut self, s: ShareForward) {
         let mut t = self.workers.entry(s.worker.clone()).or_insert_with(|| {
             // Once per worker, not per share.
             tracing::info!(worker = %s.worker, "first share from worker");
@@ -251,6 +263,7 @@ impl<S: TemplateSource> LocalTask<S> {
             accepted: true,
             difficulty: s.difficulty,
             latency: Some(latency),
+            reject: None,
             share: crate::upstream::ShareInfo::of(&s),
         });
     }
@@ -261,13 +274,29 @@ impl<S: TemplateSource> LocalTask<S> {
         self.publish(true, &mut epoch);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut last_publish = Instant::now();
+        // Refused blocks to try again, with their attempts so far.
+        let mut retry: Vec<(BlockForward, u32)> = Vec::new();
         loop {
             tokio::select! {
+                biased;
+                b = self.blocks.recv() => {
+                    let Some(b) = b else { return };
+                    // The block first; the books after.
+                    if !self.submit(&b, 1, &mut epoch) {
+                        retry.push((b.clone(), 1));
+                    }
+                    self.on_share(b.share);
+                }
                 s = self.shares.recv() => {
                     let Some(s) = s else { return };
-                    self.on_share(s, &mut epoch);
+                    self.on_share(s);
                 }
                 _ = ticker.tick() => {
+                    for (b, n) in std::mem::take(&mut retry) {
+                        if !self.submit(&b, n + 1, &mut epoch) && n + 1 < MAX_BLOCK_ATTEMPTS {
+                            retry.push((b, n + 1));
+                        }
+                    }
                     if self.source.poll(unix_now()) {
                         self.publish(true, &mut epoch);
                         last_publish = Instant::now();

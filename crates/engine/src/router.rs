@@ -56,7 +56,9 @@ pub struct SessionSlot {
     pub tx: mpsc::Sender<SessionEvent>,
     /// Its current upstream.
     pub upstream: AtomicU32,
-    /// Σ accepted difficulty ×65536, written by the session task only.
+    /// Σ accepted difficulty as `f64` bits (fixed point would truncate the
+    /// tiny fractional difficulties of test and load rigs), written by the
+    /// session task only.
     pub work: Arc<AtomicU64>,
 }
 
@@ -132,8 +134,18 @@ struct Inner {
     by_id: HashMap<UpstreamId, (usize, Arc<UpstreamHandle>)>,
     next_id: UpstreamId,
     last_rebalance: Instant,
-    last_work: HashMap<SessionId, u64>,
+    last_work: HashMap<SessionId, f64>,
+    last_suggest: Instant,
+    suggest_work: HashMap<SessionId, f64>,
 }
+
+/// How often each connection's aggregate difficulty is worked out.
+const SUGGEST_EVERY: Duration = Duration::from_secs(10);
+
+/// Seconds per share the suggested difficulty aims at for a whole upstream
+/// connection: a few shares a second keep the pool's count of our work
+/// within about 1 % over an hour, and its traffic small.
+const SUGGEST_SECS_PER_SHARE: f64 = 0.5;
 
 /// The router. Shared (`Arc`) by the listener and its own task.
 pub struct Router {
@@ -165,6 +177,8 @@ impl Router {
             next_id: 1,
             last_rebalance: Instant::now(),
             last_work: HashMap::new(),
+            last_suggest: Instant::now(),
+            suggest_work: HashMap::new(),
         };
         for (i, entry) in pools.into_iter().enumerate() {
             let id = inner.next_id;
@@ -459,6 +473,37 @@ impl Router {
             inner.last_rebalance = now;
             self.rebalance(&mut inner, active);
         }
+        let since = now.duration_since(inner.last_suggest);
+        if since >= SUGGEST_EVERY {
+            inner.last_suggest = now;
+            self.suggest(&mut inner, since);
+        }
+    }
+
+    /// Works out, per upstream connection, the difficulty that fits the
+    /// work its sessions sent in the last interval, for the connection to
+    /// ask its pool for (`mining.suggest_difficulty`).
+    fn suggest(&self, inner: &mut Inner, elapsed: Duration) {
+        let mut per_conn: HashMap<UpstreamId, f64> = HashMap::new();
+        let mut seen = HashMap::with_capacity(self.sessions.len());
+        for s in self.sessions.iter() {
+            let w = f64::from_bits(s.work.load(Ordering::Relaxed));
+            let last = inner.suggest_work.get(s.key()).copied().unwrap_or(w);
+            seen.insert(*s.key(), w);
+            *per_conn
+                .entry(s.upstream.load(Ordering::Relaxed))
+                .or_default() += (w - last).max(0.0);
+        }
+        inner.suggest_work = seen;
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        for (id, work) in per_conn {
+            if let Some((_, h)) = inner.by_id.get(&id)
+                && work > 0.0
+            {
+                // Σ difficulty per second × seconds per share.
+                h.suggest.set(work / secs * SUGGEST_SECS_PER_SHARE);
+            }
+        }
     }
 
     /// Moves sessions so that the work split of the active level follows
@@ -472,8 +517,8 @@ impl Router {
         }
         let mut seen = HashMap::new();
         for s in self.sessions.iter() {
-            let w = s.work.load(Ordering::Relaxed);
-            let last = inner.last_work.get(s.key()).copied().unwrap_or(0);
+            let w = f64::from_bits(s.work.load(Ordering::Relaxed));
+            let last = inner.last_work.get(s.key()).copied().unwrap_or(0.0);
             seen.insert(*s.key(), w);
             let Some((pool, h)) = inner.by_id.get(&s.upstream.load(Ordering::Relaxed)) else {
                 continue;
@@ -481,7 +526,7 @@ impl Router {
             if !is_ready(h) || inner.pools[*pool].entry.level != level {
                 continue;
             }
-            let delta = w.saturating_sub(last) as f64 / 65536.0;
+            let delta = (w - last).max(0.0);
             per_session.push((*s.key(), *pool, delta));
         }
         inner.last_work = seen;

@@ -7,8 +7,8 @@
 //! share path takes a lock.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,10 +21,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::extranonce::{Geometry, PrefixAllocator};
+use crate::blocks::BlockLog;
+use crate::extranonce::Geometry;
+use crate::limits::{NameQuota, Prefixes};
 use crate::router::{Router, SessionEvent};
 use crate::session::{Output, Session, SessionConfig};
-use crate::stats::{Disconnect, Stats};
+use crate::stats::{Disconnect, PoolReject, Stats};
 use sluice_sv1::{LineCodec, LineError};
 
 /// Listener limits.
@@ -42,17 +44,25 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Longest line from a miner.
     pub max_line: usize,
+    /// Worker names held at once by all connections from one address.
+    pub max_names_per_ip: usize,
+    /// How long a session may sit on a failed upstream, with no other to
+    /// move to, before its miner is disconnected (so that its own backup
+    /// pools take over). Its shares are answered error 20 meanwhile.
+    pub no_upstream_grace: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 65_536,
-            max_per_ip: 65_536,
+            max_per_ip: 8_192,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             write_timeout: Duration::from_secs(10),
             max_line: sluice_sv1::DEFAULT_MAX_LINE,
+            max_names_per_ip: 16_384,
+            no_upstream_grace: Duration::from_secs(20),
         }
     }
 }
@@ -98,27 +108,19 @@ impl Drop for IpGuard {
     }
 }
 
-/// Undoes a session's registrations when its task ends.
+/// Undoes a session's registrations when its task ends (the session core
+/// gives back its own prefix and names).
 struct SessionGuard {
     engine: Arc<Engine>,
     id: u64,
-    prefix: Vec<u8>,
-    registered: bool,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        if self.registered {
-            self.engine.router.release(self.id);
-            self.engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.engine.release_prefix(&self.prefix);
+        self.engine.router.release(self.id);
+        self.engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
-
-/// How long a session waits for room in its upstream's share queue before
-/// counting the share as not delivered.
-const FORWARD_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything sessions share.
 pub struct Engine {
@@ -132,7 +134,12 @@ pub struct Engine {
     pub geometry: Geometry,
     /// Routing.
     pub router: Arc<Router>,
-    prefixes: Mutex<PrefixAllocator>,
+    /// Extranonce prefixes (taken at subscribe).
+    pub prefixes: Arc<Prefixes>,
+    /// Worker names per source address.
+    pub names: Arc<NameQuota>,
+    /// Where blocks are recorded before anything else happens to them.
+    pub blocks: Arc<BlockLog>,
     next_session: AtomicU64,
     per_ip: DashMap<IpAddr, usize>,
     /// Stops everything.
@@ -145,6 +152,7 @@ pub struct Engine {
 
 impl Engine {
     /// Assembles an engine around a router.
+    #[allow(clippy::too_many_arguments)] // wiring: one of each part
     pub fn new(
         stats: Arc<Stats>,
         session_cfg: SessionConfig,
@@ -153,12 +161,15 @@ impl Engine {
         router: Arc<Router>,
         cancel: CancellationToken,
         books: Option<Arc<sluice_books::Books>>,
+        blocks: Arc<BlockLog>,
     ) -> Arc<Self> {
         Arc::new(Self {
             stats,
             session_cfg: Arc::new(session_cfg),
+            prefixes: Arc::new(Prefixes::new(geometry.prefix_len)),
+            names: Arc::new(NameQuota::new(server_cfg.max_names_per_ip)),
+            blocks,
             server_cfg,
-            prefixes: Mutex::new(PrefixAllocator::new(geometry.prefix_len)),
             geometry,
             router,
             next_session: AtomicU64::new(1),
@@ -167,20 +178,6 @@ impl Engine {
             tracker: TaskTracker::new(),
             books,
         })
-    }
-
-    fn alloc_prefix(&self) -> Option<Vec<u8>> {
-        self.prefixes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .alloc()
-    }
-
-    fn release_prefix(&self, p: &[u8]) {
-        self.prefixes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .release(p);
     }
 
     /// Accepts miners until cancelled, then waits for sessions to close.
@@ -241,34 +238,26 @@ impl Engine {
 
     async fn session(self: Arc<Self>, id: u64, stream: TcpStream, peer: SocketAddr) -> Disconnect {
         let _ = stream.set_nodelay(true);
-        let Some(prefix) = self.alloc_prefix() else {
-            tracing::warn!("extranonce prefixes exhausted; raise session_prefix_bytes");
-            return Disconnect::NoUpstream;
-        };
-        // Releases the prefix (and, once registered, the router slot and
-        // the session count) however the task ends — a panic included.
-        let mut guard = SessionGuard {
-            engine: self.clone(),
-            id,
-            prefix: prefix.clone(),
-            registered: false,
-        };
         let (tx, rx) = mpsc::channel(256);
         let work = Arc::new(AtomicU64::new(0));
         let Some(up) = self.router.assign(id, tx, work.clone()) else {
             return Disconnect::NoUpstream;
         };
-        guard.registered = true;
+        // Releases the router slot and the session count however the task
+        // ends — a panic included.
+        let _guard = SessionGuard {
+            engine: self.clone(),
+            id,
+        };
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, upstream = up.id, "session assigned");
-        self.session_loop(id, stream, prefix, up, rx, work).await
+        self.session_loop(id, stream, up, rx, work).await
     }
 
     async fn session_loop(
         &self,
         id: u64,
         stream: TcpStream,
-        prefix: Vec<u8>,
         mut up: Arc<crate::upstream::UpstreamHandle>,
         mut events: mpsc::Receiver<SessionEvent>,
         work: Arc<AtomicU64>,
@@ -289,17 +278,27 @@ impl Engine {
             id,
             self.session_cfg.clone(),
             self.stats.clone(),
-            prefix,
+            Vec::new(),
             self.geometry.downstream_len,
             started,
-        );
+        )
+        .with_prefixes(self.prefixes.clone());
+        if let Some(p) = peer {
+            core = core.with_name_quota(self.names.clone(), p.ip());
+        }
         if let Some(b) = &self.books {
             core = core.with_books(b.clone(), peer.map(|p| p.ip()));
         }
         let mut jobs = up.jobs.clone();
         jobs.mark_changed();
         let mut last_line = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        // Often enough to honour the no-upstream grace within a tick.
+        let mut ticker = tokio::time::interval(
+            Duration::from_secs(5).min(cfg.no_upstream_grace.max(Duration::from_millis(100))),
+        );
+        // Since when the session's upstream has been down (it is moved off
+        // at once if another pool is up; otherwise the miner is told).
+        let mut down_since: Option<Instant> = None;
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One timer for the handshake/idle deadline, re-armed only when it
         // fires early (activity moved the deadline): a fresh timer per line
@@ -351,7 +350,19 @@ impl Engine {
                     Some(SessionEvent::Result(r)) => core.on_upstream_result(&r, Instant::now()),
                     Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
                 },
-                _ = ticker.tick() => core.on_tick(Instant::now()),
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    core.on_tick(now);
+                    if matches!(*up.health.borrow(), crate::upstream::Health::Failed(_)) {
+                        let since = *down_since.get_or_insert(now);
+                        if now.duration_since(since) >= cfg.no_upstream_grace {
+                            tracing::info!(grace = ?cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
+                            return Disconnect::NoUpstream;
+                        }
+                    } else {
+                        down_since = None;
+                    }
+                }
                 _ = &mut idle => {
                     let deadline = if core.is_ready() { last_line + cfg.idle_timeout } else { handshake_deadline };
                     if tokio::time::Instant::now() < deadline {
@@ -368,36 +379,34 @@ impl Engine {
                 match o {
                     Output::Send(b) => sends.push(b),
                     Output::Forward(f) => {
-                        let tx = f.job.share_tx.clone();
-                        let info = crate::upstream::ShareInfo::of(&f);
-                        let (session, difficulty) = (f.session, f.difficulty);
-                        let delivered = match tx.try_send(*f) {
-                            Ok(()) => true,
-                            // A full queue gets a short wait; a closed one
-                            // (upstream gone) none.
-                            Err(mpsc::error::TrySendError::Full(f)) => {
-                                matches!(
-                                    tokio::time::timeout(FORWARD_WAIT, tx.send(f)).await,
-                                    Ok(Ok(()))
-                                )
-                            }
-                            Err(mpsc::error::TrySendError::Closed(_)) => false,
-                        };
-                        if !delivered {
-                            // Credited locally, never seen upstream: counted
-                            // as an upstream reject for the pool and session.
-                            self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+                        let Some(block) = f.send() else { continue };
+                        // A block: recorded, sent at once on its own path
+                        // (no share queue in front of it), then made
+                        // durable before the miner hears anything.
+                        let id = self.blocks.found(&block);
+                        let tx = block.job.links.block_tx.clone();
+                        if let Err(e) = tx.send(crate::job::BlockForward { id, share: block }) {
+                            self.blocks.set(
+                                id,
+                                crate::blocks::BlockStatus::Failed,
+                                Some("its upstream task is gone".into()),
+                            );
+                            let s = e.0.share;
+                            self.stats.upstream_reject(PoolReject::Undelivered);
                             core.on_upstream_result(
                                 &crate::upstream::UpstreamResult {
-                                    session,
+                                    session: s.session,
                                     accepted: false,
-                                    difficulty,
+                                    difficulty: s.difficulty,
                                     latency: None,
-                                    share: info,
+                                    reject: Some(PoolReject::Undelivered),
+                                    share: crate::upstream::ShareInfo::of(&s),
                                 },
                                 Instant::now(),
                             );
                         }
+                        let log = self.blocks.clone();
+                        let _ = tokio::task::spawn_blocking(move || log.sync()).await;
                     }
                     Output::Disconnect(d) => disconnect = Some(d),
                 }
@@ -421,10 +430,7 @@ impl Engine {
             if let Err(d) = written {
                 return d;
             }
-            work.store(
-                (core.counters().accepted_work * 65536.0) as u64,
-                Ordering::Relaxed,
-            );
+            work.store(core.counters().accepted_work.to_bits(), Ordering::Relaxed);
             if let Some(d) = disconnect {
                 return d;
             }

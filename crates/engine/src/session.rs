@@ -22,8 +22,12 @@ use sluice_books::{Books, JobValue, ShareKind, Worker as BookWorker};
 use sluice_pow::{ShareChecker, Submission, Target, hex};
 use sluice_sv1::message::{self as msg, ClientRequest};
 use sluice_sv1::{SubmitRef, parse_client, parse_submit};
+use tokio::sync::mpsc;
+
+use std::sync::atomic::Ordering;
 
 use crate::job::{Extranonce, Job, ShareForward, UpstreamId};
+use crate::limits::{NameQuota, Prefixes};
 use crate::stats::{Disconnect, Reject, Stats};
 use crate::vardiff::{Vardiff, VardiffConfig};
 
@@ -81,9 +85,45 @@ pub enum Output {
     Send(Bytes),
     /// Send this share to its job's upstream (boxed: the share is large
     /// and rare next to replies, and outputs are buffered per session).
-    Forward(Box<ShareForward>),
+    Forward(Box<Forward>),
     /// Close the connection.
     Disconnect(Disconnect),
+}
+
+/// A share on its way up, with its place in its upstream's queue already
+/// taken (so handing it over cannot fail or wait).
+#[derive(Debug)]
+pub struct Forward {
+    /// The share.
+    pub share: ShareForward,
+    /// Its place in the job's share queue (`None` for a block, which has
+    /// a path of its own).
+    pub permit: Option<mpsc::OwnedPermit<ShareForward>>,
+    up: bool,
+}
+
+impl Forward {
+    fn goes_up(&self) -> bool {
+        self.up
+    }
+
+    /// Hands the share to its upstream (a block: see the block path).
+    pub fn send(self) -> Option<ShareForward> {
+        match self.permit {
+            Some(p) => {
+                p.send(self.share);
+                None
+            }
+            None => Some(self.share),
+        }
+    }
+}
+
+impl std::ops::Deref for Forward {
+    type Target = ShareForward;
+    fn deref(&self) -> &ShareForward {
+        &self.share
+    }
 }
 
 /// Per-session tallies (the books read these).
@@ -96,7 +136,7 @@ pub struct SessionCounters {
     /// Σ difficulty of shares rejected for work reasons (stale, low, dup…).
     pub rejected_work: f64,
     /// Rejects by reason (index = `Reject as usize`).
-    pub rejected: [u64; 12],
+    pub rejected: [u64; Reject::ALL.len()],
     /// Blocks found.
     pub blocks: u64,
     /// Forwarded shares the pool accepted.
@@ -155,8 +195,16 @@ pub struct Session {
     /// Pool and value of the latest job sent: rejected work is valued at
     /// it (the network rate does not depend on which job it was).
     last_value: (Option<usize>, JobValue),
+    /// The miner's extranonce1 (its prefix): empty until subscribe when
+    /// it comes from `prefixes`.
     extranonce1: Vec<u8>,
     extranonce2_size: usize,
+    /// Where the prefix comes from (taken at subscribe, given back at
+    /// drop); `None` when the prefix was fixed at construction.
+    prefixes: Option<Arc<Prefixes>>,
+    /// Names held against the source address's quota.
+    quota: Option<(Arc<NameQuota>, IpAddr)>,
+    quota_held: usize,
     /// Mask agreed with the miner (0 when it never configured rolling).
     version_mask: u32,
     /// The mask last announced to the miner (configure reply or
@@ -209,6 +257,9 @@ impl Session {
             last_value: (None, JobValue::default()),
             extranonce1,
             extranonce2_size,
+            prefixes: None,
+            quota: None,
+            quota_held: 0,
             version_mask: 0,
             sent_mask: None,
             epochs: Vec::new(),
@@ -228,6 +279,20 @@ impl Session {
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<IpAddr>) -> Self {
         self.books = Some(books);
         self.peer = peer;
+        self
+    }
+
+    /// Takes the miner's prefix from `prefixes` at subscribe (not at
+    /// accept: a connection that never subscribes holds none).
+    pub fn with_prefixes(mut self, prefixes: Arc<Prefixes>) -> Self {
+        self.prefixes = Some(prefixes);
+        self
+    }
+
+    /// Holds the worker names this session authorizes against `ip`'s
+    /// share of `quota`.
+    pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: IpAddr) -> Self {
+        self.quota = Some((quota, ip));
         self
     }
 
@@ -299,6 +364,25 @@ impl Session {
         let id = req.id.as_bytes();
         match req.body {
             ClientRequest::Subscribe { user_agent, .. } => {
+                if self.extranonce1.is_empty()
+                    && let Some(p) = &self.prefixes
+                {
+                    match p.alloc() {
+                        Some(prefix) => self.extranonce1 = prefix,
+                        None => {
+                            tracing::warn!(
+                                "extranonce prefixes exhausted; raise session_prefix_bytes"
+                            );
+                            out.push(Output::Send(msg::encode_error(
+                                id,
+                                sluice_sv1::ErrorCode::Other,
+                                "Server full",
+                            )));
+                            out.push(Output::Disconnect(Disconnect::NoPrefix));
+                            return;
+                        }
+                    }
+                }
                 self.subscribed = true;
                 self.user_agent = user_agent.map(|mut u| {
                     // Cut on a character boundary: the agent is untrusted text.
@@ -309,7 +393,6 @@ impl Session {
                     u.truncate(n);
                     u
                 });
-                self.consecutive_bad = 0;
                 let sub_id = format!("{:x}", self.id);
                 out.push(Output::Send(msg::encode_subscribe_result(
                     id,
@@ -327,27 +410,31 @@ impl Session {
                     self.bad(Reject::Unauthorized, id, out);
                     return;
                 }
-                self.consecutive_bad = 0;
                 if let Some(d) = password.as_deref().and_then(password_difficulty) {
                     self.vardiff.set(d, now);
                     self.fixed_difficulty = true;
                 }
                 if !self.workers.contains_key(username.as_str()) {
                     if self.workers.len() >= self.cfg.max_workers_per_connection {
-                        self.bad(Reject::Unauthorized, id, out);
+                        self.bad(Reject::TooManyWorkers, id, out);
                         return;
                     }
-                    let book = self.books.as_ref().map(|b| {
-                        let now_ms = b.clock().ms(now);
-                        b.connect_worker(&username, self.peer, self.user_agent.as_deref(), now_ms)
-                    });
-                    self.workers.insert(username.into(), book);
+                    if let Some((q, ip)) = &self.quota {
+                        if !q.take(*ip) {
+                            self.bad(Reject::TooManyWorkers, id, out);
+                            return;
+                        }
+                        self.quota_held += 1;
+                    }
+                    // The books get a row at the worker's first accepted
+                    // share, not here: names that never share cost nothing
+                    // and cannot fill the table.
+                    self.workers.insert(username.into(), None);
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);
             }
             ClientRequest::Configure { extensions, params } => {
-                self.consecutive_bad = 0;
                 let result = self.configure(&extensions, &params);
                 out.push(Output::Send(msg::encode_result(id, &Value::Object(result))));
             }
@@ -524,21 +611,31 @@ impl Session {
         if self.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.force_clean {
             return;
         }
-        let d = self.vardiff.difficulty();
+        // Work in = work credited: never above what the pool credits a
+        // forwarded share of this job at.
+        let d = self.vardiff.difficulty().min(job.pool_difficulty);
         if self.sent_difficulty != Some(d) {
             out.push(Output::Send(msg::encode_set_difficulty(d)));
             self.sent_difficulty = Some(d);
         }
-        // What the miner may roll on this job: its mask, the upstream's,
-        // and under the OR rule none of the bits the job version already
-        // has (the miner clears them, the pool would not).
-        let mut mask = self.version_mask & job.version_mask;
-        if job.rolling_rule == sluice_pow::version::RollingRule::Or {
-            mask &= !job.version;
-        }
+        // What the miner may roll: its mask and the upstream's, without the
+        // bits the job version already sets — then BIP 310's replace rule
+        // and ckpool's OR rule build the same header, and every pool
+        // agrees with our hash.
+        let mask = self.version_mask & job.version_mask & !job.version;
         if self.version_mask != 0 && self.sent_mask != Some(mask) {
             out.push(Output::Send(msg::encode_set_version_mask(mask)));
             self.sent_mask = Some(mask);
+            // `mining.set_version_mask` takes effect at once, for the
+            // jobs the miner still works on too: validate those with the
+            // mask in force (less each job's own version bits).
+            for e in self
+                .jobs
+                .iter_mut()
+                .filter(|e| e.job.upstream == job.upstream)
+            {
+                e.mask = self.version_mask & job.version_mask & !e.job.version;
+            }
         }
         let line = if self.force_clean && !job.clean {
             job.notify_clean.clone()
@@ -576,30 +673,36 @@ impl Session {
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
         // One lookup of the worker per share: its name for the share, its
         // books for the outcome.
-        let (name, book) = match self.workers.get_key_value(s.worker) {
+        let (name, mut book) = match self.workers.get_key_value(s.worker) {
             Some((k, b)) => (Some(k.clone()), b.clone()),
             None => (None, None),
         };
-        match self.check_submit(s, name, now) {
-            Ok(fwd) => {
+        match self.check_submit(s, name, now).and_then(Self::reserve) {
+            Ok(forward) => {
                 self.consecutive_bad = 0;
+                let fwd = &forward.share;
+                if book.is_none()
+                    && let Some(b) = &self.books
+                {
+                    // The worker's first accepted share: now it has books.
+                    let w = b.connect_worker(
+                        &fwd.worker,
+                        self.peer,
+                        self.user_agent.as_deref(),
+                        b.clock().ms(now),
+                    );
+                    self.workers.insert(fwd.worker.clone(), Some(w.clone()));
+                    book = Some(w);
+                }
                 let d = fwd.difficulty;
                 let (pool, value, block) = (fwd.job.pool, fwd.job.value, fwd.is_block);
-                let forward = fwd.is_block || fwd.job.upstream_target.is_met_by(&fwd.hash);
-                if fwd.is_block {
+                if block {
+                    // The block log counts candidates and logs them.
                     self.counters.blocks += 1;
-                    self.stats
-                        .blocks_found
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(
-                        session = self.id,
-                        hash = %hex::encode_reversed(&fwd.hash),
-                        "share meets the network target"
-                    );
                 }
                 // A block goes out before the miner hears anything.
-                if forward {
-                    out.push(Output::Forward(Box::new(fwd)));
+                if forward.goes_up() {
+                    out.push(Output::Forward(Box::new(forward)));
                 }
                 out.push(Output::Send(msg::encode_true(s.id)));
                 self.book(
@@ -635,6 +738,31 @@ impl Session {
                 } else {
                     self.bad(r, s.id, out);
                 }
+            }
+        }
+    }
+
+    /// Takes a place in the job's upstream queue for a share that goes up
+    /// (a block has its own, unbounded path). A share the upstream cannot
+    /// take now is refused here rather than answered `true` and lost.
+    fn reserve(share: ShareForward) -> Result<Forward, (Reject, f64)> {
+        let up = share.is_block || share.job.upstream_target.is_met_by(&share.hash);
+        if !up || share.is_block {
+            return Ok(Forward {
+                share,
+                permit: None,
+                up,
+            });
+        }
+        match share.job.links.share_tx.clone().try_reserve_owned() {
+            Ok(p) => Ok(Forward {
+                share,
+                permit: Some(p),
+                up,
+            }),
+            Err(mpsc::error::TrySendError::Full(_)) => Err((Reject::PoolBusy, share.difficulty)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err((Reject::NoUpstream, share.difficulty))
             }
         }
     }
@@ -737,6 +865,11 @@ impl Session {
         if !r.meets_share_target && !r.meets_network_target {
             return Err((Reject::LowDifficulty, d));
         }
+        // A share that can go nowhere is not answered `true` (a block
+        // still is: it waits in the block log for its pool to return).
+        if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
+            return Err((Reject::NoUpstream, d));
+        }
         let key = u64::from_le_bytes([
             r.hash[0], r.hash[1], r.hash[2], r.hash[3], r.hash[4], r.hash[5], r.hash[6], r.hash[7],
         ]);
@@ -778,6 +911,14 @@ impl Drop for Session {
     fn drop(&mut self) {
         for w in self.workers.values().flatten() {
             w.disconnected();
+        }
+        if let Some((q, ip)) = &self.quota {
+            q.give_back(*ip, self.quota_held);
+        }
+        if let Some(p) = &self.prefixes
+            && !self.extranonce1.is_empty()
+        {
+            p.release(&self.extranonce1);
         }
     }
 }

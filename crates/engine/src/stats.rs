@@ -36,11 +36,19 @@ pub enum Reject {
     Malformed,
     /// A method this server does not implement.
     UnknownMethod,
+    /// Too many worker names on this connection or from this address.
+    TooManyWorkers,
+    /// The pool's share queue is full (it is not keeping up): the share
+    /// is refused rather than answered `true` and dropped.
+    PoolBusy,
+    /// No pool can take the share now (its upstream is down and no other
+    /// is up): error 20, so the miner's own backup pools take over.
+    NoUpstream,
 }
 
 impl Reject {
     /// Every reason, in label order (index = `as usize`).
-    pub const ALL: [Reject; 12] = [
+    pub const ALL: [Reject; 15] = [
         Reject::JobNotFound,
         Reject::Stale,
         Reject::Duplicate,
@@ -53,6 +61,9 @@ impl Reject {
         Reject::VersionOutsideMask,
         Reject::Malformed,
         Reject::UnknownMethod,
+        Reject::TooManyWorkers,
+        Reject::PoolBusy,
+        Reject::NoUpstream,
     ];
 
     /// The V1 error code the miner receives.
@@ -61,14 +72,16 @@ impl Reject {
             Reject::JobNotFound | Reject::Stale => ErrorCode::JobNotFound,
             Reject::Duplicate => ErrorCode::Duplicate,
             Reject::LowDifficulty => ErrorCode::LowDifficulty,
-            Reject::Unauthorized => ErrorCode::Unauthorized,
+            Reject::Unauthorized | Reject::TooManyWorkers => ErrorCode::Unauthorized,
             Reject::NotSubscribed => ErrorCode::NotSubscribed,
             Reject::BadExtranonce2Size
             | Reject::BadHex
             | Reject::NtimeOutOfRange
             | Reject::VersionOutsideMask
             | Reject::Malformed
-            | Reject::UnknownMethod => ErrorCode::Other,
+            | Reject::UnknownMethod
+            | Reject::PoolBusy
+            | Reject::NoUpstream => ErrorCode::Other,
         }
     }
 
@@ -87,6 +100,9 @@ impl Reject {
             Reject::VersionOutsideMask => "Version bits outside negotiated mask",
             Reject::Malformed => "Malformed request",
             Reject::UnknownMethod => "Method not found",
+            Reject::TooManyWorkers => "Too many worker names from this connection or address",
+            Reject::PoolBusy => "Pool not keeping up",
+            Reject::NoUpstream => "No pool available",
         }
     }
 
@@ -105,6 +121,9 @@ impl Reject {
             Reject::VersionOutsideMask => "version_outside_mask",
             Reject::Malformed => "malformed",
             Reject::UnknownMethod => "unknown_method",
+            Reject::TooManyWorkers => "too_many_workers",
+            Reject::PoolBusy => "pool_busy",
+            Reject::NoUpstream => "no_upstream",
         }
     }
 
@@ -120,7 +139,81 @@ impl Reject {
                 | Reject::LowDifficulty
                 | Reject::NtimeOutOfRange
                 | Reject::VersionOutsideMask
+                | Reject::PoolBusy
+                | Reject::NoUpstream
         )
+    }
+}
+
+/// Why a pool refused a share we forwarded, read from its error code and
+/// text (pools word these freely; the raw text is logged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolReject {
+    /// Stale, or a job the pool no longer knows (code 21).
+    Stale,
+    /// Duplicate (code 22).
+    Duplicate,
+    /// Below the pool's target (code 23, ckpool's "Above target").
+    LowDifficulty,
+    /// The worker is not authorized (code 24, 25).
+    Unauthorized,
+    /// The connection went down before the pool answered.
+    Unanswered,
+    /// Could not be delivered (the upstream was down or its queue full).
+    Undelivered,
+    /// Anything else.
+    Other,
+}
+
+impl PoolReject {
+    /// Every reason (index = `as usize`).
+    pub const ALL: [PoolReject; 7] = [
+        PoolReject::Stale,
+        PoolReject::Duplicate,
+        PoolReject::LowDifficulty,
+        PoolReject::Unauthorized,
+        PoolReject::Unanswered,
+        PoolReject::Undelivered,
+        PoolReject::Other,
+    ];
+
+    /// A fixed label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolReject::Stale => "stale",
+            PoolReject::Duplicate => "duplicate",
+            PoolReject::LowDifficulty => "low_difficulty",
+            PoolReject::Unauthorized => "unauthorized",
+            PoolReject::Unanswered => "unanswered",
+            PoolReject::Undelivered => "undelivered",
+            PoolReject::Other => "other",
+        }
+    }
+
+    /// Classifies a pool's answer: its V1 error code, else its text.
+    pub fn classify(code: Option<i64>, text: &str) -> Self {
+        match code {
+            Some(21) => return PoolReject::Stale,
+            Some(22) => return PoolReject::Duplicate,
+            Some(23) => return PoolReject::LowDifficulty,
+            Some(24 | 25) => return PoolReject::Unauthorized,
+            _ => {}
+        }
+        let t = text.to_ascii_lowercase();
+        if t.contains("stale") || t.contains("job not found") || t.contains("invalid job") {
+            PoolReject::Stale
+        } else if t.contains("duplicate") {
+            PoolReject::Duplicate
+        } else if t.contains("low difficulty")
+            || t.contains("above target")
+            || t.contains("high-hash")
+        {
+            PoolReject::LowDifficulty
+        } else if t.contains("unauthori") || t.contains("not subscribed") {
+            PoolReject::Unauthorized
+        } else {
+            PoolReject::Other
+        }
     }
 }
 
@@ -139,8 +232,11 @@ pub enum Disconnect {
     SlowReader,
     /// Too many bad requests in a row.
     RepeatOffender,
-    /// No upstream could take the session.
+    /// No upstream could take the session, or none came back within the
+    /// grace period (the miner's own backup pools take over).
     NoUpstream,
+    /// Every extranonce prefix is taken.
+    NoPrefix,
     /// Socket error.
     Io,
     /// The server is shutting down.
@@ -149,7 +245,7 @@ pub enum Disconnect {
 
 impl Disconnect {
     /// Every reason (index = `as usize`).
-    pub const ALL: [Disconnect; 9] = [
+    pub const ALL: [Disconnect; 10] = [
         Disconnect::PeerClosed,
         Disconnect::LineTooLong,
         Disconnect::HandshakeTimeout,
@@ -157,6 +253,7 @@ impl Disconnect {
         Disconnect::SlowReader,
         Disconnect::RepeatOffender,
         Disconnect::NoUpstream,
+        Disconnect::NoPrefix,
         Disconnect::Io,
         Disconnect::Shutdown,
     ];
@@ -171,6 +268,7 @@ impl Disconnect {
             Disconnect::SlowReader => "slow_reader",
             Disconnect::RepeatOffender => "repeat_offender",
             Disconnect::NoUpstream => "no_upstream",
+            Disconnect::NoPrefix => "no_prefix",
             Disconnect::Io => "io",
             Disconnect::Shutdown => "shutdown",
         }
@@ -199,6 +297,11 @@ impl AtomicF64 {
         }
     }
 
+    /// Replaces the value.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
     /// The current value.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
@@ -213,9 +316,9 @@ pub struct Stats {
     /// Σ difficulty of accepted shares.
     pub accepted_work: AtomicF64,
     /// Rejects by [`Reject`] (index `as usize`).
-    pub rejected: [AtomicU64; 12],
+    pub rejected: [AtomicU64; Reject::ALL.len()],
     /// Disconnects by [`Disconnect`].
-    pub disconnects: [AtomicU64; 9],
+    pub disconnects: [AtomicU64; Disconnect::ALL.len()],
     /// Connections refused at the global or per-IP limit.
     pub refused_connections: AtomicU64,
     /// Shares sent upstream.
@@ -224,8 +327,28 @@ pub struct Stats {
     pub upstream_accepted: AtomicU64,
     /// Upstream rejected.
     pub upstream_rejected: AtomicU64,
-    /// Blocks found (shares meeting the network target).
+    /// Block candidates found (shares meeting the network target).
     pub blocks_found: AtomicU64,
+    /// Block submissions sent to a pool or node (retries included).
+    pub blocks_submitted: AtomicU64,
+    /// Blocks the pool or node accepted.
+    pub blocks_accepted: AtomicU64,
+    /// Blocks the pool or node refused.
+    pub blocks_rejected: AtomicU64,
+    /// Blocks given up on without a verdict.
+    pub blocks_failed: AtomicU64,
+    /// Failed writes to the block log.
+    pub block_log_errors: AtomicU64,
+    /// Upstream rejects by [`PoolReject`] (index `as usize`).
+    pub upstream_rejects: [AtomicU64; PoolReject::ALL.len()],
+    /// Shares not forwarded: below the stricter of the pool's old and new
+    /// difficulty while a change is pending.
+    pub upstream_withheld: AtomicU64,
+    /// `mining.suggest_difficulty` sent to pools.
+    pub difficulty_suggestions: AtomicU64,
+    /// `client.reconnect` requests refused (a host not in the pool's
+    /// config).
+    pub reconnects_refused: AtomicU64,
     /// Sessions currently connected.
     pub sessions: AtomicU64,
     /// Time from a miner's submit to the pool's answer.
@@ -276,6 +399,12 @@ impl Stats {
     /// One share's time from the miner's submit to the pool's answer.
     pub fn observe_submit_latency(&self, d: Duration) {
         self.submit_latency.observe(d);
+    }
+
+    /// Counts a pool's reject.
+    pub fn upstream_reject(&self, r: PoolReject) {
+        self.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+        self.upstream_rejects[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a disconnect.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice_pow::version::RollingRule;
 use sluice_pow::{JobTemplate, Target, hex};
 use sluice_sv1::message as msg;
@@ -30,10 +30,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocks::{BlockLog, BlockStatus};
 use crate::extranonce::Geometry;
-use crate::job::{Job, ShareForward, UpstreamId};
+use crate::job::{BlockForward, Job, JobLinks, ShareForward, UpstreamId};
 use crate::session::SessionId;
-use crate::stats::Stats;
+use crate::stats::{AtomicF64, PoolReject, Stats};
 
 /// `stratum+tcp://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -132,6 +133,24 @@ pub struct UpstreamConfig {
     pub max_line: usize,
     /// Sent in `mining.subscribe`.
     pub user_agent: String,
+    /// Ask the pool for a difficulty that fits the aggregate.
+    pub suggest_difficulty: bool,
+    /// Hosts other than the configured one that `client.reconnect` may
+    /// send us to (the configured host, any port, is always allowed).
+    pub reconnect_hosts: Vec<String>,
+}
+
+impl UpstreamConfig {
+    /// True when `client.reconnect` may take us (and our credentials) to
+    /// `host`: the configured host, or one listed for this pool. Host
+    /// names compare without case; nothing is resolved.
+    pub fn reconnect_allowed(&self, host: &str) -> bool {
+        let same = |h: &str| {
+            h.trim_end_matches('.')
+                .eq_ignore_ascii_case(host.trim_end_matches('.'))
+        };
+        same(&self.url.host) || self.reconnect_hosts.iter().any(|h| same(h))
+    }
 }
 
 /// Health as the router sees it.
@@ -156,6 +175,8 @@ pub struct UpstreamResult {
     pub difficulty: f64,
     /// Submit to answer, when the pool answered.
     pub latency: Option<Duration>,
+    /// Why the pool refused it (`None` when accepted).
+    pub reject: Option<PoolReject>,
     /// Worker, pool and value of the share (for the books).
     pub share: ShareInfo,
 }
@@ -204,6 +225,9 @@ pub struct UpstreamHandle {
     pub sessions: AtomicU64,
     /// Cancels the connection task.
     pub cancel: CancellationToken,
+    /// The difficulty the router asks this connection's pool for (the
+    /// aggregate of its sessions; 0 until known).
+    pub suggest: Arc<AtomicF64>,
 }
 
 /// Shares awaiting an answer before a pool counts as not answering.
@@ -216,6 +240,8 @@ struct Pending {
     difficulty: f64,
     sent: Instant,
     share: ShareInfo,
+    /// Its number in the block log, for a block.
+    block: Option<u64>,
 }
 
 /// What the protocol state wants the task to do.
@@ -227,10 +253,23 @@ pub enum ClientAction {
     Job(JobParts),
     /// Report a share result.
     Result(UpstreamResult),
+    /// The pool's verdict on a block we submitted.
+    Block {
+        /// Its number in the block log.
+        id: u64,
+        /// Accepted.
+        accepted: bool,
+        /// The pool's words.
+        detail: Option<String>,
+    },
+    /// The pool changed its version mask (effective at once).
+    VersionMask(u32),
     /// The handshake is done.
     Subscribed(SubscribeResult),
-    /// The pool asks us to reconnect elsewhere.
+    /// The pool asks us to reconnect elsewhere (an allowed host).
     Reconnect(PoolUrl, Duration),
+    /// The pool asked us to reconnect to a host its config does not allow.
+    RefusedReconnect(PoolUrl),
     /// The connection must go down.
     Fail(String),
 }
@@ -265,7 +304,19 @@ pub struct ClientState {
     authorize_id: u64,
     /// The next job must be clean (first job, or extranonce changed).
     force_clean: bool,
+    /// Id of our latest `mining.suggest_difficulty` (0: none yet).
+    suggest_id: u64,
+    /// The difficulty last suggested.
+    suggested: Option<f64>,
+    /// False once the pool refused a suggestion: it is not asked again.
+    suggest_ok: bool,
+    /// Rejects since the last reject log line, and when that was.
+    rejects_unlogged: u64,
+    last_reject_log: Option<Instant>,
 }
+
+/// Least time between two log lines about a pool's rejects.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ClientState {
     /// Fresh state; call [`ClientState::handshake`] once connected.
@@ -285,6 +336,11 @@ impl ClientState {
             consecutive_rejects: 0,
             authorize_id: 0,
             force_clean: true,
+            suggest_id: 0,
+            suggested: None,
+            suggest_ok: true,
+            rejects_unlogged: 0,
+            last_reject_log: None,
         }
     }
 
@@ -322,6 +378,47 @@ impl ClientState {
         let id = self.id();
         self.authorized.insert(user.to_owned());
         msg::encode_request(id, "mining.authorize", json!([user, self.cfg.password]))
+    }
+
+    /// Asks the pool for `difficulty` when it differs from the last ask by
+    /// more than half or double (and the pool has not refused asks).
+    pub fn suggest(&mut self, difficulty: f64) -> Option<Bytes> {
+        let can = self.cfg.suggest_difficulty
+            && self.suggest_ok
+            && self.subscribed.is_some()
+            && difficulty.is_finite()
+            && difficulty > 0.0;
+        if !can {
+            return None;
+        }
+        if self
+            .suggested
+            .is_some_and(|s| difficulty < 2.0 * s && difficulty > 0.5 * s)
+        {
+            return None;
+        }
+        self.suggested = Some(difficulty);
+        self.suggest_id = self.id();
+        Some(msg::encode_request(
+            self.suggest_id,
+            "mining.suggest_difficulty",
+            json!([difficulty]),
+        ))
+    }
+
+    /// True when a share should go to the pool: it meets the stricter of
+    /// the pool's difficulty for its job and the one now in force or
+    /// announced (a pool may apply a new difficulty at once; shares below
+    /// it would be rejected, and 50 in a row fail the connection).
+    pub fn should_forward(&self, s: &ShareForward) -> bool {
+        if s.is_block {
+            return true;
+        }
+        let strict = self.difficulty.max(self.pending_difficulty.unwrap_or(0.0));
+        if strict <= s.job.pool_difficulty {
+            return true;
+        }
+        Target::from_difficulty(strict).is_ok_and(|t| t.is_met_by(&s.hash))
     }
 
     /// Version mask the pool granted (0 until configured).
@@ -374,19 +471,40 @@ impl ClientState {
                             self.cfg.user
                         )));
                     }
+                } else if id == self.suggest_id && (error.is_some() || result == Value::Bool(false))
+                {
+                    self.suggest_ok = false;
+                    tracing::info!(
+                        ?error,
+                        "pool refuses mining.suggest_difficulty; not asking again"
+                    );
                 } else if let Some(p) = self.pending.remove(&id) {
                     let accepted = error.is_none() && result.as_bool() == Some(true);
+                    let reject = (!accepted).then(|| {
+                        let (code, text) = error
+                            .as_ref()
+                            .map_or((None, ""), |e| (Some(e.code), e.message.as_str()));
+                        PoolReject::classify(code, text)
+                    });
                     if accepted {
                         self.consecutive_rejects = 0;
                     } else {
                         self.consecutive_rejects += 1;
-                        tracing::debug!(?error, "pool rejected share");
+                        self.log_reject(error.as_ref(), now);
+                    }
+                    if let Some(b) = p.block {
+                        out.push(ClientAction::Block {
+                            id: b,
+                            accepted,
+                            detail: error.as_ref().map(|e| e.message.clone()),
+                        });
                     }
                     out.push(ClientAction::Result(UpstreamResult {
                         session: p.session,
                         accepted,
                         difficulty: p.difficulty,
                         latency: Some(now.saturating_duration_since(p.sent)),
+                        reject,
                         share: p.share,
                     }));
                     if self.consecutive_rejects >= self.cfg.max_consecutive_rejects {
@@ -414,7 +532,12 @@ impl ClientState {
                 }
             }
             ServerMessage::SetDifficulty(d) => self.pending_difficulty = Some(d),
-            ServerMessage::SetVersionMask(m) => self.version_mask = m & self.cfg.version_mask,
+            ServerMessage::SetVersionMask(m) => {
+                // Effective at once: miners hear of it now, not with the
+                // next job.
+                self.version_mask = m & self.cfg.version_mask;
+                out.push(ClientAction::VersionMask(self.version_mask));
+            }
             ServerMessage::SetExtranonce {
                 extranonce1,
                 extranonce2_size,
@@ -435,9 +558,12 @@ impl ClientState {
                 if let Some(d) = self.pending_difficulty.take() {
                     self.difficulty = d;
                 }
-                let clean = n.clean
-                    || std::mem::take(&mut self.force_clean)
-                    || self.last_prev_hash.is_some_and(|p| p != n.prev_hash);
+                // Take the forced flag whatever the pool says: left set, it
+                // would turn the pool's next non-clean job into a clean one
+                // and cost every miner a share.
+                let forced = std::mem::take(&mut self.force_clean);
+                let clean =
+                    n.clean || forced || self.last_prev_hash.is_some_and(|p| p != n.prev_hash);
                 self.last_prev_hash = Some(n.prev_hash);
                 self.last_job = Some(now);
                 out.push(ClientAction::Job(JobParts {
@@ -451,10 +577,17 @@ impl ClientState {
                     host: host.unwrap_or_else(|| self.cfg.url.host.clone()),
                     port: port.unwrap_or(self.cfg.url.port),
                 };
-                out.push(ClientAction::Reconnect(
-                    url,
-                    Duration::from_secs(wait.unwrap_or(0).min(600)),
-                ));
+                // A pool (or anyone on the plaintext path) could move the
+                // farm's hashrate, and our credentials, anywhere: follow
+                // only to the configured host or the hosts listed for it.
+                if self.cfg.reconnect_allowed(&url.host) {
+                    out.push(ClientAction::Reconnect(
+                        url,
+                        Duration::from_secs(wait.unwrap_or(0).min(600)),
+                    ));
+                } else {
+                    out.push(ClientAction::RefusedReconnect(url));
+                }
             }
             ServerMessage::ShowMessage(text) => tracing::info!(%text, "message from pool"),
             ServerMessage::Request { id, method } => {
@@ -472,6 +605,37 @@ impl ClientState {
             ServerMessage::Unknown(m) => {
                 tracing::debug!(method = %m, "unhandled pool notification")
             }
+        }
+        out
+    }
+
+    /// Logs a pool's reject with its words, at most once per
+    /// [`REJECT_LOG_EVERY`] (a pool rejecting everything must not flood
+    /// the log), with the count since the last line.
+    fn log_reject(&mut self, error: Option<&sluice_sv1::RpcError>, now: Instant) {
+        self.rejects_unlogged += 1;
+        if self
+            .last_reject_log
+            .is_some_and(|t| now.saturating_duration_since(t) < REJECT_LOG_EVERY)
+        {
+            return;
+        }
+        self.last_reject_log = Some(now);
+        let n = std::mem::take(&mut self.rejects_unlogged);
+        match error {
+            Some(e) => {
+                tracing::warn!(code = e.code, reason = %e.message, rejects = n, "pool rejected shares")
+            }
+            None => tracing::warn!(rejects = n, "pool rejected shares without a reason"),
+        }
+    }
+
+    /// Encodes a block for the pool; its verdict comes back as
+    /// [`ClientAction::Block`].
+    pub fn submit_block(&mut self, id: u64, s: &ShareForward) -> Vec<Bytes> {
+        let out = self.submit(s);
+        if let Some(p) = self.pending.get_mut(&(self.next_id - 1)) {
+            p.block = Some(id);
         }
         out
     }
@@ -511,6 +675,7 @@ impl ClientState {
                 difficulty: s.difficulty,
                 sent: s.received,
                 share: ShareInfo::of(s),
+                block: None,
             },
         );
         out
@@ -518,17 +683,29 @@ impl ClientState {
 
     /// Forgets shares still waiting for an answer (the connection is
     /// gone): each is reported as rejected, so none is counted nowhere.
-    pub fn drain_pending(&mut self) -> Vec<UpstreamResult> {
-        self.pending
+    /// Blocks among them come back by number, to be sent again.
+    pub fn drain_pending(&mut self) -> (Vec<UpstreamResult>, Vec<u64>) {
+        let mut blocks = Vec::new();
+        let results = self
+            .pending
             .drain()
-            .map(|(_, p)| UpstreamResult {
-                session: p.session,
-                accepted: false,
-                difficulty: p.difficulty,
-                latency: None,
-                share: p.share,
+            .filter_map(|(_, p)| {
+                if let Some(b) = p.block {
+                    // Not a reject: it will be submitted again.
+                    blocks.push(b);
+                    return None;
+                }
+                Some(UpstreamResult {
+                    session: p.session,
+                    accepted: false,
+                    difficulty: p.difficulty,
+                    latency: None,
+                    reject: Some(PoolReject::Unanswered),
+                    share: p.share,
+                })
             })
-            .collect()
+            .collect();
+        (results, blocks)
     }
 
     /// Checks the stall timer, and that the pool answers what we submit.
@@ -569,7 +746,7 @@ pub fn build_job(
     epoch: u64,
     version_mask: u32,
     rolling_rule: RollingRule,
-    share_tx: mpsc::Sender<ShareForward>,
+    links: JobLinks,
     now: Instant,
 ) -> Result<Job, String> {
     let n = &parts.notify;
@@ -614,7 +791,8 @@ pub fn build_job(
         clean: parts.clean,
         epoch,
         upstream_target,
-        share_tx,
+        pool_difficulty: parts.difficulty,
+        links,
         notify,
         notify_clean,
         pool,
@@ -644,8 +822,14 @@ pub struct UpstreamTask {
     pub health: watch::Sender<Health>,
     /// Shares from sessions.
     pub shares: mpsc::Receiver<ShareForward>,
-    /// A sender clone for jobs to carry.
-    pub share_tx: mpsc::Sender<ShareForward>,
+    /// Blocks from sessions (their own path).
+    pub blocks: mpsc::UnboundedReceiver<BlockForward>,
+    /// What jobs carry back to this task.
+    pub links: JobLinks,
+    /// Where blocks and their fate are recorded.
+    pub block_log: Arc<BlockLog>,
+    /// The difficulty to suggest to the pool (set by the router).
+    pub suggest: Arc<AtomicF64>,
     /// Share results back to sessions.
     pub results: mpsc::UnboundedSender<UpstreamResult>,
     /// Stops the task.
@@ -656,6 +840,9 @@ pub struct UpstreamTask {
 /// hung (a wedged pool must not hold up the sessions feeding it).
 const POOL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Submissions of one block (over reconnects) before it counts as failed.
+pub const MAX_BLOCK_ATTEMPTS: u32 = 5;
+
 async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Result<(), String> {
     match tokio::time::timeout(POOL_WRITE_TIMEOUT, wr.write_all(b)).await {
         Ok(Ok(())) => Ok(()),
@@ -664,60 +851,126 @@ async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Resul
     }
 }
 
+/// Blocks this connection task owes its pool: waiting for a connection, or
+/// sent and awaiting a verdict (sent again if the connection drops first).
+#[derive(Default)]
+struct OwedBlocks {
+    waiting: Vec<BlockForward>,
+    inflight: HashMap<u64, BlockForward>,
+    attempts: HashMap<u64, u32>,
+}
+
 impl UpstreamTask {
     /// Runs until cancelled, reconnecting with backoff.
     pub async fn run(mut self) {
         let mut backoff = Duration::from_millis(250);
         let mut url = self.cfg.url.clone();
         let mut epoch = 0u64;
+        let mut owed = OwedBlocks::default();
         loop {
             if self.cancel.is_cancelled() {
                 return;
             }
             let _ = self.health.send(Health::Connecting);
             let mut reached_ready = false;
-            let outcome = self.connection(&url, &mut epoch, &mut reached_ready).await;
+            let outcome = self
+                .connection(&url, &mut epoch, &mut reached_ready, &mut owed)
+                .await;
+            self.links.up.store(false, Ordering::Release);
             if reached_ready {
                 backoff = Duration::from_millis(250);
             }
-            let reason = match outcome {
+            let (reason, wait) = match outcome {
                 Ok(Some((next, wait))) => {
                     tracing::info!(%next, ?wait, "pool asked us to reconnect");
                     url = next;
-                    let _ = self
-                        .health
-                        .send(Health::Failed("reconnecting on pool request".into()));
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.cancel.cancelled() => return,
-                    }
                     backoff = Duration::from_millis(250);
-                    continue;
+                    ("reconnecting on pool request".to_string(), wait)
                 }
                 Ok(None) => return,
-                Err(e) => e,
+                Err(e) => {
+                    tracing::warn!(upstream = self.id, url = %url, reason = %e, "upstream down");
+                    // Back to the configured pool after a redirect fails.
+                    url = self.cfg.url.clone();
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    (e, wait)
+                }
             };
-            tracing::warn!(upstream = self.id, url = %url, %reason, "upstream down");
             let _ = self.health.send(Health::Failed(reason));
             // Shares that arrive while down have nowhere to go: count them.
             while let Ok(s) = self.shares.try_recv() {
-                self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
-                let _ = self.results.send(UpstreamResult {
-                    session: s.session,
-                    accepted: false,
-                    latency: None,
-                    share: ShareInfo::of(&s),
-                    difficulty: s.difficulty,
-                });
+                self.undelivered(&s);
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.cancel.cancelled() => return,
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    biased;
+                    b = self.blocks.recv() => match b {
+                        Some(b) => self.owe(&mut owed, b, "pool down; sent when it is back"),
+                        None => return,
+                    },
+                    s = self.shares.recv() => match s {
+                        Some(s) => self.undelivered(&s),
+                        None => return,
+                    },
+                    _ = &mut sleep => break,
+                    _ = self.cancel.cancelled() => return,
+                }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-            // Back to the configured pool after a redirect fails.
-            url = self.cfg.url.clone();
         }
+    }
+
+    /// A share that could not reach the pool: a reject for its session.
+    fn undelivered(&self, s: &ShareForward) {
+        self.stats.upstream_reject(PoolReject::Undelivered);
+        let _ = self.results.send(UpstreamResult {
+            session: s.session,
+            accepted: false,
+            latency: None,
+            reject: Some(PoolReject::Undelivered),
+            share: ShareInfo::of(s),
+            difficulty: s.difficulty,
+        });
+    }
+
+    /// Keeps a block for the next connection (or gives up on it after
+    /// [`MAX_BLOCK_ATTEMPTS`]).
+    fn owe(&self, owed: &mut OwedBlocks, b: BlockForward, why: &str) {
+        let tried = owed.attempts.get(&b.id).copied().unwrap_or(0);
+        if tried >= MAX_BLOCK_ATTEMPTS {
+            owed.attempts.remove(&b.id);
+            self.block_log.set(
+                b.id,
+                BlockStatus::Failed,
+                Some(format!("no verdict after {tried} submissions")),
+            );
+            // Its session books it as not taken.
+            self.undelivered(&b.share);
+            return;
+        }
+        self.block_log
+            .set(b.id, BlockStatus::Found, Some(why.to_string()));
+        owed.waiting.push(b);
+    }
+
+    async fn send_block(
+        &self,
+        st: &mut ClientState,
+        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+        owed: &mut OwedBlocks,
+        b: BlockForward,
+    ) -> Result<(), String> {
+        *owed.attempts.entry(b.id).or_default() += 1;
+        let lines = st.submit_block(b.id, &b.share);
+        let id = b.id;
+        owed.inflight.insert(id, b);
+        self.block_log.set(id, BlockStatus::Submitted, None);
+        for line in lines {
+            write_line(wr, &line).await?;
+        }
+        Ok(())
     }
 
     /// One connection's life. `Ok(None)`: cancelled; `Ok(Some)`: the pool
@@ -727,24 +980,34 @@ impl UpstreamTask {
         url: &PoolUrl,
         epoch: &mut u64,
         reached_ready: &mut bool,
+        owed: &mut OwedBlocks,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
         let mut st = ClientState::new(self.cfg.clone());
         let r = self
-            .connection_inner(url, epoch, reached_ready, &mut st)
+            .connection_inner(url, epoch, reached_ready, &mut st, owed)
             .await;
-        for res in st.drain_pending() {
-            self.stats.upstream_rejected.fetch_add(1, Ordering::Relaxed);
+        self.links.up.store(false, Ordering::Release);
+        let (results, blocks) = st.drain_pending();
+        for res in results {
+            self.stats.upstream_reject(PoolReject::Unanswered);
             let _ = self.results.send(res);
+        }
+        for id in blocks {
+            if let Some(b) = owed.inflight.remove(&id) {
+                self.owe(owed, b, "connection lost before the pool answered");
+            }
         }
         r
     }
 
+    #[allow(clippy::too_many_lines)]
     async fn connection_inner(
         &mut self,
         url: &PoolUrl,
         epoch: &mut u64,
         reached_ready: &mut bool,
         st: &mut ClientState,
+        owed: &mut OwedBlocks,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
         let connect = TcpStream::connect((url.host.as_str(), url.port));
         let stream = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
@@ -768,9 +1031,22 @@ impl UpstreamTask {
         // earlier subscription (maybe another extranonce1): the pool would
         // reject their shares.
         let mut first_epoch: Option<u64> = None;
+        // The latest job's parts, rebuilt when the pool's mask changes.
+        let mut last_parts: Option<JobParts> = None;
         loop {
             let mut lines = Vec::new();
             tokio::select! {
+                biased;
+                // Blocks first: nothing queues in front of them.
+                b = self.blocks.recv() => {
+                    let Some(b) = b else { return Ok(None) };
+                    if ready {
+                        self.send_block(st, &mut wr, owed, b).await?;
+                    } else {
+                        self.owe(owed, b, "pool not ready; sent when it is");
+                    }
+                    continue;
+                }
                 r = rd.read_buf(&mut buf) => {
                     match r {
                         Ok(0) => return Err("pool closed the connection".into()),
@@ -786,14 +1062,14 @@ impl UpstreamTask {
                 }
                 s = self.shares.recv() => {
                     let Some(s) = s else { return Ok(None) };
-                    if st.subscription().is_none() {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None, share: ShareInfo::of(&s) });
-                        continue;
-                    }
                     // Shares on jobs of an earlier connection are stale for
                     // this one; the pool would reject them.
-                    if s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
-                        let _ = self.results.send(UpstreamResult { session: s.session, accepted: false, difficulty: s.difficulty, latency: None, share: ShareInfo::of(&s) });
+                    if !ready || s.job.upstream != self.id || first_epoch.is_none_or(|f| s.job.epoch < f) {
+                        self.undelivered(&s);
+                        continue;
+                    }
+                    if !st.should_forward(&s) {
+                        self.stats.upstream_withheld.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     for line in st.submit(&s) {
@@ -808,72 +1084,118 @@ impl UpstreamTask {
                     if let Some(ClientAction::Fail(r)) = st.on_tick(Instant::now()) {
                         return Err(r);
                     }
+                    if ready && let Some(line) = st.suggest(self.suggest.get()) {
+                        self.stats.difficulty_suggestions.fetch_add(1, Ordering::Relaxed);
+                        write_line(&mut wr, &line).await?;
+                    }
                 }
                 _ = self.cancel.cancelled() => return Ok(None),
             }
             for line in lines {
                 for action in st.on_line(&line, Instant::now()) {
                     match action {
-                        ClientAction::Send(b) => {
-                            wr.write_all(&b).await.map_err(|e| format!("write: {e}"))?
-                        }
+                        ClientAction::Send(b) => write_line(&mut wr, &b).await?,
                         ClientAction::Subscribed(s) => {
                             tracing::info!(upstream = self.id, extranonce1 = %hex::encode(&s.extranonce1), extranonce2_size = s.extranonce2_size, "subscribed");
                         }
                         ClientAction::Job(parts) => {
-                            let Some(sub) = st.subscription().cloned() else {
-                                continue;
-                            };
                             if parts.clean || !ready {
                                 *epoch += 1;
                             }
-                            let job = build_job(
-                                &parts,
-                                &sub,
-                                self.cfg.geometry,
-                                self.id,
-                                self.pool,
-                                self.job_ids.next(),
-                                *epoch,
-                                st.version_mask(),
-                                self.cfg.rolling_rule,
-                                self.share_tx.clone(),
-                                Instant::now(),
-                            );
-                            match job {
-                                Ok(j) => {
-                                    if let Some(b) = &self.books {
-                                        b.on_job(self.pool, &j.value, b.clock().now_ms());
-                                    }
-                                    let _ = self.jobs.send(Some(Arc::new(j)));
-                                    if !ready {
-                                        ready = true;
-                                        *reached_ready = true;
-                                        first_epoch = Some(*epoch);
-                                        let _ = self.health.send(Health::Ready);
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::warn!(upstream = self.id, error = %e, "unusable job")
+                            if !self.publish(st, &parts, *epoch) {
+                                continue;
+                            }
+                            last_parts = Some(parts);
+                            if !ready {
+                                ready = true;
+                                *reached_ready = true;
+                                first_epoch = Some(*epoch);
+                                self.links.up.store(true, Ordering::Release);
+                                let _ = self.health.send(Health::Ready);
+                                // Blocks owed from before: the pool is back.
+                                for b in std::mem::take(&mut owed.waiting) {
+                                    self.send_block(st, &mut wr, owed, b).await?;
                                 }
                             }
                         }
+                        ClientAction::VersionMask(m) => {
+                            tracing::info!(upstream = self.id, mask = %format!("{m:08x}"), "pool changed the version mask");
+                            // The same work under the new mask, so sessions
+                            // tell miners now rather than with the next job.
+                            if let Some(mut p) = last_parts.clone() {
+                                p.clean = false;
+                                self.publish(st, &p, *epoch);
+                            }
+                        }
                         ClientAction::Result(r) => {
-                            let c = if r.accepted {
-                                &self.stats.upstream_accepted
-                            } else {
-                                &self.stats.upstream_rejected
-                            };
-                            c.fetch_add(1, Ordering::Relaxed);
+                            match r.reject {
+                                None => {
+                                    self.stats.upstream_accepted.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Some(why) => self.stats.upstream_reject(why),
+                            }
                             if let Some(l) = r.latency {
                                 self.stats.observe_submit_latency(l);
                             }
                             let _ = self.results.send(r);
                         }
+                        ClientAction::Block {
+                            id,
+                            accepted,
+                            detail,
+                        } => {
+                            owed.inflight.remove(&id);
+                            owed.attempts.remove(&id);
+                            let status = if accepted {
+                                BlockStatus::Accepted
+                            } else {
+                                BlockStatus::Rejected
+                            };
+                            self.block_log.set(id, status, detail);
+                        }
                         ClientAction::Reconnect(u, wait) => return Ok(Some((u, wait))),
+                        ClientAction::RefusedReconnect(u) => {
+                            self.stats
+                                .reconnects_refused
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(upstream = self.id, to = %u, "refused client.reconnect to a host this pool's config does not list");
+                        }
                         ClientAction::Fail(r) => return Err(r),
                     }
                 }
+            }
+        }
+    }
+
+    /// Builds and publishes a job; false when it is unusable.
+    fn publish(&self, st: &ClientState, parts: &JobParts, epoch: u64) -> bool {
+        let Some(sub) = st.subscription() else {
+            return false;
+        };
+        let job = build_job(
+            parts,
+            sub,
+            self.cfg.geometry,
+            self.id,
+            self.pool,
+            self.job_ids.next(),
+            epoch,
+            st.version_mask(),
+            self.cfg.rolling_rule,
+            self.links.clone(),
+            Instant::now(),
+        );
+        match job {
+            Ok(j) => {
+                if let Some(b) = &self.books {
+                    b.on_job(self.pool, &j.value, b.clock().now_ms());
+                }
+                let _ = self.jobs.send(Some(Arc::new(j)));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(upstream = self.id, error = %e, "unusable job");
+                false
             }
         }
     }

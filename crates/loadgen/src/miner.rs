@@ -299,11 +299,21 @@ pub async fn run_in_farm(
     };
     let mut pace = tokio::time::interval(Duration::from_secs_f64(slice));
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Once cancelled, a miner stops hashing and waits (bounded) for the
+    // answers to what it already submitted, like hardware that finishes
+    // its in-flight shares: its counts then match what the server booked.
+    let mut draining: Option<Instant> = None;
 
     loop {
+        if draining.is_some_and(|until| sent_at.is_empty() || Instant::now() >= until) {
+            return Ok(());
+        }
         tokio::select! {
             r = rd.read_buf(&mut buf) => {
                 if r? == 0 {
+                    if draining.is_some() {
+                        return Ok(());
+                    }
                     return Err(MinerError::Closed);
                 }
                 let now = Instant::now();
@@ -403,6 +413,9 @@ pub async fn run_in_farm(
                 }
             }
             _ = pace.tick() => {
+                if draining.is_some() {
+                    continue;
+                }
                 let Some(w) = work.as_mut() else { continue };
                 let now = Instant::now();
                 let rate = match cfg.share_rate {
@@ -486,10 +499,15 @@ pub async fn run_in_farm(
                     wr.write_all(&out).await?;
                 }
             }
-            _ = cancel.cancelled() => return Ok(()),
+            _ = cancel.cancelled(), if draining.is_none() => {
+                draining = Some(Instant::now() + DRAIN_FOR);
+            }
         }
     }
 }
+
+/// Longest a cancelled miner waits for answers to its in-flight shares.
+const DRAIN_FOR: Duration = Duration::from_secs(5);
 
 fn new_work(n: &Notify, en1: &[u8], en2_size: usize, difficulty: f64) -> Result<Work, MinerError> {
     let template = JobTemplate::new(

@@ -918,10 +918,9 @@ mod tests {
             }
         ));
         // ckpool: no error, the reason in `reject-reason`.
-        let r = parse_server(
-            br#"{"result":false,"error":null,"id":7,"reject-reason":"Above target"}"#,
-        )
-        .unwrap();
+        let r =
+            parse_server(br#"{"result":false,"error":null,"id":7,"reject-reason":"Above target"}"#)
+                .unwrap();
         assert!(
             matches!(&r, ServerMessage::Response { error: Some(RpcError { code: 0, message }), .. } if message == "Above target"),
             "{r:?}"

@@ -20,8 +20,9 @@ struct Rig {
     out: Vec<Output>,
     now: Instant,
     stats: Arc<Stats>,
-    share_tx: mpsc::Sender<ShareForward>,
+    links: crate::job::JobLinks,
     _share_rx: mpsc::Receiver<ShareForward>,
+    _block_rx: mpsc::UnboundedReceiver<crate::job::BlockForward>,
     next_job: u64,
     epoch: u64,
 }
@@ -31,13 +32,19 @@ impl Rig {
         let stats = Arc::new(Stats::default());
         let now = Instant::now();
         let (share_tx, share_rx) = mpsc::channel(16);
+        let (block_tx, block_rx) = mpsc::unbounded_channel();
         Rig {
             s: Session::new(7, cfg(), stats.clone(), vec![0xab, 0xcd], 4, now),
             out: Vec::new(),
             now,
             stats,
-            share_tx,
+            links: crate::job::JobLinks {
+                share_tx,
+                block_tx,
+                up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            },
             _share_rx: share_rx,
+            _block_rx: block_rx,
             next_job: 1,
             epoch: 0,
         }
@@ -93,7 +100,8 @@ impl Rig {
             clean,
             epoch: self.epoch,
             upstream_target: Target::MAX,
-            share_tx: self.share_tx.clone(),
+            pool_difficulty: f64::INFINITY,
+            links: self.links.clone(),
             notify,
             notify_clean,
             pool: 0,
@@ -529,8 +537,8 @@ fn the_miner_is_told_the_mask_it_may_really_roll() {
     assert_eq!(v[1]["method"], "mining.notify");
     let out = r.line(submit(&j, "00000000", j.ntime, 0, Some("01000000")));
     assert_eq!(error_code(&out), Some(20));
-    // Under ckpool's OR rule, bits the job version already has are not
-    // rollable: a 0x30000000 job leaves bit 28 out of the mask.
+    // Bits the job version already has are never rollable (under either
+    // rule): a 0x30000000 job leaves bit 28 out of the mask.
     let j = r.job_with(true, false, 0x1fff_e000, RollingRule::Or, 0x3000_0000);
     let v = sent(&r.push_job(&j));
     assert_eq!(v[0]["params"][0], "0fffe000");
@@ -652,6 +660,7 @@ fn refused(r: &mut Rig, j: &Job, upstream_difficulty: f64) {
             accepted: false,
             difficulty: 1e-5,
             latency: None,
+            reject: Some(crate::stats::PoolReject::Other),
             share: crate::upstream::ShareInfo {
                 worker: Some("acct.w1".into()),
                 pool: 0,
@@ -672,15 +681,21 @@ fn shares_land_in_the_workers_books_by_outcome() {
     r.s = Session::new(7, cfg(), r.stats.clone(), vec![0xab, 0xcd], 4, r.now)
         .with_books(books.clone(), Some(peer));
     let j = r.ready();
-    let w = books.worker("acct.w1");
+    assert!(
+        books.find_worker("acct.w1").is_none(),
+        "a worker enters the books at its first accepted share, not at authorize"
+    );
+    let ok = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
+    r.line(submit(&j, "00000001", j.ntime, ok, None));
+    let w = books
+        .find_worker("acct.w1")
+        .expect("booked at its first share");
     assert_eq!(w.connections(), 1);
     {
         let s = w.state();
         assert_eq!(s.conn.ip, Some(peer));
         assert_eq!(s.conn.user_agent.as_deref(), Some("test/1.0"));
     }
-    let ok = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
-    r.line(submit(&j, "00000001", j.ntime, ok, None));
     // Duplicate, low difficulty, then a job id the session never issued.
     r.line(submit(&j, "00000001", j.ntime, ok, None));
     let low = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 2], j.version, 1e-5, false);
@@ -754,4 +769,215 @@ fn shares_land_in_the_workers_books_by_outcome() {
     drop(r);
     assert_eq!(w.connections(), 0);
     assert_eq!(books.worker("acct.w1").state().tally.totals.rejected, 5);
+}
+
+#[test]
+fn replace_and_or_pools_hash_every_share_alike() {
+    // A job version with a signalling bit inside the mask (ckpool's
+    // 0x30000000): the miner is never offered bit 28, so the header the
+    // session validates is the one an OR-rule pool and a replace-rule pool
+    // both rebuild from the submitted bits.
+    for rule in [RollingRule::Replace, RollingRule::Or] {
+        let mut r = Rig::new();
+        r.ready();
+        let j = r.job_with(true, false, 0x1fff_e000, rule, 0x3000_0000);
+        let v = sent(&r.push_job(&j));
+        assert_eq!(v[0]["params"][0], "0fffe000", "{rule:?}");
+        // Rolling bit 28 itself: outside what the miner was offered.
+        let out = r.line(submit(&j, "00000003", j.ntime, 0, Some("10002000")));
+        assert_eq!(sent(&out).last().unwrap()["error"][0], 20, "{rule:?}");
+        let bits = 0x0000_6000u32;
+        let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 4], 0x3000_6000, 1e-5, true);
+        let out = r.line(submit(
+            &j,
+            "00000004",
+            j.ntime,
+            nonce,
+            Some(&format!("{bits:08x}")),
+        ));
+        let Output::Forward(f) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let submitted = j.version_bits(f.version).unwrap();
+        let replace = (j.version & !j.version_mask) | (submitted & j.version_mask);
+        let or = j.version | submitted;
+        assert_eq!((replace, or), (f.version, f.version), "{rule:?}");
+    }
+}
+
+#[test]
+fn a_new_upstream_mask_applies_to_older_jobs_at_once() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    // The pool narrows its mask: the same work comes back as a new job.
+    let j = r.job_with(false, false, 0x0000_e000, RollingRule::Replace, 0x2000_0000);
+    let v = sent(&r.push_job(&j));
+    assert_eq!(v[0]["method"], "mining.set_version_mask");
+    assert_eq!(v[0]["params"][0], "0000e000");
+    // A share on the older job with a bit the new mask no longer allows.
+    let out = r.line(submit(&old, "00000005", old.ntime, 0, Some("00100000")));
+    assert_eq!(sent(&out).last().unwrap()["error"][0], 20);
+    assert_eq!(r.stats.rejected(Reject::VersionOutsideMask), 1);
+}
+
+#[test]
+fn a_miners_difficulty_never_exceeds_what_its_pool_credits() {
+    let mut r = Rig::new();
+    r.ready();
+    // Vardiff says 1e-5; the pool credits shares of this job at 1e-7.
+    let mut j = Arc::try_unwrap(r.job(false, 0x1d00ffff)).unwrap();
+    j.pool_difficulty = 1e-7;
+    let j = Arc::new(j);
+    let v = sent(&r.push_job(&j));
+    assert_eq!(v[0]["method"], "mining.set_difficulty");
+    assert_eq!(v[0]["params"][0], 1e-7);
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 6], j.version, 1e-7, true);
+    let out = r.line(submit(&j, "00000006", j.ntime, nonce, None));
+    assert!(
+        matches!(&out[0], Output::Forward(f) if f.difficulty == 1e-7),
+        "{out:?}"
+    );
+    // A pool above the miner's vardiff changes nothing.
+    let mut j2 = Arc::try_unwrap(r.job(false, 0x1d00ffff)).unwrap();
+    j2.pool_difficulty = 1.0;
+    let v = sent(&r.push_job(&Arc::new(j2)));
+    assert_eq!(v[0]["params"][0], 1e-5);
+}
+
+#[test]
+fn shares_that_can_go_nowhere_get_20_not_true() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    r.links.up.store(false, Ordering::Release);
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
+    let out = r.line(submit(&j, "00000001", j.ntime, nonce, None));
+    assert!(!out.iter().any(|o| matches!(o, Output::Forward(_))));
+    let v = sent(&out);
+    assert_eq!(v[0]["error"][0], 20);
+    assert_eq!(v[0]["error"][1], "No pool available");
+    assert_eq!(r.stats.rejected(Reject::NoUpstream), 1);
+    assert_eq!(r.s.counters().accepted, 0);
+    // Back up: the same share is taken (it was never marked seen).
+    r.links.up.store(true, Ordering::Release);
+    let out = r.line(submit(&j, "00000001", j.ntime, nonce, None));
+    assert_eq!(sent(&out).last().unwrap()["result"], true);
+}
+
+#[test]
+fn handshake_messages_do_not_forgive_bad_requests() {
+    let mut r = Rig::new();
+    r.ready();
+    let mut dropped = false;
+    for i in 0..40 {
+        r.raw(b"[1,2,3]");
+        // Interleaved handshakes used to reset the strike counter.
+        let out = r.line(json!({"id":1,"method":"mining.authorize","params":["acct.w1","x"]}));
+        let out2 = r.line(json!({"id":2,"method":"mining.configure","params":[[],{}]}));
+        let out3 = r.line(json!({"id":3,"method":"mining.subscribe","params":[]}));
+        dropped |= [out, out2, out3]
+            .iter()
+            .flatten()
+            .any(|o| matches!(o, Output::Disconnect(Disconnect::RepeatOffender)));
+        if dropped {
+            assert!(i <= 31, "dropped only after {i} bad lines");
+            break;
+        }
+    }
+    assert!(dropped);
+}
+
+#[test]
+fn worker_names_are_capped_per_address_across_connections() {
+    let stats = Arc::new(Stats::default());
+    let quota = Arc::new(NameQuota::new(3));
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    let open = |id| {
+        let mut s = Session::new(
+            id,
+            cfg(),
+            stats.clone(),
+            vec![0, id as u8],
+            4,
+            Instant::now(),
+        )
+        .with_name_quota(quota.clone(), ip);
+        let mut out = Vec::new();
+        s.on_line(
+            br#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+            Instant::now(),
+            &mut out,
+        );
+        s
+    };
+    let auth = |s: &mut Session, name: &str| {
+        let mut out = Vec::new();
+        let line =
+            json!({"id": 2, "method": "mining.authorize", "params": [name, "x"]}).to_string();
+        s.on_line(line.as_bytes(), Instant::now(), &mut out);
+        sent(&out)[0].clone()
+    };
+    let mut a = open(1);
+    let mut b = open(2);
+    assert_eq!(auth(&mut a, "x.1")["result"], true);
+    assert_eq!(auth(&mut a, "x.2")["result"], true);
+    assert_eq!(
+        auth(&mut a, "x.2")["result"],
+        true,
+        "a known name takes nothing"
+    );
+    assert_eq!(auth(&mut b, "x.3")["result"], true);
+    let refused = auth(&mut b, "x.4");
+    assert_eq!(refused["error"][0], 24);
+    assert!(
+        refused["error"][1]
+            .as_str()
+            .unwrap()
+            .contains("Too many worker names")
+    );
+    assert_eq!(stats.rejected(Reject::TooManyWorkers), 1);
+    // A connection going away gives its names back.
+    drop(a);
+    assert_eq!(quota.held(ip), 1);
+    assert_eq!(auth(&mut b, "x.4")["result"], true);
+}
+
+#[test]
+fn the_prefix_is_taken_at_subscribe_and_given_back() {
+    let stats = Arc::new(Stats::default());
+    let prefixes = Arc::new(Prefixes::new(1));
+    let mut sessions: Vec<Session> = (0..256)
+        .map(|i| {
+            Session::new(i, cfg(), stats.clone(), Vec::new(), 4, Instant::now())
+                .with_prefixes(prefixes.clone())
+        })
+        .collect();
+    // Connected but not subscribed: no prefix taken.
+    assert_eq!(prefixes.in_use(), 0);
+    let mut seen = std::collections::HashSet::new();
+    for s in &mut sessions {
+        let mut out = Vec::new();
+        s.on_line(
+            br#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+            Instant::now(),
+            &mut out,
+        );
+        assert!(seen.insert(sent(&out)[0]["result"][1].as_str().unwrap().to_string()));
+    }
+    assert_eq!(prefixes.in_use(), 256);
+    // One more: told, and dropped.
+    let mut late = Session::new(999, cfg(), stats.clone(), Vec::new(), 4, Instant::now())
+        .with_prefixes(prefixes.clone());
+    let mut out = Vec::new();
+    late.on_line(
+        br#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        Instant::now(),
+        &mut out,
+    );
+    assert_eq!(sent(&out)[0]["error"][0], 20);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect(Disconnect::NoPrefix)))
+    );
+    drop(sessions.pop());
+    assert_eq!(prefixes.in_use(), 255);
 }

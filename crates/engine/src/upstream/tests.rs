@@ -22,6 +22,8 @@ fn cfg(pass_through: bool) -> Arc<UpstreamConfig> {
         max_consecutive_rejects: 3,
         max_line: 1 << 16,
         user_agent: "sluice/test".into(),
+        suggest_difficulty: true,
+        reconnect_hosts: vec!["backup.example".into()],
     })
 }
 
@@ -149,7 +151,13 @@ fn job_from(st: &mut ClientState, now: Instant) -> Arc<Job> {
     let ClientAction::Job(p) = &a[0] else {
         panic!()
     };
-    let (tx, _rx) = mpsc::channel(1);
+    let (share_tx, _rx) = mpsc::channel(1);
+    let (block_tx, _brx) = mpsc::unbounded_channel();
+    let links = JobLinks {
+        share_tx,
+        block_tx,
+        up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    };
     let sub = st.subscription().unwrap().clone();
     Arc::new(
         build_job(
@@ -165,7 +173,7 @@ fn job_from(st: &mut ClientState, now: Instant) -> Arc<Job> {
             1,
             st.version_mask(),
             RollingRule::Replace,
-            tx,
+            links,
             now,
         )
         .unwrap(),
@@ -217,6 +225,7 @@ fn shares_go_up_with_padded_extranonce2_and_results_come_back() {
             accepted: true,
             difficulty: 2.0,
             latency: Some(Duration::ZERO),
+            reject: None,
             // Worker, pool and value come back with the verdict.
             share: ShareInfo {
                 worker: Some("farm.rig1".into()),
@@ -284,13 +293,13 @@ fn a_stalled_pool_is_failed_after_the_timeout() {
 fn reconnect_and_get_version_are_handled() {
     let (mut st, now) = subscribed(false);
     let a = st.on_line(
-        &line(json!({"id":null,"method":"client.reconnect","params":["other.example", 4444, 3]})),
+        &line(json!({"id":null,"method":"client.reconnect","params":["backup.example", 4444, 3]})),
         now,
     );
     assert_eq!(
         a,
         vec![ClientAction::Reconnect(
-            "stratum+tcp://other.example:4444".parse().unwrap(),
+            "stratum+tcp://backup.example:4444".parse().unwrap(),
             Duration::from_secs(3)
         )]
     );
@@ -356,13 +365,213 @@ fn unanswered_shares_are_reported_when_the_connection_ends() {
     let (mut st, now) = subscribed(false);
     let job = job_from(&mut st, now);
     st.submit(&share(job.clone(), 5, "w"));
-    st.submit(&share(job, 6, "w"));
-    let mut lost = st.drain_pending();
+    st.submit(&share(job.clone(), 6, "w"));
+    let mut block = share(job, 8, "w");
+    block.is_block = true;
+    st.submit_block(99, &block);
+    let (mut lost, blocks) = st.drain_pending();
     lost.sort_by_key(|r| r.session);
     assert_eq!(lost.len(), 2);
-    assert!(lost.iter().all(|r| !r.accepted));
+    assert!(
+        lost.iter()
+            .all(|r| !r.accepted && r.reject == Some(PoolReject::Unanswered))
+    );
     assert_eq!((lost[0].session, lost[1].session), (5, 6));
+    assert_eq!(
+        blocks,
+        vec![99],
+        "an unanswered block comes back to be sent again"
+    );
     assert_eq!(st.pending(), 0);
+}
+
+#[test]
+fn a_clean_first_job_does_not_make_the_next_one_clean() {
+    // The forced flag was left set when the pool's first job was already
+    // clean, so its second job reached miners as clean: every miner lost
+    // a share on every new connection, reconnect and failover.
+    let (mut st, now) = subscribed(false);
+    let a = st.on_line(&notify("j1", PREV_A, true), now);
+    assert!(matches!(&a[0], ClientAction::Job(p) if p.clean));
+    let a = st.on_line(&notify("j2", PREV_A, false), now);
+    assert!(
+        matches!(&a[0], ClientAction::Job(p) if !p.clean),
+        "same prev hash, pool said not clean: {a:?}"
+    );
+}
+
+#[test]
+fn reconnect_is_followed_only_to_the_configured_or_listed_hosts() {
+    let (mut st, now) = subscribed(false);
+    let redirect = |st: &mut ClientState, host: &str, port: u16| {
+        st.on_line(
+            &line(json!({"id":null,"method":"client.reconnect","params":[host, port, 0]})),
+            now,
+        )
+    };
+    // Same host, another port: followed.
+    assert_eq!(
+        redirect(&mut st, "127.0.0.1", 4444),
+        vec![ClientAction::Reconnect(
+            "stratum+tcp://127.0.0.1:4444".parse().unwrap(),
+            Duration::ZERO
+        )]
+    );
+    // A host listed in the pool's config (any case): followed.
+    assert!(matches!(
+        &redirect(&mut st, "BACKUP.example", 3333)[0],
+        ClientAction::Reconnect(u, _) if u.host == "BACKUP.example"
+    ));
+    // Anything else: refused, with where it wanted us to go.
+    for host in [
+        "evil.example",
+        "127.0.0.2",
+        "localhost",
+        "127.0.0.1.evil.example",
+    ] {
+        assert_eq!(
+            redirect(&mut st, host, 3333),
+            vec![ClientAction::RefusedReconnect(PoolUrl {
+                host: host.into(),
+                port: 3333
+            })],
+            "{host}"
+        );
+    }
+}
+
+#[test]
+fn pool_rejects_carry_their_reason_and_blocks_their_verdict() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    let cases = [
+        (
+            json!({"id": 0, "result": null, "error": [21, "Stale share", null]}),
+            PoolReject::Stale,
+        ),
+        (
+            json!({"id": 0, "result": false, "error": null, "reject-reason": "Above target"}),
+            PoolReject::LowDifficulty,
+        ),
+        (
+            json!({"id": 0, "result": null, "error": {"code": 22, "message": "dup"}}),
+            PoolReject::Duplicate,
+        ),
+        (
+            json!({"id": 0, "result": false, "error": null}),
+            PoolReject::Other,
+        ),
+    ];
+    for (mut answer, want) in cases {
+        let v: Value = {
+            let l = st.submit(&share(job.clone(), 1, "w")).pop().unwrap();
+            serde_json::from_slice(&l[..l.len() - 1]).unwrap()
+        };
+        answer["id"] = v["id"].clone();
+        let a = st.on_line(&line(answer), now);
+        // (The third reject in a row also fails the connection here.)
+        assert!(
+            matches!(&a[0], ClientAction::Result(r) if !r.accepted && r.reject == Some(want)),
+            "{want:?}: {a:?}"
+        );
+    }
+    let mut b = share(job, 2, "w");
+    b.is_block = true;
+    let l = st.submit_block(7, &b).pop().unwrap();
+    let v: Value = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+    let a = st.on_line(
+        &line(json!({"id": v["id"], "result": true, "error": null})),
+        now,
+    );
+    assert!(
+        matches!(
+            &a[0],
+            ClientAction::Block {
+                id: 7,
+                accepted: true,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    assert!(matches!(&a[1], ClientAction::Result(r) if r.accepted));
+}
+
+#[test]
+fn a_raised_difficulty_is_enforced_on_older_jobs_until_the_next_job() {
+    let (mut st, now) = subscribed(false);
+    // The job was issued at difficulty 1 (the default before any
+    // set_difficulty).
+    let job = job_from(&mut st, now);
+    assert_eq!(job.pool_difficulty, 1.0);
+    let mut easy = share(job.clone(), 1, "w");
+    // A hash meeting difficulty 1 but not 1,000.
+    // Little-endian hashes: 0x0100 << 208 is difficulty ~256, 0x0010 << 208
+    // is ~4,096 (difficulty 1 is 0xffff << 208).
+    easy.hash = [0; 32];
+    easy.hash[27] = 0x01;
+    let mut hard = easy.clone();
+    hard.hash[27] = 0;
+    hard.hash[26] = 0x10;
+    assert!(st.should_forward(&easy) && st.should_forward(&hard));
+    st.on_line(
+        &line(json!({"id":null,"method":"mining.set_difficulty","params":[1000]})),
+        now,
+    );
+    assert!(!st.should_forward(&easy), "below the new, stricter target");
+    assert!(st.should_forward(&hard));
+    let mut block = easy.clone();
+    block.is_block = true;
+    assert!(st.should_forward(&block), "a block always goes");
+    // A lower difficulty: the job's own (stricter) one still applies.
+    st.on_line(&notify("j2", PREV_A, false), now);
+    st.on_line(
+        &line(json!({"id":null,"method":"mining.set_difficulty","params":[0.5]})),
+        now,
+    );
+    assert!(
+        !st.should_forward(&easy),
+        "1,000 is still in force until the next job"
+    );
+}
+
+#[test]
+fn a_new_version_mask_is_announced_at_once() {
+    let (mut st, now) = subscribed(false);
+    let a = st.on_line(
+        &line(json!({"id":null,"method":"mining.set_version_mask","params":["00ffe000"]})),
+        now,
+    );
+    assert_eq!(a, vec![ClientAction::VersionMask(0x00ff_e000)]);
+    assert_eq!(st.version_mask(), 0x00ff_e000);
+    // Bits we never asked for are not granted.
+    let a = st.on_line(
+        &line(json!({"id":null,"method":"mining.set_version_mask","params":["ffffffff"]})),
+        now,
+    );
+    assert_eq!(a, vec![ClientAction::VersionMask(0x1fff_e000)]);
+}
+
+#[test]
+fn difficulty_is_suggested_on_big_changes_until_the_pool_refuses() {
+    let (mut st, now) = subscribed(false);
+    assert!(st.suggest(0.0).is_none(), "nothing known yet");
+    let l = st.suggest(512.0).expect("first suggestion");
+    let v: Value = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+    assert_eq!(v["method"], "mining.suggest_difficulty");
+    assert_eq!(v["params"], json!([512.0]));
+    assert!(st.suggest(700.0).is_none(), "within 2x of the last ask");
+    assert!(st.suggest(2048.0).is_some());
+    let l = st.suggest(100.0).unwrap();
+    let v: Value = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+    st.on_line(
+        &line(json!({"id": v["id"], "result": null, "error": [20, "Method not found", null]})),
+        now,
+    );
+    assert!(
+        st.suggest(100_000.0).is_none(),
+        "the pool refused: not asked again"
+    );
 }
 
 #[test]
