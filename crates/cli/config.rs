@@ -325,6 +325,10 @@ pub struct RoutingConfig {
     pub rebalance_tolerance: f64,
     /// Seconds a better pool must stay healthy before sessions return.
     pub failback_after_secs: f64,
+    /// Shares waiting to be written to one upstream connection. When a
+    /// pool does not keep up and the queue is full, shares are answered
+    /// error 20 rather than `true` and dropped. Blocks never wait here.
+    pub share_queue: usize,
 }
 
 impl Default for RoutingConfig {
@@ -334,6 +338,7 @@ impl Default for RoutingConfig {
             rebalance_interval_secs: 60.0,
             rebalance_tolerance: 0.05,
             failback_after_secs: 5.0,
+            share_queue: 4096,
         }
     }
 }
@@ -553,6 +558,9 @@ impl Config {
             bail!(
                 "extranonce.downstream_extranonce2_size must be 1–8 (WhatsMiner firmware allows at most 8)"
             );
+        }
+        if self.routing.share_queue == 0 {
+            bail!("routing.share_queue must be at least 1");
         }
         if self.listen.max_workers_per_connection == 0 || self.listen.max_workers_per_ip == 0 {
             bail!("listen.max_workers_per_connection and max_workers_per_ip must be at least 1");

@@ -139,6 +139,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     };
     let (mut shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
     shared.books = Some(books.clone());
+    shared.share_queue = cfg.routing.share_queue;
     if let Some(path) = cfg
         .blocks
         .log

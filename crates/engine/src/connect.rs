@@ -17,8 +17,8 @@ use crate::upstream::{
     Health, JobIds, UpstreamConfig, UpstreamHandle, UpstreamResult, UpstreamTask,
 };
 
-/// Shares a session may queue for its upstream before it waits.
-const SHARE_QUEUE: usize = 4096;
+/// Shares waiting for one upstream connection, by default.
+pub const SHARE_QUEUE: usize = 4096;
 
 /// What every upstream task shares.
 #[derive(Clone)]
@@ -35,6 +35,9 @@ pub struct Shared {
     pub books: Option<Arc<sluice_books::Books>>,
     /// Where blocks are recorded (in memory until replaced by a file).
     pub block_log: Arc<BlockLog>,
+    /// Shares waiting for one upstream connection before more are
+    /// refused.
+    pub share_queue: usize,
 }
 
 impl Shared {
@@ -53,6 +56,7 @@ impl Shared {
                 results,
                 cancel,
                 books: None,
+                share_queue: SHARE_QUEUE,
             },
             rx,
         )
@@ -61,7 +65,7 @@ impl Shared {
     fn handle_parts(&self, id: UpstreamId, pool: usize) -> (Arc<UpstreamHandle>, Parts) {
         let (jobs_tx, jobs_rx) = watch::channel(None);
         let (health_tx, health_rx) = watch::channel(Health::Connecting);
-        let (share_tx, share_rx) = mpsc::channel(SHARE_QUEUE);
+        let (share_tx, share_rx) = mpsc::channel(self.share_queue.max(1));
         let (block_tx, block_rx) = mpsc::unbounded_channel();
         let cancel = self.cancel.child_token();
         let suggest = Arc::new(AtomicF64::default());

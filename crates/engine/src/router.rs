@@ -140,7 +140,7 @@ struct Inner {
 }
 
 /// How often each connection's aggregate difficulty is worked out.
-const SUGGEST_EVERY: Duration = Duration::from_secs(10);
+const SUGGEST_EVERY: Duration = Duration::from_secs(5);
 
 /// Seconds per share the suggested difficulty aims at for a whole upstream
 /// connection: a few shares a second keep the pool's count of our work

@@ -313,7 +313,13 @@ pub struct ClientState {
     /// Rejects since the last reject log line, and when that was.
     rejects_unlogged: u64,
     last_reject_log: Option<Instant>,
+    /// Request ids of blocks sent, and when.
+    pending_blocks: Vec<(u64, Instant)>,
 }
+
+/// How long a pool may leave a block unanswered before the connection is
+/// taken for dead and the block sent again on a new one.
+pub const BLOCK_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Least time between two log lines about a pool's rejects.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -341,6 +347,7 @@ impl ClientState {
             suggest_ok: true,
             rejects_unlogged: 0,
             last_reject_log: None,
+            pending_blocks: Vec::new(),
         }
     }
 
@@ -632,11 +639,15 @@ impl ClientState {
 
     /// Encodes a block for the pool; its verdict comes back as
     /// [`ClientAction::Block`].
-    pub fn submit_block(&mut self, id: u64, s: &ShareForward) -> Vec<Bytes> {
+    pub fn submit_block(&mut self, id: u64, s: &ShareForward, now: Instant) -> Vec<Bytes> {
         let out = self.submit(s);
-        if let Some(p) = self.pending.get_mut(&(self.next_id - 1)) {
+        let req = self.next_id - 1;
+        if let Some(p) = self.pending.get_mut(&req) {
             p.block = Some(id);
         }
+        self.pending_blocks
+            .retain(|(r, _)| self.pending.contains_key(r));
+        self.pending_blocks.push((req, now));
         out
     }
 
@@ -710,6 +721,17 @@ impl ClientState {
 
     /// Checks the stall timer, and that the pool answers what we submit.
     pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
+        // A block the pool has not answered: it may have stopped reading.
+        // Fail the connection, so the block goes again on a new one.
+        if let Some((_, at)) = self.pending_blocks.iter().find(|(id, at)| {
+            self.pending.contains_key(id)
+                && now.saturating_duration_since(*at) > BLOCK_ANSWER_TIMEOUT
+        }) {
+            return Some(ClientAction::Fail(format!(
+                "pool left a block unanswered for {:?}",
+                now.saturating_duration_since(*at)
+            )));
+        }
         if self.pending.len() > MAX_PENDING {
             return Some(ClientAction::Fail(format!(
                 "pool left {} shares unanswered",
@@ -963,7 +985,7 @@ impl UpstreamTask {
         b: BlockForward,
     ) -> Result<(), String> {
         *owed.attempts.entry(b.id).or_default() += 1;
-        let lines = st.submit_block(b.id, &b.share);
+        let lines = st.submit_block(b.id, &b.share, Instant::now());
         let id = b.id;
         owed.inflight.insert(id, b);
         self.block_log.set(id, BlockStatus::Submitted, None);

@@ -47,6 +47,9 @@ pub struct MinerConfig {
     pub seed: u64,
     /// Sent in `mining.subscribe`.
     pub user_agent: String,
+    /// Local address to connect from (a farm behind many addresses; on
+    /// loopback any 127.x.y.z works). `None`: the system's choice.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl Default for MinerConfig {
@@ -61,6 +64,7 @@ impl Default for MinerConfig {
             bad_fraction: 0.0,
             seed: 1,
             user_agent: format!("sluice-loadgen/{}", env!("CARGO_PKG_VERSION")),
+            bind: None,
         }
     }
 }
@@ -217,6 +221,26 @@ impl Rng {
     }
 }
 
+async fn connect(cfg: &MinerConfig) -> std::io::Result<TcpStream> {
+    let Some(ip) = cfg.bind else {
+        return TcpStream::connect(&cfg.addr).await;
+    };
+    let mut last = None;
+    for addr in tokio::net::lookup_host(&cfg.addr).await? {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.bind(std::net::SocketAddr::new(ip, 0))?;
+        match sock.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+}
+
 /// Runs one miner until cancelled or the connection ends.
 pub async fn run(
     cfg: MinerConfig,
@@ -235,7 +259,7 @@ pub async fn run_in_farm(
 ) -> Result<(), MinerError> {
     let connect_at = Instant::now();
     let stream = tokio::select! {
-        s = TcpStream::connect(&cfg.addr) => s?,
+        s = connect(&cfg) => s?,
         _ = cancel.cancelled() => return Ok(()),
     };
     let _ = stream.set_nodelay(true);

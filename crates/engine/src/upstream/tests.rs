@@ -368,7 +368,7 @@ fn unanswered_shares_are_reported_when_the_connection_ends() {
     st.submit(&share(job.clone(), 6, "w"));
     let mut block = share(job, 8, "w");
     block.is_block = true;
-    st.submit_block(99, &block);
+    st.submit_block(99, &block, now);
     let (mut lost, blocks) = st.drain_pending();
     lost.sort_by_key(|r| r.session);
     assert_eq!(lost.len(), 2);
@@ -477,7 +477,7 @@ fn pool_rejects_carry_their_reason_and_blocks_their_verdict() {
     }
     let mut b = share(job, 2, "w");
     b.is_block = true;
-    let l = st.submit_block(7, &b).pop().unwrap();
+    let l = st.submit_block(7, &b, now).pop().unwrap();
     let v: Value = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
     let a = st.on_line(
         &line(json!({"id": v["id"], "result": true, "error": null})),
@@ -583,4 +583,21 @@ fn a_pool_that_never_answers_is_failed() {
         st.submit(&share(job.clone(), i, "w"));
     }
     assert!(matches!(st.on_tick(now), Some(ClientAction::Fail(r)) if r.contains("unanswered")));
+}
+
+#[test]
+fn a_block_left_unanswered_fails_the_connection() {
+    let (mut st, now) = subscribed(false);
+    let job = job_from(&mut st, now);
+    let mut b = share(job, 2, "w");
+    b.is_block = true;
+    st.submit_block(7, &b, now);
+    assert!(st.on_tick(now + BLOCK_ANSWER_TIMEOUT / 2).is_none());
+    assert!(matches!(
+        st.on_tick(now + BLOCK_ANSWER_TIMEOUT * 2),
+        Some(ClientAction::Fail(r)) if r.contains("block unanswered")
+    ));
+    // It comes back to be sent again on the next connection.
+    let (_, blocks) = st.drain_pending();
+    assert_eq!(blocks, vec![7]);
 }
