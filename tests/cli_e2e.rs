@@ -94,6 +94,17 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
     assert!(text.contains("fee 2.5 %"), "{text}");
     assert!(text.contains("api: http://127.0.0.1:8080"), "{text}");
     assert!(text.contains("power: $0.06/kWh"), "{text}");
+    // The rules a proxy lives by are shown, not guessed.
+    assert!(
+        text.contains("version rolling: replace (BIP 310)"),
+        "{text}"
+    );
+    assert!(text.contains("reconnect: same host"), "{text}");
+    assert!(text.contains("8192 per address"), "{text}");
+    assert!(
+        text.contains("blocks: logged to sluice-blocks.jsonl"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("ok"));
 
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
@@ -135,6 +146,26 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
             "feed.toml",
             "mode = \"pool\"\n[books.price]\nfeed_url = \"ftp://prices\"\n",
             "http://",
+        ),
+        (
+            "grace.toml",
+            "mode = \"pool\"\n[listen]\nno_upstream_grace_secs = -1.0\n",
+            "no_upstream_grace_secs",
+        ),
+        (
+            "names.toml",
+            "mode = \"pool\"\n[listen]\nmax_workers_per_ip = 0\n",
+            "max_workers_per_ip",
+        ),
+        (
+            "queue.toml",
+            "mode = \"pool\"\n[routing]\nshare_queue = 0\n",
+            "share_queue",
+        ),
+        (
+            "rolling.toml",
+            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nrolling = \"xor\"\n",
+            "rolling",
         ),
         (
             "feedkey.toml",

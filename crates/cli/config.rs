@@ -837,6 +837,27 @@ impl Config {
                 self.pool_node.network_difficulty, self.pool_node.block_interval_secs
             )),
         }
+        let l = &self.listen;
+        s.push_str(&format!(
+            "limits: {} connections ({} per address), {} worker names per connection ({} per address), no-pool grace {} s, share queue {} per upstream\n",
+            l.max_connections,
+            l.max_connections_per_ip,
+            l.max_workers_per_connection,
+            l.max_workers_per_ip,
+            l.no_upstream_grace_secs,
+            self.routing.share_queue
+        ));
+        s.push_str(&match self
+            .blocks
+            .log
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(p) => format!("blocks: logged to {}\n", p.display()),
+            None => {
+                "blocks: in memory only (set [blocks] log to keep them across a crash)\n".into()
+            }
+        });
         match self.api.listen {
             Some(a) => s.push_str(&format!("api: http://{a}\n")),
             None => s.push_str("api: off\n"),

@@ -230,6 +230,10 @@ pub struct UpstreamHandle {
     pub suggest: Arc<AtomicF64>,
 }
 
+/// Worker names one connection authorizes upstream (pass-through); past
+/// it, shares go under the account itself.
+const MAX_UPSTREAM_NAMES: usize = 65_536;
+
 /// Shares awaiting an answer before a pool counts as not answering.
 const MAX_PENDING: usize = 50_000;
 
@@ -659,10 +663,15 @@ impl ClientState {
         let worker = if self.cfg.pass_through_workers {
             let suffix = s.worker.rsplit_once('.').map_or(&*s.worker, |(_, w)| w);
             let name = format!("{}.{}", self.cfg.user, suffix);
-            if !self.authorized.contains(&name) {
+            if self.authorized.contains(&name) {
+                name
+            } else if self.authorized.len() < MAX_UPSTREAM_NAMES {
                 out.push(self.authorize(&name));
+                name
+            } else {
+                // Past the cap, under the account itself: still credited.
+                self.cfg.user.clone()
             }
-            name
         } else {
             self.cfg.user.clone()
         };

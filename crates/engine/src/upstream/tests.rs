@@ -601,3 +601,18 @@ fn a_block_left_unanswered_fails_the_connection() {
     let (_, blocks) = st.drain_pending();
     assert_eq!(blocks, vec![7]);
 }
+
+#[test]
+fn pass_through_names_upstream_are_capped() {
+    let (mut st, now) = subscribed(true);
+    let job = job_from(&mut st, now);
+    for i in 0..MAX_UPSTREAM_NAMES {
+        st.submit(&share(job.clone(), 1, &format!("farm.w{i}")));
+    }
+    // Past the cap: no new authorize, the share goes under the account.
+    let lines = st.submit(&share(job, 1, "farm.one-too-many"));
+    assert_eq!(lines.len(), 1);
+    let v: Value = serde_json::from_slice(&lines[0][..lines[0].len() - 1]).unwrap();
+    assert_eq!(v["method"], "mining.submit");
+    assert_eq!(v["params"][0], "acct");
+}
