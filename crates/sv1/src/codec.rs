@@ -179,6 +179,68 @@ mod tests {
         assert_eq!(c.decode(&mut b).unwrap().unwrap().len(), 10);
     }
 
+    /// What the codec promises for `data`, whatever the chunking: the lines
+    /// it yields, and whether it ends with `TooLong`. Segments are split at
+    /// `\n`; one longer than the limit (its `\r` counted), or an
+    /// unterminated tail longer than the limit, ends the stream; the others
+    /// lose one trailing `\r` and are skipped when only whitespace. (The
+    /// fuzz target `line_codec` checks the same on arbitrary input.)
+    fn model(data: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
+        let mut lines = Vec::new();
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let seg = &rest[..pos];
+            if seg.len() > max {
+                return (lines, true);
+            }
+            let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
+            if !seg.iter().all(u8::is_ascii_whitespace) {
+                lines.push(seg);
+            }
+            rest = &rest[pos + 1..];
+        }
+        (lines, rest.len() > max)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_chunking_yields_what_the_model_says(
+            max in 0usize..24,
+            data in proptest::collection::vec(
+                proptest::sample::select(b"ab \t\r\n{}".to_vec()), 0..160),
+            cuts in proptest::collection::vec(1usize..20, 1..8),
+        ) {
+            let mut c = LineCodec::new(max);
+            let mut b = BytesMut::new();
+            let (mut got, mut failed, mut fed) = (Vec::new(), false, 0);
+            let mut cut = cuts.iter().cycle();
+            'feed: while fed < data.len() {
+                let end = (fed + cut.next().copied().unwrap_or(1)).min(data.len());
+                b.extend_from_slice(&data[fed..end]);
+                fed = end;
+                loop {
+                    match c.decode(&mut b) {
+                        Ok(Some(line)) => got.push(line),
+                        Ok(None) => break,
+                        Err(LineError::TooLong { limit }) => {
+                            proptest::prop_assert_eq!(limit, max);
+                            failed = true;
+                            break 'feed;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            if !failed {
+                proptest::prop_assert!(c.decode_eof(&mut b).unwrap().is_none());
+                proptest::prop_assert!(b.is_empty());
+            }
+            let (want, want_failed) = model(&data, max);
+            proptest::prop_assert_eq!(failed, want_failed);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn eof_drops_unterminated_tail() {
         let mut c = LineCodec::new(64);

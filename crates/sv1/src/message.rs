@@ -71,6 +71,17 @@ pub enum ParseError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A field from a pool over its bound ([`MAX_MERKLE_BRANCHES`],
+    /// [`MAX_COINBASE_BYTES`], [`MAX_JOB_ID_LEN`], [`MAX_EXTRANONCE1_LEN`]).
+    #[error("{method}: {field} over the limit of {limit}")]
+    TooLarge {
+        /// The method (or the request whose result it is).
+        method: &'static str,
+        /// The field, with its unit.
+        field: &'static str,
+        /// The bound in force.
+        limit: usize,
+    },
 }
 
 impl ParseError {
@@ -81,9 +92,34 @@ impl ParseError {
             ParseError::NotObject => "not_object",
             ParseError::NoMethod => "no_method",
             ParseError::BadParams { .. } => "bad_params",
+            ParseError::TooLarge { .. } => "too_large",
         }
     }
 }
+
+/// Most merkle branches a pool's `mining.notify` may carry. A block holds
+/// fewer than 2^15 transactions (4,000,000 weight units, at least 240 per
+/// transaction), so real jobs carry at most 15 branches; 32 (room for 2^32
+/// transactions) is beyond any block and keeps the per-share merkle work
+/// bounded.
+pub const MAX_MERKLE_BRANCHES: usize = 32;
+
+/// Most coinbase bytes (`coinb1` + `coinb2`, decoded) a pool's
+/// `mining.notify` may carry: 64 KiB, room for about 2,000 payout outputs.
+/// `coinb2` is hashed for every share, so this bounds a share's cost; a
+/// notify at the limit (128 KiB of hex) still fits
+/// [`crate::DEFAULT_MAX_UPSTREAM_LINE`].
+pub const MAX_COINBASE_BYTES: usize = 64 * 1024;
+
+/// Longest job id a pool's `mining.notify` may carry, in bytes. Pools send
+/// short hex or decimal ids (ckpool: 16 characters); we keep each one for
+/// the life of the job and send it back with every share.
+pub const MAX_JOB_ID_LEN: usize = 256;
+
+/// Longest extranonce1 a pool may hand us (subscribe result,
+/// `mining.set_extranonce`), in bytes: the same bound as extranonce2 sizes.
+/// Pools use 4 to 8 bytes.
+pub const MAX_EXTRANONCE1_LEN: usize = 32;
 
 /// A request's id as raw JSON text (`4`, `"a7"`, `null`), echoed verbatim.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -215,6 +251,26 @@ fn object(line: &[u8]) -> Result<Map<String, Value>, ParseError> {
 
 fn bad(method: &'static str, reason: &'static str) -> ParseError {
     ParseError::BadParams { method, reason }
+}
+
+fn too_large(method: &'static str, field: &'static str, limit: usize) -> ParseError {
+    ParseError::TooLarge {
+        method,
+        field,
+        limit,
+    }
+}
+
+/// Decodes a pool's extranonce1, refusing more than [`MAX_EXTRANONCE1_LEN`]
+/// bytes before decoding.
+fn extranonce1(method: &'static str, v: Option<&Value>) -> Result<Vec<u8>, ParseError> {
+    let s = v
+        .and_then(Value::as_str)
+        .ok_or(bad(method, "extranonce1"))?;
+    if s.len() > 2 * MAX_EXTRANONCE1_LEN {
+        return Err(too_large(method, "extranonce1 bytes", MAX_EXTRANONCE1_LEN));
+    }
+    hex::decode(s).map_err(|_| bad(method, "extranonce1"))
 }
 
 fn opt_str(params: &[Value], i: usize) -> Option<String> {
@@ -380,10 +436,21 @@ impl Notify {
             Value::Number(n) => n.to_string(),
             _ => return Err(bad(M, "job id")),
         };
+        if job_id.len() > MAX_JOB_ID_LEN {
+            return Err(too_large(M, "job id bytes", MAX_JOB_ID_LEN));
+        }
         let prev = hex::decode_array::<32>(st(1)?.as_bytes()).map_err(|_| bad(M, "prevhash"))?;
-        let branches = p[4]
-            .as_array()
-            .ok_or(bad(M, "branches must be a list"))?
+        let branches = p[4].as_array().ok_or(bad(M, "branches must be a list"))?;
+        if branches.len() > MAX_MERKLE_BRANCHES {
+            return Err(too_large(M, "merkle branches", MAX_MERKLE_BRANCHES));
+        }
+        let (coinb1, coinb2) = (st(2)?, st(3)?);
+        // Checked on the hex, before decoding; a valid pair decodes to
+        // half its length.
+        if coinb1.len() + coinb2.len() > 2 * MAX_COINBASE_BYTES {
+            return Err(too_large(M, "coinb1+coinb2 bytes", MAX_COINBASE_BYTES));
+        }
+        let branches = branches
             .iter()
             .map(|b| {
                 b.as_str()
@@ -397,8 +464,8 @@ impl Notify {
         Ok(Notify {
             job_id,
             prev_hash: hex::swap_words(&prev),
-            coinb1: hex::decode(st(2)?).map_err(|_| bad(M, "coinb1"))?,
-            coinb2: hex::decode(st(3)?).map_err(|_| bad(M, "coinb2"))?,
+            coinb1: hex::decode(coinb1).map_err(|_| bad(M, "coinb1"))?,
+            coinb2: hex::decode(coinb2).map_err(|_| bad(M, "coinb2"))?,
             branches,
             version: word(5, "version")?,
             nbits: word(6, "nbits")?,
@@ -539,11 +606,7 @@ pub fn parse_server(line: &[u8]) -> Result<ServerMessage, ParseError> {
             )
         }
         "mining.set_extranonce" => {
-            let en1 = params
-                .first()
-                .and_then(Value::as_str)
-                .and_then(|s| hex::decode(s).ok())
-                .ok_or(bad("mining.set_extranonce", "extranonce1"))?;
+            let en1 = extranonce1("mining.set_extranonce", params.first())?;
             let size = params
                 .get(1)
                 .and_then(Value::as_u64)
@@ -583,11 +646,7 @@ impl SubscribeResult {
     pub fn from_value(v: &Value) -> Result<Self, ParseError> {
         const M: &str = "mining.subscribe";
         let a = v.as_array().ok_or(bad(M, "result must be a list"))?;
-        let en1 = a
-            .get(1)
-            .and_then(Value::as_str)
-            .and_then(|s| hex::decode(s).ok())
-            .ok_or(bad(M, "extranonce1"))?;
+        let en1 = extranonce1(M, a.get(1))?;
         let size = a
             .get(2)
             .and_then(Value::as_u64)
@@ -882,6 +941,124 @@ mod tests {
             text.contains(r#""03020100"#),
             "prevhash words swapped: {text}"
         );
+    }
+
+    fn notify_line(job_id: &str, coinb1: &str, coinb2: &str, branches: usize) -> String {
+        let branches = vec![format!("{:064x}", 7); branches];
+        serde_json::json!({
+            "id": null,
+            "method": "mining.notify",
+            "params": [job_id, format!("{:064x}", 1), coinb1, coinb2, branches,
+                       "20000000", "207fffff", "6b015b89", true],
+        })
+        .to_string()
+    }
+
+    fn notify(line: &str) -> Result<Notify, ParseError> {
+        match parse_server(line.as_bytes())? {
+            ServerMessage::Notify(n) => Ok(n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A pool is untrusted: a notify's branches, coinbase and job id are
+    /// bounded, each up to and including its limit.
+    #[test]
+    fn notify_sizes_are_bounded() {
+        let n = notify(&notify_line("j", "01", "02", MAX_MERKLE_BRANCHES)).unwrap();
+        assert_eq!(n.branches.len(), MAX_MERKLE_BRANCHES);
+        assert_eq!(
+            notify(&notify_line("j", "01", "02", MAX_MERKLE_BRANCHES + 1)),
+            Err(ParseError::TooLarge {
+                method: "mining.notify",
+                field: "merkle branches",
+                limit: MAX_MERKLE_BRANCHES
+            })
+        );
+
+        let half = "ab".repeat(MAX_COINBASE_BYTES / 2);
+        let n = notify(&notify_line("j", &half, &half, 0)).unwrap();
+        assert_eq!(n.coinb1.len() + n.coinb2.len(), MAX_COINBASE_BYTES);
+        // The largest notify still fits the upstream line limit.
+        assert!(
+            notify_line(
+                &"j".repeat(MAX_JOB_ID_LEN),
+                &half,
+                &half,
+                MAX_MERKLE_BRANCHES
+            )
+            .len()
+                < crate::DEFAULT_MAX_UPSTREAM_LINE
+        );
+        for (c1, c2) in [
+            (format!("{half}cd"), half.clone()),
+            (half.clone(), format!("cd{half}")),
+        ] {
+            let e = notify(&notify_line("j", &c1, &c2, 0)).unwrap_err();
+            assert_eq!(
+                e,
+                ParseError::TooLarge {
+                    method: "mining.notify",
+                    field: "coinb1+coinb2 bytes",
+                    limit: MAX_COINBASE_BYTES
+                }
+            );
+            assert_eq!(e.label(), "too_large");
+        }
+        // Odd hex within the bound is malformed, not too large.
+        let odd = &half[1..];
+        let e = notify(&notify_line("j", odd, &half, 0)).unwrap_err();
+        assert_eq!(e.label(), "bad_params");
+
+        let n = notify(&notify_line(&"j".repeat(MAX_JOB_ID_LEN), "01", "02", 1)).unwrap();
+        assert_eq!(n.job_id.len(), MAX_JOB_ID_LEN);
+        assert_eq!(
+            notify(&notify_line(&"j".repeat(MAX_JOB_ID_LEN + 1), "01", "02", 1)),
+            Err(ParseError::TooLarge {
+                method: "mining.notify",
+                field: "job id bytes",
+                limit: MAX_JOB_ID_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn pool_extranonce1_is_bounded() {
+        let ok = "ab".repeat(MAX_EXTRANONCE1_LEN);
+        let over = "ab".repeat(MAX_EXTRANONCE1_LEN + 1);
+        let set = |en1: &str| {
+            parse_server(
+                serde_json::json!({"id":null,"method":"mining.set_extranonce","params":[en1, 4]})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        assert_eq!(
+            set(&ok),
+            Ok(ServerMessage::SetExtranonce {
+                extranonce1: vec![0xab; MAX_EXTRANONCE1_LEN],
+                extranonce2_size: 4
+            })
+        );
+        assert_eq!(
+            set(&over),
+            Err(ParseError::TooLarge {
+                method: "mining.set_extranonce",
+                field: "extranonce1 bytes",
+                limit: MAX_EXTRANONCE1_LEN
+            })
+        );
+        let sub = |en1: &str| SubscribeResult::from_value(&serde_json::json!([[], en1, 4]));
+        assert_eq!(sub(&ok).unwrap().extranonce1.len(), MAX_EXTRANONCE1_LEN);
+        assert_eq!(
+            sub(&over),
+            Err(ParseError::TooLarge {
+                method: "mining.subscribe",
+                field: "extranonce1 bytes",
+                limit: MAX_EXTRANONCE1_LEN
+            })
+        );
+        assert_eq!(sub("zz").unwrap_err().label(), "bad_params");
     }
 
     #[test]
