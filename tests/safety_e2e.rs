@@ -264,13 +264,17 @@ async fn an_or_rule_pool_accepts_every_forwarded_share_of_a_signalling_job() {
     // job, which this pool never sends), and roll only those bits.
     pool.push(json!({"id": null, "method": "mining.set_version_mask", "params": ["0000e000"]}));
     let from = pool.submits().len();
-    wait_until("100 shares under the new mask", Duration::from_secs(60), || {
-        let seen = pool.submits();
-        seen.len() > from + 100
-            && seen[seen.len() - 100..]
-                .iter()
-                .all(|s| s.version & 0x0fff_0000 == 0)
-    })
+    wait_until(
+        "100 shares under the new mask",
+        Duration::from_secs(60),
+        || {
+            let seen = pool.submits();
+            seen.len() > from + 100
+                && seen[seen.len() - 100..]
+                    .iter()
+                    .all(|s| s.version & 0x0fff_0000 == 0)
+        },
+    )
     .await;
     stop.cancel();
     let stats = &proxy.running.engine.stats;

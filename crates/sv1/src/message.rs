@@ -116,6 +116,9 @@ pub const MAX_COINBASE_BYTES: usize = 64 * 1024;
 /// the life of the job and send it back with every share.
 pub const MAX_JOB_ID_LEN: usize = 256;
 
+/// Longest host a pool may redirect us to (a DNS name is at most 253).
+pub const MAX_HOST_LEN: usize = 255;
+
 /// Longest extranonce1 a pool may hand us (subscribe result,
 /// `mining.set_extranonce`), in bytes: the same bound as extranonce2 sizes.
 /// Pools use 4 to 8 bytes.
@@ -618,7 +621,13 @@ pub fn parse_server(line: &[u8]) -> Result<ServerMessage, ParseError> {
             }
         }
         "client.reconnect" => ServerMessage::Reconnect {
-            host: opt_str(&params, 0).filter(|h| !h.is_empty()),
+            host: match opt_str(&params, 0).filter(|h| !h.is_empty()) {
+                // A DNS name is at most 253 characters: longer is not a host.
+                Some(h) if h.len() > MAX_HOST_LEN => {
+                    return Err(too_large("client.reconnect", "host bytes", MAX_HOST_LEN));
+                }
+                h => h,
+            },
             port: number(params.get(1))
                 .and_then(|p| u16::try_from(p as u64).ok())
                 .filter(|&p| p != 0),
@@ -1093,6 +1102,14 @@ mod tests {
                 error: Some(RpcError { code: 23, .. }),
                 ..
             }
+        ));
+        let long = format!(
+            r#"{{"id":null,"method":"client.reconnect","params":["{}",3333,0]}}"#,
+            "h".repeat(MAX_HOST_LEN + 1)
+        );
+        assert!(matches!(
+            parse_server(long.as_bytes()),
+            Err(ParseError::TooLarge { .. })
         ));
         // ckpool: no error, the reason in `reject-reason`.
         let r =

@@ -981,3 +981,31 @@ fn the_prefix_is_taken_at_subscribe_and_given_back() {
     drop(sessions.pop());
     assert_eq!(prefixes.in_use(), 255);
 }
+
+#[test]
+fn a_submit_that_is_not_json_is_never_credited() {
+    // Found against the release binary: the fast parser took these ids,
+    // echoed them raw (the reply was not JSON) and credited the share.
+    let mut r = Rig::new();
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 1], j.version, 1e-5, true);
+    let params = format!(
+        r#""params":["acct.w1","{}","00000001","{:08x}","{nonce:08x}"]"#,
+        j.wire_id(),
+        j.ntime
+    );
+    for id in ["1.2.3", "--", "01", "+1", "1."] {
+        let line = format!(r#"{{"id":{id},"method":"mining.submit",{params}}}"#);
+        let out = r.raw(line.as_bytes());
+        let v = sent(&out);
+        assert_eq!(v.len(), 1, "{id}");
+        assert_eq!(v[0]["id"], serde_json::Value::Null, "{id}");
+        assert_eq!(v[0]["error"][0], 20, "{id}");
+        assert!(!out.iter().any(|o| matches!(o, Output::Forward(_))), "{id}");
+    }
+    assert_eq!(r.s.counters().accepted, 0);
+    assert_eq!(r.stats.rejected(Reject::Malformed), 5);
+    // The same share as valid JSON is taken.
+    let line = format!(r#"{{"id":7,"method":"mining.submit",{params}}}"#);
+    assert_eq!(sent(&r.raw(line.as_bytes()))[0]["result"], true);
+}
