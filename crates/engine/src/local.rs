@@ -310,3 +310,6 @@ impl<S: TemplateSource> LocalTask<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

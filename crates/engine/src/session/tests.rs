@@ -1009,3 +1009,27 @@ fn a_submit_that_is_not_json_is_never_credited() {
     let line = format!(r#"{{"id":7,"method":"mining.submit",{params}}}"#);
     assert_eq!(sent(&r.raw(line.as_bytes()))[0]["result"], true);
 }
+
+#[test]
+fn a_session_moved_by_rebalancing_keeps_its_older_jobs_credited_upstream() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    // Moved for balance (the old pool is fine): its jobs stay good, and
+    // their shares still go to the old job's own upstream.
+    r.s.on_moved(1, false);
+    let mut next = Arc::try_unwrap(r.job(false, 0x1d00ffff)).unwrap();
+    next.upstream = 2;
+    let out = r.push_job(&Arc::new(next));
+    assert_eq!(
+        sent(&out).last().unwrap()["params"][8],
+        true,
+        "clean job from the new pool"
+    );
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 9], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000009", old.ntime, nonce, None));
+    match &out[0] {
+        Output::Forward(f) => assert_eq!(f.job.upstream, 1, "to the job's own pool"),
+        o => panic!("not forwarded: {o:?}"),
+    }
+    assert_eq!(sent(&out).last().unwrap()["result"], true);
+}

@@ -1,0 +1,177 @@
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use sluice_pow::synthetic;
+
+use super::*;
+use crate::blocks::{BlockLog, BlockStatus};
+use crate::job::Extranonce;
+
+/// A node that refuses the first `refusals` submissions of each block.
+struct FlakyNode {
+    refusals: u32,
+    submissions: Arc<Mutex<Vec<[u8; 32]>>>,
+}
+
+impl TemplateSource for FlakyNode {
+    fn job(&mut self, now_unix: u32, _extranonce_len: usize) -> Result<LocalJob, String> {
+        let (t, _) = synthetic::job(synthetic::TYPICAL, 5);
+        Ok(LocalJob {
+            prev_hash: *t.prev_hash(),
+            coinb1: t.coinb1().to_vec(),
+            coinb2: t.coinb2().to_vec(),
+            branches: t.branches().to_vec(),
+            version: 0x2000_0000,
+            nbits: t.bits(),
+            ntime: now_unix,
+            height: 7,
+            coinbase_value_sat: 312_500_000,
+        })
+    }
+
+    fn submit_block(&mut self, header: &Header, _coinbase: &[u8]) -> Result<BlockAccepted, String> {
+        let mut s = self.submissions.lock().unwrap();
+        s.push(header.block_hash());
+        let tries = s.iter().filter(|h| **h == header.block_hash()).count() as u32;
+        if tries <= self.refusals {
+            return Err(format!("node busy (try {tries})"));
+        }
+        Ok(BlockAccepted {
+            height: 7,
+            hash: hex::encode_reversed(&header.block_hash()),
+        })
+    }
+
+    fn poll(&mut self, _now_unix: u32) -> bool {
+        false
+    }
+}
+
+struct Rig {
+    log: Arc<BlockLog>,
+    job: Arc<Job>,
+    block_tx: mpsc::UnboundedSender<BlockForward>,
+    results: mpsc::UnboundedReceiver<UpstreamResult>,
+    submissions: Arc<Mutex<Vec<[u8; 32]>>>,
+    cancel: CancellationToken,
+}
+
+async fn start(refusals: u32) -> Rig {
+    let stats = Arc::new(Stats::default());
+    let log = Arc::new(BlockLog::in_memory(stats.clone()));
+    let (jobs_tx, mut jobs_rx) = watch::channel(None);
+    let (health_tx, _health_rx) = watch::channel(Health::Connecting);
+    let (share_tx, share_rx) = mpsc::channel(16);
+    let (block_tx, block_rx) = mpsc::unbounded_channel();
+    let (results_tx, results) = mpsc::unbounded_channel();
+    let submissions = Arc::new(Mutex::new(Vec::new()));
+    let cancel = CancellationToken::new();
+    let task = LocalTask {
+        id: 1,
+        cfg: LocalConfig {
+            refresh_interval: Duration::from_secs(3600),
+            version_mask: 0x1fff_e000,
+            extranonce_len: 6,
+        },
+        source: FlakyNode {
+            refusals,
+            submissions: submissions.clone(),
+        },
+        job_ids: Arc::new(JobIds::default()),
+        stats,
+        pool: 0,
+        books: None,
+        jobs: jobs_tx,
+        health: health_tx,
+        shares: share_rx,
+        blocks: block_rx,
+        links: JobLinks {
+            share_tx,
+            block_tx: block_tx.clone(),
+            up: Arc::new(AtomicBool::new(false)),
+        },
+        block_log: log.clone(),
+        results: results_tx,
+        workers: Arc::new(DashMap::new()),
+        found: Arc::new(std::sync::Mutex::new(Vec::new())),
+        cancel: cancel.clone(),
+    };
+    tokio::spawn(task.run());
+    let job = loop {
+        jobs_rx.changed().await.unwrap();
+        if let Some(j) = jobs_rx.borrow_and_update().clone() {
+            break j;
+        }
+    };
+    Rig {
+        log,
+        job,
+        block_tx,
+        results,
+        submissions,
+        cancel,
+    }
+}
+
+fn block(job: &Arc<Job>, nonce: u32) -> ShareForward {
+    ShareForward {
+        session: 3,
+        worker: "farm.s21".into(),
+        job: job.clone(),
+        extranonce2: Extranonce::from_parts(&[&[0, 1], &[2, 3, 4, 5]]).unwrap(),
+        ntime: job.ntime,
+        nonce,
+        version: job.version,
+        difficulty: 1.0,
+        hash: [0; 32],
+        is_block: true,
+        received: Instant::now(),
+    }
+}
+
+async fn status_of(log: &BlockLog, id: u64, want: BlockStatus) -> crate::blocks::BlockRecord {
+    loop {
+        if let Some(r) = log
+            .list()
+            .into_iter()
+            .find(|r| r.id == id && r.status == want)
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_block_is_submitted_again_until_the_node_takes_it() {
+    let mut r = start(2).await;
+    let b = block(&r.job, 11);
+    let id = r.log.found(&b);
+    r.block_tx.send(BlockForward { id, share: b }).unwrap();
+    let rec = status_of(&r.log, id, BlockStatus::Accepted).await;
+    assert_eq!(rec.attempts, 3, "refused twice, taken the third time");
+    assert_eq!(r.submissions.lock().unwrap().len(), 3);
+    // Its share is booked by the pool once.
+    let res = r.results.recv().await.unwrap();
+    assert!(res.accepted);
+    assert!(r.results.try_recv().is_err());
+    r.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_block_the_node_keeps_refusing_is_given_up_after_the_limit() {
+    let r = start(u32::MAX).await;
+    let b = block(&r.job, 12);
+    let id = r.log.found(&b);
+    r.block_tx.send(BlockForward { id, share: b }).unwrap();
+    let rec = status_of(&r.log, id, BlockStatus::Rejected).await;
+    assert_eq!(rec.attempts, MAX_BLOCK_ATTEMPTS);
+    assert!(rec.detail.unwrap().contains("node busy"));
+    // No more submissions after giving up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        r.submissions.lock().unwrap().len() as u32,
+        MAX_BLOCK_ATTEMPTS
+    );
+    r.cancel.cancel();
+}
