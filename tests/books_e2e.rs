@@ -134,11 +134,17 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
         Duration::from_secs(30),
         || {
             let api = api.clone();
+            let finished = miners
+                .iter()
+                .all(|(_, s)| s.finished.load(Ordering::Acquire) == 1);
             let accepted: u64 = miners
                 .iter()
                 .map(|(_, s)| s.accepted.load(Ordering::Relaxed))
                 .sum();
             async move {
+                if !finished {
+                    return false;
+                }
                 let farm = get(format!("{api}/api/v1/farm")).await;
                 let page = get(format!("{api}/api/v1/workers?window=1h")).await;
                 farm["totals"]["accepted"].as_u64() == Some(accepted)
@@ -489,12 +495,14 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
         Duration::from_secs(15),
         || {
             let api = api.clone();
+            let finished = second.finished.load(Ordering::Acquire) == 1;
             let want = after + second.accepted.load(Ordering::Relaxed);
             async move {
-                tokio::task::spawn_blocking(move || farm_accepted(&api))
-                    .await
-                    .unwrap()
-                    == want
+                finished
+                    && tokio::task::spawn_blocking(move || farm_accepted(&api))
+                        .await
+                        .unwrap()
+                        == want
             }
         },
     )
@@ -549,7 +557,7 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
     }];
     let (addr, api, proxy_cancel, _running) = launch(&proxy_cfg).await;
     let stop = CancellationToken::new();
-    mine(
+    let miner = mine(
         addr.to_string(),
         "farm.s21-9",
         0.000001,
@@ -561,13 +569,16 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
     stop.cancel();
     // Every share the proxy accepted was forwarded (the pool's difficulty
     // is the cap) and answered by the pool.
+    // The miner stops once every share it sent is answered.
     let stats = _running.engine.stats.clone();
     common::wait_until(
         "every forwarded share answered",
         Duration::from_secs(15),
         || {
             let acc = stats.accepted.load(Ordering::Relaxed);
-            acc > 0
+            miner.finished.load(Ordering::Acquire) == 1
+                && acc > 0
+                && acc == miner.accepted.load(Ordering::Relaxed)
                 && stats.upstream_accepted.load(Ordering::Relaxed) == acc
                 && stats.forwarded.load(Ordering::Relaxed) == acc
         },

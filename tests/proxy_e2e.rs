@@ -258,9 +258,18 @@ async fn a_thousand_sessions_get_unique_extranonces_and_validate_upstream() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let st = &proxy.engine.stats;
     assert_eq!(
-        proxy.engine.stats.upstream_rejected.load(Ordering::Relaxed),
-        0
+        st.upstream_rejected.load(Ordering::Relaxed),
+        0,
+        "upstream rejects by reason: {:?}",
+        sluice_engine::stats::PoolReject::ALL
+            .iter()
+            .map(|r| (
+                r.label(),
+                st.upstream_rejects[*r as usize].load(Ordering::Relaxed)
+            ))
+            .collect::<Vec<_>>()
     );
     cancel.cancel();
     proxy.cancel.cancel();

@@ -215,7 +215,11 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         }
     };
     let router = Router::new(router_cfg, pools);
-    tokio::spawn(deliver_results(router.clone(), results_rx));
+    tokio::spawn(deliver_results(
+        router.clone(),
+        results_rx,
+        Some(books.clone()),
+    ));
     tokio::spawn(router.clone().run(cancel.clone()));
     let listener = TcpListener::bind(cfg.listen.address)
         .await
@@ -287,6 +291,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+    // Whatever the block log was told last (submissions, verdicts) is on
+    // disk before the process ends.
+    running.engine.blocks.sync().await;
     if let Some(store) = running.store {
         let books = running.books;
         let _ = tokio::task::spawn_blocking(move || crate::books::snapshot(&store, &books)).await;

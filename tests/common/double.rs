@@ -18,8 +18,9 @@ use tokio::net::TcpSocket;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Extranonce1 the double hands out, and the extranonce2 size.
-pub const EN1: [u8; 4] = [0xf0, 0xf1, 0xf2, 0xf3];
+/// The extranonce2 size the double hands out. Each connection gets an
+/// extranonce1 of its own, kept when it resumes a session (its session id
+/// is the extranonce1's hex), as ckpool does.
 pub const EN2_SIZE: usize = 8;
 const PREV: [u8; 32] = [0x42; 32];
 
@@ -76,6 +77,9 @@ pub struct State {
     pub authorizes: Mutex<Vec<(String, String)>>,
     pub connections: AtomicU64,
     pub suggestions: Mutex<Vec<f64>>,
+    /// Sessions resumed with their old extranonce1.
+    pub resumed: AtomicU64,
+    next_en1: AtomicU64,
     down: AtomicBool,
 }
 
@@ -122,7 +126,7 @@ fn coinb1() -> Vec<u8> {
     let mut v = vec![1, 0, 0, 0, 1];
     v.extend([0u8; 32]);
     v.extend([0xff; 4]);
-    v.push((4 + EN1.len() + EN2_SIZE) as u8);
+    v.push((4 + 4 + EN2_SIZE) as u8);
     v.extend([3, 0xe8, 0x03, 0x00]);
     v
 }
@@ -154,8 +158,15 @@ fn nbits_target(nbits: u32) -> f64 {
 }
 
 /// The header hash of a submitted share under the double's rule.
-fn share_hash(b: &Behaviour, en2: &[u8], ntime: u32, nonce: u32, version: u32) -> [u8; 32] {
-    let coinbase = [&coinb1()[..], &EN1, en2, &coinb2()].concat();
+fn share_hash(
+    b: &Behaviour,
+    en1: &[u8],
+    en2: &[u8],
+    ntime: u32,
+    nonce: u32,
+    version: u32,
+) -> [u8; 32] {
+    let coinbase = [&coinb1()[..], en1, en2, &coinb2()].concat();
     let root = sha256d::Hash::hash(&coinbase).to_byte_array();
     let mut header = Vec::with_capacity(80);
     header.extend(version.to_le_bytes());
@@ -193,32 +204,26 @@ impl Double {
         let (addr, state) = (self.addr, self.state.clone());
         drop(self);
         state.down.store(false, Ordering::SeqCst);
-        // The old listener is closed once its task sees the cancel.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let sock = TcpSocket::new_v4().unwrap();
-            sock.set_reuseaddr(true).unwrap();
-            if sock.bind(addr).is_ok() {
-                drop(sock);
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "port {addr} never freed"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
         Self::serve(addr, state, None).await
     }
 
     async fn serve(addr: SocketAddr, state: Arc<State>, recv_buffer: Option<u32>) -> Self {
-        let sock = TcpSocket::new_v4().unwrap();
-        sock.set_reuseaddr(true).unwrap();
-        if let Some(n) = recv_buffer {
-            sock.set_recv_buffer_size(n).unwrap();
-        }
-        sock.bind(addr).unwrap();
-        let listener = sock.listen(64).unwrap();
+        // A port just given up by a stopped double may take a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            let sock = TcpSocket::new_v4().unwrap();
+            sock.set_reuseaddr(true).unwrap();
+            if let Some(n) = recv_buffer {
+                sock.set_recv_buffer_size(n).unwrap();
+            }
+            match sock.bind(addr).and_then(|()| sock.listen(64)) {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "bind {addr}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let cancel = CancellationToken::new();
         let (push, _) = broadcast::channel(16);
@@ -265,13 +270,8 @@ async fn connection(
     let (rd, mut wr) = stream.into_split();
     let mut lines = BufReader::new(rd).lines();
     let mut user = String::new();
+    let mut en1 = (0x1000_0000 + st.next_en1.fetch_add(1, Ordering::SeqCst) as u32).to_be_bytes();
     loop {
-        if st.behaviour.lock().unwrap().stall && !user.is_empty() {
-            // Stop reading (the sender's buffers fill up, nothing is
-            // answered) until the double is stopped.
-            cancel.cancelled().await;
-            return;
-        }
         let l = tokio::select! {
             l = lines.next_line() => match l { Ok(Some(l)) => l, _ => return },
             p = push.recv() => {
@@ -282,6 +282,13 @@ async fn connection(
             }
             _ = cancel.cancelled() => return,
         };
+        if st.behaviour.lock().unwrap().stall && !user.is_empty() {
+            // Stalled: this line and everything after it go unread and
+            // unanswered (the sender's buffers fill up) until the double
+            // is stopped.
+            cancel.cancelled().await;
+            return;
+        }
         let Ok(m) = serde_json::from_str::<Value>(&l) else {
             continue;
         };
@@ -291,8 +298,20 @@ async fn connection(
         match m["method"].as_str().unwrap_or("") {
             "mining.configure" => out.extend(line(json!({"id": id, "error": null,
                 "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}}))),
-            "mining.subscribe" => out.extend(line(json!({"id": id, "error": null,
-                "result": [[["mining.notify", "1"]], hex(&EN1), EN2_SIZE]}))),
+            "mining.subscribe" => {
+                // Resuming a session: the extranonce1 it had (the id is
+                // its hex).
+                if let Some(old) = m["params"][1]
+                    .as_str()
+                    .and_then(unhex)
+                    .filter(|o| o.len() == 4)
+                {
+                    en1.copy_from_slice(&old);
+                    st.resumed.fetch_add(1, Ordering::SeqCst);
+                }
+                out.extend(line(json!({"id": id, "error": null,
+                    "result": [[["mining.notify", hex(&en1)]], hex(&en1), EN2_SIZE]})));
+            }
             "mining.suggest_difficulty" => {
                 if let Some(d) = m["params"][0].as_f64() {
                     st.suggestions.lock().unwrap().push(d);
@@ -330,7 +349,7 @@ async fn connection(
                 } else {
                     (b.version & !0x1fff_e000) | (bits & 0x1fff_e000)
                 };
-                let h = share_hash(&b, &en2, ntime, nonce, version);
+                let h = share_hash(&b, &en1, &en2, ntime, nonce, version);
                 let v = hash_value(&h);
                 let valid = en2.len() == EN2_SIZE && v <= target(b.difficulty);
                 let block = en2.len() == EN2_SIZE && v <= nbits_target(b.nbits);

@@ -1,6 +1,10 @@
 //! The block log: every share that meets the network target, recorded
 //! durably before the miner hears anything, and what became of it.
 //!
+//! A record goes to the writer thread the moment a session finds the
+//! block; the block is handed to its upstream at once; the session then
+//! waits for the fsync before it answers the miner.
+//!
 //! Blocks found = blocks submitted. A candidate is appended to a JSON-lines
 //! file (header, coinbase, job, pool, time) the moment its session finds
 //! it, handed to its upstream on a channel of its own, and fsync'd before
@@ -12,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,14 +115,33 @@ pub struct BlockLogError {
     source: std::io::Error,
 }
 
+/// What the writer thread is asked to do, in order.
+enum Write {
+    /// Append a line; fsync after it when `sync`.
+    Line(Vec<u8>, bool),
+    /// fsync, then say so.
+    Sync(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The block log, shared by sessions (which record) and upstreams (which
-/// report what became of each block).
+/// report what became of each block). File I/O happens on a thread of its
+/// own, in order: nothing on the block path waits for a disk unless it
+/// asks to ([`BlockLog::sync`]), and no runtime thread ever blocks on one.
 #[derive(Debug)]
 pub struct BlockLog {
-    file: Mutex<Option<File>>,
+    writer: Option<std::sync::mpsc::Sender<Write>>,
     records: Mutex<VecDeque<BlockRecord>>,
     next_id: AtomicU64,
     stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Line(l, s) => write!(f, "Line({} bytes, sync {s})", l.len()),
+            Write::Sync(_) => write!(f, "Sync"),
+        }
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -128,11 +151,39 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The writer thread: appends lines in order, fsyncs when asked.
+fn writer(mut file: File, rx: std::sync::mpsc::Receiver<Write>, stats: Arc<Stats>) {
+    let fail = |e: std::io::Error| {
+        stats.block_log_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "could not write the block log; blocks are still submitted");
+    };
+    while let Ok(w) = rx.recv() {
+        match w {
+            // One write per line: a crash leaves whole lines or a torn
+            // last one (skipped on reading), never two records mixed.
+            Write::Line(l, sync) => {
+                if let Err(e) = file
+                    .write_all(&l)
+                    .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+                {
+                    fail(e);
+                }
+            }
+            Write::Sync(done) => {
+                if let Err(e) = file.sync_data() {
+                    fail(e);
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 impl BlockLog {
     /// A log kept in memory only (tests, and runs without a data file).
     pub fn in_memory(stats: Arc<Stats>) -> Self {
         Self {
-            file: Mutex::new(None),
+            writer: None,
             records: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
             stats,
@@ -140,8 +191,9 @@ impl BlockLog {
     }
 
     /// Opens (or creates) the log at `path`, reading back what earlier runs
-    /// recorded. Unreadable lines are skipped with a warning: a torn last
-    /// line after a crash must not stop the proxy.
+    /// recorded. Unreadable lines (a torn last line after a crash, bytes
+    /// that are not UTF-8) are skipped with a warning: they must not stop
+    /// the proxy.
     pub fn open(path: &Path, stats: Arc<Stats>) -> Result<Self, BlockLogError> {
         let err = |source| BlockLogError {
             path: path.to_owned(),
@@ -149,11 +201,15 @@ impl BlockLog {
         };
         let mut records: VecDeque<BlockRecord> = VecDeque::new();
         let mut next_id = 1;
-        match File::open(path) {
-            Ok(f) => {
-                for (n, line) in BufReader::new(f).lines().enumerate() {
-                    let line = line.map_err(err)?;
-                    match serde_json::from_str::<Line>(&line) {
+        let mut ends_clean = true;
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                ends_clean = bytes.last().is_none_or(|&b| b == b'\n');
+                for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_slice::<Line>(line) {
                         Ok(Line::Found(r)) => {
                             next_id = next_id.max(r.id + 1);
                             if records.len() >= KEPT {
@@ -184,13 +240,23 @@ impl BlockLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(err)?;
+        if !ends_clean {
+            // End the torn line, so the next record starts a line of its own.
+            file.write_all(b"\n").map_err(err)?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = stats.clone();
+        std::thread::Builder::new()
+            .name("sluice-block-log".into())
+            .spawn(move || writer(file, rx, st))
+            .map_err(err)?;
         Ok(Self {
-            file: Mutex::new(Some(file)),
+            writer: Some(tx),
             records: Mutex::new(records),
             next_id: AtomicU64::new(next_id),
             stats,
@@ -198,8 +264,7 @@ impl BlockLog {
     }
 
     fn append(&self, line: &Line, sync: bool) {
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = f.as_mut() else { return };
+        let Some(w) = &self.writer else { return };
         let mut text = match serde_json::to_vec(line) {
             Ok(t) => t,
             Err(e) => {
@@ -208,14 +273,8 @@ impl BlockLog {
             }
         };
         text.push(b'\n');
-        // One write per line: a crash leaves whole lines or a torn last one
-        // (skipped on reading), never two records interleaved.
-        let r = file
-            .write_all(&text)
-            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-        if let Err(e) = r {
+        if w.send(Write::Line(text, sync)).is_err() {
             self.stats.block_log_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "could not write the block log; the block is still submitted");
         }
     }
 
@@ -252,18 +311,18 @@ impl BlockLog {
         id
     }
 
-    /// Makes everything written so far durable.
-    pub fn sync(&self) {
-        let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = f.as_ref()
-            && let Err(e) = file.sync_data()
-        {
-            self.stats.block_log_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "could not sync the block log");
+    /// Makes everything recorded so far durable (written and fsync'd by
+    /// the writer thread); a log in memory returns at once.
+    pub async fn sync(&self) {
+        let Some(w) = &self.writer else { return };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if w.send(Write::Sync(tx)).is_ok() {
+            let _ = rx.await;
         }
     }
 
-    /// Records what became of block `id` (fsync'd).
+    /// Records what became of block `id` (written and fsync'd in order,
+    /// without waiting for it).
     pub fn set(&self, id: u64, status: BlockStatus, detail: Option<String>) {
         let c = match status {
             BlockStatus::Found => None,

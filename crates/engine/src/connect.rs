@@ -209,8 +209,24 @@ impl<S: TemplateSource> Connector for LocalConnector<S> {
 }
 
 /// Hands share results to their sessions until the channel closes.
-pub async fn deliver_results(router: Arc<Router>, mut rx: mpsc::UnboundedReceiver<UpstreamResult>) {
+///
+/// A refusal whose session is gone (or cannot take it now) is still taken
+/// back in the worker's books here: a share answered `true` and then lost
+/// never stays credited.
+pub async fn deliver_results(
+    router: Arc<Router>,
+    mut rx: mpsc::UnboundedReceiver<UpstreamResult>,
+    books: Option<Arc<sluice_books::Books>>,
+) {
     while let Some(r) = rx.recv().await {
-        router.deliver(r);
+        let Some(r) = router.deliver(r) else { continue };
+        if r.accepted {
+            continue;
+        }
+        if let (Some(b), Some(name)) = (&books, r.share.worker.as_deref())
+            && let Some(w) = b.find_worker(name)
+        {
+            crate::session::book_reversal(b, &w, &r, std::time::Instant::now());
+        }
     }
 }

@@ -54,6 +54,10 @@ pub struct Job {
     /// every share at the miner's difficulty.
     pub pool_difficulty: f64,
 
+    /// The extranonce1 of the upstream subscription the job came from
+    /// (folded into `coinb1`; empty for the local pool node). A block can
+    /// be sent again on a later connection only if it gets the same one.
+    pub upstream_extranonce1: Vec<u8>,
     /// Where its shares and blocks go: the job's own upstream, even after
     /// the session has moved elsewhere.
     pub links: JobLinks,
@@ -73,6 +77,10 @@ pub struct Job {
     pub extranonce_pad: usize,
     /// When the job arrived.
     pub received: Instant,
+    /// The job this one re-issues with a new version mask (same work, same
+    /// upstream job): sessions keep one duplicate set and difficulty for
+    /// both ids.
+    pub republish_of: Option<u64>,
 }
 
 /// A job's ways back to the upstream it came from.
@@ -172,6 +180,9 @@ pub struct ShareForward {
     pub version: u32,
     /// The difficulty the share was credited at (its session target).
     pub difficulty: f64,
+    /// The pool's version mask in force when the share was validated (the
+    /// bits submitted are the header version's bits under it).
+    pub pool_mask: u32,
     /// The block hash.
     pub hash: [u8; 32],
     /// True when the hash meets the network target.
@@ -181,6 +192,13 @@ pub struct ShareForward {
 }
 
 impl ShareForward {
+    /// Version bits to submit upstream: both BIP 310's replace rule and
+    /// ckpool's OR rule rebuild the validated version from these, because
+    /// miners never roll bits the job version sets.
+    pub fn version_bits(&self) -> Option<u32> {
+        (self.version != self.job.version).then_some(self.version & self.pool_mask)
+    }
+
     /// The block this share makes: its header and the coinbase exactly as
     /// the pool or node rebuilds them.
     pub fn block_parts(&self) -> (sluice_pow::Header, Vec<u8>) {

@@ -190,6 +190,7 @@ impl<S: TemplateSource> LocalTask<S> {
             // at the miner's own difficulty.
             upstream_target: Target::MAX,
             pool_difficulty: f64::INFINITY,
+            upstream_extranonce1: Vec::new(),
             links: self.links.clone(),
             notify,
             notify_clean,
@@ -200,6 +201,7 @@ impl<S: TemplateSource> LocalTask<S> {
             },
             extranonce_pad: 0,
             received: Instant::now(),
+            republish_of: None,
         };
         if let Some(b) = &self.books {
             b.on_job(self.pool, &job.value, b.clock().now_ms());
@@ -209,9 +211,10 @@ impl<S: TemplateSource> LocalTask<S> {
         let _ = self.health.send(Health::Ready);
     }
 
-    /// Submits a block to the source and checks the answer; a refusal is
-    /// tried again on the next ticks, up to [`MAX_BLOCK_ATTEMPTS`] times (a
-    /// node may be briefly busy or restarting).
+    /// Submits a block to the source and checks the answer. True when done
+    /// with it: accepted, or refused for what it is (high-hash, bad-…,
+    /// stale). Any other refusal (a busy or restarting node) is tried again
+    /// on the next ticks, up to [`MAX_BLOCK_ATTEMPTS`] times.
     fn submit(&mut self, b: &BlockForward, attempts: u32, epoch: &mut u64) -> bool {
         let (header, coinbase) = b.share.block_parts();
         self.block_log.set(b.id, BlockStatus::Submitted, None);
@@ -235,13 +238,25 @@ impl<S: TemplateSource> LocalTask<S> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
-                let status = if attempts >= MAX_BLOCK_ATTEMPTS {
+                let lower = e.to_ascii_lowercase();
+                // A node that already has it took an earlier try.
+                if attempts > 1 && lower.contains("duplicate") {
+                    self.block_log.set(b.id, BlockStatus::Accepted, Some(e));
+                    return true;
+                }
+                // A verdict on the block itself will not change on a retry;
+                // anything else (busy, unreachable) might.
+                let verdict = ["high-hash", "bad-", "invalid", "stale", "prev"]
+                    .iter()
+                    .any(|w| lower.contains(w));
+                let status = if verdict || attempts >= MAX_BLOCK_ATTEMPTS {
                     BlockStatus::Rejected
                 } else {
                     BlockStatus::Found
                 };
                 self.block_log.set(b.id, status, Some(e));
-                false
+                // Done with it either way once it is a verdict.
+                verdict
             }
         }
     }

@@ -239,9 +239,18 @@ impl Router {
     }
 
     /// Routes a pool's verdict to the session that found the share.
-    pub fn deliver(&self, r: UpstreamResult) {
-        if let Some(s) = self.sessions.get(&r.session) {
-            let _ = s.tx.try_send(SessionEvent::Result(r));
+    /// Gives it back when the session is gone or its queue is full.
+    pub fn deliver(&self, r: UpstreamResult) -> Option<UpstreamResult> {
+        let Some(s) = self.sessions.get(&r.session) else {
+            return Some(r);
+        };
+        match s.tx.try_send(SessionEvent::Result(r)) {
+            Ok(()) => None,
+            Err(
+                mpsc::error::TrySendError::Full(SessionEvent::Result(r))
+                | mpsc::error::TrySendError::Closed(SessionEvent::Result(r)),
+            ) => Some(r),
+            Err(_) => None,
         }
     }
 

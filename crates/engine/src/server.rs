@@ -353,7 +353,9 @@ impl Engine {
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     core.on_tick(now);
-                    if matches!(*up.health.borrow(), crate::upstream::Health::Failed(_)) {
+                    // Down is anything but ready: a pool that keeps
+                    // failing spends much of its time "connecting".
+                    if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
                         let since = *down_since.get_or_insert(now);
                         if now.duration_since(since) >= cfg.no_upstream_grace {
                             tracing::info!(grace = ?cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
@@ -405,8 +407,7 @@ impl Engine {
                                 Instant::now(),
                             );
                         }
-                        let log = self.blocks.clone();
-                        let _ = tokio::task::spawn_blocking(move || log.sync()).await;
+                        self.blocks.sync().await;
                     }
                     Output::Disconnect(d) => disconnect = Some(d),
                 }

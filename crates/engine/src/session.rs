@@ -179,6 +179,11 @@ struct JobEntry {
     stale: bool,
     /// Version bits the miner may roll on this job (what it was told).
     mask: u32,
+    /// The pool's mask in force for this job (it can change at once).
+    pool_mask: u32,
+    /// Earlier ids of the same work (re-issued under a new mask): shares
+    /// on them land here, with one duplicate set.
+    aliases: Vec<u64>,
 }
 
 /// One miner connection.
@@ -383,6 +388,16 @@ impl Session {
                         }
                     }
                 }
+                if self.subscribed {
+                    // Subscribed again on the same connection: the miner
+                    // starts over, so tell it everything again.
+                    self.sent_difficulty = None;
+                    self.sent_mask = None;
+                    self.force_clean = true;
+                    if self.latest.is_none() {
+                        self.latest = self.jobs.back().map(|e| e.job.clone());
+                    }
+                }
                 self.subscribed = true;
                 self.user_agent = user_agent.map(|mut u| {
                     // Cut on a character boundary: the agent is untrusted text.
@@ -577,19 +592,11 @@ impl Session {
             // Only shares meeting the pool's target go up: when its
             // difficulty is above the miner's, each stands for that much
             // of the work credited here.
-            if let Some(Some(w)) = r.share.worker.as_deref().and_then(|w| self.workers.get(w)) {
-                self.book(
-                    Some(w),
-                    Some(r.share.pool),
-                    &r.share.value,
-                    if r.share.upstream_difficulty.is_finite() {
-                        r.difficulty.max(r.share.upstream_difficulty)
-                    } else {
-                        r.difficulty
-                    },
-                    ShareKind::UpstreamRejected(REASON_UPSTREAM_REJECTED),
-                    r.share.received.unwrap_or(now),
-                );
+            if let (Some(books), Some(Some(w))) = (
+                &self.books,
+                r.share.worker.as_deref().and_then(|w| self.workers.get(w)),
+            ) {
+                book_reversal(books, w, r, now);
             }
         }
     }
@@ -613,7 +620,17 @@ impl Session {
         }
         // Work in = work credited: never above what the pool credits a
         // forwarded share of this job at.
-        let d = self.vardiff.difficulty().min(job.pool_difficulty);
+        // A job re-issued under a new mask keeps the difficulty it was
+        // first sent at (the same work, credited the same).
+        let republished = job.republish_of.and_then(|old| {
+            self.jobs
+                .iter()
+                .position(|e| e.job.id == old || e.aliases.contains(&old))
+        });
+        let d = match republished {
+            Some(pos) => self.jobs[pos].difficulty,
+            None => self.vardiff.difficulty().min(job.pool_difficulty),
+        };
         if self.sent_difficulty != Some(d) {
             out.push(Output::Send(msg::encode_set_difficulty(d)));
             self.sent_difficulty = Some(d);
@@ -635,6 +652,7 @@ impl Session {
                 .filter(|e| e.job.upstream == job.upstream)
             {
                 e.mask = self.version_mask & job.version_mask & !e.job.version;
+                e.pool_mask = job.version_mask;
             }
         }
         let line = if self.force_clean && !job.clean {
@@ -655,10 +673,22 @@ impl Session {
             self.jobs.push_back(e);
             return;
         }
+        // The same work re-issued under a new mask: one entry for both
+        // ids (one duplicate set, the difficulty it was mined at).
+        if let Some(pos) = republished
+            && let Some(mut e) = self.jobs.remove(pos)
+        {
+            e.aliases.push(e.job.id);
+            e.job = job;
+            e.mask = mask;
+            self.jobs.push_back(e);
+            return;
+        }
         let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
         if self.jobs.len() >= self.cfg.max_jobs {
             self.jobs.pop_front();
         }
+        let pool_mask = job.version_mask;
         self.jobs.push_back(JobEntry {
             job,
             difficulty: d,
@@ -667,6 +697,8 @@ impl Session {
             seen: HashSet::default(),
             stale: false,
             mask,
+            pool_mask,
+            aliases: Vec::new(),
         });
     }
 
@@ -677,7 +709,15 @@ impl Session {
             Some((k, b)) => (Some(k.clone()), b.clone()),
             None => (None, None),
         };
-        match self.check_submit(s, name, now).and_then(Self::reserve) {
+        let checked = self.check_submit(s, name, now).and_then(|fwd| {
+            let (job, hash) = (fwd.job.id, fwd.hash);
+            Self::reserve(fwd).inspect_err(|_| {
+                // Refused for want of room upstream, not for the share:
+                // the same share again later is not a duplicate.
+                self.unsee(job, &hash);
+            })
+        });
+        match checked {
             Ok(forward) => {
                 self.consecutive_bad = 0;
                 let fwd = &forward.share;
@@ -742,6 +782,12 @@ impl Session {
         }
     }
 
+    fn unsee(&mut self, job: u64, hash: &[u8; 32]) {
+        if let Some(e) = self.jobs.iter_mut().find(|e| e.job.id == job) {
+            e.seen.remove(&seen_key(hash));
+        }
+    }
+
     /// Takes a place in the job's upstream queue for a share that goes up
     /// (a block has its own, unbounded path). A share the upstream cannot
     /// take now is refused here rather than answered `true` and lost.
@@ -801,7 +847,12 @@ impl Session {
             .map_err(|_| (Reject::JobNotFound, self.vardiff.difficulty()))?;
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.cfg.ntime_max_forward_secs;
-        let Some(entry) = self.jobs.iter_mut().rev().find(|e| e.job.id == job_id) else {
+        let Some(entry) = self
+            .jobs
+            .iter_mut()
+            .rev()
+            .find(|e| e.job.id == job_id || e.aliases.contains(&job_id))
+        else {
             // Almost always a job dropped after max_jobs, or one from
             // before a reconnect: the miner hashed for it at about the
             // current difficulty, and submitted hashrate is the work it
@@ -870,10 +921,7 @@ impl Session {
         if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
             return Err((Reject::NoUpstream, d));
         }
-        let key = u64::from_le_bytes([
-            r.hash[0], r.hash[1], r.hash[2], r.hash[3], r.hash[4], r.hash[5], r.hash[6], r.hash[7],
-        ]);
-        if !entry.seen.insert(key) {
+        if !entry.seen.insert(seen_key(&r.hash)) {
             return Err((Reject::Duplicate, d));
         }
         let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, &en2[..en2_size]])
@@ -887,11 +935,46 @@ impl Session {
             nonce,
             version,
             difficulty: d,
+            pool_mask: entry.pool_mask,
             hash: r.hash,
             is_block: r.meets_network_target,
             received: now,
         })
     }
+}
+
+/// Takes back, in `worker`'s books, a share its pool refused or never
+/// received (the session, or the result router when the session is gone).
+/// Only shares meeting the pool's target go up: when its difficulty is
+/// above the miner's, each stands for that much of the work credited.
+pub fn book_reversal(
+    books: &Books,
+    worker: &BookWorker,
+    r: &crate::upstream::UpstreamResult,
+    now: Instant,
+) {
+    let d = if r.share.upstream_difficulty.is_finite() {
+        r.difficulty.max(r.share.upstream_difficulty)
+    } else {
+        r.difficulty
+    };
+    let at = r.share.received.unwrap_or(now);
+    books.record(
+        worker,
+        Some(r.share.pool),
+        r.session,
+        books.clock().ms(at),
+        d,
+        &r.share.value,
+        ShareKind::UpstreamRejected(REASON_UPSTREAM_REJECTED),
+    );
+}
+
+/// A share's key in its job's duplicate set: the hash's first 8 bytes.
+fn seen_key(hash: &[u8; 32]) -> u64 {
+    u64::from_le_bytes([
+        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+    ])
 }
 
 /// Reason index the books use for shares the pool refused (after the

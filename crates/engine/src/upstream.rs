@@ -319,6 +319,10 @@ pub struct ClientState {
     last_reject_log: Option<Instant>,
     /// Request ids of blocks sent, and when.
     pending_blocks: Vec<(u64, Instant)>,
+    /// The session id to resume at subscribe (from the last connection).
+    resume: Option<String>,
+    /// The session id this connection's subscribe result gave.
+    session_id: Option<String>,
 }
 
 /// How long a pool may leave a block unanswered before the connection is
@@ -352,7 +356,20 @@ impl ClientState {
             rejects_unlogged: 0,
             last_reject_log: None,
             pending_blocks: Vec::new(),
+            resume: None,
+            session_id: None,
         }
+    }
+
+    /// Asks to resume `session` (a previous connection's) at subscribe.
+    pub fn resuming(mut self, session: Option<String>) -> Self {
+        self.resume = session;
+        self
+    }
+
+    /// The session id the pool gave this connection (to resume later).
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
     }
 
     fn id(&mut self) -> u64 {
@@ -373,10 +390,16 @@ impl ClientState {
             )));
         }
         self.subscribe_id = self.id();
+        // Ask to resume the last session (ckpool and others then keep our
+        // extranonce1, so work and blocks from before still fit).
+        let params = match &self.resume {
+            Some(id) => json!([self.cfg.user_agent, id]),
+            None => json!([self.cfg.user_agent]),
+        };
         out.push(ClientAction::Send(msg::encode_request(
             self.subscribe_id,
             "mining.subscribe",
-            json!([self.cfg.user_agent]),
+            params,
         )));
         let user = self.cfg.user.clone();
         self.authorize_id = self.next_id;
@@ -461,6 +484,20 @@ impl ClientState {
             ServerMessage::Response { id, result, error } => {
                 let Some(id) = id.as_u64() else { return out };
                 if id == self.subscribe_id {
+                    // The session id to resume with next time: the
+                    // mining.notify subscription id, as ckpool hands it out.
+                    self.session_id = result
+                        .get(0)
+                        .and_then(Value::as_array)
+                        .and_then(|subs| {
+                            subs.iter().find_map(|p| {
+                                let p = p.as_array()?;
+                                (p.first()?.as_str()? == "mining.notify")
+                                    .then(|| p.get(1)?.as_str().map(str::to_owned))
+                                    .flatten()
+                            })
+                        })
+                        .filter(|id| id.len() <= 64);
                     match SubscribeResult::from_value(&result) {
                         Ok(s) => {
                             if let Err(e) = self.cfg.geometry.fits(s.extranonce2_size) {
@@ -546,8 +583,11 @@ impl ClientState {
             ServerMessage::SetVersionMask(m) => {
                 // Effective at once: miners hear of it now, not with the
                 // next job.
-                self.version_mask = m & self.cfg.version_mask;
-                out.push(ClientAction::VersionMask(self.version_mask));
+                let m = m & self.cfg.version_mask;
+                if m != self.version_mask {
+                    self.version_mask = m;
+                    out.push(ClientAction::VersionMask(m));
+                }
             }
             ServerMessage::SetExtranonce {
                 extranonce1,
@@ -686,7 +726,7 @@ impl ClientState {
             &en2[..n + pad],
             s.ntime,
             s.nonce,
-            s.job.version_bits(s.version),
+            s.version_bits(),
         ));
         self.pending.insert(
             id,
@@ -823,6 +863,7 @@ pub fn build_job(
         epoch,
         upstream_target,
         pool_difficulty: parts.difficulty,
+        upstream_extranonce1: sub.extranonce1.clone(),
         links,
         notify,
         notify_clean,
@@ -830,6 +871,7 @@ pub fn build_job(
         value,
         extranonce_pad: pad,
         received: now,
+        republish_of: None,
     })
 }
 
@@ -886,6 +928,8 @@ async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Resul
 /// sent and awaiting a verdict (sent again if the connection drops first).
 #[derive(Default)]
 struct OwedBlocks {
+    /// The last connection's session id, to resume on the next.
+    session: Option<String>,
     waiting: Vec<BlockForward>,
     inflight: HashMap<u64, BlockForward>,
     attempts: HashMap<u64, u32>,
@@ -894,10 +938,15 @@ struct OwedBlocks {
 impl UpstreamTask {
     /// Runs until cancelled, reconnecting with backoff.
     pub async fn run(mut self) {
+        let mut owed = OwedBlocks::default();
+        self.reconnecting(&mut owed).await;
+        self.abandon(&mut owed);
+    }
+
+    async fn reconnecting(&mut self, owed: &mut OwedBlocks) {
         let mut backoff = Duration::from_millis(250);
         let mut url = self.cfg.url.clone();
         let mut epoch = 0u64;
-        let mut owed = OwedBlocks::default();
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -905,7 +954,7 @@ impl UpstreamTask {
             let _ = self.health.send(Health::Connecting);
             let mut reached_ready = false;
             let outcome = self
-                .connection(&url, &mut epoch, &mut reached_ready, &mut owed)
+                .connection(&url, &mut epoch, &mut reached_ready, owed)
                 .await;
             self.links.up.store(false, Ordering::Release);
             if reached_ready {
@@ -939,7 +988,7 @@ impl UpstreamTask {
                 tokio::select! {
                     biased;
                     b = self.blocks.recv() => match b {
-                        Some(b) => self.owe(&mut owed, b, "pool down; sent when it is back"),
+                        Some(b) => self.owe(owed, b, "pool down; sent when it is back"),
                         None => return,
                     },
                     s = self.shares.recv() => match s {
@@ -950,6 +999,23 @@ impl UpstreamTask {
                     _ = self.cancel.cancelled() => return,
                 }
             }
+        }
+    }
+
+    /// Shutting down: blocks still owed are marked so in the log (their
+    /// header and coinbase are there for a manual submission).
+    fn abandon(&self, owed: &mut OwedBlocks) {
+        let ids = owed
+            .waiting
+            .drain(..)
+            .map(|b| b.id)
+            .chain(owed.inflight.drain().map(|(id, _)| id));
+        for id in ids {
+            self.block_log.set(
+                id,
+                BlockStatus::Failed,
+                Some("shut down before the pool took or answered it; if it did not, submit it from the log".into()),
+            );
         }
     }
 
@@ -996,11 +1062,13 @@ impl UpstreamTask {
         *owed.attempts.entry(b.id).or_default() += 1;
         let lines = st.submit_block(b.id, &b.share, Instant::now());
         let id = b.id;
+        // In flight before the write: a failed write brings it back.
         owed.inflight.insert(id, b);
-        self.block_log.set(id, BlockStatus::Submitted, None);
         for line in lines {
             write_line(wr, &line).await?;
         }
+        // The block is on the wire first; the log hears of it after.
+        self.block_log.set(id, BlockStatus::Submitted, None);
         Ok(())
     }
 
@@ -1013,7 +1081,7 @@ impl UpstreamTask {
         reached_ready: &mut bool,
         owed: &mut OwedBlocks,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
-        let mut st = ClientState::new(self.cfg.clone());
+        let mut st = ClientState::new(self.cfg.clone()).resuming(owed.session.take());
         let r = self
             .connection_inner(url, epoch, reached_ready, &mut st, owed)
             .await;
@@ -1063,7 +1131,7 @@ impl UpstreamTask {
         // reject their shares.
         let mut first_epoch: Option<u64> = None;
         // The latest job's parts, rebuilt when the pool's mask changes.
-        let mut last_parts: Option<JobParts> = None;
+        let mut last_parts: Option<(JobParts, u64)> = None;
         loop {
             let mut lines = Vec::new();
             tokio::select! {
@@ -1127,16 +1195,17 @@ impl UpstreamTask {
                     match action {
                         ClientAction::Send(b) => write_line(&mut wr, &b).await?,
                         ClientAction::Subscribed(s) => {
+                            owed.session = st.session_id().map(str::to_owned);
                             tracing::info!(upstream = self.id, extranonce1 = %hex::encode(&s.extranonce1), extranonce2_size = s.extranonce2_size, "subscribed");
                         }
                         ClientAction::Job(parts) => {
                             if parts.clean || !ready {
                                 *epoch += 1;
                             }
-                            if !self.publish(st, &parts, *epoch) {
+                            let Some(id) = self.publish(st, &parts, *epoch, None) else {
                                 continue;
-                            }
-                            last_parts = Some(parts);
+                            };
+                            last_parts = Some((parts, id));
                             if !ready {
                                 ready = true;
                                 *reached_ready = true;
@@ -1144,7 +1213,23 @@ impl UpstreamTask {
                                 self.links.up.store(true, Ordering::Release);
                                 let _ = self.health.send(Health::Ready);
                                 // Blocks owed from before: the pool is back.
-                                for b in std::mem::take(&mut owed.waiting) {
+                                // One at a time off the list, so a write
+                                // failing midway leaves the rest owed.
+                                while let Some(b) = owed.waiting.pop() {
+                                    let en1 = st.subscription().map(|s| s.extranonce1.as_slice());
+                                    if en1 != Some(&*b.share.job.upstream_extranonce1) {
+                                        // Its coinbase carries the old
+                                        // extranonce1: the pool cannot
+                                        // rebuild it. Say so, not "rejected".
+                                        owed.attempts.remove(&b.id);
+                                        self.block_log.set(
+                                            b.id,
+                                            BlockStatus::Failed,
+                                            Some("the pool gave the new connection another extranonce1 (it did not resume the session), so it cannot rebuild this block's coinbase".into()),
+                                        );
+                                        self.undelivered(&b.share);
+                                        continue;
+                                    }
                                     self.send_block(st, &mut wr, owed, b).await?;
                                 }
                             }
@@ -1153,9 +1238,11 @@ impl UpstreamTask {
                             tracing::info!(upstream = self.id, mask = %format!("{m:08x}"), "pool changed the version mask");
                             // The same work under the new mask, so sessions
                             // tell miners now rather than with the next job.
-                            if let Some(mut p) = last_parts.clone() {
+                            if let Some((mut p, id)) = last_parts.clone() {
                                 p.clean = false;
-                                self.publish(st, &p, *epoch);
+                                if let Some(new) = self.publish(st, &p, *epoch, Some(id)) {
+                                    last_parts = Some((p, new));
+                                }
                             }
                         }
                         ClientAction::Result(r) => {
@@ -1176,8 +1263,14 @@ impl UpstreamTask {
                             detail,
                         } => {
                             owed.inflight.remove(&id);
-                            owed.attempts.remove(&id);
-                            let status = if accepted {
+                            let tries = owed.attempts.remove(&id).unwrap_or(1);
+                            // A "duplicate" on a later try: the pool took an
+                            // earlier one and its answer was lost.
+                            let dup_retry = tries > 1
+                                && detail
+                                    .as_deref()
+                                    .is_some_and(|d| d.to_ascii_lowercase().contains("duplicate"));
+                            let status = if accepted || dup_retry {
                                 BlockStatus::Accepted
                             } else {
                                 BlockStatus::Rejected
@@ -1198,11 +1291,16 @@ impl UpstreamTask {
         }
     }
 
-    /// Builds and publishes a job; false when it is unusable.
-    fn publish(&self, st: &ClientState, parts: &JobParts, epoch: u64) -> bool {
-        let Some(sub) = st.subscription() else {
-            return false;
-        };
+    /// Builds and publishes a job (`republish_of`: the job it re-issues
+    /// under a new mask); returns its id, or `None` when it is unusable.
+    fn publish(
+        &self,
+        st: &ClientState,
+        parts: &JobParts,
+        epoch: u64,
+        republish_of: Option<u64>,
+    ) -> Option<u64> {
+        let sub = st.subscription()?;
         let job = build_job(
             parts,
             sub,
@@ -1217,16 +1315,18 @@ impl UpstreamTask {
             Instant::now(),
         );
         match job {
-            Ok(j) => {
+            Ok(mut j) => {
                 if let Some(b) = &self.books {
                     b.on_job(self.pool, &j.value, b.clock().now_ms());
                 }
+                j.republish_of = republish_of;
+                let id = j.id;
                 let _ = self.jobs.send(Some(Arc::new(j)));
-                true
+                Some(id)
             }
             Err(e) => {
                 tracing::warn!(upstream = self.id, error = %e, "unusable job");
-                false
+                None
             }
         }
     }

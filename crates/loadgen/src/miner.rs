@@ -105,6 +105,9 @@ pub struct MinerStats {
     pub extranonce1: AtomicU64,
     /// Set once the first job arrived.
     pub ready: AtomicU64,
+    /// Set when the miner has stopped (cancelled and drained, or its
+    /// connection ended): its counts no longer change.
+    pub finished: AtomicU64,
     /// Current difficulty ×2^32 (for display).
     pub difficulty_x2_32: AtomicU64,
     /// Submit → response, microseconds.
@@ -134,6 +137,7 @@ impl Default for MinerStats {
             accepted_work_bits: AtomicU64::new(0),
             extranonce1: AtomicU64::new(0),
             ready: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             difficulty_x2_32: AtomicU64::new(0),
             latency_us: histogram(),
             first_job_us: histogram(),
@@ -252,6 +256,17 @@ pub async fn run(
 
 /// Like [`run`], recording job fan-out lag against `arrivals`.
 pub async fn run_in_farm(
+    cfg: MinerConfig,
+    stats: Arc<MinerStats>,
+    arrivals: Option<JobArrivals>,
+    cancel: CancellationToken,
+) -> Result<(), MinerError> {
+    let r = mine(cfg, stats.clone(), arrivals, cancel).await;
+    stats.finished.store(1, Ordering::Release);
+    r
+}
+
+async fn mine(
     cfg: MinerConfig,
     stats: Arc<MinerStats>,
     arrivals: Option<JobArrivals>,

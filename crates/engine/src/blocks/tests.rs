@@ -5,6 +5,8 @@ use sluice_pow::version::RollingRule;
 use sluice_pow::{JobTemplate, Target, synthetic};
 use tokio::sync::mpsc;
 
+use std::io::Write as _;
+
 use super::*;
 use crate::job::{Extranonce, Job, JobLinks};
 
@@ -45,6 +47,7 @@ fn block_share() -> ShareForward {
         epoch: 1,
         upstream_target: Target::MAX,
         pool_difficulty: 1.0,
+        upstream_extranonce1: vec![1, 2, 3, 4],
         links: JobLinks {
             share_tx,
             block_tx,
@@ -56,6 +59,7 @@ fn block_share() -> ShareForward {
         value: sluice_books::JobValue::default(),
         extranonce_pad: 0,
         received: Instant::now(),
+        republish_of: None,
     });
     ShareForward {
         session: 11,
@@ -66,6 +70,7 @@ fn block_share() -> ShareForward {
         nonce: 0x0102_0304,
         version: 0x2000_4000,
         difficulty: 1.0,
+        pool_mask: 0x1fff_e000,
         hash: [0x11; 32],
         is_block: true,
         received: Instant::now(),
@@ -79,14 +84,14 @@ fn temp(name: &str) -> std::path::PathBuf {
     dir.join("blocks.jsonl")
 }
 
-#[test]
-fn a_block_is_recorded_with_what_rebuilds_it_and_its_fate() {
+#[tokio::test]
+async fn a_block_is_recorded_with_what_rebuilds_it_and_its_fate() {
     let stats = Arc::new(Stats::default());
     let path = temp("fate");
     let log = BlockLog::open(&path, stats.clone()).unwrap();
     let s = block_share();
     let id = log.found(&s);
-    log.sync();
+    log.sync().await;
     // On disk before anything else happens to it.
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -113,6 +118,8 @@ fn a_block_is_recorded_with_what_rebuilds_it_and_its_fate() {
 
     log.set(id, BlockStatus::Submitted, None);
     log.set(id, BlockStatus::Rejected, Some("stale-prevblk".into()));
+    log.sync().await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
     let r = &log.list()[0];
     assert_eq!((r.status, r.attempts), (BlockStatus::Rejected, 1));
     assert_eq!(r.detail.as_deref(), Some("stale-prevblk"));
@@ -121,8 +128,8 @@ fn a_block_is_recorded_with_what_rebuilds_it_and_its_fate() {
     assert_eq!(stats.blocks_rejected.load(Ordering::Relaxed), 1);
 }
 
-#[test]
-fn records_survive_a_restart_and_a_torn_last_line() {
+#[tokio::test]
+async fn records_survive_a_restart_and_a_torn_last_line() {
     let stats = Arc::new(Stats::default());
     let path = temp("restart");
     {
@@ -131,21 +138,34 @@ fn records_survive_a_restart_and_a_torn_last_line() {
         let b = log.found(&block_share());
         log.set(a, BlockStatus::Accepted, None);
         assert_eq!(b, a + 1);
+        log.sync().await;
     }
-    // A crash mid-write leaves a torn last line.
+    // A crash mid-write leaves a torn last line, cut inside a multi-byte
+    // character (worker names are untrusted text).
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
         .unwrap();
-    f.write_all(br#"{"event":"found","id":3,"fou"#).unwrap();
+    f.write_all(b"{\"event\":\"found\",\"id\":3,\"worker\":\"\xe2\x82")
+        .unwrap();
     drop(f);
+    let third = {
+        let log = BlockLog::open(&path, stats.clone()).unwrap();
+        let recs = log.list();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].status, BlockStatus::Accepted);
+        assert_eq!(recs[1].status, BlockStatus::Found);
+        // Numbers continue after the ones on file.
+        let third = log.found(&block_share());
+        assert_eq!(third, recs[1].id + 1);
+        log.sync().await;
+        third
+    };
+    // The record written after the torn line is whole on the next start.
     let log = BlockLog::open(&path, stats).unwrap();
     let recs = log.list();
-    assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].status, BlockStatus::Accepted);
-    assert_eq!(recs[1].status, BlockStatus::Found);
-    // Numbers continue after the ones on file.
-    assert_eq!(log.found(&block_share()), recs[1].id + 1);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2].id, third);
 }
 
 #[test]

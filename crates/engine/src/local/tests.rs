@@ -123,6 +123,7 @@ fn block(job: &Arc<Job>, nonce: u32) -> ShareForward {
         nonce,
         version: job.version,
         difficulty: 1.0,
+        pool_mask: job.version_mask,
         hash: [0; 32],
         is_block: true,
         received: Instant::now(),

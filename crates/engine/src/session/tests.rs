@@ -101,6 +101,7 @@ impl Rig {
             epoch: self.epoch,
             upstream_target: Target::MAX,
             pool_difficulty: f64::INFINITY,
+            upstream_extranonce1: Vec::new(),
             links: self.links.clone(),
             notify,
             notify_clean,
@@ -111,6 +112,7 @@ impl Rig {
             },
             extranonce_pad: 0,
             received: self.now,
+            republish_of: None,
         })
     }
 
@@ -1032,4 +1034,172 @@ fn a_session_moved_by_rebalancing_keeps_its_older_jobs_credited_upstream() {
         o => panic!("not forwarded: {o:?}"),
     }
     assert_eq!(sent(&out).last().unwrap()["result"], true);
+}
+
+#[test]
+fn a_widened_pool_mask_submits_the_new_bits_on_older_jobs() {
+    let mut r = Rig::new();
+    r.ready();
+    // The pool starts with a narrow mask …
+    let old = r.job_with(true, false, 0x00ff_e000, RollingRule::Replace, 0x2000_0000);
+    r.push_job(&old);
+    // … then widens it (the same work re-issued under the new mask).
+    let mut wide =
+        Arc::try_unwrap(r.job_with(false, false, 0x1fff_e000, RollingRule::Replace, 0x2000_0000))
+            .unwrap();
+    // The same work: the same template and time.
+    wide.template = old.template.clone();
+    wide.ntime = old.ntime;
+    wide.republish_of = Some(old.id);
+    let wide = Arc::new(wide);
+    let v = sent(&r.push_job(&wide));
+    assert_eq!(v[0]["params"][0], "1fffe000");
+    // A share on the older id rolling bit 24, now allowed: the bits sent
+    // upstream carry it (with the old job's mask they would drop it and
+    // the pool would hash another header).
+    let version = 0x2100_0000;
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 3], version, 1e-5, true);
+    let out = r.line(submit(&old, "00000003", old.ntime, nonce, Some("01000000")));
+    let Output::Forward(f) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.version, version);
+    assert_eq!(f.version_bits(), Some(0x0100_0000));
+}
+
+#[test]
+fn a_job_reissued_under_a_new_mask_keeps_one_duplicate_set_and_difficulty() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 4], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000004", old.ntime, nonce, None));
+    assert_eq!(sent(&out).last().unwrap()["result"], true);
+    // Vardiff would now give another difficulty; the re-issued job keeps
+    // the one the work was sent at.
+    r.s.on_line(
+        json!({"id":5,"method":"mining.suggest_difficulty","params":[0.5]})
+            .to_string()
+            .as_bytes(),
+        r.now,
+        &mut Vec::new(),
+    );
+    let mut again =
+        Arc::try_unwrap(r.job_with(false, false, 0x00ff_e000, RollingRule::Replace, old.version))
+            .unwrap();
+    again.template = old.template.clone();
+    again.ntime = old.ntime;
+    again.republish_of = Some(old.id);
+    let again = Arc::new(again);
+    let v = sent(&r.push_job(&again));
+    assert!(
+        v.iter().all(|m| m["method"] != "mining.set_difficulty"),
+        "{v:?}"
+    );
+    // The same share under the new id is a duplicate, and the old id still
+    // works for new shares.
+    let mut dup = submit(&old, "00000004", old.ntime, nonce, None);
+    dup["params"][1] = json!(again.wire_id());
+    assert_eq!(error_code(&r.line(dup)), Some(22));
+    let n2 = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 5], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000005", old.ntime, n2, None));
+    assert!(matches!(&out[0], Output::Forward(f) if f.difficulty == 1e-5));
+}
+
+#[test]
+fn a_share_refused_for_a_full_queue_is_not_a_duplicate_later() {
+    let mut r = Rig::new();
+    // A queue of one, already full.
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.try_send(block_forward_filler()).unwrap();
+    r.links.share_tx = tx;
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 6], j.version, 1e-5, true);
+    let out = r.line(submit(&j, "00000006", j.ntime, nonce, None));
+    let v = sent(&out);
+    assert_eq!(v[0]["error"][0], 20);
+    assert_eq!(v[0]["error"][1], "Pool not keeping up");
+    assert_eq!(r.stats.rejected(Reject::PoolBusy), 1);
+    assert_eq!(r.s.counters().accepted, 0);
+    // Room again: the same share is taken, not called a duplicate.
+    rx.try_recv().unwrap();
+    let out = r.line(submit(&j, "00000006", j.ntime, nonce, None));
+    assert!(matches!(&out[0], Output::Forward(_)));
+    assert_eq!(sent(&out).last().unwrap()["result"], true);
+}
+
+fn block_forward_filler() -> ShareForward {
+    let mut r = Rig::new();
+    let j = r.ready();
+    ShareForward {
+        session: 0,
+        worker: "x".into(),
+        job: j,
+        extranonce2: crate::job::Extranonce::from_parts(&[&[0]]).unwrap(),
+        ntime: 0,
+        nonce: 0,
+        version: 0,
+        difficulty: 1.0,
+        pool_mask: 0,
+        hash: [0; 32],
+        is_block: false,
+        received: Instant::now(),
+    }
+}
+
+#[test]
+fn a_second_subscribe_hears_difficulty_mask_and_job_again() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let out = r.line(json!({"id":9,"method":"mining.subscribe","params":["test/1.0"]}));
+    let v = sent(&out);
+    assert_eq!(v[0]["result"][1], "abcd", "the same prefix");
+    let methods: Vec<&str> = v.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "mining.set_difficulty",
+            "mining.set_version_mask",
+            "mining.notify"
+        ],
+        "{v:?}"
+    );
+    assert_eq!(v.last().unwrap()["params"][0], j.wire_id());
+    assert_eq!(v.last().unwrap()["params"][8], true);
+}
+
+#[tokio::test]
+async fn a_refusal_for_a_session_that_is_gone_is_still_taken_back() {
+    let books = books();
+    let mut r = Rig::new();
+    r.s = Session::new(7, cfg(), r.stats.clone(), vec![0xab, 0xcd], 4, r.now)
+        .with_books(books.clone(), None);
+    let j = r.ready();
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &[0, 0, 0, 7], j.version, 1e-5, true);
+    r.line(submit(&j, "00000007", j.ntime, nonce, None));
+    let w = books.find_worker("acct.w1").unwrap();
+    assert_eq!(w.state().tally.totals.accepted, 1);
+    drop(r);
+    // The pool refuses it after the miner left: the router has no session
+    // to give it to, and takes it back in the books itself.
+    let router = crate::router::Router::new(crate::router::RouterConfig::default(), Vec::new());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tx.send(crate::upstream::UpstreamResult {
+        session: 7,
+        accepted: false,
+        difficulty: 1e-5,
+        latency: None,
+        reject: Some(crate::stats::PoolReject::Unanswered),
+        share: crate::upstream::ShareInfo {
+            worker: Some("acct.w1".into()),
+            pool: 0,
+            value: j.value,
+            received: Some(Instant::now()),
+            upstream_difficulty: 1e-7,
+        },
+    })
+    .unwrap();
+    drop(tx);
+    crate::connect::deliver_results(router, rx, Some(books.clone())).await;
+    let t = w.state().tally.totals.clone();
+    assert_eq!((t.accepted, t.upstream_rejected), (1, 1));
 }

@@ -140,6 +140,7 @@ fn share(job: Arc<Job>, session: SessionId, worker: &str) -> ShareForward {
         nonce: 0xdead_beef,
         version: 0x2000_2000,
         difficulty: 2.0,
+        pool_mask: 0x1fff_e000,
         hash: [0; 32],
         is_block: false,
         received: Instant::now(),
@@ -615,4 +616,41 @@ fn pass_through_names_upstream_are_capped() {
     let v: Value = serde_json::from_slice(&lines[0][..lines[0].len() - 1]).unwrap();
     assert_eq!(v["method"], "mining.submit");
     assert_eq!(v["params"][0], "acct");
+}
+
+#[test]
+fn an_unchanged_version_mask_is_not_announced_again() {
+    let (mut st, now) = subscribed(false);
+    let set = |st: &mut ClientState, m: &str| {
+        st.on_line(
+            &line(json!({"id":null,"method":"mining.set_version_mask","params":[m]})),
+            now,
+        )
+    };
+    assert!(
+        set(&mut st, "1fffe000").is_empty(),
+        "the mask already in force"
+    );
+    assert_eq!(set(&mut st, "0000e000").len(), 1);
+    assert!(set(&mut st, "0000e000").is_empty());
+}
+
+#[test]
+fn the_next_connection_asks_to_resume_the_session() {
+    let now = Instant::now();
+    let mut st = ClientState::new(cfg(false));
+    let v = sent(&st.handshake(now));
+    assert_eq!(
+        v[1]["params"],
+        json!(["sluice/test"]),
+        "nothing to resume yet"
+    );
+    st.on_line(
+        &line(json!({"id": v[1]["id"], "result": [[["mining.set_difficulty","s1"],["mining.notify","ab12cd"]], "0a0b0c0d", 8], "error": null})),
+        now,
+    );
+    assert_eq!(st.session_id(), Some("ab12cd"));
+    let mut next = ClientState::new(cfg(false)).resuming(st.session_id().map(str::to_owned));
+    let v = sent(&next.handshake(now));
+    assert_eq!(v[1]["params"], json!(["sluice/test", "ab12cd"]));
 }
