@@ -198,6 +198,10 @@ async fn a_thousand_sessions_get_unique_extranonces_and_validate_upstream() {
     let mut pc = base(Mode::Proxy, any_port());
     let mut entry = pool_entry(&pool, "farm", 1.0, 0);
     entry.pass_through_workers = true;
+    // The pool at the miners' own start difficulty: a pool below them
+    // would pull all 1,000 down (work in = work credited) and multiply the
+    // share rate this test needs to carry.
+    entry.password = "d=0.000001".into();
     pc.pools.push(entry);
     // Several upstream connections must open; sessions stay unique across
     // all of them.

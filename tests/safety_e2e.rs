@@ -581,10 +581,14 @@ async fn blocks_reach_the_pool_through_a_full_queue_a_stall_and_an_outage() {
 
     // A: the share queue overflows, blocks do not.
     wait_until(
-        "three blocks and a busy queue",
+        "three blocks in the log and a busy queue",
         Duration::from_secs(60),
         || {
-            stats.blocks_found.load(Ordering::Relaxed) >= 3
+            block_records(&log)
+                .iter()
+                .filter(|r| r["event"] == "found")
+                .count()
+                >= 3
                 && stats.rejected(Reject::PoolBusy) >= 20
         },
     )

@@ -328,6 +328,7 @@ pub struct RoutingConfig {
     /// Shares waiting to be written to one upstream connection. When a
     /// pool does not keep up and the queue is full, shares are answered
     /// error 20 rather than `true` and dropped. Blocks never wait here.
+    /// In pool mode the node's own queue holds 16 times this.
     pub share_queue: usize,
 }
 

@@ -139,7 +139,13 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     };
     let (mut shared, results_rx) = Shared::new(stats.clone(), cancel.clone());
     shared.books = Some(books.clone());
-    shared.share_queue = cfg.routing.share_queue;
+    // The pool node's one local upstream takes every session's shares (a
+    // remote pool connection takes at most max_sessions_per_upstream):
+    // its queue is sized for that, so a busy moment is not refused work.
+    shared.share_queue = match cfg.mode {
+        Mode::Proxy => cfg.routing.share_queue,
+        Mode::Pool => cfg.routing.share_queue.saturating_mul(16),
+    };
     if let Some(path) = cfg
         .blocks
         .log
