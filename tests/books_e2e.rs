@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice::config::{Config, Mode, PoolNodeConfig};
 use sluice::money::get_json;
-use sluice::run::{Running, start};
+use sluice::run::Running;
 use sluice_loadgen::{MinerConfig, MinerStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -42,14 +42,7 @@ fn pool_config() -> Config {
 }
 
 async fn launch(cfg: &Config) -> (SocketAddr, String, CancellationToken, Running) {
-    let cancel = CancellationToken::new();
-    let mut running = start(cfg, cancel.clone()).await.unwrap();
-    let addr = running.listener.local_addr().unwrap();
-    let listener = std::mem::replace(
-        &mut running.listener,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    );
-    tokio::spawn(running.engine.clone().serve(listener));
+    let (addr, running, cancel) = common::serve(cfg).await;
     let api = format!("http://{}", running.api.unwrap());
     (addr, api, cancel, running)
 }
@@ -532,14 +525,7 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
     let mut pool_cfg = pool_config();
     pool_cfg.api.listen = None;
     pool_cfg.pool_node.network_difficulty = 2.0;
-    let cancel = CancellationToken::new();
-    let mut pool = start(&pool_cfg, cancel.clone()).await.unwrap();
-    let pool_addr = pool.listener.local_addr().unwrap();
-    let l = std::mem::replace(
-        &mut pool.listener,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    );
-    tokio::spawn(pool.engine.clone().serve(l));
+    let (pool_addr, _pool, cancel) = common::serve(&pool_cfg).await;
 
     let mut proxy_cfg = pool_config();
     proxy_cfg.mode = Mode::Proxy;

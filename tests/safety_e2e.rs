@@ -21,7 +21,7 @@ use common::double::{Behaviour, Double};
 use common::wait_until;
 use serde_json::{Value, json};
 use sluice::config::{Config, Mode, PoolConfig, PoolNodeConfig};
-use sluice::run::{Running, start};
+use sluice::run::Running;
 use sluice_engine::stats::{Disconnect, Reject};
 use sluice_engine::upstream::{Health, PoolUrl};
 use sluice_loadgen::{MinerConfig, MinerStats};
@@ -43,14 +43,7 @@ impl Drop for Node {
 }
 
 async fn launch(cfg: Config) -> Node {
-    let cancel = CancellationToken::new();
-    let mut running = start(&cfg, cancel.clone()).await.unwrap();
-    let addr = running.listener.local_addr().unwrap();
-    let l = std::mem::replace(
-        &mut running.listener,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    );
-    tokio::spawn(running.engine.clone().serve(l));
+    let (addr, running, cancel) = common::serve(&cfg).await;
     Node {
         addr,
         running,
@@ -528,6 +521,21 @@ fn block_records(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// Waits for the first block recorded after the log's first `seen` lines.
+async fn next_found(log: &std::path::Path, seen: usize, what: &str) -> Value {
+    wait_until(what, Duration::from_secs(30), || {
+        block_records(log)[seen..]
+            .iter()
+            .any(|r| r["event"] == "found")
+    })
+    .await;
+    block_records(log)[seen..]
+        .iter()
+        .find(|r| r["event"] == "found")
+        .unwrap()
+        .clone()
+}
+
 fn nonce_of(header_hex: &str) -> u32 {
     let b: Vec<u8> = (0..160)
         .step_by(2)
@@ -618,21 +626,7 @@ async fn blocks_reach_the_pool_through_a_full_queue_a_stall_and_an_outage() {
     // B: the pool stops reading.
     pool.set(|b| b.stall = true);
     let seen = block_records(&log).len();
-    wait_until(
-        "a block found while the pool is stalled",
-        Duration::from_secs(30),
-        || {
-            block_records(&log)[seen..]
-                .iter()
-                .any(|r| r["event"] == "found")
-        },
-    )
-    .await;
-    let stalled = block_records(&log)[seen..]
-        .iter()
-        .find(|r| r["event"] == "found")
-        .unwrap()
-        .clone();
+    let stalled = next_found(&log, seen, "a block found while the pool is stalled").await;
     let nonce = nonce_of(stalled["header"].as_str().unwrap());
     assert!(!at_pool(&pool, nonce), "the stalled pool read nothing");
     pool.set(|b| b.stall = false);
@@ -660,21 +654,7 @@ async fn blocks_reach_the_pool_through_a_full_queue_a_stall_and_an_outage() {
     })
     .await;
     let seen = block_records(&log).len();
-    wait_until(
-        "a block found while the pool is down",
-        Duration::from_secs(30),
-        || {
-            block_records(&log)[seen..]
-                .iter()
-                .any(|r| r["event"] == "found")
-        },
-    )
-    .await;
-    let down = block_records(&log)[seen..]
-        .iter()
-        .find(|r| r["event"] == "found")
-        .unwrap()
-        .clone();
+    let down = next_found(&log, seen, "a block found while the pool is down").await;
     assert!(
         stats.rejected(Reject::NoUpstream) > 0,
         "shares meanwhile get 20"

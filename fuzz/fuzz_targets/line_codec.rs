@@ -15,23 +15,6 @@ use libfuzzer_sys::fuzz_target;
 use sluice_sv1::{LineCodec, LineError};
 use tokio_util::codec::Decoder;
 
-/// The lines the codec must yield, and whether it must fail.
-fn model(data: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
-    let mut lines = Vec::new();
-    let mut rest = data;
-    while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-        let seg = &rest[..pos];
-        if seg.len() > max {
-            return (lines, true);
-        }
-        let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
-        if !seg.iter().all(u8::is_ascii_whitespace) {
-            lines.push(seg);
-        }
-        rest = &rest[pos + 1..];
-    }
-    (lines, rest.len() > max)
-}
 
 fuzz_target!(|input: (u8, Vec<u8>, Vec<u8>)| {
     let (limit, cuts, data) = input;
@@ -71,7 +54,7 @@ fuzz_target!(|input: (u8, Vec<u8>, Vec<u8>)| {
             other => panic!("EOF after every line was taken: {other:?}"),
         }
     }
-    let (want, want_fail) = model(&data, max);
+    let (want, want_fail) = sluice_sv1::codec::reference_lines(&data, max);
     assert_eq!(failed, want_fail, "TooLong");
     assert_eq!(got.len(), want.len(), "line count");
     for (g, w) in got.iter().zip(&want) {

@@ -128,3 +128,24 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Starts an instance in this process from `cfg` and serves its listener:
+/// its miner address, the running parts, and the token that stops it.
+pub async fn serve(
+    cfg: &sluice::config::Config,
+) -> (
+    std::net::SocketAddr,
+    sluice::run::Running,
+    tokio_util::sync::CancellationToken,
+) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut running = sluice::run::start(cfg, cancel.clone()).await.unwrap();
+    let addr = running.listener.local_addr().unwrap();
+    // The engine serves the bound listener; `Running` keeps a placeholder.
+    let listener = std::mem::replace(
+        &mut running.listener,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    tokio::spawn(running.engine.clone().serve(listener));
+    (addr, running, cancel)
+}

@@ -440,15 +440,17 @@ impl ClientState {
         ))
     }
 
-    /// True when a share should go to the pool: it meets the stricter of
-    /// the pool's difficulty for its job and the one now in force or
-    /// announced (a pool may apply a new difficulty at once; shares below
-    /// it would be rejected, and 50 in a row fail the connection).
+    /// True when a share should go to the pool: between a new difficulty
+    /// and the pool's next job it must meet the stricter of its job's
+    /// difficulty and the new one (a pool may apply a new difficulty at
+    /// once; shares below it would be rejected, and 50 in a row fail the
+    /// connection). From the next job on, shares of older jobs go at their
+    /// own job's difficulty again, as pools credit them.
     pub fn should_forward(&self, s: &ShareForward) -> bool {
         if s.is_block {
             return true;
         }
-        let strict = self.difficulty.max(self.pending_difficulty.unwrap_or(0.0));
+        let strict = self.pending_difficulty.unwrap_or(0.0);
         if strict <= s.job.pool_difficulty {
             return true;
         }

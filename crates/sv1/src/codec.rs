@@ -125,6 +125,30 @@ impl Encoder<Bytes> for LineCodec {
     }
 }
 
+/// What the codec promises for `data`, whatever the chunking: the lines
+/// it yields, and whether it ends with `TooLong`. Segments are split at
+/// `\n`; one longer than the limit (its `\r` counted), or an unterminated
+/// tail longer than the limit, ends the stream; the others lose one
+/// trailing `\r` and are skipped when only whitespace. The codec's tests
+/// and the fuzz target `line_codec` check it against this.
+#[doc(hidden)]
+pub fn reference_lines(data: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
+    let mut lines = Vec::new();
+    let mut rest = data;
+    while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        let seg = &rest[..pos];
+        if seg.len() > max {
+            return (lines, true);
+        }
+        let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
+        if !seg.iter().all(u8::is_ascii_whitespace) {
+            lines.push(seg);
+        }
+        rest = &rest[pos + 1..];
+    }
+    (lines, rest.len() > max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,29 +203,6 @@ mod tests {
         assert_eq!(c.decode(&mut b).unwrap().unwrap().len(), 10);
     }
 
-    /// What the codec promises for `data`, whatever the chunking: the lines
-    /// it yields, and whether it ends with `TooLong`. Segments are split at
-    /// `\n`; one longer than the limit (its `\r` counted), or an
-    /// unterminated tail longer than the limit, ends the stream; the others
-    /// lose one trailing `\r` and are skipped when only whitespace. (The
-    /// fuzz target `line_codec` checks the same on arbitrary input.)
-    fn model(data: &[u8], max: usize) -> (Vec<&[u8]>, bool) {
-        let mut lines = Vec::new();
-        let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let seg = &rest[..pos];
-            if seg.len() > max {
-                return (lines, true);
-            }
-            let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
-            if !seg.iter().all(u8::is_ascii_whitespace) {
-                lines.push(seg);
-            }
-            rest = &rest[pos + 1..];
-        }
-        (lines, rest.len() > max)
-    }
-
     proptest::proptest! {
         #[test]
         fn any_chunking_yields_what_the_model_says(
@@ -235,7 +236,7 @@ mod tests {
                 proptest::prop_assert!(c.decode_eof(&mut b).unwrap().is_none());
                 proptest::prop_assert!(b.is_empty());
             }
-            let (want, want_failed) = model(&data, max);
+            let (want, want_failed) = reference_lines(&data, max);
             proptest::prop_assert_eq!(failed, want_failed);
             proptest::prop_assert_eq!(got, want);
         }
