@@ -406,7 +406,7 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
     let store = dir.join("books.sqlite");
     let fast = write_config(&dir, "fast.toml", &store, 1.0);
 
-    let mut p = common::spawn(&["run", "--config", &fast]);
+    let p = common::spawn(&["run", "--config", &fast]);
     let api = p.api.clone().unwrap();
     let stop = CancellationToken::new();
     let stats = mine(
@@ -427,13 +427,8 @@ async fn books_survive_kill_and_restart_within_the_loss_window() {
     assert!(before > 0);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let at_kill = stats.accepted.load(Ordering::Relaxed);
-    std::process::Command::new("kill")
-        .args(["-KILL", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = p.child.wait();
+    common::kill9(p);
     stop.cancel();
-    drop(p);
 
     let mut p = common::spawn(&["run", "--config", &fast]);
     let api = p.api.clone().unwrap();

@@ -727,7 +727,7 @@ async fn a_block_record_survives_kill_9() {
         "--block-log",
         &log_s,
     ];
-    let mut p = common::spawn(&args);
+    let p = common::spawn(&args);
     let stop = CancellationToken::new();
     miner(
         format!("127.0.0.1:{}", p.port).parse().unwrap(),
@@ -739,13 +739,8 @@ async fn a_block_record_survives_kill_9() {
         block_records(&log).iter().any(|r| r["event"] == "found")
     })
     .await;
-    std::process::Command::new("kill")
-        .args(["-KILL", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = p.child.wait();
+    common::kill9(p);
     stop.cancel();
-    drop(p);
     let text = std::fs::read_to_string(&log).unwrap();
     let found: Vec<Value> = text
         .lines()

@@ -89,6 +89,15 @@ pub fn spawn(args: &[&str]) -> Proc {
     }
 }
 
+/// SIGKILL (a crash, as far as the process can tell) and wait for it.
+pub fn kill9(mut p: Proc) {
+    Command::new("kill")
+        .args(["-KILL", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = p.child.wait();
+}
+
 /// SIGTERM and wait (at most 15 s) for the exit.
 pub fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
     let pid = p.child.id().to_string();
