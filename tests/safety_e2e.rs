@@ -521,19 +521,16 @@ fn block_records(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// Waits for the first block recorded after the log's first `seen` lines.
-async fn next_found(log: &std::path::Path, seen: usize, what: &str) -> Value {
+/// Waits for the first block found after the `after`-th (block numbers
+/// are handed out in the order blocks are found, before the log is
+/// written: a block numbered later was found later).
+async fn next_found(log: &std::path::Path, after: u64, what: &str) -> Value {
+    let later = |r: &Value| r["event"] == "found" && r["id"].as_u64().is_some_and(|id| id > after);
     wait_until(what, Duration::from_secs(30), || {
-        block_records(log)[seen..]
-            .iter()
-            .any(|r| r["event"] == "found")
+        block_records(log).iter().any(later)
     })
     .await;
-    block_records(log)[seen..]
-        .iter()
-        .find(|r| r["event"] == "found")
-        .unwrap()
-        .clone()
+    block_records(log).into_iter().find(later).unwrap()
 }
 
 fn nonce_of(header_hex: &str) -> u32 {
@@ -625,8 +622,11 @@ async fn blocks_reach_the_pool_through_a_full_queue_a_stall_and_an_outage() {
 
     // B: the pool stops reading.
     pool.set(|b| b.stall = true);
-    let seen = block_records(&log).len();
-    let stalled = next_found(&log, seen, "a block found while the pool is stalled").await;
+    // Found after the stall began: its submission is a line the pool reads
+    // only once stalled, so it goes unanswered. (Each of the two sessions
+    // may hold a number it took but has not counted yet: skip those two.)
+    let mark = stats.blocks_found.load(Ordering::Relaxed) + 2;
+    let stalled = next_found(&log, mark, "a block found while the pool is stalled").await;
     let nonce = nonce_of(stalled["header"].as_str().unwrap());
     assert!(!at_pool(&pool, nonce), "the stalled pool read nothing");
     pool.set(|b| b.stall = false);
@@ -653,8 +653,8 @@ async fn blocks_reach_the_pool_through_a_full_queue_a_stall_and_an_outage() {
         !ready(&proxy)
     })
     .await;
-    let seen = block_records(&log).len();
-    let down = next_found(&log, seen, "a block found while the pool is down").await;
+    let mark = stats.blocks_found.load(Ordering::Relaxed);
+    let down = next_found(&log, mark, "a block found while the pool is down").await;
     assert!(
         stats.rejected(Reject::NoUpstream) > 0,
         "shares meanwhile get 20"

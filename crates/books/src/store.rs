@@ -25,7 +25,11 @@ const RING_COARSE: i64 = 1;
 /// Records timed just before a snapshot began may land after it
 /// collected: look back this far for changes.
 const SKEW_MS: u64 = 5_000;
-const SCHEMA_VERSION: i64 = 2;
+/// 3: reject counts are indexed by the engine's reasons, which gained
+/// three (too many workers, pool busy, no upstream) and moved the
+/// upstream-rejected index: a version-2 file would read its counts under
+/// the wrong reasons.
+const SCHEMA_VERSION: i64 = 3;
 
 /// A store failure (always on our side: disk, permissions, corruption).
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use crate::extranonce::Geometry;
 use crate::limits::{NameQuota, Prefixes};
 use crate::router::{Router, SessionEvent};
 use crate::session::{Output, Session, SessionConfig};
-use crate::stats::{Disconnect, PoolReject, Stats};
+use crate::stats::{Disconnect, Stats};
 use sluice_sv1::{LineCodec, LineError};
 
 /// Listener limits.
@@ -393,17 +393,11 @@ impl Engine {
                                 crate::blocks::BlockStatus::Failed,
                                 Some("its upstream task is gone".into()),
                             );
-                            let s = e.0.share;
-                            self.stats.upstream_reject(PoolReject::Undelivered);
                             core.on_upstream_result(
-                                &crate::upstream::UpstreamResult {
-                                    session: s.session,
-                                    accepted: false,
-                                    difficulty: s.difficulty,
-                                    latency: None,
-                                    reject: Some(PoolReject::Undelivered),
-                                    share: crate::upstream::ShareInfo::of(&s),
-                                },
+                                &crate::upstream::UpstreamResult::undelivered(
+                                    &e.0.share,
+                                    &self.stats,
+                                ),
                                 Instant::now(),
                             );
                         }

@@ -99,14 +99,9 @@ pub struct Forward {
     /// Its place in the job's share queue (`None` for a block, which has
     /// a path of its own).
     pub permit: Option<mpsc::OwnedPermit<ShareForward>>,
-    up: bool,
 }
 
 impl Forward {
-    fn goes_up(&self) -> bool {
-        self.up
-    }
-
     /// Hands the share to its upstream (a block: see the block path).
     pub fn send(self) -> Option<ShareForward> {
         match self.permit {
@@ -709,18 +704,20 @@ impl Session {
             Some((k, b)) => (Some(k.clone()), b.clone()),
             None => (None, None),
         };
-        let checked = self.check_submit(s, name, now).and_then(|fwd| {
-            let (job, hash) = (fwd.job.id, fwd.hash);
-            Self::reserve(fwd).inspect_err(|_| {
-                // Refused for want of room upstream, not for the share:
-                // the same share again later is not a duplicate.
-                self.unsee(job, &hash);
-            })
-        });
+        let checked = self
+            .check_submit(s, name, now)
+            .and_then(|fwd| match Self::reserve(&fwd) {
+                Ok(permit) => Ok((fwd, permit)),
+                Err(r) => {
+                    // Refused for want of room upstream, not for the
+                    // share: the same share again later is no duplicate.
+                    self.unsee(fwd.job.id, &fwd.hash);
+                    Err((r, fwd.difficulty))
+                }
+            });
         match checked {
-            Ok(forward) => {
+            Ok((fwd, permit)) => {
                 self.consecutive_bad = 0;
-                let fwd = &forward.share;
                 if book.is_none()
                     && let Some(b) = &self.books
                 {
@@ -740,9 +737,11 @@ impl Session {
                     // The block log counts candidates and logs them.
                     self.counters.blocks += 1;
                 }
-                // A block goes out before the miner hears anything.
-                if forward.goes_up() {
-                    out.push(Output::Forward(Box::new(forward)));
+                // A block goes out before the miner hears anything; a share
+                // below the pool's target stays here (credited in
+                // expectation by the ones that meet it).
+                if block || permit.is_some() {
+                    out.push(Output::Forward(Box::new(Forward { share: fwd, permit })));
                 }
                 out.push(Output::Send(msg::encode_true(s.id)));
                 self.book(
@@ -788,28 +787,18 @@ impl Session {
         }
     }
 
-    /// Takes a place in the job's upstream queue for a share that goes up
-    /// (a block has its own, unbounded path). A share the upstream cannot
-    /// take now is refused here rather than answered `true` and lost.
-    fn reserve(share: ShareForward) -> Result<Forward, (Reject, f64)> {
-        let up = share.is_block || share.job.upstream_target.is_met_by(&share.hash);
-        if !up || share.is_block {
-            return Ok(Forward {
-                share,
-                permit: None,
-                up,
-            });
+    /// Takes a place in the job's upstream queue for a share that meets
+    /// the pool's target (`None`: it stays here; a block has its own,
+    /// unbounded path). A share the upstream cannot take now is refused
+    /// here rather than answered `true` and lost.
+    fn reserve(share: &ShareForward) -> Result<Option<mpsc::OwnedPermit<ShareForward>>, Reject> {
+        if share.is_block || !share.job.upstream_target.is_met_by(&share.hash) {
+            return Ok(None);
         }
         match share.job.links.share_tx.clone().try_reserve_owned() {
-            Ok(p) => Ok(Forward {
-                share,
-                permit: Some(p),
-                up,
-            }),
-            Err(mpsc::error::TrySendError::Full(_)) => Err((Reject::PoolBusy, share.difficulty)),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err((Reject::NoUpstream, share.difficulty))
-            }
+            Ok(p) => Ok(Some(p)),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Reject::PoolBusy),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Reject::NoUpstream),
         }
     }
 
@@ -980,6 +969,10 @@ fn seen_key(hash: &[u8; 32]) -> u64 {
 /// Reason index the books use for shares the pool refused (after the
 /// engine's own reasons).
 pub const REASON_UPSTREAM_REJECTED: u8 = Reject::ALL.len() as u8;
+
+// Every reason the books are given must have its own slot there (and the
+// books store its counts by index: a new reason is a new store schema).
+const _: () = assert!(Reject::ALL.len() < sluice_books::tally::MAX_REASONS);
 
 /// Names of the reason indices sessions book under (for `BooksConfig`).
 pub fn book_reasons() -> Vec<&'static str> {

@@ -181,6 +181,22 @@ pub struct UpstreamResult {
     pub share: ShareInfo,
 }
 
+impl UpstreamResult {
+    /// A share that never reached its pool (counted in `stats`): a reject
+    /// for its session, whose books take it back.
+    pub fn undelivered(s: &ShareForward, stats: &Stats) -> Self {
+        stats.upstream_reject(PoolReject::Undelivered);
+        Self {
+            session: s.session,
+            accepted: false,
+            difficulty: s.difficulty,
+            latency: None,
+            reject: Some(PoolReject::Undelivered),
+            share: ShareInfo::of(s),
+        }
+    }
+}
+
 /// What the books need to take back a share the pool refused.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShareInfo {
@@ -244,8 +260,9 @@ struct Pending {
     difficulty: f64,
     sent: Instant,
     share: ShareInfo,
-    /// Its number in the block log, for a block.
-    block: Option<u64>,
+    /// For a block: its number in the block log, and when it was sent
+    /// (it may be a resubmission of a share found long before).
+    block: Option<(u64, Instant)>,
 }
 
 /// What the protocol state wants the task to do.
@@ -317,8 +334,6 @@ pub struct ClientState {
     /// Rejects since the last reject log line, and when that was.
     rejects_unlogged: u64,
     last_reject_log: Option<Instant>,
-    /// Request ids of blocks sent, and when.
-    pending_blocks: Vec<(u64, Instant)>,
     /// The session id to resume at subscribe (from the last connection).
     resume: Option<String>,
     /// The session id this connection's subscribe result gave.
@@ -355,7 +370,6 @@ impl ClientState {
             suggest_ok: true,
             rejects_unlogged: 0,
             last_reject_log: None,
-            pending_blocks: Vec::new(),
             resume: None,
             session_id: None,
         }
@@ -542,7 +556,7 @@ impl ClientState {
                         self.consecutive_rejects += 1;
                         self.log_reject(error.as_ref(), now);
                     }
-                    if let Some(b) = p.block {
+                    if let Some((b, _)) = p.block {
                         out.push(ClientAction::Block {
                             id: b,
                             accepted,
@@ -687,13 +701,9 @@ impl ClientState {
     /// [`ClientAction::Block`].
     pub fn submit_block(&mut self, id: u64, s: &ShareForward, now: Instant) -> Vec<Bytes> {
         let out = self.submit(s);
-        let req = self.next_id - 1;
-        if let Some(p) = self.pending.get_mut(&req) {
-            p.block = Some(id);
+        if let Some(p) = self.pending.get_mut(&(self.next_id - 1)) {
+            p.block = Some((id, now));
         }
-        self.pending_blocks
-            .retain(|(r, _)| self.pending.contains_key(r));
-        self.pending_blocks.push((req, now));
         out
     }
 
@@ -752,7 +762,7 @@ impl ClientState {
             .pending
             .drain()
             .filter_map(|(_, p)| {
-                if let Some(b) = p.block {
+                if let Some((b, _)) = p.block {
                     // Not a reject: it will be submitted again.
                     blocks.push(b);
                     return None;
@@ -774,13 +784,15 @@ impl ClientState {
     pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
         // A block the pool has not answered: it may have stopped reading.
         // Fail the connection, so the block goes again on a new one.
-        if let Some((_, at)) = self.pending_blocks.iter().find(|(id, at)| {
-            self.pending.contains_key(id)
-                && now.saturating_duration_since(*at) > BLOCK_ANSWER_TIMEOUT
-        }) {
+        if let Some((_, at)) = self
+            .pending
+            .values()
+            .filter_map(|p| p.block)
+            .find(|(_, at)| now.saturating_duration_since(*at) > BLOCK_ANSWER_TIMEOUT)
+        {
             return Some(ClientAction::Fail(format!(
                 "pool left a block unanswered for {:?}",
-                now.saturating_duration_since(*at)
+                now.saturating_duration_since(at)
             )));
         }
         if self.pending.len() > MAX_PENDING {
@@ -932,9 +944,9 @@ async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Resul
 struct OwedBlocks {
     /// The last connection's session id, to resume on the next.
     session: Option<String>,
-    waiting: Vec<BlockForward>,
-    inflight: HashMap<u64, BlockForward>,
-    attempts: HashMap<u64, u32>,
+    /// With the submissions each has had so far.
+    waiting: Vec<(BlockForward, u32)>,
+    inflight: HashMap<u64, (BlockForward, u32)>,
 }
 
 impl UpstreamTask {
@@ -990,7 +1002,7 @@ impl UpstreamTask {
                 tokio::select! {
                     biased;
                     b = self.blocks.recv() => match b {
-                        Some(b) => self.owe(owed, b, "pool down; sent when it is back"),
+                        Some(b) => self.owe(owed, b, 0, "pool down; sent when it is back"),
                         None => return,
                     },
                     s = self.shares.recv() => match s {
@@ -1010,7 +1022,7 @@ impl UpstreamTask {
         let ids = owed
             .waiting
             .drain(..)
-            .map(|b| b.id)
+            .map(|(b, _)| b.id)
             .chain(owed.inflight.drain().map(|(id, _)| id));
         for id in ids {
             self.block_log.set(
@@ -1023,23 +1035,15 @@ impl UpstreamTask {
 
     /// A share that could not reach the pool: a reject for its session.
     fn undelivered(&self, s: &ShareForward) {
-        self.stats.upstream_reject(PoolReject::Undelivered);
-        let _ = self.results.send(UpstreamResult {
-            session: s.session,
-            accepted: false,
-            latency: None,
-            reject: Some(PoolReject::Undelivered),
-            share: ShareInfo::of(s),
-            difficulty: s.difficulty,
-        });
+        let _ = self
+            .results
+            .send(UpstreamResult::undelivered(s, &self.stats));
     }
 
     /// Keeps a block for the next connection (or gives up on it after
     /// [`MAX_BLOCK_ATTEMPTS`]).
-    fn owe(&self, owed: &mut OwedBlocks, b: BlockForward, why: &str) {
-        let tried = owed.attempts.get(&b.id).copied().unwrap_or(0);
+    fn owe(&self, owed: &mut OwedBlocks, b: BlockForward, tried: u32, why: &str) {
         if tried >= MAX_BLOCK_ATTEMPTS {
-            owed.attempts.remove(&b.id);
             self.block_log.set(
                 b.id,
                 BlockStatus::Failed,
@@ -1051,7 +1055,7 @@ impl UpstreamTask {
         }
         self.block_log
             .set(b.id, BlockStatus::Found, Some(why.to_string()));
-        owed.waiting.push(b);
+        owed.waiting.push((b, tried));
     }
 
     async fn send_block(
@@ -1060,12 +1064,12 @@ impl UpstreamTask {
         wr: &mut tokio::net::tcp::OwnedWriteHalf,
         owed: &mut OwedBlocks,
         b: BlockForward,
+        tried: u32,
     ) -> Result<(), String> {
-        *owed.attempts.entry(b.id).or_default() += 1;
         let lines = st.submit_block(b.id, &b.share, Instant::now());
         let id = b.id;
         // In flight before the write: a failed write brings it back.
-        owed.inflight.insert(id, b);
+        owed.inflight.insert(id, (b, tried + 1));
         for line in lines {
             write_line(wr, &line).await?;
         }
@@ -1094,8 +1098,8 @@ impl UpstreamTask {
             let _ = self.results.send(res);
         }
         for id in blocks {
-            if let Some(b) = owed.inflight.remove(&id) {
-                self.owe(owed, b, "connection lost before the pool answered");
+            if let Some((b, tried)) = owed.inflight.remove(&id) {
+                self.owe(owed, b, tried, "connection lost before the pool answered");
             }
         }
         r
@@ -1142,9 +1146,9 @@ impl UpstreamTask {
                 b = self.blocks.recv() => {
                     let Some(b) = b else { return Ok(None) };
                     if ready {
-                        self.send_block(st, &mut wr, owed, b).await?;
+                        self.send_block(st, &mut wr, owed, b, 0).await?;
                     } else {
-                        self.owe(owed, b, "pool not ready; sent when it is");
+                        self.owe(owed, b, 0, "pool not ready; sent when it is");
                     }
                     continue;
                 }
@@ -1217,13 +1221,12 @@ impl UpstreamTask {
                                 // Blocks owed from before: the pool is back.
                                 // One at a time off the list, so a write
                                 // failing midway leaves the rest owed.
-                                while let Some(b) = owed.waiting.pop() {
+                                while let Some((b, tried)) = owed.waiting.pop() {
                                     let en1 = st.subscription().map(|s| s.extranonce1.as_slice());
                                     if en1 != Some(&*b.share.job.upstream_extranonce1) {
                                         // Its coinbase carries the old
                                         // extranonce1: the pool cannot
                                         // rebuild it. Say so, not "rejected".
-                                        owed.attempts.remove(&b.id);
                                         self.block_log.set(
                                             b.id,
                                             BlockStatus::Failed,
@@ -1232,7 +1235,7 @@ impl UpstreamTask {
                                         self.undelivered(&b.share);
                                         continue;
                                     }
-                                    self.send_block(st, &mut wr, owed, b).await?;
+                                    self.send_block(st, &mut wr, owed, b, tried).await?;
                                 }
                             }
                         }
@@ -1264,8 +1267,7 @@ impl UpstreamTask {
                             accepted,
                             detail,
                         } => {
-                            owed.inflight.remove(&id);
-                            let tries = owed.attempts.remove(&id).unwrap_or(1);
+                            let tries = owed.inflight.remove(&id).map_or(1, |(_, n)| n);
                             // A "duplicate" on a later try: the pool took an
                             // earlier one and its answer was lost.
                             let dup_retry = tries > 1
