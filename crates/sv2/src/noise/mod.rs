@@ -1,0 +1,1 @@
+//! Noise NX (placeholder while the handshake is written).
