@@ -17,12 +17,15 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 failed=()
-for t in submit_vs_serde line_codec server_message; do
+targets=(submit_vs_serde line_codec server_message sv2_frames sv2_messages)
+for t in "${targets[@]}"; do
     dirs=("fuzz/corpus/$t")
     mkdir -p "${dirs[0]}"
     [ -d "fuzz/seeds/$t" ] && dirs+=("fuzz/seeds/$t")
     flags=(-max_total_time="$secs" -print_final_stats=1)
-    [ "$t" != line_codec ] && flags+=(-dict=fuzz/json.dict)
+    case "$t" in
+        submit_vs_serde | server_message) flags+=(-dict=fuzz/json.dict) ;;
+    esac
     echo "== fuzz $t for ${secs}s"
     if ! cargo fuzz run "$t" "${dirs[@]}" -- "${flags[@]}"; then
         failed+=("$t")
@@ -33,4 +36,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz smoke FAILED: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1
 fi
-echo "fuzz smoke ok: 3 targets, ${secs}s each"
+echo "fuzz smoke ok: ${#targets[@]} targets, ${secs}s each"

@@ -244,4 +244,6 @@ impl Message {
 }
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
