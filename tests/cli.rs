@@ -97,3 +97,181 @@ fn bench_hash_table_names_the_backend() {
     assert!(text.contains("SHA-NI:"), "{text}");
     assert!(text.contains("shares/s"), "{text}");
 }
+
+/// A fresh directory per test (tests in one binary run in parallel).
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sluice-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn value_of(file_text: &str, key: &str) -> String {
+    file_text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("{key} in {file_text}"))
+        .trim_matches('"')
+        .to_string()
+}
+
+/// A client handshake against the identity in `server_file`, checking
+/// the certificate against `authority` at `now`.
+fn handshake(
+    server_file: &std::path::Path,
+    authority: &str,
+    now: u32,
+) -> Result<(), sluice_sv2::noise::NoiseError> {
+    use sluice_sv2::noise::{AuthorityPublicKey, Initiator, Responder};
+    let (config, _) = sluice::keys::load_server(server_file, None).unwrap();
+    let pk: AuthorityPublicKey = authority.parse().unwrap();
+    let initiator = Initiator::new(Some(pk))?;
+    let (act2, _) = Responder::new(&config)?.respond(&initiator.act1())?;
+    initiator.finish(&act2, now).map(|_| ())
+}
+
+#[test]
+fn keygen_and_cert_make_an_identity_clients_accept() {
+    let dir = fresh_dir("keys");
+    let auth = dir.join("authority.toml");
+    let out = sluice(&["keygen", "--out", auth.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = value_of(&text(&out.stdout), "authority_public_key");
+    let file = std::fs::read_to_string(&auth).unwrap();
+    assert_eq!(value_of(&file, "authority_public_key"), printed);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&auth).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the secret is owner-only");
+    }
+    // Never overwritten.
+    let again = sluice(&["keygen", "--out", auth.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("must not exist"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&auth).unwrap(), file);
+
+    let server = dir.join("server.toml");
+    let out = sluice(&[
+        "cert",
+        "--authority-key",
+        auth.to_str().unwrap(),
+        "--valid-for",
+        "30d",
+        "--out",
+        server.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let now = sluice::keys::unix_now();
+    handshake(&server, &printed, now).expect("a client with the authority key accepts it");
+    // 30 days, then not.
+    assert!(handshake(&server, &printed, now + 31 * 86_400).is_err());
+    let other = sluice_sv2::noise::AuthorityKeypair::generate()
+        .unwrap()
+        .public_key();
+    assert!(handshake(&server, &other.to_string(), now).is_err());
+
+    // A renewal keeps the server's key and moves the window.
+    let renewed = dir.join("renewed.toml");
+    let out = sluice(&[
+        "cert",
+        "--authority-key",
+        auth.to_str().unwrap(),
+        "--renew",
+        server.to_str().unwrap(),
+        "--valid-from",
+        "1000",
+        "--valid-for",
+        "1h",
+        "--out",
+        renewed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (a, b) = (
+        std::fs::read_to_string(&server).unwrap(),
+        std::fs::read_to_string(&renewed).unwrap(),
+    );
+    assert_eq!(
+        value_of(&a, "server_secret_key"),
+        value_of(&b, "server_secret_key")
+    );
+    assert_eq!(value_of(&b, "valid_from"), "1000");
+    assert_eq!(value_of(&b, "not_valid_after"), "4600");
+    assert!(handshake(&renewed, &printed, 2000).is_ok());
+}
+
+#[test]
+fn bad_key_files_are_refused_with_the_reason() {
+    let dir = fresh_dir("badkeys");
+    let auth = dir.join("authority.toml");
+    assert!(
+        sluice(&["keygen", "--out", auth.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let good = std::fs::read_to_string(&auth).unwrap();
+
+    // A public key that is not the secret's.
+    let other = sluice_sv2::noise::AuthorityKeypair::generate()
+        .unwrap()
+        .public_key();
+    let swapped = dir.join("swapped.toml");
+    let line = format!(
+        "authority_public_key = \"{}\"",
+        value_of(&good, "authority_public_key")
+    );
+    std::fs::write(
+        &swapped,
+        good.replace(&line, &format!("authority_public_key = \"{other}\"")),
+    )
+    .unwrap();
+    let out = sluice(&[
+        "cert",
+        "--authority-key",
+        swapped.to_str().unwrap(),
+        "--out",
+        dir.join("x.toml").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not the secret key's public key"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A corrupted certificate signature is caught when the server loads it.
+    let server = dir.join("server.toml");
+    assert!(
+        sluice(&[
+            "cert",
+            "--authority-key",
+            auth.to_str().unwrap(),
+            "--out",
+            server.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let s = std::fs::read_to_string(&server).unwrap();
+    let sig = value_of(&s, "signature");
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, s.replace(&sig, &flipped)).unwrap();
+    let err = sluice::keys::load_server(&bad, None).unwrap_err();
+    assert!(format!("{err:#}").contains("signature"), "{err:#}");
+    // And an unknown key in the file is refused, not ignored.
+    std::fs::write(&bad, format!("{s}extra = 1\n")).unwrap();
+    assert!(sluice::keys::load_server(&bad, None).is_err());
+}

@@ -6,10 +6,12 @@
 //! - [`run`]: wiring a config into a running proxy or pool node.
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
+//! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
 
 pub mod bench_hash;
 pub mod books;
 pub mod config;
+pub mod keys;
 pub mod load;
 pub mod money;
 pub mod run;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Mode, PoolConfig, PoolNodeConfig};
 
-/// Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds.
+/// Parses `30s`, `2m`, `500ms`, `1h`, `30d` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -23,7 +23,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => v / 1000.0,
         "m" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h)")),
+        "d" => v * 86_400.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h, d)")),
     };
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!("bad duration {s:?}"));
@@ -320,6 +321,7 @@ mod tests {
     fn durations_parse() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("5x").is_err());

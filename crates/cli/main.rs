@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use sluice::{bench_hash, config, load, run};
+use sluice::{bench_hash, config, keys, load, run};
 
 /// sluice: a Stratum V1/V2 mining proxy and pool node that validates every
 /// share itself and reports what each worker really earns.
@@ -66,6 +66,37 @@ enum Command {
     /// Measure this machine's capacity.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Stratum V2: make the pool's authority key pair, write it to a file
+    /// (owner-only, never overwritten) and print the public key that
+    /// miners and proxies configure.
+    Keygen {
+        /// Where to write the key pair.
+        #[arg(long, short, default_value = "sluice-authority.toml")]
+        out: PathBuf,
+    },
+    /// Stratum V2: sign a server's static key with the authority key for a
+    /// validity window; the file written is what the server loads.
+    Cert(CertArgs),
+}
+
+#[derive(Debug, Args)]
+struct CertArgs {
+    /// The authority key file from `sluice keygen`.
+    #[arg(long, value_name = "FILE")]
+    authority_key: PathBuf,
+    /// Keep the static key of this earlier certificate file (a renewal)
+    /// instead of making a new one.
+    #[arg(long, value_name = "FILE")]
+    renew: Option<PathBuf>,
+    /// Start of validity, Unix seconds (default: now).
+    #[arg(long)]
+    valid_from: Option<u32>,
+    /// Length of validity (e.g. 30d, 12h).
+    #[arg(long, default_value = "365d", value_parser = load::parse_duration)]
+    valid_for: std::time::Duration,
+    /// Where to write the server's key and certificate.
+    #[arg(long, short, default_value = "sluice-server.toml")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -430,6 +461,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", r.render());
             }
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            let public = keys::keygen(&out)?;
+            println!("authority_public_key = \"{public}\"");
+            println!("# secret key written to {} (owner-only)", out.display());
+            Ok(())
+        }
+        Command::Cert(a) => {
+            let from = a.valid_from.unwrap_or_else(keys::unix_now);
+            let secs = u32::try_from(a.valid_for.as_secs()).unwrap_or(u32::MAX);
+            let until = from.saturating_add(secs);
+            let cert = keys::cert(&a.authority_key, a.renew.as_deref(), from, until, &a.out)?;
+            println!(
+                "certificate valid from {} to {} (Unix seconds) written to {}",
+                cert.valid_from,
+                cert.not_valid_after,
+                a.out.display()
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Hash(args)) => {

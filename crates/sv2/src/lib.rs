@@ -19,6 +19,8 @@
 #[cfg(any(test, feature = "arb"))]
 pub mod arb;
 pub mod binary;
+#[cfg(feature = "tokio")]
+pub mod codec;
 pub mod frame;
 pub mod message;
 pub mod noise;
