@@ -17,7 +17,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 failed=()
-targets=(submit_vs_serde line_codec server_message sv2_frames sv2_messages)
+targets=(submit_vs_serde line_codec server_message sv2_frames sv2_messages sv2_noise)
 for t in "${targets[@]}"; do
     dirs=("fuzz/corpus/$t")
     mkdir -p "${dirs[0]}"
