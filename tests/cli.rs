@@ -181,6 +181,7 @@ fn keygen_and_cert_make_an_identity_clients_accept() {
 
     // A renewal keeps the server's key and moves the window.
     let renewed = dir.join("renewed.toml");
+    let from = (now + 100).to_string();
     let out = sluice(&[
         "cert",
         "--authority-key",
@@ -188,7 +189,7 @@ fn keygen_and_cert_make_an_identity_clients_accept() {
         "--renew",
         server.to_str().unwrap(),
         "--valid-from",
-        "1000",
+        &from,
         "--valid-for",
         "1h",
         "--out",
@@ -203,9 +204,14 @@ fn keygen_and_cert_make_an_identity_clients_accept() {
         value_of(&a, "server_secret_key"),
         value_of(&b, "server_secret_key")
     );
-    assert_eq!(value_of(&b, "valid_from"), "1000");
-    assert_eq!(value_of(&b, "not_valid_after"), "4600");
-    assert!(handshake(&renewed, &printed, 2000).is_ok());
+    assert_eq!(value_of(&b, "valid_from"), from);
+    assert_eq!(value_of(&b, "not_valid_after"), (now + 3700).to_string());
+    assert!(handshake(&renewed, &printed, now + 200).is_ok());
+    assert!(handshake(&renewed, &printed, now).is_err(), "not valid yet");
+
+    // The default start is an hour back, for clients whose clocks run slow.
+    let default_from: u32 = value_of(&a, "valid_from").parse().unwrap();
+    assert!(default_from + 3600 <= now && now <= default_from + 3600 + 60);
 }
 
 #[test]

@@ -9,18 +9,19 @@
 //! machine, copy only the certificate file (which holds the server's own
 //! key, not the authority's) to the pool.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use bitcoin::base58;
+use bitcoin::hex::{DisplayHex as _, FromHex as _};
 use serde::Deserialize;
 use sluice_sv2::noise::{
     AuthorityKeypair, AuthorityPublicKey, Certificate, ResponderConfig, StaticKeypair,
 };
 
-/// An authority key file, as `sluice keygen` writes it.
-#[derive(Debug, Deserialize)]
+/// An authority key file, as `sluice keygen` writes it. No `Debug`: it
+/// holds a secret.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuthorityFile {
     /// base58check of the 32-byte secret key.
@@ -29,8 +30,9 @@ struct AuthorityFile {
     authority_public_key: String,
 }
 
-/// A server identity file, as `sluice cert` writes it.
-#[derive(Debug, Deserialize)]
+/// A server identity file, as `sluice cert` writes it. No `Debug`: it
+/// holds a secret.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerFile {
     /// base58check of the server's static secret key.
@@ -53,27 +55,6 @@ fn secret_from_text(s: &str, what: &str) -> anyhow::Result<[u8; 32]> {
     let raw = base58::decode_check(s.trim()).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     raw.try_into()
         .map_err(|v: Vec<u8>| anyhow::anyhow!("{what}: {} bytes, not 32", v.len()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-}
-
-fn unhex<const N: usize>(s: &str, what: &str) -> anyhow::Result<[u8; N]> {
-    let s = s.trim();
-    if s.len() != 2 * N || !s.is_ascii() {
-        bail!("{what}: expected {} hex digits", 2 * N);
-    }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .with_context(|| format!("{what}: not hex"))?;
-    }
-    Ok(out)
 }
 
 /// Writes `text` to `path` readable by its owner only (it holds a secret);
@@ -118,10 +99,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<AuthorityPublicKey> {
 
 /// Reads an authority key file, checking that its two keys belong together.
 pub fn load_authority(path: &Path) -> anyhow::Result<AuthorityKeypair> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: AuthorityFile =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let f: AuthorityFile = read_secret_toml(path)?;
     let kp = AuthorityKeypair::from_secret_bytes(&secret_from_text(
         &f.authority_secret_key,
         "authority_secret_key",
@@ -159,7 +137,7 @@ pub fn server_file_text(
         authority,
         cert.valid_from,
         cert.not_valid_after,
-        hex(&cert.signature)
+        cert.signature.to_lower_hex_string()
     )
 }
 
@@ -187,9 +165,36 @@ pub fn cert(
 }
 
 fn read_server_file(path: &Path) -> anyhow::Result<ServerFile> {
+    read_secret_toml(path)
+}
+
+/// Reads a TOML file that holds a secret. Parse errors give the line and
+/// the reason but not the text, which could be the secret; a file others
+/// can read is warned about, as ssh does for its keys.
+fn read_secret_toml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{} holds a secret key but others can read it (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|r| text[..r.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(l) => anyhow::anyhow!("{}: line {l}: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+        }
+    })
 }
 
 fn load_server_key(path: &Path) -> anyhow::Result<StaticKeypair> {
@@ -225,38 +230,72 @@ pub fn load_server(
         version: sluice_sv2::noise::CERT_VERSION,
         valid_from: f.valid_from,
         not_valid_after: f.not_valid_after,
-        signature: unhex::<64>(&f.signature, "signature")?,
+        signature: <[u8; 64]>::from_hex(f.signature.trim())
+            .map_err(|e| anyhow::anyhow!("{}: signature: {e}", path.display()))?,
     };
     let config = ResponderConfig::from_signed(&static_key, cert, &authority)
         .with_context(|| format!("{}: certificate", path.display()))?;
+    // Clients would refuse every handshake; better to refuse to start.
+    let now = unix_now();
+    if now > cert.not_valid_after {
+        bail!(
+            "{}: the certificate expired at {} (now {now}); renew it with `sluice cert --renew`",
+            path.display(),
+            cert.not_valid_after
+        );
+    }
+    if cert.not_valid_after - now < EXPIRY_WARNING_SECS {
+        tracing::warn!(
+            "{}: the certificate expires in {} h; renew it with `sluice cert --renew`",
+            path.display(),
+            (cert.not_valid_after - now) / 3600
+        );
+    }
     Ok((config, cert))
 }
 
-/// The current Unix time in seconds (0 if the clock is before 1970; past
-/// 2106 it saturates).
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-}
+pub use sluice_engine::local::unix_now;
+
+/// A server starting with less validity than this left says so.
+const EXPIRY_WARNING_SECS: u32 = 14 * 86_400;
+
+/// How far back `sluice cert` starts a certificate by default: clients
+/// allow only seconds of clock error, and a miner whose clock runs a few
+/// minutes slow would refuse a certificate valid from "now".
+pub const DEFAULT_BACKDATE_SECS: u32 = 3600;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hex_round_trip_and_bad_input() {
-        let b = [0u8, 1, 0xab, 0xff];
-        assert_eq!(hex(&b), "0001abff");
-        assert_eq!(unhex::<4>("0001abff", "x").unwrap(), b);
-        assert!(unhex::<4>("0001abf", "x").is_err());
-        assert!(unhex::<4>("0001abfg", "x").is_err());
-    }
-
-    #[test]
     fn secret_text_round_trip() {
         let b = [7u8; 32];
         assert_eq!(secret_from_text(&secret_text(&b), "k").unwrap(), b);
         assert!(secret_from_text("notbase58!", "k").is_err());
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_file() {
+        let d = std::env::temp_dir().join(format!("sluice-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("bad.toml");
+        std::fs::write(&p, "authority_secret_key = \"SECRETSECRET\n").unwrap();
+        let err = format!("{:#}", load_authority(&p).err().unwrap());
+        assert!(!err.contains("SECRETSECRET"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused_at_load() {
+        let d = std::env::temp_dir().join(format!("sluice-keys-exp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let auth = d.join("a.toml");
+        keygen(&auth).unwrap();
+        let server = d.join("s.toml");
+        cert(&auth, None, 1_000, 2_000, &server).unwrap();
+        let err = format!("{:#}", load_server(&server, None).err().unwrap());
+        assert!(err.contains("expired"), "{err}");
     }
 }

@@ -88,7 +88,8 @@ struct CertArgs {
     /// instead of making a new one.
     #[arg(long, value_name = "FILE")]
     renew: Option<PathBuf>,
-    /// Start of validity, Unix seconds (default: now).
+    /// Start of validity, Unix seconds (default: an hour ago, so clients
+    /// whose clocks run slow accept it).
     #[arg(long)]
     valid_from: Option<u32>,
     /// Length of validity (e.g. 30d, 12h).
@@ -470,7 +471,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Cert(a) => {
-            let from = a.valid_from.unwrap_or_else(keys::unix_now);
+            let from = a
+                .valid_from
+                .unwrap_or_else(|| keys::unix_now().saturating_sub(keys::DEFAULT_BACKDATE_SECS));
             let secs = u32::try_from(a.valid_for.as_secs()).unwrap_or(u32::MAX);
             let until = from.saturating_add(secs);
             let cert = keys::cert(&a.authority_key, a.renew.as_deref(), from, until, &a.out)?;

@@ -228,6 +228,39 @@ fn bench_noise(c: &mut Criterion) {
         });
     }
     reference_noise::bench(&mut g, &authority, &static_key);
+    // The floor under any implementation on this libsecp256k1: a handshake
+    // is 4 of the first and 2 of the second, plus a BIP 340 check.
+    {
+        use bitcoin::secp256k1::ellswift::{ElligatorSwift, ElligatorSwiftParty};
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        let secp = Secp256k1::new();
+        let a = SecretKey::from_slice(&[3; 32]).expect("key");
+        let b = SecretKey::from_slice(&[4; 32]).expect("key");
+        let (ea, eb) = (
+            ElligatorSwift::from_seckey(&secp, a, None),
+            ElligatorSwift::from_seckey(&secp, b, None),
+        );
+        g.bench_function("floor_ecdh/libsecp256k1", |bch| {
+            bch.iter(|| {
+                black_box(ElligatorSwift::shared_secret(
+                    black_box(ea),
+                    eb,
+                    a,
+                    ElligatorSwiftParty::A,
+                    None,
+                ))
+            })
+        });
+        g.bench_function("floor_ephemeral_key/libsecp256k1", |bch| {
+            bch.iter(|| {
+                black_box(ElligatorSwift::from_seckey(
+                    &secp,
+                    black_box(a),
+                    Some([1; 32]),
+                ))
+            })
+        });
+    }
     g.finish();
 }
 
@@ -277,6 +310,35 @@ mod reference_noise {
     ) {
         g.bench_function("handshake/reference", |b| {
             b.iter(|| black_box(handshake(a)))
+        });
+
+        // The same with the responder built outside the timing (as if its
+        // per-connection key and certificate were free): what is left is
+        // the protocol work itself.
+        g.bench_function("handshake_prebuilt/reference", |b| {
+            b.iter_batched(
+                || {
+                    let pk = a.public_key().to_bytes();
+                    noise_sv2::Responder::from_authority_kp(
+                        &pk,
+                        &a.secret_bytes(),
+                        Duration::from_secs(3600),
+                    )
+                    .expect("responder")
+                },
+                |r| {
+                    let pk = a.public_key().to_bytes();
+                    let i = noise_sv2::Initiator::from_raw_k(pk).expect("initiator");
+                    let (act1, sent) = Handshake::initiator(i).step_0().expect("act 1");
+                    let act1: [u8; 64] = act1.payload().try_into().expect("64");
+                    let (act2, server) = Handshake::responder(r).step_1(act1).expect("act 2");
+                    let client = sent
+                        .step_2_with_now(act2.payload().try_into().expect("234"), now())
+                        .expect("finish");
+                    black_box((client, server))
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
         let (client, server) = handshake(a);
         let (mut enc, _) = client.split();
@@ -368,6 +430,26 @@ fn summary() {
         );
         if !met {
             missed.push(line);
+        }
+    }
+    if let (Some(o), Some(t)) = (
+        mean_ns("noise", "handshake_sluice"),
+        mean_ns("noise", "handshake_prebuilt_reference"),
+    ) {
+        println!(
+            "{:<16} {:>12} {:>14} {:>7.2}×   (reference responder built outside the timing)",
+            "handshake*",
+            fmt_ns(o),
+            fmt_ns(t),
+            t / o
+        );
+    }
+    for (line, what) in [
+        ("floor_ecdh", "one ElligatorSwift ECDH"),
+        ("floor_ephemeral_key", "one ephemeral key, encoded"),
+    ] {
+        if let Some(v) = mean_ns("noise", &format!("{line}_libsecp256k1")) {
+            println!("{what:<34} {:>12}   (floor, libsecp256k1)", fmt_ns(v));
         }
     }
     if !missed.is_empty() {

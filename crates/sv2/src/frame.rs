@@ -73,6 +73,18 @@ impl Header {
     }
 }
 
+/// Most a decoder reserves ahead of bytes that have arrived. A header alone
+/// must not make a connection hold its whole payload limit: ten thousand
+/// peers each stating 512 KiB and sending nothing more would pin 5 GiB.
+/// The buffer still grows as the payload arrives.
+pub(crate) const RESERVE_STEP: usize = 16 * 1024;
+
+/// Makes room toward `needed` bytes in `src`, at most [`RESERVE_STEP`] more
+/// than it holds.
+pub(crate) fn reserve_toward(src: &mut BytesMut, needed: usize) {
+    src.reserve(needed.saturating_sub(src.len()).min(RESERVE_STEP));
+}
+
 /// A whole plaintext frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -80,6 +92,37 @@ pub struct Frame {
     pub header: Header,
     /// Exactly `header.msg_length` bytes.
     pub payload: Bytes,
+}
+
+impl Frame {
+    /// A frame whose header states exactly its payload's length.
+    pub fn new(msg_type: u8, channel_msg: bool, payload: Bytes) -> Result<Self, FrameError> {
+        if payload.len() > MAX_PAYLOAD_LEN {
+            return Err(FrameError::TooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        Ok(Frame {
+            header: Header::new(msg_type, channel_msg, payload.len() as u32),
+            payload,
+        })
+    }
+
+    /// The channel a base-protocol message is for: its first four payload
+    /// bytes, for the message types that start with a channel id. Decided
+    /// by type, not by the header's channel bit, because peers disagree on
+    /// that bit for NewMiningJob and the custom-job messages (the spec's
+    /// table and the reference changed it in opposite directions in 2026).
+    pub fn channel_id(&self) -> Option<u32> {
+        if self.header.extension() != 0
+            || !crate::message::starts_with_channel_id(self.header.msg_type)
+        {
+            return None;
+        }
+        let b = self.payload.first_chunk::<4>()?;
+        Some(u32::from_le_bytes(*b))
+    }
 }
 
 /// Why a byte stream cannot go on.
@@ -138,7 +181,7 @@ impl FrameDecoder {
             });
         }
         if src.len() < HEADER_LEN + len {
-            src.reserve(HEADER_LEN + len - src.len());
+            reserve_toward(src, HEADER_LEN + len);
             return Ok(None);
         }
         src.advance(HEADER_LEN);
@@ -150,6 +193,19 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stated_length_reserves_only_a_step_ahead() {
+        let dec = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&Header::new(0x25, false, 400_000).encode());
+        assert_eq!(dec.decode(&mut buf), Ok(None));
+        assert!(
+            buf.capacity() <= HEADER_LEN + RESERVE_STEP + 64,
+            "{}",
+            buf.capacity()
+        );
+    }
 
     #[test]
     fn header_round_trip_and_channel_bit() {
@@ -175,6 +231,11 @@ mod tests {
         assert_eq!(f.header.msg_type, 0x10);
         assert_eq!(&f.payload[..], &[1, 2, 3]);
         assert_eq!(&buf[..], &[0xaa]);
+
+        // Exactly the limit is accepted.
+        let mut at = BytesMut::from(&[0u8, 0, 0x10, 10, 0, 0][..]);
+        at.extend_from_slice(&[7; 10]);
+        assert_eq!(dec.decode(&mut at).unwrap().unwrap().payload.len(), 10);
 
         // Length 11 > 10: refused from the header alone.
         let mut big = BytesMut::from(&[0u8, 0, 0x10, 11, 0, 0][..]);

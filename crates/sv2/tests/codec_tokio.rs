@@ -310,3 +310,71 @@ async fn plaintext_frames_over_the_limit_and_unknown_types() {
         .unwrap();
     assert!(matches!(n, Ok(0) | Err(_)));
 }
+
+/// A finished handshake without sockets: (client, server) codecs.
+fn codec_pair() -> (NoiseCodec, NoiseCodec) {
+    use sluice_sv2::noise::{Initiator, Responder};
+    let (authority, config) = server_config();
+    let i = Initiator::new(Some(authority.public_key())).unwrap();
+    let (act2, server) = Responder::new(&config).unwrap().respond(&i.act1()).unwrap();
+    let client = i.finish(&act2, now()).unwrap();
+    (
+        NoiseCodec::new(client, DEFAULT_MAX_PAYLOAD),
+        NoiseCodec::new(server, DEFAULT_MAX_PAYLOAD),
+    )
+}
+
+#[test]
+fn a_stream_ending_inside_a_frame_is_an_error_not_a_clean_close() {
+    let (mut client, mut server) = codec_pair();
+    let mut wire = bytes::BytesMut::new();
+    Encoder::encode(&mut client, &Message::from(setup()), &mut wire).unwrap();
+    // Only the encrypted header arrives: it is consumed, the buffer is
+    // empty, and yet the peer stopped mid-frame.
+    let mut src = wire.split_to(22);
+    assert!(server.decode(&mut src).unwrap().is_none());
+    assert!(src.is_empty());
+    let err = server.decode_eof(&mut src).unwrap_err();
+    assert!(
+        matches!(err, CodecError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err}"
+    );
+
+    // Between frames, the end is clean.
+    let (mut client, mut server) = codec_pair();
+    let mut wire = bytes::BytesMut::new();
+    Encoder::encode(&mut client, &Message::from(setup()), &mut wire).unwrap();
+    assert!(server.decode(&mut wire).unwrap().is_some());
+    assert!(server.decode_eof(&mut wire).unwrap().is_none());
+}
+
+#[test]
+fn a_frame_encoded_once_goes_to_many_sessions_and_halves_work_apart() {
+    let job = Message::from(SetTarget {
+        channel_id: 3,
+        maximum_target: [0x7f; 32],
+    });
+    // Encoded once, as a fan-out would.
+    let once = job.to_frame_bytes();
+    let frame = Frame {
+        header: job.header(),
+        payload: once.slice(6..),
+    };
+    for _ in 0..3 {
+        let (client, server) = codec_pair();
+        let (_, mut rx) = client.into_split();
+        let (mut tx, _) = server.into_split();
+        let mut wire = bytes::BytesMut::new();
+        Encoder::encode(&mut tx, &frame, &mut wire).unwrap();
+        let got = rx.decode(&mut wire).unwrap().unwrap();
+        assert_eq!(Message::decode(&got).unwrap(), job);
+    }
+    // A frame whose header lies about its length is refused, not sent.
+    let bad = Frame {
+        header: Header::new(0x21, true, 5),
+        payload: frame.payload.clone(),
+    };
+    let mut out = bytes::BytesMut::new();
+    assert!(Encoder::encode(&mut PlainCodec::default(), &bad, &mut out).is_err());
+    assert!(out.is_empty());
+}

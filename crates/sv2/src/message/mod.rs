@@ -149,7 +149,12 @@ macro_rules! message_enum {
                 match self {
                     $( Message::$name(m) => m.put_frame(dst), )*
                     Message::Unknown(f) => {
-                        dst.extend_from_slice(&f.header.encode());
+                        // The header's length is the payload's, whatever a
+                        // caller put in the public field: a wrong one would
+                        // desynchronise the stream.
+                        let mut h = f.header;
+                        h.msg_length = f.payload.len() as u32;
+                        dst.extend_from_slice(&h.encode());
                         dst.extend_from_slice(&f.payload);
                     }
                 }
@@ -159,7 +164,10 @@ macro_rules! message_enum {
             pub fn header(&self) -> Header {
                 match self {
                     $( Message::$name(m) => m.header(), )*
-                    Message::Unknown(f) => f.header,
+                    Message::Unknown(f) => Header {
+                        msg_length: f.payload.len() as u32,
+                        ..f.header
+                    },
                 }
             }
 
@@ -228,6 +236,13 @@ message_enum!(
     SetCustomMiningJobError,
     SetGroupChannel,
 );
+
+/// Whether a base-protocol message type's payload starts with the `u32`
+/// channel id: every channel message, and the custom-job messages and
+/// NewMiningJob whose channel bit peers disagree on.
+pub fn starts_with_channel_id(msg_type: u8) -> bool {
+    matches!(msg_type, 0x03 | 0x15..=0x1d | 0x1f..=0x24)
+}
 
 impl Message {
     /// Decodes a frame from its parts.

@@ -98,6 +98,58 @@ fn truncated_and_overlong_payloads_are_clear_errors() {
 }
 
 #[test]
+fn the_channel_bit_does_not_decide_decoding_or_the_channel_id() {
+    // NewMiningJob and the custom-job messages travel with the bit set by
+    // some peers and clear by others.
+    let mut src = crate::arb::Source::new(5);
+    use crate::arb::Gen;
+    let msgs: Vec<Message> = vec![
+        NewMiningJob::generate(&mut src).into(),
+        SetCustomMiningJob::generate(&mut src).into(),
+        SetCustomMiningJobSuccess::generate(&mut src).into(),
+        SetCustomMiningJobError::generate(&mut src).into(),
+    ];
+    for m in msgs {
+        let mut f = frame_of(&m);
+        let id = f.payload.first_chunk::<4>().map(|b| u32::from_le_bytes(*b));
+        for bit in [0, crate::frame::CHANNEL_MSG_BIT] {
+            f.header.extension_type = bit;
+            assert_eq!(Message::decode(&f).as_ref(), Ok(&m), "{}", m.name());
+            assert_eq!(f.channel_id(), id, "{}", m.name());
+        }
+    }
+    // Every generated message: a channel id exactly when the type has one
+    // as its first field, and then it is that field.
+    for seed in 0..500 {
+        let m = Message::generate(&mut crate::arb::Source::new(seed));
+        let f = frame_of(&m);
+        assert_eq!(
+            f.channel_id().is_some(),
+            m.header().channel_msg()
+                || matches!(
+                    m,
+                    Message::SetCustomMiningJob(_)
+                        | Message::SetCustomMiningJobSuccess(_)
+                        | Message::SetCustomMiningJobError(_)
+                        | Message::NewMiningJob(_)
+                ),
+            "{}",
+            m.name()
+        );
+    }
+}
+
+#[test]
+fn an_unknown_frame_is_written_with_its_true_length() {
+    let f = Frame {
+        header: Header::new(0x71, false, 99),
+        payload: Bytes::from_static(&[1, 2, 3]),
+    };
+    let bytes = Message::Unknown(f).to_frame_bytes();
+    assert_eq!(&bytes[..], &[0x00, 0x00, 0x71, 3, 0, 0, 1, 2, 3]);
+}
+
+#[test]
 fn trailing_bytes_are_ignored_for_forward_compatibility() {
     let m = SetTarget {
         channel_id: 7,

@@ -59,7 +59,7 @@ impl CipherState {
             .aead
             .seal_in_place_separate_tag(nonce, Aad::from(ad), buf)
             // Only a buffer over 256 GiB can fail here.
-            .map_err(|_| NoiseError::NonceExhausted)?;
+            .map_err(|_| NoiseError::Encrypt)?;
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(tag.as_ref());
         Ok(out)
@@ -73,6 +73,8 @@ impl CipherState {
         buf: &mut [u8],
         tag: &[u8; MAC_LEN],
     ) -> Result<(), NoiseError> {
+        // The nonce is spent even when the tag fails (Noise would keep it):
+        // a failure ends the session, so it is never needed again.
         let nonce = self.next_nonce()?;
         self.aead
             .open_in_place_separate_tag(nonce, Aad::from(ad), Tag::from(*tag), buf, 0..)

@@ -31,6 +31,9 @@ pub enum NoiseError {
         /// Bytes actually given.
         actual: usize,
     },
+    /// The AEAD refused to encrypt (a message beyond its size limit).
+    #[error("encryption failed")]
+    Encrypt,
     /// 2^64 - 1 messages in one direction: the key may not be used again.
     #[error("nonce space exhausted")]
     NonceExhausted,

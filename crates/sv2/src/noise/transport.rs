@@ -10,7 +10,7 @@ use bytes::{Buf, BytesMut};
 
 use super::cipher::CipherState;
 use super::{MAC_LEN, NoiseError};
-use crate::frame::{Frame, HEADER_LEN, Header, MAX_PAYLOAD_LEN};
+use crate::frame::{Frame, HEADER_LEN, Header, MAX_PAYLOAD_LEN, reserve_toward};
 
 /// Length of an encrypted frame header.
 pub const ENCRYPTED_HEADER_LEN: usize = HEADER_LEN + MAC_LEN;
@@ -144,6 +144,12 @@ pub struct TransportRecv {
 }
 
 impl TransportRecv {
+    /// Whether a frame's header has been read and its payload not yet: a
+    /// stream that ends now ended inside a frame.
+    pub fn mid_frame(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Takes one frame off the front of `src`. `Ok(None)` while the frame is
     /// incomplete; a header that has arrived is decrypted and consumed at
     /// once, and its stated length checked against `max_payload` before
@@ -195,7 +201,7 @@ impl TransportRecv {
         };
         let enc_len = encrypted_payload_len(header.msg_length as usize);
         if src.len() < enc_len {
-            src.reserve(enc_len - src.len());
+            reserve_toward(src, enc_len);
             return Ok(None);
         }
         let mut buf = src.split_to(enc_len);
