@@ -228,6 +228,9 @@ pub struct BlockForward {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,13 +1,12 @@
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
-use sluice_pow::version::RollingRule;
-use sluice_pow::{JobTemplate, Target, synthetic};
+use sluice_pow::{JobTemplate, synthetic};
 use tokio::sync::mpsc;
 
 use std::io::Write as _;
 
 use super::*;
+use crate::job::fixtures::{test_job, test_share};
 use crate::job::{Extranonce, Job, JobLinks};
 
 fn block_share() -> ShareForward {
@@ -20,60 +19,34 @@ fn block_share() -> ShareForward {
         0x207f_ffff,
     )
     .unwrap();
-    let n = sluice_sv1::Notify {
-        job_id: "1".into(),
-        prev_hash: *template.prev_hash(),
-        coinb1: template.coinb1().to_vec(),
-        coinb2: template.coinb2().to_vec(),
-        branches: template.branches().to_vec(),
-        version: 0x2000_0000,
-        nbits: 0x207f_ffff,
-        ntime: 0x6b00_0000,
-        clean: true,
-    };
-    let (notify, notify_clean) = crate::job::notify_lines(n);
     let (share_tx, _) = mpsc::channel(1);
     let (block_tx, _) = mpsc::unbounded_channel();
+    let links = JobLinks {
+        share_tx,
+        block_tx,
+        up: Arc::new(AtomicBool::new(true)),
+    };
     let job = Arc::new(Job {
-        id: 1,
         upstream: 3,
         upstream_job_id: "pool-job-9".into(),
-        template: Arc::new(template),
-        version: 0x2000_0000,
         version_mask: 0x1fff_e000,
-        rolling_rule: RollingRule::Replace,
-        ntime: 0x6b00_0000,
-        clean: true,
-        epoch: 1,
-        upstream_target: Target::MAX,
         pool_difficulty: 1.0,
         upstream_extranonce1: vec![1, 2, 3, 4],
-        links: JobLinks {
-            share_tx,
-            block_tx,
-            up: Arc::new(AtomicBool::new(true)),
-        },
-        notify,
-        notify_clean,
         pool: 2,
         value: sluice_books::JobValue::default(),
-        extranonce_pad: 0,
-        received: Instant::now(),
-        republish_of: None,
+        ..test_job(template, links)
     });
     ShareForward {
         session: 11,
         worker: "farm.rig7".into(),
-        job,
         extranonce2: Extranonce::from_parts(&[&[1, 2], &[3, 4, 5, 6]]).unwrap(),
         ntime: 0x6b00_0001,
         nonce: 0x0102_0304,
         version: 0x2000_4000,
-        difficulty: 1.0,
         pool_mask: 0x1fff_e000,
         hash: [0x11; 32],
         is_block: true,
-        received: Instant::now(),
+        ..test_share(job)
     }
 }
 

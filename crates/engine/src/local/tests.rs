@@ -6,6 +6,7 @@ use sluice_pow::synthetic;
 use super::*;
 use crate::blocks::{BlockLog, BlockStatus};
 use crate::job::Extranonce;
+use crate::job::fixtures::test_share;
 
 /// A node that refuses the first `refusals` submissions of each block.
 struct FlakyNode {
@@ -117,16 +118,10 @@ fn block(job: &Arc<Job>, nonce: u32) -> ShareForward {
     ShareForward {
         session: 3,
         worker: "farm.s21".into(),
-        job: job.clone(),
         extranonce2: Extranonce::from_parts(&[&[0, 1], &[2, 3, 4, 5]]).unwrap(),
-        ntime: job.ntime,
         nonce,
-        version: job.version,
-        difficulty: 1.0,
-        pool_mask: job.version_mask,
-        hash: [0; 32],
         is_block: true,
-        received: Instant::now(),
+        ..test_share(job.clone())
     }
 }
 

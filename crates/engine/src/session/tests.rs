@@ -6,6 +6,7 @@ use sluice_pow::{JobTemplate, synthetic};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::job::fixtures::{test_job, test_share};
 
 fn cfg() -> Arc<SessionConfig> {
     Arc::new(SessionConfig {
@@ -90,29 +91,13 @@ impl Rig {
         let (notify, notify_clean) = crate::job::notify_lines(n);
         Arc::new(Job {
             id,
-            upstream: 1,
             upstream_job_id: format!("up{id}").into(),
-            template: Arc::new(template),
-            version: 0x2000_0000,
-            version_mask: sluice_pow::version::BIP320_MASK,
-            rolling_rule: RollingRule::Replace,
-            ntime: 0x6b00_0000,
             clean,
             epoch: self.epoch,
-            upstream_target: Target::MAX,
-            pool_difficulty: f64::INFINITY,
-            upstream_extranonce1: Vec::new(),
-            links: self.links.clone(),
             notify,
             notify_clean,
-            pool: 0,
-            value: sluice_books::JobValue {
-                difficulty: sluice_pow::target::nbits_difficulty(bits).unwrap(),
-                reward_sat: Some(312_500_000),
-            },
-            extranonce_pad: 0,
             received: self.now,
-            republish_of: None,
+            ..test_job(template, self.links.clone())
         })
     }
 
@@ -1131,18 +1116,11 @@ fn block_forward_filler() -> ShareForward {
     let mut r = Rig::new();
     let j = r.ready();
     ShareForward {
-        session: 0,
-        worker: "x".into(),
-        job: j,
         extranonce2: crate::job::Extranonce::from_parts(&[&[0]]).unwrap(),
         ntime: 0,
-        nonce: 0,
         version: 0,
-        difficulty: 1.0,
         pool_mask: 0,
-        hash: [0; 32],
-        is_block: false,
-        received: Instant::now(),
+        ..test_share(j)
     }
 }
 

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::job::Extranonce;
+use crate::job::fixtures::test_share;
 
 fn cfg(pass_through: bool) -> Arc<UpstreamConfig> {
     Arc::new(UpstreamConfig {
@@ -134,16 +135,13 @@ fn share(job: Arc<Job>, session: SessionId, worker: &str) -> ShareForward {
     ShareForward {
         session,
         worker: worker.into(),
-        job,
         extranonce2: Extranonce::from_parts(&[&[0xab, 0xcd], &[1, 2, 3, 4]]).unwrap(),
         ntime: 0x6b00_0001,
         nonce: 0xdead_beef,
         version: 0x2000_2000,
         difficulty: 2.0,
         pool_mask: 0x1fff_e000,
-        hash: [0; 32],
-        is_block: false,
-        received: Instant::now(),
+        ..test_share(job)
     }
 }
 

@@ -1,0 +1,78 @@
+//! Test-only defaults for [`Job`] and [`ShareForward`]: tests write
+//! `Job { id, clean, ..test_job(template, links) }`, so a new field is
+//! added here once instead of at every literal.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_pow::version::RollingRule;
+use sluice_pow::{JobTemplate, Target};
+
+use super::{Extranonce, Job, JobLinks, ShareForward};
+
+/// Version and ntime the defaults use (what the test rigs always used).
+pub(crate) const VERSION: u32 = 0x2000_0000;
+pub(crate) const NTIME: u32 = 0x6b00_0000;
+
+/// A clean job numbered 1 from upstream 1, local-pool style (every share
+/// goes up, no pool difficulty cap), valued at its nbits.
+pub(crate) fn test_job(template: JobTemplate, links: JobLinks) -> Job {
+    let value = sluice_books::JobValue {
+        difficulty: sluice_pow::target::nbits_difficulty(template.bits()).unwrap_or(0.0),
+        reward_sat: Some(312_500_000),
+    };
+    let n = sluice_sv1::Notify {
+        job_id: "1".into(),
+        prev_hash: *template.prev_hash(),
+        coinb1: template.coinb1().to_vec(),
+        coinb2: template.coinb2().to_vec(),
+        branches: template.branches().to_vec(),
+        version: VERSION,
+        nbits: template.bits(),
+        ntime: NTIME,
+        clean: true,
+    };
+    let (notify, notify_clean) = super::notify_lines(n);
+    Job {
+        id: 1,
+        upstream: 1,
+        upstream_job_id: "1".into(),
+        template: Arc::new(template),
+        version: VERSION,
+        version_mask: sluice_pow::version::BIP320_MASK,
+        rolling_rule: RollingRule::Replace,
+        ntime: NTIME,
+        clean: true,
+        epoch: 1,
+        upstream_target: Target::MAX,
+        pool_difficulty: f64::INFINITY,
+        upstream_extranonce1: Vec::new(),
+        links,
+        notify,
+        notify_clean,
+        pool: 0,
+        value,
+        extranonce_pad: 0,
+        received: Instant::now(),
+        republish_of: None,
+    }
+}
+
+/// A share on `job` at the job's own version, time and mask, credited at
+/// difficulty 1, not a block.
+pub(crate) fn test_share(job: Arc<Job>) -> ShareForward {
+    ShareForward {
+        session: 0,
+        worker: "x".into(),
+        extranonce2: Extranonce::from_parts(&[]).unwrap(),
+        ntime: job.ntime,
+        nonce: 0,
+        version: job.version,
+        difficulty: 1.0,
+        pool_mask: job.version_mask,
+        hash: [0; 32],
+        is_block: false,
+        received: Instant::now(),
+        job,
+    }
+}
