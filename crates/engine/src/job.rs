@@ -1,13 +1,14 @@
 //! Jobs as sessions see them, and the share a session forwards upstream.
 //!
 //! A [`Job`] is built once per upstream job and shared (`Arc`) by every
-//! session on that upstream connection: the V1 `mining.notify` line is
-//! encoded once (ARCHITECTURE.md, trick 2), and the upstream's extranonce1
-//! is already folded into `coinb1` (trick 1) so a session's own
-//! extranonce1 is just its prefix.
+//! session on that upstream connection. It holds the job's
+//! protocol-neutral parts; each protocol's encoding of it lives in its
+//! [`JobWire`], made once per job and shared (ARCHITECTURE.md, trick 2).
+//! The upstream's extranonce1 is already folded into `coinb1` (trick 1),
+//! so a session's own extranonce1 is just its prefix.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -61,12 +62,8 @@ pub struct Job {
     /// Where its shares and blocks go: the job's own upstream, even after
     /// the session has moved elsewhere.
     pub links: JobLinks,
-    /// The encoded `mining.notify` line, with `clean` as the upstream sent
-    /// it.
-    pub notify: Bytes,
-    /// The same line with `clean_jobs = true`, for sessions that just moved
-    /// here or have just subscribed.
-    pub notify_clean: Bytes,
+    /// The job's encodings, made from the fields above on first use.
+    pub wire: JobWire,
     /// Config index of the pool the job came from (the books' pool).
     pub pool: usize,
     /// Network difficulty and block reward, for the books.
@@ -107,14 +104,59 @@ impl Job {
     pub fn wire_id(&self) -> String {
         format!("{:x}", self.id)
     }
+
+    /// The job's `mining.notify` line: with `clean_jobs` as the upstream
+    /// sent it, or, with `force_clean`, set (for sessions that just
+    /// subscribed or moved here).
+    pub fn v1_notify(&self, force_clean: bool) -> Bytes {
+        let (as_sent, clean) = self.wire.v1.get_or_init(|| self.encode_v1());
+        if force_clean {
+            clean.clone()
+        } else {
+            as_sent.clone()
+        }
+    }
+
+    /// Makes the encodings sessions will ask for. The task publishing the
+    /// job calls it, so that no session encodes (or waits on another one
+    /// encoding) on its way to the miner.
+    pub fn encode_wire(&self) {
+        self.wire.v1.get_or_init(|| self.encode_v1());
+    }
+
+    fn encode_v1(&self) -> (Bytes, Bytes) {
+        let t = &self.template;
+        let n = sluice_sv1::Notify {
+            job_id: self.wire_id(),
+            prev_hash: *t.prev_hash(),
+            coinb1: t.coinb1().to_vec(),
+            coinb2: t.coinb2().to_vec(),
+            branches: t.branches().to_vec(),
+            version: self.version,
+            nbits: t.bits(),
+            ntime: self.ntime,
+            clean: self.clean,
+        };
+        let as_sent = n.encode();
+        // A clean job's line is already the forced-clean one.
+        let clean = if self.clean {
+            as_sent.clone()
+        } else {
+            sluice_sv1::Notify { clean: true, ..n }.encode()
+        };
+        (as_sent, clean)
+    }
 }
 
-/// Encodes a job's `mining.notify` twice: with `clean_jobs` as given, and
-/// forced clean (for sessions that just subscribed or moved here).
-pub fn notify_lines(n: sluice_sv1::Notify) -> (Bytes, Bytes) {
-    let as_sent = n.encode();
-    let clean = sluice_sv1::Notify { clean: true, ..n }.encode();
-    (as_sent, clean)
+/// A job's encodings, one per wire format, each made at most once and then
+/// shared by every session that sends the job. Empty until first asked
+/// for: a job no session of a protocol ever sees costs nothing in that
+/// protocol. (A V2 `NewExtendedMiningJob` frame goes here beside the V1
+/// lines.)
+#[derive(Debug, Default)]
+pub struct JobWire {
+    /// `mining.notify` with `clean_jobs` as sent, and forced clean.
+    v1: OnceLock<(Bytes, Bytes)>,
 }
 
 /// Largest extranonce the engine moves around (V2 allows 32 bytes).
@@ -233,6 +275,50 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the upstream and local tasks encoded before jobs carried
+    /// their own wire: the V1 lines must stay byte for byte the same.
+    #[test]
+    fn v1_notify_is_the_notify_of_the_jobs_parts() {
+        let (t, _) = sluice_pow::synthetic::job(sluice_pow::synthetic::TYPICAL, 3);
+        let (share_tx, _) = mpsc::channel(1);
+        let (block_tx, _) = mpsc::unbounded_channel();
+        let links = JobLinks {
+            share_tx,
+            block_tx,
+            up: Arc::new(AtomicBool::new(true)),
+        };
+        for clean in [false, true] {
+            let job = Job {
+                id: 0x4d,
+                clean,
+                version: 0x2000_4000,
+                ntime: 0x6b00_0007,
+                ..fixtures::test_job((*t).clone(), links.clone())
+            };
+            let n = sluice_sv1::Notify {
+                job_id: "4d".into(),
+                prev_hash: *t.prev_hash(),
+                coinb1: t.coinb1().to_vec(),
+                coinb2: t.coinb2().to_vec(),
+                branches: t.branches().to_vec(),
+                version: 0x2000_4000,
+                nbits: t.bits(),
+                ntime: 0x6b00_0007,
+                clean,
+            };
+            assert_eq!(job.v1_notify(false), n.encode());
+            let forced = sluice_sv1::Notify { clean: true, ..n }.encode();
+            assert_eq!(job.v1_notify(true), forced);
+            // Encoded once: every call hands out the same buffer (and a
+            // clean job's two lines are one).
+            assert_eq!(job.v1_notify(false).as_ptr(), job.v1_notify(false).as_ptr());
+            assert_eq!(
+                job.v1_notify(false).as_ptr() == job.v1_notify(true).as_ptr(),
+                clean
+            );
+        }
+    }
 
     #[test]
     fn extranonce_concatenates_within_bounds() {

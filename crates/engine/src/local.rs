@@ -149,32 +149,15 @@ impl<S: TemplateSource> LocalTask<S> {
         if clean {
             *epoch += 1;
         }
-        let template = match JobTemplate::new(
-            lj.prev_hash,
-            lj.coinb1.clone(),
-            lj.coinb2.clone(),
-            lj.branches.clone(),
-            lj.nbits,
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "template has bad nbits");
-                return;
-            }
-        };
+        let template =
+            match JobTemplate::new(lj.prev_hash, lj.coinb1, lj.coinb2, lj.branches, lj.nbits) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "template has bad nbits");
+                    return;
+                }
+            };
         let id = self.job_ids.next();
-        let n = sluice_sv1::Notify {
-            job_id: format!("{id:x}"),
-            prev_hash: lj.prev_hash,
-            coinb1: lj.coinb1,
-            coinb2: lj.coinb2,
-            branches: lj.branches,
-            version: lj.version,
-            nbits: lj.nbits,
-            ntime: lj.ntime,
-            clean,
-        };
-        let (notify, notify_clean) = crate::job::notify_lines(n);
         let job = Job {
             id,
             upstream: self.id,
@@ -192,8 +175,7 @@ impl<S: TemplateSource> LocalTask<S> {
             pool_difficulty: f64::INFINITY,
             upstream_extranonce1: Vec::new(),
             links: self.links.clone(),
-            notify,
-            notify_clean,
+            wire: crate::job::JobWire::default(),
             pool: self.pool,
             value: sluice_books::JobValue {
                 difficulty: sluice_pow::target::nbits_difficulty(lj.nbits).unwrap_or(0.0),
@@ -206,6 +188,7 @@ impl<S: TemplateSource> LocalTask<S> {
         if let Some(b) = &self.books {
             b.on_job(self.pool, &job.value, b.clock().now_ms());
         }
+        job.encode_wire();
         let _ = self.jobs.send(Some(Arc::new(job)));
         self.links.up.store(true, Ordering::Release);
         let _ = self.health.send(Health::Ready);

@@ -650,11 +650,7 @@ impl Session {
                 e.pool_mask = job.version_mask;
             }
         }
-        let line = if self.force_clean && !job.clean {
-            job.notify_clean.clone()
-        } else {
-            job.notify.clone()
-        };
+        let line = job.v1_notify(self.force_clean);
         self.force_clean = false;
         self.last_value = (Some(job.pool), job.value);
         out.push(Output::Send(line));

@@ -847,23 +847,9 @@ pub fn build_job(
     };
     let coinb1 = [&n.coinb1[..], &sub.extranonce1].concat();
     let coinb2 = [&vec![0u8; pad][..], &n.coinb2].concat();
-    let template = JobTemplate::new(
-        n.prev_hash,
-        coinb1.clone(),
-        coinb2.clone(),
-        n.branches.clone(),
-        n.nbits,
-    )
-    .map_err(|e| format!("job {}: {e}", n.job_id))?;
+    let template = JobTemplate::new(n.prev_hash, coinb1, coinb2, n.branches.clone(), n.nbits)
+        .map_err(|e| format!("job {}: {e}", n.job_id))?;
     let upstream_target = Target::from_difficulty(parts.difficulty).map_err(|e| e.to_string())?;
-    let mine = sluice_sv1::Notify {
-        job_id: format!("{id:x}"),
-        coinb1,
-        coinb2,
-        clean: parts.clean,
-        ..n.clone()
-    };
-    let (notify, notify_clean) = crate::job::notify_lines(mine);
     Ok(Job {
         id,
         upstream,
@@ -879,8 +865,7 @@ pub fn build_job(
         pool_difficulty: parts.difficulty,
         upstream_extranonce1: sub.extranonce1.clone(),
         links,
-        notify,
-        notify_clean,
+        wire: crate::job::JobWire::default(),
         pool,
         value,
         extranonce_pad: pad,
@@ -1324,6 +1309,7 @@ impl UpstreamTask {
                     b.on_job(self.pool, &j.value, b.clock().now_ms());
                 }
                 j.republish_of = republish_of;
+                j.encode_wire();
                 let id = j.id;
                 let _ = self.jobs.send(Some(Arc::new(j)));
                 Some(id)

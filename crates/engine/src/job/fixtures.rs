@@ -21,18 +21,6 @@ pub(crate) fn test_job(template: JobTemplate, links: JobLinks) -> Job {
         difficulty: sluice_pow::target::nbits_difficulty(template.bits()).unwrap_or(0.0),
         reward_sat: Some(312_500_000),
     };
-    let n = sluice_sv1::Notify {
-        job_id: "1".into(),
-        prev_hash: *template.prev_hash(),
-        coinb1: template.coinb1().to_vec(),
-        coinb2: template.coinb2().to_vec(),
-        branches: template.branches().to_vec(),
-        version: VERSION,
-        nbits: template.bits(),
-        ntime: NTIME,
-        clean: true,
-    };
-    let (notify, notify_clean) = super::notify_lines(n);
     Job {
         id: 1,
         upstream: 1,
@@ -48,8 +36,7 @@ pub(crate) fn test_job(template: JobTemplate, links: JobLinks) -> Job {
         pool_difficulty: f64::INFINITY,
         upstream_extranonce1: Vec::new(),
         links,
-        notify,
-        notify_clean,
+        wire: super::JobWire::default(),
         pool: 0,
         value,
         extranonce_pad: 0,

@@ -77,25 +77,11 @@ impl Rig {
         }
         let id = self.next_job;
         self.next_job += 1;
-        let n = sluice_sv1::Notify {
-            job_id: format!("{id:x}"),
-            prev_hash: *template.prev_hash(),
-            coinb1: template.coinb1().to_vec(),
-            coinb2: template.coinb2().to_vec(),
-            branches: template.branches().to_vec(),
-            version: 0x2000_0000,
-            nbits: bits,
-            ntime: 0x6b00_0000,
-            clean,
-        };
-        let (notify, notify_clean) = crate::job::notify_lines(n);
         Arc::new(Job {
             id,
             upstream_job_id: format!("up{id}").into(),
             clean,
             epoch: self.epoch,
-            notify,
-            notify_clean,
             received: self.now,
             ..test_job(template, self.links.clone())
         })

@@ -187,7 +187,8 @@ fn jobs_carry_pool_extranonce1_in_coinb1_and_pad_in_coinb2() {
     assert_eq!(job.template.coinb2(), &[0, 0, 0xff, 0xff, 0xff, 0xff]);
     assert_eq!(job.wire_id(), "4d");
     assert_eq!(&*job.upstream_job_id, "j1");
-    let v: Value = serde_json::from_slice(&job.notify[..job.notify.len() - 1]).unwrap();
+    let notify = job.v1_notify(false);
+    let v: Value = serde_json::from_slice(&notify[..notify.len() - 1]).unwrap();
     assert_eq!(v["params"][0], "4d");
     assert_eq!(v["params"][2], "010000000a0b0c0d");
     assert_eq!(v["params"][3], "0000ffffffff");
