@@ -181,6 +181,142 @@ struct JobEntry {
     aliases: Vec<u64>,
 }
 
+/// One stream of jobs to a miner and the shares against them: its
+/// extranonce prefix, difficulty and version mask, and the jobs it may
+/// still submit to. Nothing in it is V1: a V1 connection has exactly one,
+/// a V2 connection one per open channel.
+struct Channel {
+    /// The miner's extranonce1 (its prefix): empty until subscribe when
+    /// it comes from the session's `prefixes`.
+    extranonce1: Vec<u8>,
+    extranonce2_size: usize,
+    /// Mask agreed with the miner (0 when it never configured rolling).
+    version_mask: u32,
+    /// The mask last announced to the miner.
+    sent_mask: Option<u32>,
+    /// Latest clean-job epoch seen per upstream: a job from a newer epoch
+    /// is clean even if an intermediate clean job was skipped.
+    epochs: Vec<(UpstreamId, u64)>,
+    vardiff: Vardiff,
+    /// Set by the miner (`d=` in a V1 password): vardiff stays off.
+    fixed_difficulty: bool,
+    sent_difficulty: Option<f64>,
+    jobs: VecDeque<JobEntry>,
+    latest: Option<Arc<Job>>,
+    /// The next job sent must be clean (first job, or first after moving
+    /// upstream).
+    force_clean: bool,
+    /// Pool and value of the latest job sent: rejected work is valued at
+    /// it (the network rate does not depend on which job it was).
+    last_value: (Option<usize>, JobValue),
+}
+
+impl Channel {
+    fn new(
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+        cfg: &SessionConfig,
+        now: Instant,
+    ) -> Self {
+        Self {
+            extranonce1,
+            extranonce2_size,
+            version_mask: 0,
+            sent_mask: None,
+            epochs: Vec::new(),
+            vardiff: Vardiff::new(
+                cfg.vardiff.clone(),
+                cfg.start_difficulty,
+                cfg.min_difficulty,
+                cfg.max_difficulty,
+                now,
+            ),
+            fixed_difficulty: false,
+            sent_difficulty: None,
+            jobs: VecDeque::new(),
+            latest: None,
+            force_clean: true,
+            last_value: (None, JobValue::default()),
+        }
+    }
+
+    /// Takes a new job from the channel's upstream as the next to send;
+    /// marks what it supersedes stale.
+    fn on_job(&mut self, job: Arc<Job>) {
+        // The job feed keeps only the latest job, so a clean job may have
+        // been skipped: a newer epoch means clean all the same.
+        let newer_epoch = match self.epochs.iter_mut().find(|(u, _)| *u == job.upstream) {
+            Some((_, e)) => {
+                let newer = job.epoch > *e;
+                *e = (*e).max(job.epoch);
+                newer
+            }
+            None => {
+                if self.epochs.len() >= 16 {
+                    self.epochs.remove(0);
+                }
+                self.epochs.push((job.upstream, job.epoch));
+                false
+            }
+        };
+        if job.clean || newer_epoch {
+            // Everything this upstream sent before is superseded.
+            for e in self
+                .jobs
+                .iter_mut()
+                .filter(|e| e.job.upstream == job.upstream)
+            {
+                e.stale = true;
+            }
+            if !job.clean {
+                self.force_clean = true;
+            }
+        }
+        self.latest = Some(job);
+    }
+
+    /// The channel was moved to another upstream; if the old one failed,
+    /// its jobs are stale (their shares have nowhere to go).
+    fn on_moved(&mut self, old: UpstreamId, old_failed: bool) {
+        if old_failed {
+            for e in self.jobs.iter_mut().filter(|e| e.job.upstream == old) {
+                e.stale = true;
+            }
+        }
+        // The old upstream's pending job must not be sent after the move.
+        if self.latest.as_ref().is_some_and(|j| j.upstream == old) {
+            self.latest = None;
+        }
+        self.force_clean = true;
+    }
+
+    /// Lets time pass (vardiff for quiet miners).
+    fn on_tick(&mut self, now: Instant) {
+        if !self.fixed_difficulty {
+            let _ = self.vardiff.on_tick(now);
+        }
+    }
+
+    /// The miner starts over: the next job goes out with everything it
+    /// needs (difficulty, mask, clean), even the one it already had.
+    fn restart(&mut self) {
+        self.sent_difficulty = None;
+        self.sent_mask = None;
+        self.force_clean = true;
+        if self.latest.is_none() {
+            self.latest = self.jobs.back().map(|e| e.job.clone());
+        }
+    }
+
+    /// Forgets an accepted hash (the share was refused after all, for want
+    /// of room upstream: the same share again is no duplicate).
+    fn unsee(&mut self, job: u64, hash: &[u8; 32]) {
+        if let Some(e) = self.jobs.iter_mut().find(|e| e.job.id == job) {
+            e.seen.remove(&seen_key(hash));
+        }
+    }
+}
+
 /// One miner connection.
 pub struct Session {
     id: SessionId,
@@ -192,37 +328,15 @@ pub struct Session {
     workers: HashMap<Arc<str>, Option<Arc<BookWorker>>>,
     books: Option<Arc<Books>>,
     peer: Option<IpAddr>,
-    /// Pool and value of the latest job sent: rejected work is valued at
-    /// it (the network rate does not depend on which job it was).
-    last_value: (Option<usize>, JobValue),
-    /// The miner's extranonce1 (its prefix): empty until subscribe when
-    /// it comes from `prefixes`.
-    extranonce1: Vec<u8>,
-    extranonce2_size: usize,
     /// Where the prefix comes from (taken at subscribe, given back at
     /// drop); `None` when the prefix was fixed at construction.
     prefixes: Option<Arc<Prefixes>>,
     /// Names held against the source address's quota.
     quota: Option<(Arc<NameQuota>, IpAddr)>,
     quota_held: usize,
-    /// Mask agreed with the miner (0 when it never configured rolling).
-    version_mask: u32,
-    /// The mask last announced to the miner (configure reply or
-    /// `mining.set_version_mask`).
-    sent_mask: Option<u32>,
-    /// Latest clean-job epoch seen per upstream: a job from a newer epoch
-    /// is clean even if an intermediate clean job was skipped.
-    epochs: Vec<(UpstreamId, u64)>,
     extranonce_subscribed: bool,
-    vardiff: Vardiff,
-    /// `d=` in the password: vardiff stays off for this connection.
-    fixed_difficulty: bool,
-    sent_difficulty: Option<f64>,
-    jobs: VecDeque<JobEntry>,
-    latest: Option<Arc<Job>>,
-    /// The next job sent must carry clean_jobs = true (first job, or first
-    /// after moving upstream).
-    force_clean: bool,
+    /// The connection's one channel (V1 has no others).
+    ch: Channel,
     consecutive_bad: u32,
     counters: SessionCounters,
 }
@@ -238,13 +352,7 @@ impl Session {
         extranonce2_size: usize,
         now: Instant,
     ) -> Self {
-        let vardiff = Vardiff::new(
-            cfg.vardiff.clone(),
-            cfg.start_difficulty,
-            cfg.min_difficulty,
-            cfg.max_difficulty,
-            now,
-        );
+        let ch = Channel::new(extranonce1, extranonce2_size, &cfg, now);
         Self {
             id,
             cfg,
@@ -254,22 +362,11 @@ impl Session {
             workers: HashMap::new(),
             books: None,
             peer: None,
-            last_value: (None, JobValue::default()),
-            extranonce1,
-            extranonce2_size,
             prefixes: None,
             quota: None,
             quota_held: 0,
-            version_mask: 0,
-            sent_mask: None,
-            epochs: Vec::new(),
             extranonce_subscribed: false,
-            vardiff,
-            fixed_difficulty: false,
-            sent_difficulty: None,
-            jobs: VecDeque::new(),
-            latest: None,
-            force_clean: true,
+            ch,
             consecutive_bad: 0,
             counters: SessionCounters::default(),
         }
@@ -303,7 +400,7 @@ impl Session {
 
     /// The miner's extranonce1 (its prefix).
     pub fn extranonce1(&self) -> &[u8] {
-        &self.extranonce1
+        &self.ch.extranonce1
     }
 
     /// Tallies so far.
@@ -323,7 +420,7 @@ impl Session {
 
     /// The difficulty the next job will carry.
     pub fn difficulty(&self) -> f64 {
-        self.vardiff.difficulty()
+        self.ch.vardiff.difficulty()
     }
 
     /// True once subscribed and authorized: jobs flow.
@@ -364,11 +461,11 @@ impl Session {
         let id = req.id.as_bytes();
         match req.body {
             ClientRequest::Subscribe { user_agent, .. } => {
-                if self.extranonce1.is_empty()
+                if self.ch.extranonce1.is_empty()
                     && let Some(p) = &self.prefixes
                 {
                     match p.alloc() {
-                        Some(prefix) => self.extranonce1 = prefix,
+                        Some(prefix) => self.ch.extranonce1 = prefix,
                         None => {
                             tracing::warn!(
                                 "extranonce prefixes exhausted; raise session_prefix_bytes"
@@ -386,12 +483,7 @@ impl Session {
                 if self.subscribed {
                     // Subscribed again on the same connection: the miner
                     // starts over, so tell it everything again.
-                    self.sent_difficulty = None;
-                    self.sent_mask = None;
-                    self.force_clean = true;
-                    if self.latest.is_none() {
-                        self.latest = self.jobs.back().map(|e| e.job.clone());
-                    }
+                    self.ch.restart();
                 }
                 self.subscribed = true;
                 self.user_agent = user_agent.map(|mut u| {
@@ -407,8 +499,8 @@ impl Session {
                 out.push(Output::Send(msg::encode_subscribe_result(
                     id,
                     &sub_id,
-                    &self.extranonce1,
-                    self.extranonce2_size,
+                    &self.ch.extranonce1,
+                    self.ch.extranonce2_size,
                 )));
                 self.maybe_start(now, out);
             }
@@ -421,8 +513,8 @@ impl Session {
                     return;
                 }
                 if let Some(d) = password.as_deref().and_then(password_difficulty) {
-                    self.vardiff.set(d, now);
-                    self.fixed_difficulty = true;
+                    self.ch.vardiff.set(d, now);
+                    self.ch.fixed_difficulty = true;
                 }
                 if !self.workers.contains_key(username.as_str()) {
                     if self.workers.len() >= self.cfg.max_workers_per_connection {
@@ -453,8 +545,8 @@ impl Session {
                 out.push(Output::Send(msg::encode_true(id)));
             }
             ClientRequest::SuggestDifficulty(d) | ClientRequest::SuggestTarget(d) => {
-                if !self.fixed_difficulty {
-                    self.vardiff.set(d, now);
+                if !self.ch.fixed_difficulty {
+                    self.ch.vardiff.set(d, now);
                 }
                 if !req.id.is_null() {
                     out.push(Output::Send(msg::encode_true(id)));
@@ -492,12 +584,12 @@ impl Session {
                         .unwrap_or(0);
                     let mask = theirs & self.cfg.version_mask;
                     let ok = mask != 0 && u64::from(mask.count_ones()) >= min_bits;
-                    self.version_mask = if ok { mask } else { 0 };
-                    self.sent_mask = Some(self.version_mask);
+                    self.ch.version_mask = if ok { mask } else { 0 };
+                    self.ch.sent_mask = Some(self.ch.version_mask);
                     result.insert(ext.clone(), Value::Bool(ok));
                     result.insert(
                         "version-rolling.mask".into(),
-                        Value::from(format!("{:08x}", self.version_mask)),
+                        Value::from(format!("{:08x}", self.ch.version_mask)),
                     );
                 }
                 "minimum-difficulty" => {
@@ -506,7 +598,7 @@ impl Session {
                         .and_then(Value::as_f64);
                     match v {
                         Some(v) if v.is_finite() && v > 0.0 => {
-                            self.vardiff.set_min(v);
+                            self.ch.vardiff.set_min(v);
                             result.insert(ext.clone(), Value::Bool(true));
                         }
                         _ => {
@@ -528,52 +620,14 @@ impl Session {
 
     /// A new job from the session's upstream.
     pub fn on_job(&mut self, job: Arc<Job>, now: Instant, out: &mut Vec<Output>) {
-        // The job feed keeps only the latest job, so a clean job may have
-        // been skipped: a newer epoch means clean all the same.
-        let newer_epoch = match self.epochs.iter_mut().find(|(u, _)| *u == job.upstream) {
-            Some((_, e)) => {
-                let newer = job.epoch > *e;
-                *e = (*e).max(job.epoch);
-                newer
-            }
-            None => {
-                if self.epochs.len() >= 16 {
-                    self.epochs.remove(0);
-                }
-                self.epochs.push((job.upstream, job.epoch));
-                false
-            }
-        };
-        if job.clean || newer_epoch {
-            // Everything this upstream sent before is superseded.
-            for e in self
-                .jobs
-                .iter_mut()
-                .filter(|e| e.job.upstream == job.upstream)
-            {
-                e.stale = true;
-            }
-            if !job.clean {
-                self.force_clean = true;
-            }
-        }
-        self.latest = Some(job);
+        self.ch.on_job(job);
         self.maybe_start(now, out);
     }
 
     /// The session was moved to another upstream; if the old one failed,
     /// its jobs are stale (their shares have nowhere to go).
     pub fn on_moved(&mut self, old: UpstreamId, old_failed: bool) {
-        if old_failed {
-            for e in self.jobs.iter_mut().filter(|e| e.job.upstream == old) {
-                e.stale = true;
-            }
-        }
-        // The old upstream's pending job must not be sent after the move.
-        if self.latest.as_ref().is_some_and(|j| j.upstream == old) {
-            self.latest = None;
-        }
-        self.force_clean = true;
+        self.ch.on_moved(old, old_failed);
     }
 
     /// The pool's verdict on a share this session forwarded.
@@ -598,19 +652,17 @@ impl Session {
 
     /// Lets time pass (vardiff for quiet miners).
     pub fn on_tick(&mut self, now: Instant) {
-        if !self.fixed_difficulty {
-            let _ = self.vardiff.on_tick(now);
-        }
+        self.ch.on_tick(now);
     }
 
     fn maybe_start(&mut self, _now: Instant, out: &mut Vec<Output>) {
         if !self.is_ready() {
             return;
         }
-        let Some(job) = self.latest.take() else {
+        let Some(job) = self.ch.latest.take() else {
             return;
         };
-        if self.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.force_clean {
+        if self.ch.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.ch.force_clean {
             return;
         }
         // Work in = work credited: never above what the pool credits a
@@ -618,69 +670,71 @@ impl Session {
         // A job re-issued under a new mask keeps the difficulty it was
         // first sent at (the same work, credited the same).
         let republished = job.republish_of.and_then(|old| {
-            self.jobs
+            self.ch
+                .jobs
                 .iter()
                 .position(|e| e.job.id == old || e.aliases.contains(&old))
         });
         let d = match republished {
-            Some(pos) => self.jobs[pos].difficulty,
-            None => self.vardiff.difficulty().min(job.pool_difficulty),
+            Some(pos) => self.ch.jobs[pos].difficulty,
+            None => self.ch.vardiff.difficulty().min(job.pool_difficulty),
         };
-        if self.sent_difficulty != Some(d) {
+        if self.ch.sent_difficulty != Some(d) {
             out.push(Output::Send(msg::encode_set_difficulty(d)));
-            self.sent_difficulty = Some(d);
+            self.ch.sent_difficulty = Some(d);
         }
         // What the miner may roll: its mask and the upstream's, without the
         // bits the job version already sets — then BIP 310's replace rule
         // and ckpool's OR rule build the same header, and every pool
         // agrees with our hash.
-        let mask = self.version_mask & job.version_mask & !job.version;
-        if self.version_mask != 0 && self.sent_mask != Some(mask) {
+        let mask = self.ch.version_mask & job.version_mask & !job.version;
+        if self.ch.version_mask != 0 && self.ch.sent_mask != Some(mask) {
             out.push(Output::Send(msg::encode_set_version_mask(mask)));
-            self.sent_mask = Some(mask);
+            self.ch.sent_mask = Some(mask);
             // `mining.set_version_mask` takes effect at once, for the
             // jobs the miner still works on too: validate those with the
             // mask in force (less each job's own version bits).
             for e in self
+                .ch
                 .jobs
                 .iter_mut()
                 .filter(|e| e.job.upstream == job.upstream)
             {
-                e.mask = self.version_mask & job.version_mask & !e.job.version;
+                e.mask = self.ch.version_mask & job.version_mask & !e.job.version;
                 e.pool_mask = job.version_mask;
             }
         }
-        let line = job.v1_notify(self.force_clean);
-        self.force_clean = false;
-        self.last_value = (Some(job.pool), job.value);
+        let line = job.v1_notify(self.ch.force_clean);
+        self.ch.force_clean = false;
+        self.ch.last_value = (Some(job.pool), job.value);
         out.push(Output::Send(line));
         // The same job again (after moving away and back): keep its
         // duplicate set, so a replayed share is still a duplicate.
-        if let Some(pos) = self.jobs.iter().position(|e| e.job.id == job.id)
-            && let Some(mut e) = self.jobs.remove(pos)
+        if let Some(pos) = self.ch.jobs.iter().position(|e| e.job.id == job.id)
+            && let Some(mut e) = self.ch.jobs.remove(pos)
         {
             e.stale = false;
             e.mask = mask;
-            self.jobs.push_back(e);
+            self.ch.jobs.push_back(e);
             return;
         }
         // The same work re-issued under a new mask: one entry for both
         // ids (one duplicate set, the difficulty it was mined at).
         if let Some(pos) = republished
-            && let Some(mut e) = self.jobs.remove(pos)
+            && let Some(mut e) = self.ch.jobs.remove(pos)
         {
             e.aliases.push(e.job.id);
             e.job = job;
             e.mask = mask;
-            self.jobs.push_back(e);
+            self.ch.jobs.push_back(e);
             return;
         }
         let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
-        if self.jobs.len() >= self.cfg.max_jobs {
-            self.jobs.pop_front();
+        if self.ch.jobs.len() >= self.cfg.max_jobs {
+            self.ch.jobs.pop_front();
         }
         let pool_mask = job.version_mask;
-        self.jobs.push_back(JobEntry {
+        self.ch.jobs.push_back(JobEntry {
             job,
             difficulty: d,
             target,
@@ -707,7 +761,7 @@ impl Session {
                 Err(r) => {
                     // Refused for want of room upstream, not for the
                     // share: the same share again later is no duplicate.
-                    self.unsee(fwd.job.id, &fwd.hash);
+                    self.ch.unsee(fwd.job.id, &fwd.hash);
                     Err((r, fwd.difficulty))
                 }
             });
@@ -751,8 +805,8 @@ impl Session {
                 self.counters.accepted += 1;
                 self.counters.accepted_work += d;
                 self.stats.accept(d);
-                if !self.fixed_difficulty {
-                    let _ = self.vardiff.on_share(d, now);
+                if !self.ch.fixed_difficulty {
+                    let _ = self.ch.vardiff.on_share(d, now);
                 }
             }
             Err((r, work)) => {
@@ -763,7 +817,7 @@ impl Session {
                     r if r.is_work() => ShareKind::RejectedWork(r as u8),
                     r => ShareKind::Refused(r as u8),
                 };
-                let (pool, value) = self.last_value;
+                let (pool, value) = self.ch.last_value;
                 self.book(book.as_deref(), pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
@@ -774,12 +828,6 @@ impl Session {
                     self.bad(r, s.id, out);
                 }
             }
-        }
-    }
-
-    fn unsee(&mut self, job: u64, hash: &[u8; 32]) {
-        if let Some(e) = self.jobs.iter_mut().find(|e| e.job.id == job) {
-            e.seen.remove(&seen_key(hash));
         }
     }
 
@@ -829,10 +877,11 @@ impl Session {
             return Err((Reject::Unauthorized, 0.0));
         };
         let job_id = u64::from_str_radix(s.job_id, 16)
-            .map_err(|_| (Reject::JobNotFound, self.vardiff.difficulty()))?;
-        let en2_size = self.extranonce2_size;
+            .map_err(|_| (Reject::JobNotFound, self.ch.vardiff.difficulty()))?;
+        let en2_size = self.ch.extranonce2_size;
         let ntime_fwd = self.cfg.ntime_max_forward_secs;
         let Some(entry) = self
+            .ch
             .jobs
             .iter_mut()
             .rev()
@@ -843,7 +892,7 @@ impl Session {
             // current difficulty, and submitted hashrate is the work it
             // did. A miner inventing ids only lowers its own figures, and
             // 30 in a row disconnect it.
-            return Err((Reject::JobNotFound, self.vardiff.difficulty()));
+            return Err((Reject::JobNotFound, self.ch.vardiff.difficulty()));
         };
         let d = entry.difficulty;
         if s.extranonce2.len() != 2 * en2_size {
@@ -872,7 +921,7 @@ impl Session {
         if entry.checker.is_none() {
             let c = ShareChecker::new(
                 job.template.clone(),
-                &self.extranonce1,
+                &self.ch.extranonce1,
                 en2_size,
                 entry.target,
             )
@@ -909,7 +958,7 @@ impl Session {
         if !entry.seen.insert(seen_key(&r.hash)) {
             return Err((Reject::Duplicate, d));
         }
-        let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, &en2[..en2_size]])
+        let extranonce2 = Extranonce::from_parts(&[&self.ch.extranonce1, &en2[..en2_size]])
             .ok_or((Reject::BadExtranonce2Size, 0.0))?;
         Ok(ShareForward {
             session: self.id,
@@ -988,9 +1037,9 @@ impl Drop for Session {
             q.give_back(*ip, self.quota_held);
         }
         if let Some(p) = &self.prefixes
-            && !self.extranonce1.is_empty()
+            && !self.ch.extranonce1.is_empty()
         {
-            p.release(&self.extranonce1);
+            p.release(&self.ch.extranonce1);
         }
     }
 }
