@@ -181,6 +181,47 @@ struct JobEntry {
     aliases: Vec<u64>,
 }
 
+/// A share as the core checks it: decoded, in no protocol's encoding.
+#[derive(Clone, Copy, Debug)]
+pub struct Share<'a> {
+    /// The miner's part of the extranonce (after the channel's prefix).
+    pub extranonce: &'a [u8],
+    /// Header time.
+    pub ntime: u32,
+    /// Header nonce.
+    pub nonce: u32,
+    /// The header version, as the protocol states it.
+    pub version: VersionIn,
+}
+
+/// How a share states its header version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionIn {
+    /// Not at all: the job's version.
+    Job,
+    /// Rolled bits (V1 `version_bits`), combined with the job's version
+    /// by the job's rolling rule.
+    Bits(u32),
+    /// The whole version (V2): it may differ from the job's only in the
+    /// bits the miner was allowed to roll.
+    Full(u32),
+}
+
+/// What became of a share: the adapter answers the miner with it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Verdict {
+    /// Taken, at this difficulty; `block` when it meets the network
+    /// target.
+    Accepted {
+        /// The difficulty it was credited at.
+        difficulty: f64,
+        /// It is a block candidate.
+        block: bool,
+    },
+    /// Refused, for this reason (already counted and booked).
+    Rejected(Reject),
+}
+
 /// One stream of jobs to a miner and the shares against them: its
 /// extranonce prefix, difficulty and version mask, and the jobs it may
 /// still submit to. Nothing in it is V1: a V1 connection has exactly one,
@@ -209,6 +250,8 @@ struct Channel {
     /// Pool and value of the latest job sent: rejected work is valued at
     /// it (the network rate does not depend on which job it was).
     last_value: (Option<usize>, JobValue),
+    /// How far past its job's ntime a share's ntime may be, in seconds.
+    ntime_max_forward_secs: u32,
 }
 
 impl Channel {
@@ -237,7 +280,138 @@ impl Channel {
             latest: None,
             force_clean: true,
             last_value: (None, JobValue::default()),
+            ntime_max_forward_secs: cfg.ntime_max_forward_secs,
         }
+    }
+
+    /// What a share on a job the channel does not know counts as: almost
+    /// always a job dropped after `max_jobs`, or one from before a
+    /// reconnect, so the miner hashed for it at about the current
+    /// difficulty, and submitted hashrate is the work it did. A miner
+    /// inventing ids only lowers its own figures (and is disconnected
+    /// after enough bad requests in a row).
+    fn unknown_job(&self) -> (Reject, f64) {
+        (Reject::JobNotFound, self.vardiff.difficulty())
+    }
+
+    /// The slot of the job a share names (the newest entry with that id,
+    /// or with it among its earlier ids).
+    fn find_job(&self, id: u64) -> Result<usize, (Reject, f64)> {
+        self.jobs
+            .iter()
+            .rposition(|e| e.job.id == id || e.aliases.contains(&id))
+            .ok_or_else(|| self.unknown_job())
+    }
+
+    /// The time check of [`Channel::check`] on its own, for adapters
+    /// that find a bad field only after it (the reject order is fixed).
+    fn check_ntime(&self, slot: usize, ntime: u32) -> Result<(), (Reject, f64)> {
+        let Some(entry) = self.jobs.get(slot) else {
+            return Err(self.unknown_job());
+        };
+        if !in_ntime_window(entry.job.ntime, ntime, self.ntime_max_forward_secs) {
+            return Err((Reject::NtimeOutOfRange, entry.difficulty));
+        }
+        Ok(())
+    }
+
+    /// Checks a decoded share against the job in `slot` (from
+    /// [`Channel::find_job`]): on failure, the reason and the difficulty
+    /// the miner was working at (0 for protocol errors, which are no
+    /// work). An accepted share is in the job's duplicate set.
+    fn check(
+        &mut self,
+        slot: usize,
+        share: &Share<'_>,
+        worker: Arc<str>,
+        session: SessionId,
+        now: Instant,
+    ) -> Result<ShareForward, (Reject, f64)> {
+        let en2_size = self.extranonce2_size;
+        let ntime_fwd = self.ntime_max_forward_secs;
+        let Some(entry) = self.jobs.get_mut(slot) else {
+            return Err((Reject::JobNotFound, self.vardiff.difficulty()));
+        };
+        let d = entry.difficulty;
+        if share.extranonce.len() != en2_size {
+            return Err((Reject::BadExtranonce2Size, 0.0));
+        }
+        let job = &entry.job;
+        if !in_ntime_window(job.ntime, share.ntime, ntime_fwd) {
+            return Err((Reject::NtimeOutOfRange, d));
+        }
+        let mask = entry.mask;
+        let version = match share.version {
+            VersionIn::Job => job.version,
+            VersionIn::Bits(bits) => {
+                if sluice_pow::version::outside_mask(bits, mask) {
+                    return Err((Reject::VersionOutsideMask, d));
+                }
+                job.rolling_rule.apply(job.version, mask, bits)
+            }
+            VersionIn::Full(v) => {
+                if (v ^ job.version) & !mask != 0 {
+                    return Err((Reject::VersionOutsideMask, d));
+                }
+                v
+            }
+        };
+        if entry.checker.is_none() {
+            let c = ShareChecker::new(
+                job.template.clone(),
+                &self.extranonce1,
+                en2_size,
+                entry.target,
+            )
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+            entry.checker = Some(Box::new(c));
+        }
+        let Some(checker) = entry.checker.as_mut() else {
+            return Err((Reject::Malformed, 0.0));
+        };
+        let r = checker
+            .check(&Submission {
+                extranonce2: share.extranonce,
+                time: share.ntime,
+                nonce: share.nonce,
+                version,
+            })
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+        // A stale job's share is still hashed: if it is a block (a forced
+        // clean job on the same tip, firmware that ignores clean_jobs), it
+        // goes up anyway; otherwise it is stale.
+        if entry.stale && !r.meets_network_target {
+            return Err((Reject::Stale, d));
+        }
+        // A block is never refused, even where the network target is
+        // easier than the session's (regtest, test chains).
+        if !r.meets_share_target && !r.meets_network_target {
+            return Err((Reject::LowDifficulty, d));
+        }
+        // A share that can go nowhere is not answered `true` (a block
+        // still is: it waits in the block log for its pool to return).
+        if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
+            return Err((Reject::NoUpstream, d));
+        }
+        if !entry.seen.insert(seen_key(&r.hash)) {
+            return Err((Reject::Duplicate, d));
+        }
+        let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, share.extranonce])
+            .ok_or((Reject::BadExtranonce2Size, 0.0))?;
+        Ok(ShareForward {
+            session,
+            worker,
+            job: entry.job.clone(),
+            extranonce2,
+            ntime: share.ntime,
+            nonce: share.nonce,
+            version,
+            difficulty: d,
+            pool_mask: entry.pool_mask,
+            hash: r.hash,
+            is_block: r.meets_network_target,
+            received: now,
+        })
     }
 
     /// Takes a new job from the channel's upstream as the next to send;
@@ -452,9 +626,13 @@ impl Session {
     }
 
     fn reject(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
+        self.count_reject(r);
+        out.push(Output::Send(msg::encode_error(id, r.code(), r.message())));
+    }
+
+    fn count_reject(&mut self, r: Reject) {
         self.stats.reject(r);
         self.counters.rejected[r as usize] += 1;
-        out.push(Output::Send(msg::encode_error(id, r.code(), r.message())));
     }
 
     fn on_request(&mut self, req: msg::Request, now: Instant, out: &mut Vec<Output>) {
@@ -750,21 +928,37 @@ impl Session {
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
         // One lookup of the worker per share: its name for the share, its
         // books for the outcome.
-        let (name, mut book) = match self.workers.get_key_value(s.worker) {
+        let (name, book) = match self.workers.get_key_value(s.worker) {
             Some((k, b)) => (Some(k.clone()), b.clone()),
             None => (None, None),
         };
-        let checked = self
-            .check_submit(s, name, now)
-            .and_then(|fwd| match Self::reserve(&fwd) {
-                Ok(permit) => Ok((fwd, permit)),
-                Err(r) => {
-                    // Refused for want of room upstream, not for the
-                    // share: the same share again later is no duplicate.
-                    self.ch.unsee(fwd.job.id, &fwd.hash);
-                    Err((r, fwd.difficulty))
-                }
-            });
+        let checked = self.check_submit(s, name, now);
+        let reply = match self.settle(checked, book, now, out) {
+            Verdict::Accepted { .. } => msg::encode_true(s.id),
+            Verdict::Rejected(r) => msg::encode_error(s.id, r.code(), r.message()),
+        };
+        out.push(Output::Send(reply));
+    }
+
+    /// Settles a checked share: takes its place upstream, books and
+    /// counts it, lets vardiff see it. A share to forward (a block first)
+    /// goes into `out` before the adapter's reply.
+    fn settle(
+        &mut self,
+        checked: Result<ShareForward, (Reject, f64)>,
+        mut book: Option<Arc<BookWorker>>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let checked = checked.and_then(|fwd| match Self::reserve(&fwd) {
+            Ok(permit) => Ok((fwd, permit)),
+            Err(r) => {
+                // Refused for want of room upstream, not for the
+                // share: the same share again later is no duplicate.
+                self.ch.unsee(fwd.job.id, &fwd.hash);
+                Err((r, fwd.difficulty))
+            }
+        });
         match checked {
             Ok((fwd, permit)) => {
                 self.consecutive_bad = 0;
@@ -793,7 +987,6 @@ impl Session {
                 if block || permit.is_some() {
                     out.push(Output::Forward(Box::new(Forward { share: fwd, permit })));
                 }
-                out.push(Output::Send(msg::encode_true(s.id)));
                 self.book(
                     book.as_deref(),
                     Some(pool),
@@ -808,10 +1001,14 @@ impl Session {
                 if !self.ch.fixed_difficulty {
                     let _ = self.ch.vardiff.on_share(d, now);
                 }
+                Verdict::Accepted {
+                    difficulty: d,
+                    block,
+                }
             }
             Err((r, work)) => {
                 // A share on a job the session does not know is work done
-                // on an old job (see check_submit).
+                // on an old job (see Channel::unknown_job).
                 let kind = match r {
                     Reject::Stale | Reject::JobNotFound => ShareKind::Stale(r as u8),
                     r if r.is_work() => ShareKind::RejectedWork(r as u8),
@@ -823,10 +1020,11 @@ impl Session {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.
                     self.counters.rejected_work += work;
-                    self.reject(r, s.id, out);
                 } else {
-                    self.bad(r, s.id, out);
+                    self.consecutive_bad += 1;
                 }
+                self.count_reject(r);
+                Verdict::Rejected(r)
             }
         }
     }
@@ -862,8 +1060,9 @@ impl Session {
         books.record(w, pool, self.id, books.clock().ms(now), d, value, kind);
     }
 
-    /// Validates a submit; on failure returns the reason and the
-    /// difficulty the miner was working at (for rejected-work tallies).
+    /// Validates a V1 submit: the connection checks, the job lookup, the
+    /// hex fields decoded, then the channel's check. On failure, the
+    /// reason and the difficulty the miner was working at.
     fn check_submit(
         &mut self,
         s: &SubmitRef<'_>,
@@ -876,25 +1075,10 @@ impl Session {
         let Some(worker) = worker else {
             return Err((Reject::Unauthorized, 0.0));
         };
-        let job_id = u64::from_str_radix(s.job_id, 16)
-            .map_err(|_| (Reject::JobNotFound, self.ch.vardiff.difficulty()))?;
-        let en2_size = self.ch.extranonce2_size;
-        let ntime_fwd = self.cfg.ntime_max_forward_secs;
-        let Some(entry) = self
-            .ch
-            .jobs
-            .iter_mut()
-            .rev()
-            .find(|e| e.job.id == job_id || e.aliases.contains(&job_id))
-        else {
-            // Almost always a job dropped after max_jobs, or one from
-            // before a reconnect: the miner hashed for it at about the
-            // current difficulty, and submitted hashrate is the work it
-            // did. A miner inventing ids only lowers its own figures, and
-            // 30 in a row disconnect it.
-            return Err((Reject::JobNotFound, self.ch.vardiff.difficulty()));
-        };
-        let d = entry.difficulty;
+        let ch = &mut self.ch;
+        let job_id = u64::from_str_radix(s.job_id, 16).map_err(|_| ch.unknown_job())?;
+        let slot = ch.find_job(job_id)?;
+        let en2_size = ch.extranonce2_size;
         if s.extranonce2.len() != 2 * en2_size {
             return Err((Reject::BadExtranonce2Size, 0.0));
         }
@@ -903,77 +1087,25 @@ impl Session {
             .map_err(|_| (Reject::BadHex, 0.0))?;
         let ntime = hex::decode_u32_be(s.ntime).map_err(|_| (Reject::BadHex, 0.0))?;
         let nonce = hex::decode_u32_be(s.nonce).map_err(|_| (Reject::BadHex, 0.0))?;
-        let job = &entry.job;
-        if ntime < job.ntime || ntime - job.ntime > ntime_fwd {
-            return Err((Reject::NtimeOutOfRange, d));
-        }
-        let mask = entry.mask;
         let version = match s.version_bits {
-            None => job.version,
-            Some(v) => {
-                let bits = hex::decode_u32_be(v).map_err(|_| (Reject::BadHex, 0.0))?;
-                if sluice_pow::version::outside_mask(bits, mask) {
-                    return Err((Reject::VersionOutsideMask, d));
+            None => VersionIn::Job,
+            Some(v) => match hex::decode_u32_be(v) {
+                Ok(bits) => VersionIn::Bits(bits),
+                Err(_) => {
+                    // Bad version hex has always been found after the
+                    // time check: a share failing both stays out of range.
+                    ch.check_ntime(slot, ntime)?;
+                    return Err((Reject::BadHex, 0.0));
                 }
-                job.rolling_rule.apply(job.version, mask, bits)
-            }
+            },
         };
-        if entry.checker.is_none() {
-            let c = ShareChecker::new(
-                job.template.clone(),
-                &self.ch.extranonce1,
-                en2_size,
-                entry.target,
-            )
-            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
-            entry.checker = Some(Box::new(c));
-        }
-        let Some(checker) = entry.checker.as_mut() else {
-            return Err((Reject::Malformed, 0.0));
-        };
-        let r = checker
-            .check(&Submission {
-                extranonce2: &en2[..en2_size],
-                time: ntime,
-                nonce,
-                version,
-            })
-            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
-        // A stale job's share is still hashed: if it is a block (a forced
-        // clean job on the same tip, firmware that ignores clean_jobs), it
-        // goes up anyway; otherwise it is stale.
-        if entry.stale && !r.meets_network_target {
-            return Err((Reject::Stale, d));
-        }
-        // A block is never refused, even where the network target is
-        // easier than the session's (regtest, test chains).
-        if !r.meets_share_target && !r.meets_network_target {
-            return Err((Reject::LowDifficulty, d));
-        }
-        // A share that can go nowhere is not answered `true` (a block
-        // still is: it waits in the block log for its pool to return).
-        if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
-            return Err((Reject::NoUpstream, d));
-        }
-        if !entry.seen.insert(seen_key(&r.hash)) {
-            return Err((Reject::Duplicate, d));
-        }
-        let extranonce2 = Extranonce::from_parts(&[&self.ch.extranonce1, &en2[..en2_size]])
-            .ok_or((Reject::BadExtranonce2Size, 0.0))?;
-        Ok(ShareForward {
-            session: self.id,
-            worker,
-            job: entry.job.clone(),
-            extranonce2,
+        let share = Share {
+            extranonce: &en2[..en2_size],
             ntime,
             nonce,
             version,
-            difficulty: d,
-            pool_mask: entry.pool_mask,
-            hash: r.hash,
-            is_block: r.meets_network_target,
-            received: now,
-        })
+        };
+        ch.check(slot, &share, worker, self.id, now)
     }
 }
 
@@ -1002,6 +1134,12 @@ pub fn book_reversal(
         &r.share.value,
         ShareKind::UpstreamRejected(REASON_UPSTREAM_REJECTED),
     );
+}
+
+/// True when a share's time is at or after its job's, by at most
+/// `forward` seconds.
+fn in_ntime_window(job: u32, ntime: u32, forward: u32) -> bool {
+    ntime >= job && ntime - job <= forward
 }
 
 /// A share's key in its job's duplicate set: the hash's first 8 bytes.

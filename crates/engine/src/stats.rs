@@ -106,6 +106,34 @@ impl Reject {
         }
     }
 
+    /// The error code a Stratum V2 `SubmitShares.Error` (or
+    /// `OpenMiningChannel.Error`) carries for this reason: the spec's
+    /// strings where it has one, sluice's own, in the same style,
+    /// where it has none (PROTOCOLS.md lists them).
+    pub fn v2_error(self) -> &'static str {
+        use sluice_sv2::message::error_code as e;
+        match self {
+            Reject::JobNotFound => e::INVALID_JOB_ID,
+            Reject::Stale => e::STALE_SHARE,
+            Reject::Duplicate => e::DUPLICATE_SHARE,
+            Reject::LowDifficulty => e::DIFFICULTY_TOO_LOW,
+            Reject::Unauthorized => e::UNKNOWN_USER,
+            // V2 has no subscription: a share on a channel that is not
+            // open is the nearest thing.
+            Reject::NotSubscribed => e::INVALID_CHANNEL_ID,
+            Reject::BadExtranonce2Size => e::BAD_EXTRANONCE_SIZE,
+            Reject::VersionOutsideMask => e::INVALID_NON_ROLLABLE_VERSION_BIT,
+            Reject::NtimeOutOfRange => "ntime-out-of-range",
+            // Binary fields have no hex; a field that does not parse is a
+            // malformed message either way.
+            Reject::BadHex | Reject::Malformed => "malformed-message",
+            Reject::UnknownMethod => "unsupported-message",
+            Reject::TooManyWorkers => "too-many-channels",
+            Reject::PoolBusy => "pool-busy",
+            Reject::NoUpstream => "no-upstream",
+        }
+    }
+
     /// A fixed label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
@@ -433,6 +461,30 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reject_has_a_v2_error_code_in_the_specs_style() {
+        use sluice_sv2::message::error_code as e;
+        // The spec's own strings where it has them (PROTOCOLS.md).
+        assert_eq!(Reject::JobNotFound.v2_error(), e::INVALID_JOB_ID);
+        assert_eq!(Reject::Stale.v2_error(), "stale-share");
+        assert_eq!(Reject::Duplicate.v2_error(), "duplicate-share");
+        assert_eq!(Reject::LowDifficulty.v2_error(), "difficulty-too-low");
+        assert_eq!(Reject::BadExtranonce2Size.v2_error(), "bad-extranonce-size");
+        assert_eq!(
+            Reject::VersionOutsideMask.v2_error(),
+            "invalid-non-rollable-version-bit"
+        );
+        for r in Reject::ALL {
+            let code = r.v2_error();
+            assert!(
+                !code.is_empty()
+                    && code.len() <= 255
+                    && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{r:?}: {code:?}"
+            );
+        }
+    }
 
     #[test]
     fn indices_match_all() {

@@ -1167,3 +1167,78 @@ async fn a_refusal_for_a_session_that_is_gone_is_still_taken_back() {
     let t = w.state().tally.totals.clone();
     assert_eq!((t.accepted, t.upstream_rejected), (1, 1));
 }
+
+/// The core without V1: a decoded share checked against the channel,
+/// with the whole version as V2 states it.
+#[test]
+fn the_channel_checks_decoded_shares_with_full_versions() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let mask = r.s.ch.jobs.back().unwrap().mask;
+    assert_ne!(mask, 0, "the rig's miner rolls");
+    let slot = r.s.ch.find_job(j.id).unwrap();
+    let worker: Arc<str> = Arc::from("acct.w1");
+    let bits = 0x0000_6000u32 & mask;
+    let version = j.version | bits;
+    let en2 = [0u8, 0, 0, 9];
+    let nonce = find_nonce(&j, &[0xab, 0xcd], &en2, version, 1e-5, true);
+    let share = Share {
+        extranonce: &en2,
+        ntime: j.ntime,
+        nonce,
+        version: VersionIn::Full(version),
+    };
+    let fwd =
+        r.s.ch
+            .check(slot, &share, worker.clone(), 7, r.now)
+            .expect("accepted");
+    assert_eq!(fwd.version, version);
+    assert_eq!(fwd.nonce, nonce);
+    // The same share again is a duplicate; the job's ids are the core's.
+    assert_eq!(
+        r.s.ch
+            .check(slot, &share, worker.clone(), 7, r.now)
+            .unwrap_err()
+            .0,
+        Reject::Duplicate
+    );
+    // A full version that changes a bit outside the mask is refused, and
+    // so is a version with the job's own bits cleared.
+    for v in [version | !mask & 0x0000_0001, version & !j.version] {
+        let bad = Share {
+            version: VersionIn::Full(v),
+            ..share
+        };
+        assert_eq!(
+            r.s.ch
+                .check(slot, &bad, worker.clone(), 7, r.now)
+                .unwrap_err()
+                .0,
+            Reject::VersionOutsideMask,
+            "{v:#x}"
+        );
+    }
+    // Wrong extranonce size, ntime out of the window, unknown job.
+    let short = Share {
+        extranonce: &en2[..3],
+        ..share
+    };
+    assert_eq!(
+        r.s.ch
+            .check(slot, &short, worker.clone(), 7, r.now)
+            .unwrap_err(),
+        (Reject::BadExtranonce2Size, 0.0)
+    );
+    let early = Share {
+        ntime: j.ntime - 1,
+        ..share
+    };
+    assert_eq!(
+        r.s.ch.check(slot, &early, worker, 7, r.now).unwrap_err().0,
+        Reject::NtimeOutOfRange
+    );
+    assert_eq!(
+        r.s.ch.find_job(j.id + 1000).unwrap_err().0,
+        Reject::JobNotFound
+    );
+}
