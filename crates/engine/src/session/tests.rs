@@ -5,8 +5,17 @@ use sluice_pow::version::RollingRule;
 use sluice_pow::{JobTemplate, synthetic};
 use tokio::sync::mpsc;
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sluice_pow::{ShareChecker, Submission, Target};
+
 use super::*;
+use crate::job::Job;
 use crate::job::fixtures::{test_job, test_share};
+use crate::limits::{NameQuota, Prefixes};
+use crate::stats::Stats;
 
 fn cfg() -> Arc<SessionConfig> {
     Arc::new(SessionConfig {

@@ -1,0 +1,382 @@
+//! A channel: one stream of jobs to a miner and the shares against them,
+//! in no protocol's encoding. A V1 connection has one; a V2 connection
+//! one per open channel. The core check lives here: a decoded [`Share`]
+//! against a live job gives a [`ShareForward`] or a reason.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use sluice_books::JobValue;
+use sluice_pow::{ShareChecker, Submission, Target};
+
+use super::{SessionConfig, SessionId};
+use crate::job::{Extranonce, Job, ShareForward, UpstreamId};
+use crate::stats::Reject;
+use crate::vardiff::Vardiff;
+
+/// A hasher for keys that are already uniformly random (hash prefixes).
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(super) struct JobEntry {
+    pub(super) job: Arc<Job>,
+    /// The difficulty in force when the job was sent: its shares are
+    /// credited at this, whatever vardiff did since.
+    pub(super) difficulty: f64,
+    pub(super) target: Target,
+    /// Built on the first share for the job; boxed, because most jobs of
+    /// a slow miner never see a share and a session keeps several jobs
+    /// (inline it would cost ~700 bytes per job per connection).
+    pub(super) checker: Option<Box<ShareChecker>>,
+    /// First 8 bytes of accepted hashes: a resubmitted share hashes alike.
+    pub(super) seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// Set when the job's upstream failed or a clean job superseded it.
+    pub(super) stale: bool,
+    /// Version bits the miner may roll on this job (what it was told).
+    pub(super) mask: u32,
+    /// The pool's mask in force for this job (it can change at once).
+    pub(super) pool_mask: u32,
+    /// Earlier ids of the same work (re-issued under a new mask): shares
+    /// on them land here, with one duplicate set.
+    pub(super) aliases: Vec<u64>,
+}
+
+/// A share as the core checks it: decoded, in no protocol's encoding.
+#[derive(Clone, Copy, Debug)]
+pub struct Share<'a> {
+    /// The miner's part of the extranonce (after the channel's prefix).
+    pub extranonce: &'a [u8],
+    /// Header time.
+    pub ntime: u32,
+    /// Header nonce.
+    pub nonce: u32,
+    /// The header version, as the protocol states it.
+    pub version: VersionIn,
+}
+
+/// How a share states its header version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionIn {
+    /// Not at all: the job's version.
+    Job,
+    /// Rolled bits (V1 `version_bits`), combined with the job's version
+    /// by the job's rolling rule.
+    Bits(u32),
+    /// The whole version (V2): it may differ from the job's only in the
+    /// bits the miner was allowed to roll.
+    Full(u32),
+}
+
+/// What became of a share: the adapter answers the miner with it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Verdict {
+    /// Taken, at this difficulty; `block` when it meets the network
+    /// target.
+    Accepted {
+        /// The difficulty it was credited at.
+        difficulty: f64,
+        /// It is a block candidate.
+        block: bool,
+    },
+    /// Refused, for this reason (already counted and booked).
+    Rejected(Reject),
+}
+
+/// One stream of jobs to a miner and the shares against them: its
+/// extranonce prefix, difficulty and version mask, and the jobs it may
+/// still submit to. Nothing in it is V1: a V1 connection has exactly one,
+/// a V2 connection one per open channel.
+pub(super) struct Channel {
+    /// The miner's extranonce1 (its prefix): empty until subscribe when
+    /// it comes from the session's `prefixes`.
+    pub(super) extranonce1: Vec<u8>,
+    pub(super) extranonce2_size: usize,
+    /// Mask agreed with the miner (0 when it never configured rolling).
+    pub(super) version_mask: u32,
+    /// The mask last announced to the miner.
+    pub(super) sent_mask: Option<u32>,
+    /// Latest clean-job epoch seen per upstream: a job from a newer epoch
+    /// is clean even if an intermediate clean job was skipped.
+    pub(super) epochs: Vec<(UpstreamId, u64)>,
+    pub(super) vardiff: Vardiff,
+    /// Set by the miner (`d=` in a V1 password): vardiff stays off.
+    pub(super) fixed_difficulty: bool,
+    pub(super) sent_difficulty: Option<f64>,
+    pub(super) jobs: VecDeque<JobEntry>,
+    pub(super) latest: Option<Arc<Job>>,
+    /// The next job sent must be clean (first job, or first after moving
+    /// upstream).
+    pub(super) force_clean: bool,
+    /// Pool and value of the latest job sent: rejected work is valued at
+    /// it (the network rate does not depend on which job it was).
+    pub(super) last_value: (Option<usize>, JobValue),
+    /// How far past its job's ntime a share's ntime may be, in seconds.
+    pub(super) ntime_max_forward_secs: u32,
+}
+
+impl Channel {
+    pub(super) fn new(
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+        cfg: &SessionConfig,
+        now: Instant,
+    ) -> Self {
+        Self {
+            extranonce1,
+            extranonce2_size,
+            version_mask: 0,
+            sent_mask: None,
+            epochs: Vec::new(),
+            vardiff: Vardiff::new(
+                cfg.vardiff.clone(),
+                cfg.start_difficulty,
+                cfg.min_difficulty,
+                cfg.max_difficulty,
+                now,
+            ),
+            fixed_difficulty: false,
+            sent_difficulty: None,
+            jobs: VecDeque::new(),
+            latest: None,
+            force_clean: true,
+            last_value: (None, JobValue::default()),
+            ntime_max_forward_secs: cfg.ntime_max_forward_secs,
+        }
+    }
+
+    /// What a share on a job the channel does not know counts as: almost
+    /// always a job dropped after `max_jobs`, or one from before a
+    /// reconnect, so the miner hashed for it at about the current
+    /// difficulty, and submitted hashrate is the work it did. A miner
+    /// inventing ids only lowers its own figures (and is disconnected
+    /// after enough bad requests in a row).
+    pub(super) fn unknown_job(&self) -> (Reject, f64) {
+        (Reject::JobNotFound, self.vardiff.difficulty())
+    }
+
+    /// The slot of the job a share names (the newest entry with that id,
+    /// or with it among its earlier ids).
+    pub(super) fn find_job(&self, id: u64) -> Result<usize, (Reject, f64)> {
+        self.jobs
+            .iter()
+            .rposition(|e| e.job.id == id || e.aliases.contains(&id))
+            .ok_or_else(|| self.unknown_job())
+    }
+
+    /// The time check of [`Channel::check`] on its own, for adapters
+    /// that find a bad field only after it (the reject order is fixed).
+    pub(super) fn check_ntime(&self, slot: usize, ntime: u32) -> Result<(), (Reject, f64)> {
+        let Some(entry) = self.jobs.get(slot) else {
+            return Err(self.unknown_job());
+        };
+        if !in_ntime_window(entry.job.ntime, ntime, self.ntime_max_forward_secs) {
+            return Err((Reject::NtimeOutOfRange, entry.difficulty));
+        }
+        Ok(())
+    }
+
+    /// Checks a decoded share against the job in `slot` (from
+    /// [`Channel::find_job`]): on failure, the reason and the difficulty
+    /// the miner was working at (0 for protocol errors, which are no
+    /// work). An accepted share is in the job's duplicate set.
+    pub(super) fn check(
+        &mut self,
+        slot: usize,
+        share: &Share<'_>,
+        worker: Arc<str>,
+        session: SessionId,
+        now: Instant,
+    ) -> Result<ShareForward, (Reject, f64)> {
+        let en2_size = self.extranonce2_size;
+        let ntime_fwd = self.ntime_max_forward_secs;
+        let Some(entry) = self.jobs.get_mut(slot) else {
+            return Err((Reject::JobNotFound, self.vardiff.difficulty()));
+        };
+        let d = entry.difficulty;
+        if share.extranonce.len() != en2_size {
+            return Err((Reject::BadExtranonce2Size, 0.0));
+        }
+        let job = &entry.job;
+        if !in_ntime_window(job.ntime, share.ntime, ntime_fwd) {
+            return Err((Reject::NtimeOutOfRange, d));
+        }
+        let mask = entry.mask;
+        let version = match share.version {
+            VersionIn::Job => job.version,
+            VersionIn::Bits(bits) => {
+                if sluice_pow::version::outside_mask(bits, mask) {
+                    return Err((Reject::VersionOutsideMask, d));
+                }
+                job.rolling_rule.apply(job.version, mask, bits)
+            }
+            VersionIn::Full(v) => {
+                if (v ^ job.version) & !mask != 0 {
+                    return Err((Reject::VersionOutsideMask, d));
+                }
+                v
+            }
+        };
+        if entry.checker.is_none() {
+            let c = ShareChecker::new(
+                job.template.clone(),
+                &self.extranonce1,
+                en2_size,
+                entry.target,
+            )
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+            entry.checker = Some(Box::new(c));
+        }
+        let Some(checker) = entry.checker.as_mut() else {
+            return Err((Reject::Malformed, 0.0));
+        };
+        let r = checker
+            .check(&Submission {
+                extranonce2: share.extranonce,
+                time: share.ntime,
+                nonce: share.nonce,
+                version,
+            })
+            .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
+        // A stale job's share is still hashed: if it is a block (a forced
+        // clean job on the same tip, firmware that ignores clean_jobs), it
+        // goes up anyway; otherwise it is stale.
+        if entry.stale && !r.meets_network_target {
+            return Err((Reject::Stale, d));
+        }
+        // A block is never refused, even where the network target is
+        // easier than the session's (regtest, test chains).
+        if !r.meets_share_target && !r.meets_network_target {
+            return Err((Reject::LowDifficulty, d));
+        }
+        // A share that can go nowhere is not answered `true` (a block
+        // still is: it waits in the block log for its pool to return).
+        if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
+            return Err((Reject::NoUpstream, d));
+        }
+        if !entry.seen.insert(seen_key(&r.hash)) {
+            return Err((Reject::Duplicate, d));
+        }
+        let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, share.extranonce])
+            .ok_or((Reject::BadExtranonce2Size, 0.0))?;
+        Ok(ShareForward {
+            session,
+            worker,
+            job: entry.job.clone(),
+            extranonce2,
+            ntime: share.ntime,
+            nonce: share.nonce,
+            version,
+            difficulty: d,
+            pool_mask: entry.pool_mask,
+            hash: r.hash,
+            is_block: r.meets_network_target,
+            received: now,
+        })
+    }
+
+    /// Takes a new job from the channel's upstream as the next to send;
+    /// marks what it supersedes stale.
+    pub(super) fn on_job(&mut self, job: Arc<Job>) {
+        // The job feed keeps only the latest job, so a clean job may have
+        // been skipped: a newer epoch means clean all the same.
+        let newer_epoch = match self.epochs.iter_mut().find(|(u, _)| *u == job.upstream) {
+            Some((_, e)) => {
+                let newer = job.epoch > *e;
+                *e = (*e).max(job.epoch);
+                newer
+            }
+            None => {
+                if self.epochs.len() >= 16 {
+                    self.epochs.remove(0);
+                }
+                self.epochs.push((job.upstream, job.epoch));
+                false
+            }
+        };
+        if job.clean || newer_epoch {
+            // Everything this upstream sent before is superseded.
+            for e in self
+                .jobs
+                .iter_mut()
+                .filter(|e| e.job.upstream == job.upstream)
+            {
+                e.stale = true;
+            }
+            if !job.clean {
+                self.force_clean = true;
+            }
+        }
+        self.latest = Some(job);
+    }
+
+    /// The channel was moved to another upstream; if the old one failed,
+    /// its jobs are stale (their shares have nowhere to go).
+    pub(super) fn on_moved(&mut self, old: UpstreamId, old_failed: bool) {
+        if old_failed {
+            for e in self.jobs.iter_mut().filter(|e| e.job.upstream == old) {
+                e.stale = true;
+            }
+        }
+        // The old upstream's pending job must not be sent after the move.
+        if self.latest.as_ref().is_some_and(|j| j.upstream == old) {
+            self.latest = None;
+        }
+        self.force_clean = true;
+    }
+
+    /// Lets time pass (vardiff for quiet miners).
+    pub(super) fn on_tick(&mut self, now: Instant) {
+        if !self.fixed_difficulty {
+            let _ = self.vardiff.on_tick(now);
+        }
+    }
+
+    /// The miner starts over: the next job goes out with everything it
+    /// needs (difficulty, mask, clean), even the one it already had.
+    pub(super) fn restart(&mut self) {
+        self.sent_difficulty = None;
+        self.sent_mask = None;
+        self.force_clean = true;
+        if self.latest.is_none() {
+            self.latest = self.jobs.back().map(|e| e.job.clone());
+        }
+    }
+
+    /// Forgets an accepted hash (the share was refused after all, for want
+    /// of room upstream: the same share again is no duplicate).
+    pub(super) fn unsee(&mut self, job: u64, hash: &[u8; 32]) {
+        if let Some(e) = self.jobs.iter_mut().find(|e| e.job.id == job) {
+            e.seen.remove(&seen_key(hash));
+        }
+    }
+}
+
+/// True when a share's time is at or after its job's, by at most
+/// `forward` seconds.
+pub(super) fn in_ntime_window(job: u32, ntime: u32, forward: u32) -> bool {
+    ntime >= job && ntime - job <= forward
+}
+
+/// A share's key in its job's duplicate set: the hash's first 8 bytes.
+pub(super) fn seen_key(hash: &[u8; 32]) -> u64 {
+    u64::from_le_bytes([
+        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+    ])
+}
