@@ -26,6 +26,7 @@ use crate::stats::{Disconnect, Reject};
 use crate::vardiff::VardiffConfig;
 
 mod channel;
+mod conn;
 mod v1;
 
 pub use channel::{Share, Verdict, VersionIn};

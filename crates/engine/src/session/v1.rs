@@ -1,46 +1,36 @@
 //! The Stratum V1 adapter: a connection's lines in, lines, shares and a
 //! disconnect out, around one [`Channel`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use sluice_books::{Books, JobValue, ShareKind, Worker as BookWorker};
+use sluice_books::Books;
 use sluice_pow::{Target, hex};
 use sluice_sv1::message::{self as msg, ClientRequest};
 use sluice_sv1::{SubmitRef, parse_client, parse_submit};
-use tokio::sync::mpsc;
 
 use super::channel::{Channel, JobEntry, Share, Verdict, VersionIn};
-use super::{Forward, Output, SessionConfig, SessionCounters, SessionId, book_reversal};
+use super::conn::ConnCore;
+use super::{Output, SessionConfig, SessionCounters, SessionId, book_reversal};
 use crate::job::{Job, ShareForward, UpstreamId};
 use crate::limits::{NameQuota, Prefixes};
 use crate::stats::{Disconnect, Reject, Stats};
 
 /// One miner connection.
 pub struct Session {
-    id: SessionId,
-    cfg: Arc<SessionConfig>,
-    stats: Arc<Stats>,
+    /// What every protocol's connection has: identity, workers and their
+    /// books, tallies.
+    core: ConnCore,
     subscribed: bool,
-    user_agent: Option<String>,
-    /// Authorized names and their books.
-    workers: HashMap<Arc<str>, Option<Arc<BookWorker>>>,
-    books: Option<Arc<Books>>,
-    peer: Option<IpAddr>,
     /// Where the prefix comes from (taken at subscribe, given back at
     /// drop); `None` when the prefix was fixed at construction.
     prefixes: Option<Arc<Prefixes>>,
-    /// Names held against the source address's quota.
-    quota: Option<(Arc<NameQuota>, IpAddr)>,
-    quota_held: usize,
     extranonce_subscribed: bool,
     /// The connection's one channel (V1 has no others).
     pub(super) ch: Channel,
-    consecutive_bad: u32,
-    counters: SessionCounters,
 }
 
 impl Session {
@@ -56,28 +46,18 @@ impl Session {
     ) -> Self {
         let ch = Channel::new(extranonce1, extranonce2_size, &cfg, now);
         Self {
-            id,
-            cfg,
-            stats,
+            core: ConnCore::new(id, cfg, stats),
             subscribed: false,
-            user_agent: None,
-            workers: HashMap::new(),
-            books: None,
-            peer: None,
             prefixes: None,
-            quota: None,
-            quota_held: 0,
             extranonce_subscribed: false,
             ch,
-            consecutive_bad: 0,
-            counters: SessionCounters::default(),
         }
     }
 
     /// Keeps books for this session's workers; `peer` is shown with them.
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<IpAddr>) -> Self {
-        self.books = Some(books);
-        self.peer = peer;
+        self.core.books = Some(books);
+        self.core.peer = peer;
         self
     }
 
@@ -91,13 +71,13 @@ impl Session {
     /// Holds the worker names this session authorizes against `ip`'s
     /// share of `quota`.
     pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: IpAddr) -> Self {
-        self.quota = Some((quota, ip));
+        self.core.quota = Some((quota, ip));
         self
     }
 
     /// The session number.
     pub fn id(&self) -> SessionId {
-        self.id
+        self.core.id
     }
 
     /// The miner's extranonce1 (its prefix).
@@ -107,17 +87,17 @@ impl Session {
 
     /// Tallies so far.
     pub fn counters(&self) -> &SessionCounters {
-        &self.counters
+        &self.core.counters
     }
 
     /// Authorized worker names.
     pub fn workers(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.workers.keys()
+        self.core.workers.keys()
     }
 
     /// The user agent from `mining.subscribe`.
     pub fn user_agent(&self) -> Option<&str> {
-        self.user_agent.as_deref()
+        self.core.user_agent.as_deref()
     }
 
     /// The difficulty the next job will carry.
@@ -127,7 +107,7 @@ impl Session {
 
     /// True once subscribed and authorized: jobs flow.
     pub fn is_ready(&self) -> bool {
-        self.subscribed && !self.workers.is_empty()
+        self.subscribed && !self.core.workers.is_empty()
     }
 
     /// Handles one line from the miner.
@@ -138,29 +118,24 @@ impl Session {
             match parse_client(line) {
                 Ok(req) => self.on_request(req, now, out),
                 Err(e) => {
-                    tracing::debug!(session = self.id, error = %e, "bad request");
+                    tracing::debug!(session = self.core.id, error = %e, "bad request");
                     self.bad(Reject::Malformed, b"null", out);
                 }
             }
         }
-        if self.consecutive_bad > self.cfg.max_consecutive_bad {
+        if self.core.consecutive_bad > self.core.cfg.max_consecutive_bad {
             out.push(Output::Disconnect(Disconnect::RepeatOffender));
         }
     }
 
     fn bad(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
-        self.consecutive_bad += 1;
+        self.core.consecutive_bad += 1;
         self.reject(r, id, out);
     }
 
     fn reject(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
-        self.count_reject(r);
+        self.core.count_reject(r);
         out.push(Output::Send(msg::encode_error(id, r.code(), r.message())));
-    }
-
-    fn count_reject(&mut self, r: Reject) {
-        self.stats.reject(r);
-        self.counters.rejected[r as usize] += 1;
     }
 
     fn on_request(&mut self, req: msg::Request, now: Instant, out: &mut Vec<Output>) {
@@ -192,7 +167,7 @@ impl Session {
                     self.ch.restart();
                 }
                 self.subscribed = true;
-                self.user_agent = user_agent.map(|mut u| {
+                self.core.user_agent = user_agent.map(|mut u| {
                     // Cut on a character boundary: the agent is untrusted text.
                     let mut n = u.len().min(128);
                     while !u.is_char_boundary(n) {
@@ -201,7 +176,7 @@ impl Session {
                     u.truncate(n);
                     u
                 });
-                let sub_id = format!("{:x}", self.id);
+                let sub_id = format!("{:x}", self.core.id);
                 out.push(Output::Send(msg::encode_subscribe_result(
                     id,
                     &sub_id,
@@ -212,7 +187,7 @@ impl Session {
             }
             ClientRequest::Authorize { username, password } => {
                 let ok = !username.is_empty()
-                    && username.len() <= self.cfg.max_worker_len
+                    && username.len() <= self.core.cfg.max_worker_len
                     && !username.chars().any(char::is_control);
                 if !ok {
                     self.bad(Reject::Unauthorized, id, out);
@@ -222,22 +197,22 @@ impl Session {
                     self.ch.vardiff.set(d, now);
                     self.ch.fixed_difficulty = true;
                 }
-                if !self.workers.contains_key(username.as_str()) {
-                    if self.workers.len() >= self.cfg.max_workers_per_connection {
+                if !self.core.workers.contains_key(username.as_str()) {
+                    if self.core.workers.len() >= self.core.cfg.max_workers_per_connection {
                         self.bad(Reject::TooManyWorkers, id, out);
                         return;
                     }
-                    if let Some((q, ip)) = &self.quota {
+                    if let Some((q, ip)) = &self.core.quota {
                         if !q.take(*ip) {
                             self.bad(Reject::TooManyWorkers, id, out);
                             return;
                         }
-                        self.quota_held += 1;
+                        self.core.quota_held += 1;
                     }
                     // The books get a row at the worker's first accepted
                     // share, not here: names that never share cost nothing
                     // and cannot fill the table.
-                    self.workers.insert(username.into(), None);
+                    self.core.workers.insert(username.into(), None);
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);
@@ -263,7 +238,7 @@ impl Session {
                 self.on_submit(&s, now, out);
             }
             ClientRequest::Unknown(method) => {
-                tracing::debug!(session = self.id, %method, "unknown method");
+                tracing::debug!(session = self.core.id, %method, "unknown method");
                 self.bad(Reject::UnknownMethod, id, out);
             }
         }
@@ -288,7 +263,7 @@ impl Session {
                         .get("version-rolling.min-bit-count")
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
-                    let mask = theirs & self.cfg.version_mask;
+                    let mask = theirs & self.core.cfg.version_mask;
                     let ok = mask != 0 && u64::from(mask.count_ones()) >= min_bits;
                     self.ch.version_mask = if ok { mask } else { 0 };
                     self.ch.sent_mask = Some(self.ch.version_mask);
@@ -339,17 +314,20 @@ impl Session {
     /// The pool's verdict on a share this session forwarded.
     pub fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
         if r.accepted {
-            self.counters.upstream_accepted += 1;
+            self.core.counters.upstream_accepted += 1;
         } else {
-            self.counters.upstream_rejected += 1;
+            self.core.counters.upstream_rejected += 1;
             // Credited when it passed here, refused (or never seen) by the
             // pool: the books take it back.
             // Only shares meeting the pool's target go up: when its
             // difficulty is above the miner's, each stands for that much
             // of the work credited here.
             if let (Some(books), Some(Some(w))) = (
-                &self.books,
-                r.share.worker.as_deref().and_then(|w| self.workers.get(w)),
+                &self.core.books,
+                r.share
+                    .worker
+                    .as_deref()
+                    .and_then(|w| self.core.workers.get(w)),
             ) {
                 book_reversal(books, w, r, now);
             }
@@ -436,7 +414,7 @@ impl Session {
             return;
         }
         let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
-        if self.ch.jobs.len() >= self.cfg.max_jobs {
+        if self.ch.jobs.len() >= self.core.cfg.max_jobs {
             self.ch.jobs.pop_front();
         }
         let pool_mask = job.version_mask;
@@ -456,136 +434,16 @@ impl Session {
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
         // One lookup of the worker per share: its name for the share, its
         // books for the outcome.
-        let (name, book) = match self.workers.get_key_value(s.worker) {
+        let (name, book) = match self.core.workers.get_key_value(s.worker) {
             Some((k, b)) => (Some(k.clone()), b.clone()),
             None => (None, None),
         };
         let checked = self.check_submit(s, name, now);
-        let reply = match self.settle(checked, book, now, out) {
+        let reply = match self.core.settle(&mut self.ch, checked, book, now, out) {
             Verdict::Accepted { .. } => msg::encode_true(s.id),
             Verdict::Rejected(r) => msg::encode_error(s.id, r.code(), r.message()),
         };
         out.push(Output::Send(reply));
-    }
-
-    /// Settles a checked share: takes its place upstream, books and
-    /// counts it, lets vardiff see it. A share to forward (a block first)
-    /// goes into `out` before the adapter's reply.
-    fn settle(
-        &mut self,
-        checked: Result<ShareForward, (Reject, f64)>,
-        mut book: Option<Arc<BookWorker>>,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) -> Verdict {
-        let checked = checked.and_then(|fwd| match Self::reserve(&fwd) {
-            Ok(permit) => Ok((fwd, permit)),
-            Err(r) => {
-                // Refused for want of room upstream, not for the
-                // share: the same share again later is no duplicate.
-                self.ch.unsee(fwd.job.id, &fwd.hash);
-                Err((r, fwd.difficulty))
-            }
-        });
-        match checked {
-            Ok((fwd, permit)) => {
-                self.consecutive_bad = 0;
-                if book.is_none()
-                    && let Some(b) = &self.books
-                {
-                    // The worker's first accepted share: now it has books.
-                    let w = b.connect_worker(
-                        &fwd.worker,
-                        self.peer,
-                        self.user_agent.as_deref(),
-                        b.clock().ms(now),
-                    );
-                    self.workers.insert(fwd.worker.clone(), Some(w.clone()));
-                    book = Some(w);
-                }
-                let d = fwd.difficulty;
-                let (pool, value, block) = (fwd.job.pool, fwd.job.value, fwd.is_block);
-                if block {
-                    // The block log counts candidates and logs them.
-                    self.counters.blocks += 1;
-                }
-                // A block goes out before the miner hears anything; a share
-                // below the pool's target stays here (credited in
-                // expectation by the ones that meet it).
-                if block || permit.is_some() {
-                    out.push(Output::Forward(Box::new(Forward { share: fwd, permit })));
-                }
-                self.book(
-                    book.as_deref(),
-                    Some(pool),
-                    &value,
-                    d,
-                    ShareKind::Accepted { block },
-                    now,
-                );
-                self.counters.accepted += 1;
-                self.counters.accepted_work += d;
-                self.stats.accept(d);
-                if !self.ch.fixed_difficulty {
-                    let _ = self.ch.vardiff.on_share(d, now);
-                }
-                Verdict::Accepted {
-                    difficulty: d,
-                    block,
-                }
-            }
-            Err((r, work)) => {
-                // A share on a job the session does not know is work done
-                // on an old job (see Channel::unknown_job).
-                let kind = match r {
-                    Reject::Stale | Reject::JobNotFound => ShareKind::Stale(r as u8),
-                    r if r.is_work() => ShareKind::RejectedWork(r as u8),
-                    r => ShareKind::Refused(r as u8),
-                };
-                let (pool, value) = self.ch.last_value;
-                self.book(book.as_deref(), pool, &value, work, kind, now);
-                if r.is_work() {
-                    // Real work that does not count (stale, low, dup…):
-                    // neither forgiven nor held against the miner.
-                    self.counters.rejected_work += work;
-                } else {
-                    self.consecutive_bad += 1;
-                }
-                self.count_reject(r);
-                Verdict::Rejected(r)
-            }
-        }
-    }
-
-    /// Takes a place in the job's upstream queue for a share that meets
-    /// the pool's target (`None`: it stays here; a block has its own,
-    /// unbounded path). A share the upstream cannot take now is refused
-    /// here rather than answered `true` and lost.
-    fn reserve(share: &ShareForward) -> Result<Option<mpsc::OwnedPermit<ShareForward>>, Reject> {
-        if share.is_block || !share.job.upstream_target.is_met_by(&share.hash) {
-            return Ok(None);
-        }
-        match share.job.links.share_tx.clone().try_reserve_owned() {
-            Ok(p) => Ok(Some(p)),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Reject::PoolBusy),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Reject::NoUpstream),
-        }
-    }
-
-    /// Records a share in its worker's books (if it keeps books).
-    fn book(
-        &self,
-        worker: Option<&BookWorker>,
-        pool: Option<usize>,
-        value: &JobValue,
-        d: f64,
-        kind: ShareKind,
-        now: Instant,
-    ) {
-        let (Some(books), Some(w)) = (&self.books, worker) else {
-            return;
-        };
-        books.record(w, pool, self.id, books.clock().ms(now), d, value, kind);
     }
 
     /// Validates a V1 submit: the connection checks, the job lookup, the
@@ -633,17 +491,17 @@ impl Session {
             nonce,
             version,
         };
-        ch.check(slot, &share, worker, self.id, now)
+        ch.check(slot, &share, worker, self.core.id, now)
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for w in self.workers.values().flatten() {
+        for w in self.core.workers.values().flatten() {
             w.disconnected();
         }
-        if let Some((q, ip)) = &self.quota {
-            q.give_back(*ip, self.quota_held);
+        if let Some((q, ip)) = &self.core.quota {
+            q.give_back(*ip, self.core.quota_held);
         }
         if let Some(p) = &self.prefixes
             && !self.ch.extranonce1.is_empty()

@@ -1,0 +1,179 @@
+//! What every downstream connection has, whatever its protocol: its
+//! identity, the workers it authorized and their books, its tallies, and
+//! the settling of a checked share (queue place, books, counters, vardiff)
+//! into a [`Verdict`] for the adapter to answer with.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_books::{Books, JobValue, ShareKind, Worker as BookWorker};
+use tokio::sync::mpsc;
+
+use super::channel::{Channel, Verdict};
+use super::{Forward, Output, SessionConfig, SessionCounters, SessionId};
+use crate::job::ShareForward;
+use crate::limits::NameQuota;
+use crate::stats::{Reject, Stats};
+
+/// The protocol-neutral part of a connection.
+pub(super) struct ConnCore {
+    pub(super) id: SessionId,
+    pub(super) cfg: Arc<SessionConfig>,
+    pub(super) stats: Arc<Stats>,
+    pub(super) user_agent: Option<String>,
+    /// Authorized names and their books.
+    pub(super) workers: HashMap<Arc<str>, Option<Arc<BookWorker>>>,
+    pub(super) books: Option<Arc<Books>>,
+    pub(super) peer: Option<IpAddr>,
+    /// Names held against the source address's quota.
+    pub(super) quota: Option<(Arc<NameQuota>, IpAddr)>,
+    pub(super) quota_held: usize,
+    pub(super) consecutive_bad: u32,
+    pub(super) counters: SessionCounters,
+}
+
+impl ConnCore {
+    pub(super) fn new(id: SessionId, cfg: Arc<SessionConfig>, stats: Arc<Stats>) -> Self {
+        ConnCore {
+            id,
+            cfg,
+            stats,
+            user_agent: None,
+            workers: HashMap::new(),
+            books: None,
+            peer: None,
+            quota: None,
+            quota_held: 0,
+            consecutive_bad: 0,
+            counters: SessionCounters::default(),
+        }
+    }
+
+    pub(super) fn count_reject(&mut self, r: Reject) {
+        self.stats.reject(r);
+        self.counters.rejected[r as usize] += 1;
+    }
+
+    /// Settles a checked share: takes its place upstream, books and
+    /// counts it, lets vardiff see it. A share to forward (a block first)
+    /// goes into `out` before the adapter's reply.
+    pub(super) fn settle(
+        &mut self,
+        ch: &mut Channel,
+        checked: Result<ShareForward, (Reject, f64)>,
+        mut book: Option<Arc<BookWorker>>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let checked = checked.and_then(|fwd| match reserve(&fwd) {
+            Ok(permit) => Ok((fwd, permit)),
+            Err(r) => {
+                // Refused for want of room upstream, not for the
+                // share: the same share again later is no duplicate.
+                ch.unsee(fwd.job.id, &fwd.hash);
+                Err((r, fwd.difficulty))
+            }
+        });
+        match checked {
+            Ok((fwd, permit)) => {
+                self.consecutive_bad = 0;
+                if book.is_none()
+                    && let Some(b) = &self.books
+                {
+                    // The worker's first accepted share: now it has books.
+                    let w = b.connect_worker(
+                        &fwd.worker,
+                        self.peer,
+                        self.user_agent.as_deref(),
+                        b.clock().ms(now),
+                    );
+                    self.workers.insert(fwd.worker.clone(), Some(w.clone()));
+                    book = Some(w);
+                }
+                let d = fwd.difficulty;
+                let (pool, value, block) = (fwd.job.pool, fwd.job.value, fwd.is_block);
+                if block {
+                    // The block log counts candidates and logs them.
+                    self.counters.blocks += 1;
+                }
+                // A block goes out before the miner hears anything; a share
+                // below the pool's target stays here (credited in
+                // expectation by the ones that meet it).
+                if block || permit.is_some() {
+                    out.push(Output::Forward(Box::new(Forward { share: fwd, permit })));
+                }
+                self.book(
+                    book.as_deref(),
+                    Some(pool),
+                    &value,
+                    d,
+                    ShareKind::Accepted { block },
+                    now,
+                );
+                self.counters.accepted += 1;
+                self.counters.accepted_work += d;
+                self.stats.accept(d);
+                if !ch.fixed_difficulty {
+                    let _ = ch.vardiff.on_share(d, now);
+                }
+                Verdict::Accepted {
+                    difficulty: d,
+                    block,
+                }
+            }
+            Err((r, work)) => {
+                // A share on a job the session does not know is work done
+                // on an old job (see Channel::unknown_job).
+                let kind = match r {
+                    Reject::Stale | Reject::JobNotFound => ShareKind::Stale(r as u8),
+                    r if r.is_work() => ShareKind::RejectedWork(r as u8),
+                    r => ShareKind::Refused(r as u8),
+                };
+                let (pool, value) = ch.last_value;
+                self.book(book.as_deref(), pool, &value, work, kind, now);
+                if r.is_work() {
+                    // Real work that does not count (stale, low, dup…):
+                    // neither forgiven nor held against the miner.
+                    self.counters.rejected_work += work;
+                } else {
+                    self.consecutive_bad += 1;
+                }
+                self.count_reject(r);
+                Verdict::Rejected(r)
+            }
+        }
+    }
+
+    /// Records a share in its worker's books (if it keeps books).
+    pub(super) fn book(
+        &self,
+        worker: Option<&BookWorker>,
+        pool: Option<usize>,
+        value: &JobValue,
+        d: f64,
+        kind: ShareKind,
+        now: Instant,
+    ) {
+        let (Some(books), Some(w)) = (&self.books, worker) else {
+            return;
+        };
+        books.record(w, pool, self.id, books.clock().ms(now), d, value, kind);
+    }
+}
+
+/// Takes a place in the job's upstream queue for a share that meets
+/// the pool's target (`None`: it stays here; a block has its own,
+/// unbounded path). A share the upstream cannot take now is refused
+/// here rather than answered `true` and lost.
+fn reserve(share: &ShareForward) -> Result<Option<mpsc::OwnedPermit<ShareForward>>, Reject> {
+    if share.is_block || !share.job.upstream_target.is_met_by(&share.hash) {
+        return Ok(None);
+    }
+    match share.job.links.share_tx.clone().try_reserve_owned() {
+        Ok(p) => Ok(Some(p)),
+        Err(mpsc::error::TrySendError::Full(_)) => Err(Reject::PoolBusy),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(Reject::NoUpstream),
+    }
+}
