@@ -1251,3 +1251,56 @@ fn the_channel_checks_decoded_shares_with_full_versions() {
         Reject::JobNotFound
     );
 }
+
+/// SetTarget semantics in the core: a new difficulty applies to the live
+/// jobs at once (their shares are judged and credited at it), still
+/// capped by what each job's pool credits.
+#[test]
+fn a_difficulty_set_now_applies_to_live_jobs_at_once() {
+    let mut r = Rig::new();
+    let j = r.ready();
+    let worker: Arc<str> = Arc::from("acct.w1");
+    let slot = r.s.ch.find_job(j.id).unwrap();
+    let en2 = [0u8, 0, 0, 3];
+    // A share that meets 1e-5 but not 1e-3.
+    let target_low = Target::from_difficulty(1e-5).unwrap();
+    let target_high = Target::from_difficulty(1e-3).unwrap();
+    let mut c = ShareChecker::new(j.template.clone(), &[0xab, 0xcd], 4, target_low).unwrap();
+    let nonce = (0u32..)
+        .find(|&n| {
+            let h = c
+                .check(&Submission {
+                    extranonce2: &en2,
+                    time: j.ntime,
+                    nonce: n,
+                    version: j.version,
+                })
+                .unwrap()
+                .hash;
+            target_low.is_met_by(&h) && !target_high.is_met_by(&h)
+        })
+        .unwrap();
+    let share = Share {
+        extranonce: &en2,
+        ntime: j.ntime,
+        nonce,
+        version: VersionIn::Job,
+    };
+    assert_eq!(r.s.ch.set_difficulty_now(1e-3), Some(1e-3));
+    assert_eq!(
+        r.s.ch.set_difficulty_now(1e-3),
+        None,
+        "unchanged: nothing to say"
+    );
+    assert_eq!(
+        r.s.ch
+            .check(slot, &share, worker.clone(), 7, r.now)
+            .unwrap_err(),
+        (Reject::LowDifficulty, 1e-3)
+    );
+    // Back down: the same share is good now, credited at the new figure.
+    assert_eq!(r.s.ch.set_difficulty_now(1e-5), Some(1e-5));
+    let fwd = r.s.ch.check(slot, &share, worker, 7, r.now).unwrap();
+    assert_eq!(fwd.difficulty, 1e-5);
+    assert_eq!(r.s.ch.set_difficulty_now(f64::NAN), None);
+}

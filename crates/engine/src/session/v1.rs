@@ -1,18 +1,17 @@
 //! The Stratum V1 adapter: a connection's lines in, lines, shares and a
 //! disconnect out, around one [`Channel`].
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 use sluice_books::Books;
-use sluice_pow::{Target, hex};
+use sluice_pow::hex;
 use sluice_sv1::message::{self as msg, ClientRequest};
 use sluice_sv1::{SubmitRef, parse_client, parse_submit};
 
-use super::channel::{Channel, JobEntry, Share, Verdict, VersionIn};
+use super::channel::{Channel, Share, Verdict, VersionIn};
 use super::conn::ConnCore;
 use super::{Output, SessionConfig, SessionCounters, SessionId, book_reversal};
 use crate::job::{Job, ShareForward, UpstreamId};
@@ -343,92 +342,16 @@ impl Session {
         if !self.is_ready() {
             return;
         }
-        let Some(job) = self.ch.latest.take() else {
+        let Some(started) = self.ch.start_job(self.core.cfg.max_jobs) else {
             return;
         };
-        if self.ch.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.ch.force_clean {
-            return;
-        }
-        // Work in = work credited: never above what the pool credits a
-        // forwarded share of this job at.
-        // A job re-issued under a new mask keeps the difficulty it was
-        // first sent at (the same work, credited the same).
-        let republished = job.republish_of.and_then(|old| {
-            self.ch
-                .jobs
-                .iter()
-                .position(|e| e.job.id == old || e.aliases.contains(&old))
-        });
-        let d = match republished {
-            Some(pos) => self.ch.jobs[pos].difficulty,
-            None => self.ch.vardiff.difficulty().min(job.pool_difficulty),
-        };
-        if self.ch.sent_difficulty != Some(d) {
+        if let Some(d) = started.new_difficulty {
             out.push(Output::Send(msg::encode_set_difficulty(d)));
-            self.ch.sent_difficulty = Some(d);
         }
-        // What the miner may roll: its mask and the upstream's, without the
-        // bits the job version already sets — then BIP 310's replace rule
-        // and ckpool's OR rule build the same header, and every pool
-        // agrees with our hash.
-        let mask = self.ch.version_mask & job.version_mask & !job.version;
-        if self.ch.version_mask != 0 && self.ch.sent_mask != Some(mask) {
+        if let Some(mask) = started.new_mask {
             out.push(Output::Send(msg::encode_set_version_mask(mask)));
-            self.ch.sent_mask = Some(mask);
-            // `mining.set_version_mask` takes effect at once, for the
-            // jobs the miner still works on too: validate those with the
-            // mask in force (less each job's own version bits).
-            for e in self
-                .ch
-                .jobs
-                .iter_mut()
-                .filter(|e| e.job.upstream == job.upstream)
-            {
-                e.mask = self.ch.version_mask & job.version_mask & !e.job.version;
-                e.pool_mask = job.version_mask;
-            }
         }
-        let line = job.v1_notify(self.ch.force_clean);
-        self.ch.force_clean = false;
-        self.ch.last_value = (Some(job.pool), job.value);
-        out.push(Output::Send(line));
-        // The same job again (after moving away and back): keep its
-        // duplicate set, so a replayed share is still a duplicate.
-        if let Some(pos) = self.ch.jobs.iter().position(|e| e.job.id == job.id)
-            && let Some(mut e) = self.ch.jobs.remove(pos)
-        {
-            e.stale = false;
-            e.mask = mask;
-            self.ch.jobs.push_back(e);
-            return;
-        }
-        // The same work re-issued under a new mask: one entry for both
-        // ids (one duplicate set, the difficulty it was mined at).
-        if let Some(pos) = republished
-            && let Some(mut e) = self.ch.jobs.remove(pos)
-        {
-            e.aliases.push(e.job.id);
-            e.job = job;
-            e.mask = mask;
-            self.ch.jobs.push_back(e);
-            return;
-        }
-        let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
-        if self.ch.jobs.len() >= self.core.cfg.max_jobs {
-            self.ch.jobs.pop_front();
-        }
-        let pool_mask = job.version_mask;
-        self.ch.jobs.push_back(JobEntry {
-            job,
-            difficulty: d,
-            target,
-            checker: None,
-            seen: HashSet::default(),
-            stale: false,
-            mask,
-            pool_mask,
-            aliases: Vec::new(),
-        });
+        out.push(Output::Send(started.job.v1_notify(started.clean)));
     }
 
     fn on_submit(&mut self, s: &SubmitRef<'_>, now: Instant, out: &mut Vec<Output>) {
