@@ -269,11 +269,14 @@ pub enum Disconnect {
     Io,
     /// The server is shutting down.
     Shutdown,
+    /// The peer broke the protocol in a way that ends the connection (a
+    /// V2 message that does not decode, or before SetupConnection).
+    Protocol,
 }
 
 impl Disconnect {
     /// Every reason (index = `as usize`).
-    pub const ALL: [Disconnect; 10] = [
+    pub const ALL: [Disconnect; 11] = [
         Disconnect::PeerClosed,
         Disconnect::LineTooLong,
         Disconnect::HandshakeTimeout,
@@ -284,6 +287,7 @@ impl Disconnect {
         Disconnect::NoPrefix,
         Disconnect::Io,
         Disconnect::Shutdown,
+        Disconnect::Protocol,
     ];
 
     /// A fixed label.
@@ -298,6 +302,7 @@ impl Disconnect {
             Disconnect::NoUpstream => "no_upstream",
             Disconnect::NoPrefix => "no_prefix",
             Disconnect::Io => "io",
+            Disconnect::Protocol => "protocol_error",
             Disconnect::Shutdown => "shutdown",
         }
     }

@@ -194,6 +194,16 @@ impl Channel {
             .ok_or_else(|| self.unknown_job())
     }
 
+    /// The slot of the job a V2 share names: V2 job ids are the low 32
+    /// bits of the engine's (a channel holds a handful of live jobs, far
+    /// from wrapping).
+    pub(super) fn find_job_low32(&self, id: u32) -> Result<usize, (Reject, f64)> {
+        self.jobs
+            .iter()
+            .rposition(|e| e.job.id as u32 == id || e.aliases.iter().any(|&a| a as u32 == id))
+            .ok_or_else(|| self.unknown_job())
+    }
+
     /// The time check of [`Channel::check`] on its own, for adapters
     /// that find a bad field only after it (the reject order is fixed).
     pub(super) fn check_ntime(&self, slot: usize, ntime: u32) -> Result<(), (Reject, f64)> {
@@ -405,9 +415,6 @@ impl Channel {
     /// the new difficulty, still never above what its pool credits; the
     /// difficulty the miner was told is the new one. Returns what to tell
     /// it, if anything changed.
-    // Its caller is the V2 adapter's SetTarget, the next step of issue 11;
-    // the core and its test land first.
-    #[allow(dead_code)]
     pub(super) fn set_difficulty_now(&mut self, d: f64) -> Option<f64> {
         if !(d.is_finite() && d > 0.0) || self.sent_difficulty == Some(d) {
             return None;

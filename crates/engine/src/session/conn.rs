@@ -35,6 +35,57 @@ pub(super) struct ConnCore {
 }
 
 impl ConnCore {
+    /// Whether a worker name is acceptable at all: not empty, not too
+    /// long, no control characters.
+    pub(super) fn valid_name(name: &str, cfg: &SessionConfig) -> bool {
+        !name.is_empty() && name.len() <= cfg.max_worker_len && !name.chars().any(char::is_control)
+    }
+
+    /// Adds a (valid) worker name to the connection, within its caps and
+    /// its address's quota; a name already there is fine. Returns the
+    /// shared name.
+    pub(super) fn authorize(&mut self, name: &str) -> Result<Arc<str>, Reject> {
+        if let Some((k, _)) = self.workers.get_key_value(name) {
+            return Ok(k.clone());
+        }
+        if self.workers.len() >= self.cfg.max_workers_per_connection {
+            return Err(Reject::TooManyWorkers);
+        }
+        if let Some((q, ip)) = &self.quota {
+            if !q.take(*ip) {
+                return Err(Reject::TooManyWorkers);
+            }
+            self.quota_held += 1;
+        }
+        // The books get a row at the worker's first accepted share, not
+        // here: names that never share cost nothing and cannot fill the
+        // table.
+        let k: Arc<str> = name.into();
+        self.workers.insert(k.clone(), None);
+        Ok(k)
+    }
+
+    /// The pool's verdict on a share this connection forwarded: counted,
+    /// and taken back in the books when refused.
+    pub(super) fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
+        if r.accepted {
+            self.counters.upstream_accepted += 1;
+        } else {
+            self.counters.upstream_rejected += 1;
+            // Credited when it passed here, refused (or never seen) by the
+            // pool: the books take it back.
+            // Only shares meeting the pool's target go up: when its
+            // difficulty is above the miner's, each stands for that much
+            // of the work credited here.
+            if let (Some(books), Some(Some(w))) = (
+                &self.books,
+                r.share.worker.as_deref().and_then(|w| self.workers.get(w)),
+            ) {
+                super::book_reversal(books, w, r, now);
+            }
+        }
+    }
+
     pub(super) fn new(id: SessionId, cfg: Arc<SessionConfig>, stats: Arc<Stats>) -> Self {
         ConnCore {
             id,

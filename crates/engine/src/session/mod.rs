@@ -28,9 +28,11 @@ use crate::vardiff::VardiffConfig;
 mod channel;
 mod conn;
 mod v1;
+mod v2;
 
 pub use channel::{Share, Verdict, VersionIn};
 pub use v1::{Session, password_difficulty};
+pub use v2::{V2_VERSION_MASK, V2Conn};
 
 /// Process-unique session number.
 pub type SessionId = u64;

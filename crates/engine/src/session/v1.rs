@@ -13,7 +13,7 @@ use sluice_sv1::{SubmitRef, parse_client, parse_submit};
 
 use super::channel::{Channel, Share, Verdict, VersionIn};
 use super::conn::ConnCore;
-use super::{Output, SessionConfig, SessionCounters, SessionId, book_reversal};
+use super::{Output, SessionConfig, SessionCounters, SessionId};
 use crate::job::{Job, ShareForward, UpstreamId};
 use crate::limits::{NameQuota, Prefixes};
 use crate::stats::{Disconnect, Reject, Stats};
@@ -185,10 +185,7 @@ impl Session {
                 self.maybe_start(now, out);
             }
             ClientRequest::Authorize { username, password } => {
-                let ok = !username.is_empty()
-                    && username.len() <= self.core.cfg.max_worker_len
-                    && !username.chars().any(char::is_control);
-                if !ok {
+                if !ConnCore::valid_name(&username, &self.core.cfg) {
                     self.bad(Reject::Unauthorized, id, out);
                     return;
                 }
@@ -196,22 +193,9 @@ impl Session {
                     self.ch.vardiff.set(d, now);
                     self.ch.fixed_difficulty = true;
                 }
-                if !self.core.workers.contains_key(username.as_str()) {
-                    if self.core.workers.len() >= self.core.cfg.max_workers_per_connection {
-                        self.bad(Reject::TooManyWorkers, id, out);
-                        return;
-                    }
-                    if let Some((q, ip)) = &self.core.quota {
-                        if !q.take(*ip) {
-                            self.bad(Reject::TooManyWorkers, id, out);
-                            return;
-                        }
-                        self.core.quota_held += 1;
-                    }
-                    // The books get a row at the worker's first accepted
-                    // share, not here: names that never share cost nothing
-                    // and cannot fill the table.
-                    self.core.workers.insert(username.into(), None);
+                if let Err(r) = self.core.authorize(&username) {
+                    self.bad(r, id, out);
+                    return;
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);
@@ -312,25 +296,7 @@ impl Session {
 
     /// The pool's verdict on a share this session forwarded.
     pub fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
-        if r.accepted {
-            self.core.counters.upstream_accepted += 1;
-        } else {
-            self.core.counters.upstream_rejected += 1;
-            // Credited when it passed here, refused (or never seen) by the
-            // pool: the books take it back.
-            // Only shares meeting the pool's target go up: when its
-            // difficulty is above the miner's, each stands for that much
-            // of the work credited here.
-            if let (Some(books), Some(Some(w))) = (
-                &self.core.books,
-                r.share
-                    .worker
-                    .as_deref()
-                    .and_then(|w| self.core.workers.get(w)),
-            ) {
-                book_reversal(books, w, r, now);
-            }
-        }
+        self.core.on_upstream_result(r, now);
     }
 
     /// Lets time pass (vardiff for quiet miners).
