@@ -55,6 +55,24 @@ pub struct Config {
     /// The block log.
     #[serde(default)]
     pub blocks: BlocksSection,
+    /// The Stratum V2 listener (Noise); absent: V1 only.
+    #[serde(default)]
+    pub v2: V2Section,
+}
+
+/// Stratum V2 miners: where they connect and the identity they check.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct V2Section {
+    /// Address V2 miners connect to (`0.0.0.0:3336`); absent: no V2
+    /// listener.
+    pub listen: Option<SocketAddr>,
+    /// The server identity `sluice cert` wrote (static key and the
+    /// authority's certificate): the authority secret stays elsewhere.
+    pub identity: Option<std::path::PathBuf>,
+    /// Or the authority key file `sluice keygen` wrote: a static key is
+    /// made and signed at start, valid for a year.
+    pub authority_key: Option<std::path::PathBuf>,
 }
 
 /// Where block candidates are recorded.
@@ -508,6 +526,7 @@ impl Config {
             books: Default::default(),
             // Built in code (tests, the demo): in memory unless set.
             blocks: BlocksSection { log: None },
+            v2: V2Section::default(),
         }
     }
 
@@ -572,6 +591,12 @@ impl Config {
         }
         if self.listen.max_connections == 0 || self.listen.max_connections_per_ip == 0 {
             bail!("listen.max_connections and max_connections_per_ip must be at least 1");
+        }
+        if self.v2.listen.is_some() && self.v2.identity.is_some() == self.v2.authority_key.is_some()
+        {
+            bail!(
+                "v2.listen needs exactly one of v2.identity (from `sluice cert`) or v2.authority_key (from `sluice keygen`)"
+            );
         }
         if self.listen.max_line_bytes < 512 {
             bail!("listen.max_line_bytes must be at least 512");
@@ -837,6 +862,16 @@ impl Config {
                 "pool node: network difficulty {}, external block every {} s\n",
                 self.pool_node.network_difficulty, self.pool_node.block_interval_secs
             )),
+        }
+        if let Some(a) = self.v2.listen {
+            let id = match (&self.v2.identity, &self.v2.authority_key) {
+                (Some(f), _) => format!("identity {}", f.display()),
+                (_, Some(f)) => {
+                    format!("authority key {} (static key signed at start)", f.display())
+                }
+                _ => "no identity".into(),
+            };
+            s.push_str(&format!("v2 listen: {a} (Noise; {id})\n"));
         }
         let l = &self.listen;
         s.push_str(&format!(

@@ -212,6 +212,15 @@ pub fn load_server(
     path: &Path,
     expect: Option<&AuthorityPublicKey>,
 ) -> anyhow::Result<(ResponderConfig, Certificate)> {
+    load_identity(path, expect).map(|(config, cert, _)| (config, cert))
+}
+
+/// [`load_server`], with the authority that signed the certificate (the
+/// key miners configure).
+pub fn load_identity(
+    path: &Path,
+    expect: Option<&AuthorityPublicKey>,
+) -> anyhow::Result<(ResponderConfig, Certificate, AuthorityPublicKey)> {
     let f = read_server_file(path)?;
     let static_key = StaticKeypair::from_secret_bytes(&secret_from_text(
         &f.server_secret_key,
@@ -251,10 +260,34 @@ pub fn load_server(
             (cert.not_valid_after - now) / 3600
         );
     }
-    Ok((config, cert))
+    Ok((config, cert, authority))
 }
 
 pub use sluice_engine::local::unix_now;
+
+/// The identity a V2 listener serves: from a `sluice cert` file, or made
+/// at start from an authority key file (a fresh static key, signed for a
+/// year from an hour ago).
+pub fn server_identity(
+    identity: Option<&Path>,
+    authority_key: Option<&Path>,
+) -> anyhow::Result<(ResponderConfig, AuthorityPublicKey)> {
+    match (identity, authority_key) {
+        (Some(f), _) => load_identity(f, None).map(|(c, _, a)| (c, a)),
+        (None, Some(f)) => {
+            let kp = load_authority(f)?;
+            let from = unix_now().saturating_sub(DEFAULT_BACKDATE_SECS);
+            let config = ResponderConfig::new(
+                &kp,
+                &StaticKeypair::generate()?,
+                from,
+                from.saturating_add(365 * 86_400),
+            )?;
+            Ok((config, kp.public_key()))
+        }
+        (None, None) => bail!("a V2 listener needs an identity or an authority key"),
+    }
+}
 
 /// A server starting with less validity than this left says so.
 const EXPIRY_WARNING_SECS: u32 = 14 * 86_400;

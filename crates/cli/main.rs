@@ -178,6 +178,8 @@ struct ProxyArgs {
     no_suggest_difficulty: bool,
     #[command(flatten)]
     books: BooksFlags,
+    #[command(flatten)]
+    v2: V2Flags,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +204,8 @@ struct PoolArgs {
     refresh_interval: f64,
     #[command(flatten)]
     books: BooksFlags,
+    #[command(flatten)]
+    v2: V2Flags,
 }
 
 #[derive(Debug, Args)]
@@ -272,8 +276,32 @@ struct BooksFlags {
     books_store: Option<PathBuf>,
     /// File every block candidate is recorded in (fsync'd) before its
     /// miner is answered; "" keeps them in memory only.
-    #[arg(long, value_name = "PATH", default_value = "sluice-blocks.jsonl")]
+    #[arg(long, value_name = "PATH", default_value = "sluice-blocks.jsonl",
+          value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     block_log: PathBuf,
+}
+
+/// Flags shared by `proxy` and `pool` for Stratum V2 miners.
+#[derive(Debug, Args)]
+struct V2Flags {
+    /// Serve Stratum V2 miners (Noise) here.
+    #[arg(long, value_name = "ADDR")]
+    listen_v2: Option<SocketAddr>,
+    /// The server identity from `sluice cert` for the V2 listener.
+    #[arg(long, value_name = "FILE", conflicts_with = "authority_key")]
+    v2_identity: Option<PathBuf>,
+    /// Or the authority key from `sluice keygen`: a static key is made and
+    /// signed at start.
+    #[arg(long, value_name = "FILE")]
+    authority_key: Option<PathBuf>,
+}
+
+impl V2Flags {
+    fn apply(self, cfg: &mut config::Config) {
+        cfg.v2.listen = self.listen_v2;
+        cfg.v2.identity = self.v2_identity;
+        cfg.v2.authority_key = self.authority_key;
+    }
 }
 
 impl BooksFlags {
@@ -407,6 +435,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .collect();
             a.books.apply(&mut cfg);
+            a.v2.apply(&mut cfg);
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
@@ -420,6 +449,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             a.books.apply(&mut cfg);
+            a.v2.apply(&mut cfg);
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))

@@ -117,6 +117,13 @@ pub struct Running {
     pub engine: Arc<Engine>,
     /// The bound listener; pass it to [`Engine::serve`].
     pub listener: TcpListener,
+    /// The V2 listener when configured, with the identity it serves and
+    /// the authority key miners check it against ([`Engine::serve_v2`]).
+    pub listener_v2: Option<(
+        TcpListener,
+        Arc<sluice_sv2::noise::ResponderConfig>,
+        sluice_sv2::noise::AuthorityPublicKey,
+    )>,
     /// Pool-node role: accepted shares per worker as the pool booked them.
     pub pool_workers: Option<Arc<DashMap<Arc<str>, WorkerTally>>>,
     /// Pool-node role: blocks found.
@@ -230,6 +237,19 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     let listener = TcpListener::bind(cfg.listen.address)
         .await
         .with_context(|| format!("binding {}", cfg.listen.address))?;
+    let listener_v2 = match cfg.v2.listen {
+        Some(addr) => {
+            let (identity, authority) = crate::keys::server_identity(
+                cfg.v2.identity.as_deref(),
+                cfg.v2.authority_key.as_deref(),
+            )?;
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr} (v2)"))?;
+            Some((l, Arc::new(identity), authority))
+        }
+        None => None,
+    };
     let engine = Engine::new(
         stats.clone(),
         session_cfg,
@@ -269,6 +289,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     Ok(Running {
         engine,
         listener,
+        listener_v2,
         pool_workers,
         blocks,
         books,
@@ -287,16 +308,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::install();
     // One machine-readable line on stdout: tests and scripts read the port.
     println!("listening on stratum+tcp://{addr}");
+    if let Some((l, _, authority)) = &running.listener_v2 {
+        println!(
+            "listening on stratum2+tcp://{}/{authority}",
+            l.local_addr()?
+        );
+    }
     if let Some(api) = running.api {
         println!("api on http://{api}");
     }
     tracing::info!(%addr, api = ?running.api, mode = ?cfg.mode, "sluice is up");
     let engine = running.engine.clone();
     let serve = tokio::spawn(engine.serve(running.listener));
+    let serve_v2 = running
+        .listener_v2
+        .map(|(l, identity, _)| tokio::spawn(running.engine.clone().serve_v2(l, identity)));
     shutdown.wait().await;
     tracing::info!("shutting down");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+    if let Some(v2) = serve_v2 {
+        let _ = tokio::time::timeout(Duration::from_secs(10), v2).await;
+    }
     // Whatever the block log was told last (submissions, verdicts) is on
     // disk before the process ends.
     running.engine.blocks.sync().await;

@@ -25,9 +25,12 @@ use crate::blocks::BlockLog;
 use crate::extranonce::Geometry;
 use crate::limits::{NameQuota, Prefixes};
 use crate::router::{Router, SessionEvent};
-use crate::session::{Output, Session, SessionConfig};
+use crate::session::{Output, Session, SessionConfig, V2Conn};
 use crate::stats::{Disconnect, Stats};
 use sluice_sv1::{LineCodec, LineError};
+use sluice_sv2::codec::{NoiseDecoder, NoiseEncoder};
+use sluice_sv2::frame::{DEFAULT_MAX_PAYLOAD, Frame, HEADER_LEN, Header};
+use sluice_sv2::noise::ResponderConfig;
 
 /// Listener limits.
 #[derive(Clone, Debug)]
@@ -180,8 +183,20 @@ impl Engine {
         })
     }
 
-    /// Accepts miners until cancelled, then waits for sessions to close.
+    /// Accepts Stratum V1 miners until cancelled, then waits for sessions
+    /// to close.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        self.accept_loop(listener, None).await;
+    }
+
+    /// Accepts Stratum V2 miners (Noise, with this identity) until
+    /// cancelled, under the same limits as V1 and with the same books,
+    /// routing and failover.
+    pub async fn serve_v2(self: Arc<Self>, listener: TcpListener, identity: Arc<ResponderConfig>) {
+        self.accept_loop(listener, Some(identity)).await;
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, v2: Option<Arc<ResponderConfig>>) {
         let sem = Arc::new(Semaphore::new(self.server_cfg.max_connections));
         loop {
             let (stream, peer) = tokio::select! {
@@ -221,9 +236,10 @@ impl Engine {
                 engine: self.clone(),
                 ip,
             };
+            let v2 = v2.clone();
             self.tracker.spawn(
                 async move {
-                    let reason = me.clone().session(id, stream, peer).await;
+                    let reason = me.clone().session(id, stream, peer, v2).await;
                     me.stats.disconnect(reason);
                     tracing::debug!(reason = reason.label(), "session closed");
                     drop(ip_guard);
@@ -236,8 +252,33 @@ impl Engine {
         self.tracker.wait().await;
     }
 
-    async fn session(self: Arc<Self>, id: u64, stream: TcpStream, peer: SocketAddr) -> Disconnect {
+    async fn session(
+        self: Arc<Self>,
+        id: u64,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        v2: Option<Arc<ResponderConfig>>,
+    ) -> Disconnect {
         let _ = stream.set_nodelay(true);
+        // A V2 miner shakes hands before it takes a router slot; the
+        // handshake deadline is the one subscribe/authorize has in V1.
+        let wire = match v2 {
+            None => Wire::Lines(LineCodec::new(self.server_cfg.max_line)),
+            Some(identity) => {
+                let shake = sluice_sv2::codec::accept(&mut stream, &identity, DEFAULT_MAX_PAYLOAD);
+                match tokio::time::timeout(self.server_cfg.handshake_timeout, shake).await {
+                    Ok(Ok(codec)) => {
+                        let (enc, dec) = codec.into_split();
+                        Wire::Noise(Box::new((dec, enc)))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "noise handshake failed");
+                        return Disconnect::Protocol;
+                    }
+                    Err(_) => return Disconnect::HandshakeTimeout,
+                }
+            }
+        };
         let (tx, rx) = mpsc::channel(256);
         let work = Arc::new(AtomicU64::new(0));
         let Some(up) = self.router.assign(id, tx, work.clone()) else {
@@ -251,13 +292,14 @@ impl Engine {
         };
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, upstream = up.id, "session assigned");
-        self.session_loop(id, stream, up, rx, work).await
+        self.session_loop(id, stream, wire, up, rx, work).await
     }
 
     async fn session_loop(
         &self,
         id: u64,
         stream: TcpStream,
+        mut wire: Wire,
         mut up: Arc<crate::upstream::UpstreamHandle>,
         mut events: mpsc::Receiver<SessionEvent>,
         work: Arc<AtomicU64>,
@@ -265,7 +307,6 @@ impl Engine {
         let cfg = &self.server_cfg;
         let peer = stream.peer_addr().ok();
         let (mut rd, mut wr) = stream.into_split();
-        let mut codec = LineCodec::new(cfg.max_line);
         // Small to start: an idle miner's lines are ~150 bytes; buffers grow
         // for the miners that need more (memory per connection matters at
         // tens of thousands of connections).
@@ -273,22 +314,45 @@ impl Engine {
         let mut wbuf: Vec<u8> = Vec::new();
         let mut sends: Vec<bytes::Bytes> = Vec::new();
         let mut out: Vec<Output> = Vec::new();
+        // Encrypted frames on their way out (V2).
+        let mut nbuf = BytesMut::new();
         let started = Instant::now();
-        let mut core = Session::new(
-            id,
-            self.session_cfg.clone(),
-            self.stats.clone(),
-            Vec::new(),
-            self.geometry.downstream_len,
-            started,
-        )
-        .with_prefixes(self.prefixes.clone());
-        if let Some(p) = peer {
-            core = core.with_name_quota(self.names.clone(), p.ip());
-        }
-        if let Some(b) = &self.books {
-            core = core.with_books(b.clone(), peer.map(|p| p.ip()));
-        }
+        let mut core = match wire {
+            Wire::Lines(_) => {
+                let mut c = Session::new(
+                    id,
+                    self.session_cfg.clone(),
+                    self.stats.clone(),
+                    Vec::new(),
+                    self.geometry.downstream_len,
+                    started,
+                )
+                .with_prefixes(self.prefixes.clone());
+                if let Some(p) = peer {
+                    c = c.with_name_quota(self.names.clone(), p.ip());
+                }
+                if let Some(b) = &self.books {
+                    c = c.with_books(b.clone(), peer.map(|p| p.ip()));
+                }
+                Conn::V1(Box::new(c))
+            }
+            Wire::Noise(_) => {
+                let mut c = V2Conn::new(
+                    id,
+                    self.session_cfg.clone(),
+                    self.stats.clone(),
+                    self.prefixes.clone(),
+                    self.geometry.downstream_len,
+                );
+                if let Some(p) = peer {
+                    c = c.with_name_quota(self.names.clone(), p.ip());
+                }
+                if let Some(b) = &self.books {
+                    c = c.with_books(b.clone(), peer.map(|p| p.ip()));
+                }
+                Conn::V2(Box::new(c))
+            }
+        };
         let mut jobs = up.jobs.clone();
         jobs.mark_changed();
         let mut last_line = tokio::time::Instant::now();
@@ -315,16 +379,8 @@ impl Engine {
                     }
                     last_line = tokio::time::Instant::now();
                     let now = Instant::now();
-                    loop {
-                        match codec.decode(&mut buf) {
-                            Ok(Some(line)) => core.on_line(&line, now, &mut out),
-                            Ok(None) => break,
-                            Err(LineError::TooLong { limit }) => {
-                                tracing::info!(limit, "line too long; disconnecting");
-                                return Disconnect::LineTooLong;
-                            }
-                            Err(LineError::Io(_)) => return Disconnect::Io,
-                        }
+                    if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
+                        return d;
                     }
                 }
                 changed = jobs.changed() => {
@@ -352,7 +408,7 @@ impl Engine {
                 },
                 _ = ticker.tick() => {
                     let now = Instant::now();
-                    core.on_tick(now);
+                    core.on_tick(now, &mut out);
                     // Down is anything but ready: a pool that keeps
                     // failing spends much of its time "connecting".
                     if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
@@ -406,6 +462,26 @@ impl Engine {
                     Output::Disconnect(d) => disconnect = Some(d),
                 }
             }
+            if let Wire::Noise(noise) = &mut wire
+                && !sends.is_empty()
+            {
+                // Each frame is encrypted on its way out; a frame that does
+                // not encrypt ends the connection (the transport is spent).
+                for b in sends.drain(..) {
+                    let Some(head) = b.first_chunk::<HEADER_LEN>() else {
+                        continue;
+                    };
+                    let frame = Frame {
+                        header: Header::decode(head),
+                        payload: b.slice(HEADER_LEN..),
+                    };
+                    if tokio_util::codec::Encoder::encode(&mut noise.1, &frame, &mut nbuf).is_err()
+                    {
+                        return Disconnect::Protocol;
+                    }
+                }
+                sends.push(nbuf.split().freeze());
+            }
             let written = match (sends.len(), wbuf.is_empty()) {
                 (0, _) => Ok(()),
                 // One line (a reply, a job): straight from its shared bytes.
@@ -430,5 +506,100 @@ impl Engine {
                 return d;
             }
         }
+    }
+}
+
+/// How a connection's bytes are framed (and, for V2, encrypted).
+enum Wire {
+    /// Stratum V1: newline-delimited JSON.
+    Lines(LineCodec),
+    /// Stratum V2 after its Noise handshake: the two directions.
+    Noise(Box<(NoiseDecoder, NoiseEncoder)>),
+}
+
+/// The protocol state machine of a connection.
+enum Conn {
+    V1(Box<Session>),
+    V2(Box<V2Conn>),
+}
+
+impl Conn {
+    fn on_job(&mut self, job: Arc<crate::job::Job>, now: Instant, out: &mut Vec<Output>) {
+        match self {
+            Conn::V1(c) => c.on_job(job, now, out),
+            Conn::V2(c) => c.on_job(job, now, out),
+        }
+    }
+    fn on_moved(&mut self, old: crate::job::UpstreamId, old_failed: bool) {
+        match self {
+            Conn::V1(c) => c.on_moved(old, old_failed),
+            Conn::V2(c) => c.on_moved(old, old_failed),
+        }
+    }
+    fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
+        match self {
+            Conn::V1(c) => c.on_upstream_result(r, now),
+            Conn::V2(c) => c.on_upstream_result(r, now),
+        }
+    }
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
+        match self {
+            Conn::V1(c) => c.on_tick(now),
+            Conn::V2(c) => c.on_tick(now, out),
+        }
+    }
+    fn is_ready(&self) -> bool {
+        match self {
+            Conn::V1(c) => c.is_ready(),
+            Conn::V2(c) => c.is_ready(),
+        }
+    }
+    fn counters(&self) -> &crate::session::SessionCounters {
+        match self {
+            Conn::V1(c) => c.counters(),
+            Conn::V2(c) => c.counters(),
+        }
+    }
+}
+
+/// Cuts what a read brought into lines or frames and hands them to the
+/// connection's state machine.
+fn read(
+    wire: &mut Wire,
+    core: &mut Conn,
+    buf: &mut BytesMut,
+    now: Instant,
+    out: &mut Vec<Output>,
+) -> Result<(), Disconnect> {
+    match (wire, core) {
+        (Wire::Lines(codec), Conn::V1(core)) => loop {
+            match codec.decode(buf) {
+                Ok(Some(line)) => core.on_line(&line, now, out),
+                Ok(None) => return Ok(()),
+                Err(LineError::TooLong { limit }) => {
+                    tracing::info!(limit, "line too long; disconnecting");
+                    return Err(Disconnect::LineTooLong);
+                }
+                Err(LineError::Io(_)) => return Err(Disconnect::Io),
+            }
+        },
+        (Wire::Noise(noise), Conn::V2(core)) => {
+            loop {
+                match noise.0.decode(buf) {
+                    Ok(Some(frame)) => core.on_frame(&frame, now, out),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::info!(error = %e, "bad V2 frame; disconnecting");
+                        return Err(Disconnect::Protocol);
+                    }
+                }
+            }
+            // One acknowledgement per channel for the shares this read
+            // brought.
+            core.flush(out);
+            Ok(())
+        }
+        // The two are made together in `session_loop`.
+        _ => Err(Disconnect::Protocol),
     }
 }

@@ -1,0 +1,393 @@
+//! Stratum V2 miners end to end: a miner written here (Noise, extended
+//! channel, real hashing with sluice-sv2 and sluice-pow) against the pool
+//! node's V2 listener on 127.0.0.1, its shares accepted and in the
+//! worker's books; bad shares answered with the spec's codes; and the real
+//! binary announcing its V2 address with the authority key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sluice::config::{Config, Mode};
+use sluice_pow::{JobTemplate, ShareChecker, Submission, Target};
+use sluice_sv2::Message;
+use sluice_sv2::binary::{B032, Str0255};
+use sluice_sv2::codec::{self, CodecError, NoiseCodec};
+use sluice_sv2::frame::DEFAULT_MAX_PAYLOAD;
+use sluice_sv2::message as m;
+use sluice_sv2::noise::AuthorityPublicKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Every wait is bounded: a hang is a failure, not a stuck suite.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A V2 miner's connection: reads into a buffer, frames off the codec.
+struct Wire {
+    sock: TcpStream,
+    codec: NoiseCodec,
+    rbuf: BytesMut,
+}
+
+impl Wire {
+    async fn connect(addr: std::net::SocketAddr, authority: AuthorityPublicKey) -> Self {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let now = sluice::keys::unix_now();
+        let codec = codec::connect(&mut sock, Some(authority), now, DEFAULT_MAX_PAYLOAD)
+            .await
+            .unwrap();
+        Wire {
+            sock,
+            codec,
+            rbuf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, msg: impl Into<Message>) {
+        let mut out = BytesMut::new();
+        self.codec.encode(&msg.into(), &mut out).unwrap();
+        self.sock.write_all(&out).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Message {
+        timeout(DEADLINE, async {
+            loop {
+                if let Some(f) = self.codec.decode(&mut self.rbuf).unwrap() {
+                    return Message::decode(&f).unwrap();
+                }
+                let n = self.sock.read_buf(&mut self.rbuf).await.unwrap();
+                assert!(n > 0, "the pool closed the connection");
+            }
+        })
+        .await
+        .expect("a message in time")
+    }
+}
+
+/// What a V2 miner keeps of its channel.
+struct Miner {
+    wire: Wire,
+    channel: u32,
+    prefix: Vec<u8>,
+    extranonce_size: usize,
+    target: Target,
+    job: Option<m::NewExtendedMiningJob>,
+    future: Option<m::NewExtendedMiningJob>,
+    prev: Option<m::SetNewPrevHash>,
+}
+
+impl Miner {
+    async fn open(
+        addr: std::net::SocketAddr,
+        authority: AuthorityPublicKey,
+        user: &'static str,
+    ) -> Self {
+        let mut wire = Wire::connect(addr, authority).await;
+        wire.send(m::SetupConnection {
+            protocol: m::PROTOCOL_MINING,
+            min_version: 2,
+            max_version: 2,
+            flags: m::setup_flags::REQUIRES_VERSION_ROLLING,
+            endpoint_host: Str0255::from("127.0.0.1"),
+            endpoint_port: addr.port(),
+            vendor: Str0255::from("sluice-test"),
+            hardware_version: Str0255::from(""),
+            firmware: Str0255::from("1"),
+            device_id: Str0255::from(""),
+        })
+        .await;
+        assert!(matches!(
+            wire.recv().await,
+            Message::SetupConnectionSuccess(_)
+        ));
+        wire.send(m::OpenExtendedMiningChannel {
+            request_id: 1,
+            user_identity: Str0255::from(user),
+            nominal_hash_rate: 0.0,
+            max_target: [0xff; 32],
+            min_extranonce_size: 4,
+        })
+        .await;
+        let Message::OpenExtendedMiningChannelSuccess(ok) = wire.recv().await else {
+            panic!("channel refused")
+        };
+        Miner {
+            wire,
+            channel: ok.channel_id,
+            prefix: ok.extranonce_prefix.to_vec(),
+            extranonce_size: usize::from(ok.extranonce_size),
+            target: Target::from_le_bytes(&ok.target),
+            job: None,
+            future: None,
+            prev: None,
+        }
+    }
+
+    /// Takes one message into the miner's state; returns it. A job with
+    /// no `min_ntime` waits for the SetNewPrevHash that names it; one
+    /// with a `min_ntime` is current at once, on the prev hash in force.
+    async fn step(&mut self) -> Message {
+        let msg = self.wire.recv().await;
+        match &msg {
+            Message::NewExtendedMiningJob(j) if j.min_ntime.is_none() => {
+                self.future = Some(j.clone());
+            }
+            Message::NewExtendedMiningJob(j) => self.job = Some(j.clone()),
+            Message::SetNewPrevHash(p) => {
+                if let Some(f) = self.future.take_if(|f| f.job_id == p.job_id) {
+                    self.job = Some(f);
+                }
+                self.prev = Some(p.clone());
+            }
+            Message::SetTarget(t) => self.target = Target::from_le_bytes(&t.maximum_target),
+            _ => {}
+        }
+        msg
+    }
+
+    /// Until there is a job to work on.
+    async fn ready(&mut self) {
+        while self.job.is_none() || self.prev.is_none() {
+            self.step().await;
+        }
+    }
+
+    /// Finds a share meeting the channel's target with extranonce `n`.
+    fn mine(&self, n: u32) -> m::SubmitSharesExtended {
+        let (job, prev) = (self.job.as_ref().unwrap(), self.prev.as_ref().unwrap());
+        let template = JobTemplate::new(
+            prev.prev_hash,
+            job.coinbase_tx_prefix.to_vec(),
+            job.coinbase_tx_suffix.to_vec(),
+            job.merkle_path.to_vec(),
+            prev.nbits,
+        )
+        .unwrap();
+        let mut en = vec![0u8; self.extranonce_size];
+        en[..4].copy_from_slice(&n.to_be_bytes());
+        let mut c = ShareChecker::new(
+            std::sync::Arc::new(template),
+            &self.prefix,
+            en.len(),
+            self.target,
+        )
+        .unwrap();
+        let ntime = job.min_ntime.unwrap_or(prev.min_ntime);
+        let nonce = (0u32..)
+            .find(|&nonce| {
+                c.check(&Submission {
+                    extranonce2: &en,
+                    time: ntime,
+                    nonce,
+                    version: job.version,
+                })
+                .unwrap()
+                .meets_share_target
+            })
+            .unwrap();
+        m::SubmitSharesExtended {
+            channel_id: self.channel,
+            sequence_number: n,
+            job_id: job.job_id,
+            nonce,
+            ntime,
+            version: job.version,
+            extranonce: B032::new(en).unwrap(),
+        }
+    }
+
+    /// The answer to a share (jobs and targets on the way are taken in).
+    async fn answer(&mut self) -> Message {
+        loop {
+            let msg = self.step().await;
+            if matches!(
+                msg,
+                Message::SubmitSharesSuccess(_) | Message::SubmitSharesError(_)
+            ) {
+                return msg;
+            }
+        }
+    }
+}
+
+fn pool_config(dir: &std::path::Path) -> (Config, AuthorityPublicKey) {
+    let auth = dir.join("authority.toml");
+    let _ = std::fs::remove_file(&auth);
+    let pk = sluice::keys::keygen(&auth).unwrap();
+    let mut cfg = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    cfg.difficulty.min = 1e-9;
+    cfg.difficulty.start = 1e-5;
+    cfg.api.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.v2.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.v2.authority_key = Some(auth);
+    (cfg, pk)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_miners_get_shares_accepted_and_booked_and_bad_ones_refused() {
+    let dir = common::scratch_dir().join("v2-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cfg, pk) = pool_config(&dir);
+    let (_v1, mut running, cancel) = common::serve(&cfg).await;
+    let (listener, identity, authority) = running.listener_v2.take().unwrap();
+    assert_eq!(authority, pk);
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
+
+    let mut miner = Miner::open(addr, pk, "acct.v2rig").await;
+    assert_eq!(miner.prefix.len(), cfg.extranonce.session_prefix_bytes);
+    miner.ready().await;
+    let shares = 12u32;
+    let mut sent = Vec::new();
+    for n in 0..shares {
+        let s = miner.mine(n);
+        miner.wire.send(s.clone()).await;
+        match miner.answer().await {
+            Message::SubmitSharesSuccess(ok) => {
+                assert_eq!(ok.last_sequence_number, n);
+                assert_eq!(ok.new_submits_accepted_count, 1);
+            }
+            other => panic!("share {n}: {other:?}"),
+        }
+        sent.push(s);
+    }
+    // The same share again, a channel that is not open, an unknown job.
+    let dup = sent[0].clone();
+    miner.wire.send(dup.clone()).await;
+    assert!(
+        matches!(miner.answer().await, Message::SubmitSharesError(e) if e.error_code.as_str() == Some("duplicate-share"))
+    );
+    miner
+        .wire
+        .send(m::SubmitSharesExtended {
+            channel_id: 999,
+            ..dup.clone()
+        })
+        .await;
+    assert!(
+        matches!(miner.answer().await, Message::SubmitSharesError(e) if e.error_code.as_str() == Some("invalid-channel-id"))
+    );
+    miner
+        .wire
+        .send(m::SubmitSharesExtended {
+            job_id: dup.job_id.wrapping_add(1000),
+            ..dup
+        })
+        .await;
+    assert!(
+        matches!(miner.answer().await, Message::SubmitSharesError(e) if e.error_code.as_str() == Some("invalid-job-id"))
+    );
+
+    // The worker's books hold exactly the accepted shares.
+    let api = running.api.unwrap();
+    let url = format!("http://{api}/api/v1/workers/acct.v2rig");
+    common::wait_until_async("the V2 worker in the books", DEADLINE, || {
+        let url = url.clone();
+        async move {
+            let v = tokio::task::spawn_blocking(move || sluice::money::get_json(&url))
+                .await
+                .unwrap();
+            v.ok()
+                .and_then(|v| v["windows"]["1h"]["accepted_shares"].as_u64())
+                == Some(u64::from(shares))
+        }
+    })
+    .await;
+
+    // A client that trusts another authority refuses the pool.
+    let other = sluice_sv2::noise::AuthorityKeypair::generate()
+        .unwrap()
+        .public_key();
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let err = codec::connect(
+        &mut sock,
+        Some(other),
+        sluice::keys::unix_now(),
+        DEFAULT_MAX_PAYLOAD,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CodecError::Noise(_)), "{err}");
+
+    // Garbage instead of a handshake costs the server one connection.
+    let mut junk = TcpStream::connect(addr).await.unwrap();
+    junk.write_all(&[0x5a; 64]).await.unwrap();
+    junk.write_all(&[0x00; 40]).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = timeout(DEADLINE, junk.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    // And the miner is still served.
+    let s = miner.mine(shares + 1);
+    miner.wire.send(s).await;
+    assert!(matches!(
+        miner.answer().await,
+        Message::SubmitSharesSuccess(_)
+    ));
+    cancel.cancel();
+}
+
+#[test]
+fn the_binary_announces_its_v2_address_and_authority() {
+    let dir = common::scratch_dir().join("v2-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = dir.join("authority.toml");
+    let _ = std::fs::remove_file(&auth);
+    let pk = sluice::keys::keygen(&auth).unwrap();
+    let out = common::output([
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen-v2",
+        "127.0.0.1:0",
+        "--authority-key",
+        auth.to_str().unwrap(),
+        "--block-log",
+        "",
+        "--help",
+    ]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--listen-v2") && help.contains("--authority-key"),
+        "{help}"
+    );
+    // Running it: the second line is the V2 URL with the authority key.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(&dir)
+        .args([
+            "pool",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-v2",
+            "127.0.0.1:0",
+            "--authority-key",
+            auth.to_str().unwrap(),
+            "--block-log",
+            "",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("listening on stratum+tcp://127.0.0.1:"),
+        "{first}"
+    );
+    let url = second
+        .strip_prefix("listening on stratum2+tcp://127.0.0.1:")
+        .expect(&second);
+    let (_port, key) = url.split_once('/').unwrap();
+    assert_eq!(key, pk.to_string());
+}
