@@ -391,3 +391,100 @@ fn the_binary_announces_its_v2_address_and_authority() {
     let (_port, key) = url.split_once('/').unwrap();
     assert_eq!(key, pk.to_string());
 }
+
+#[test]
+fn check_config_shows_the_v2_listener_and_wants_one_identity() {
+    let dir = common::scratch_dir().join("v2-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, v2: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!("mode = \"pool\"\n[v2]\nlisten = \"127.0.0.1:3336\"\n{v2}"),
+        )
+        .unwrap();
+        p
+    };
+    let good = write("good.toml", "authority_key = \"a.toml\"\n");
+    let out = common::output(["check-config", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("v2 listen: 127.0.0.1:3336 (Noise; authority key a.toml"),
+        "{text}"
+    );
+    for (name, v2) in [
+        (
+            "both.toml",
+            "authority_key = \"a.toml\"\nidentity = \"s.toml\"\n",
+        ),
+        ("none.toml", ""),
+        ("typo.toml", "authority_keys = \"a.toml\"\n"),
+    ] {
+        let out = common::output(["check-config", write(name, v2).to_str().unwrap()]);
+        assert!(!out.status.success(), "{name}");
+    }
+}
+
+/// V2 miners behind a V1 pool: `sluice proxy` takes them over Noise and
+/// sends their shares up to a V1 pool node, which validates every one
+/// again with its own copy of the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_miners_through_the_proxy_into_a_v1_pool() {
+    let dir = common::scratch_dir().join("v2-proxy");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The pool: V1 only.
+    let mut pool_cfg = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    pool_cfg.difficulty.min = 1e-9;
+    pool_cfg.difficulty.start = 1e-6;
+    let (pool_addr, pool, _pool_cancel) = common::serve(&pool_cfg).await;
+    // The proxy: V2 miners in, the pool above.
+    let (mut cfg, pk) = pool_config(&dir);
+    cfg.mode = Mode::Proxy;
+    cfg.api.listen = None;
+    cfg.pools = vec![sluice::config::PoolConfig::new(
+        sluice_engine::upstream::PoolUrl {
+            host: "127.0.0.1".into(),
+            port: pool_addr.port(),
+        },
+        "farm",
+    )];
+    let (_v1, mut proxy, cancel) = common::serve(&cfg).await;
+    let (listener, identity, _) = proxy.listener_v2.take().unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(proxy.engine.clone().serve_v2(listener, identity));
+
+    let mut miner = Miner::open(addr, pk, "farm.v2rig").await;
+    miner.ready().await;
+    let shares = 8u32;
+    for n in 0..shares {
+        let s = miner.mine(n);
+        miner.wire.send(s).await;
+        assert!(
+            matches!(miner.answer().await, Message::SubmitSharesSuccess(_)),
+            "share {n}"
+        );
+    }
+    // The pool saw them under the proxy's user, each valid in its own
+    // check (a share the pool refused would be taken back, not counted).
+    let workers = pool.pool_workers.clone().unwrap();
+    common::wait_until("the pool to credit the V2 miner's shares", DEADLINE, || {
+        workers
+            .get("farm")
+            .is_some_and(|w| w.shares >= u64::from(shares))
+    })
+    .await;
+    assert_eq!(
+        proxy
+            .engine
+            .stats
+            .upstream_rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    cancel.cancel();
+}
