@@ -339,7 +339,7 @@ fn the_binary_announces_its_v2_address_and_authority() {
     let auth = dir.join("authority.toml");
     let _ = std::fs::remove_file(&auth);
     let pk = sluice::keys::keygen(&auth).unwrap();
-    let out = common::output([
+    let args = [
         "pool",
         "--listen",
         "127.0.0.1:0",
@@ -349,8 +349,8 @@ fn the_binary_announces_its_v2_address_and_authority() {
         auth.to_str().unwrap(),
         "--block-log",
         "",
-        "--help",
-    ]);
+    ];
+    let out = common::output(args.iter().chain(&["--help"]));
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -360,17 +360,7 @@ fn the_binary_announces_its_v2_address_and_authority() {
     // Running it: the second line is the V2 URL with the authority key.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .current_dir(&dir)
-        .args([
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-v2",
-            "127.0.0.1:0",
-            "--authority-key",
-            auth.to_str().unwrap(),
-            "--block-log",
-            "",
-        ])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -486,5 +476,46 @@ async fn v2_miners_through_the_proxy_into_a_v1_pool() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+    cancel.cancel();
+}
+
+/// A client that connects and never shakes hands is cut at the handshake
+/// timeout (it never gets a router slot), and a failed handshake is
+/// counted as a protocol error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_broken_handshake_is_cut_and_counted() {
+    use sluice_engine::stats::Disconnect;
+    let dir = common::scratch_dir().join("v2-silent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut cfg, _) = pool_config(&dir);
+    cfg.listen.handshake_timeout_secs = 1;
+    let (_v1, mut running, cancel) = common::serve(&cfg).await;
+    let (listener, identity, _) = running.listener_v2.take().unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
+    let stats = running.engine.stats.clone();
+
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    let n = timeout(DEADLINE, silent.read_to_end(&mut rest))
+        .await
+        .expect("cut in time");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "nothing sent to a silent client"
+    );
+    common::wait_until("the timeout counted", DEADLINE, || {
+        stats.disconnects(Disconnect::HandshakeTimeout) == 1
+    })
+    .await;
+
+    // Half an act 1, then the end of the stream.
+    let mut broken = TcpStream::connect(addr).await.unwrap();
+    broken.write_all(&[7; 20]).await.unwrap();
+    broken.shutdown().await.unwrap();
+    common::wait_until("the broken handshake counted", DEADLINE, || {
+        stats.disconnects(Disconnect::Protocol) == 1
+    })
+    .await;
     cancel.cancel();
 }

@@ -117,6 +117,38 @@ impl Job {
         }
     }
 
+    /// The job's NewExtendedMiningJob frame (plaintext, header included)
+    /// for channel 0: `future` without `min_ntime` (it waits for the
+    /// SetNewPrevHash that names it), otherwise valid at once.
+    pub fn v2_extended_job(&self, future: bool) -> Bytes {
+        let (fut, now) = self.wire.v2.get_or_init(|| self.encode_v2());
+        if future { fut.clone() } else { now.clone() }
+    }
+
+    fn encode_v2(&self) -> (Bytes, Bytes) {
+        use sluice_sv2::binary::{B064K, Seq0255};
+        let t = &self.template;
+        let job = sluice_sv2::message::NewExtendedMiningJob {
+            channel_id: 0,
+            // V2 ids are 32 bits; a channel keeps a handful of live jobs,
+            // far from wrapping.
+            job_id: self.id as u32,
+            min_ntime: Some(self.ntime),
+            version: self.version,
+            version_rolling_allowed: true,
+            merkle_path: Seq0255::new(t.branches().to_vec()).unwrap_or_default(),
+            coinbase_tx_prefix: B064K::new(t.coinb1().to_vec()).unwrap_or_default(),
+            coinbase_tx_suffix: B064K::new(t.coinb2().to_vec()).unwrap_or_default(),
+        };
+        let now = sluice_sv2::Message::from(job.clone()).to_frame_bytes();
+        let fut = sluice_sv2::Message::from(sluice_sv2::message::NewExtendedMiningJob {
+            min_ntime: None,
+            ..job
+        })
+        .to_frame_bytes();
+        (fut, now)
+    }
+
     /// Makes the encodings sessions will ask for. The task publishing the
     /// job calls it, so that no session encodes (or waits on another one
     /// encoding) on its way to the miner.
@@ -151,12 +183,15 @@ impl Job {
 /// A job's encodings, one per wire format, each made at most once and then
 /// shared by every session that sends the job. Empty until first asked
 /// for: a job no session of a protocol ever sees costs nothing in that
-/// protocol. (A V2 `NewExtendedMiningJob` frame goes here beside the V1
-/// lines.)
+/// protocol.
 #[derive(Debug, Default)]
 pub struct JobWire {
     /// `mining.notify` with `clean_jobs` as sent, and forced clean.
     v1: OnceLock<(Bytes, Bytes)>,
+    /// NewExtendedMiningJob frames for channel 0: as a future job, and
+    /// valid at once. A channel copies one and writes its id over the
+    /// first four payload bytes.
+    v2: OnceLock<(Bytes, Bytes)>,
 }
 
 /// Largest extranonce the engine moves around (V2 allows 32 bytes).
@@ -281,13 +316,7 @@ mod tests {
     #[test]
     fn v1_notify_is_the_notify_of_the_jobs_parts() {
         let (t, _) = sluice_pow::synthetic::job(sluice_pow::synthetic::TYPICAL, 3);
-        let (share_tx, _) = mpsc::channel(1);
-        let (block_tx, _) = mpsc::unbounded_channel();
-        let links = JobLinks {
-            share_tx,
-            block_tx,
-            up: Arc::new(AtomicBool::new(true)),
-        };
+        let links = fixtures::test_links(1).links;
         for clean in [false, true] {
             let job = Job {
                 id: 0x4d,

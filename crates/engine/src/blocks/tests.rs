@@ -1,31 +1,12 @@
-use std::sync::atomic::AtomicBool;
-
-use sluice_pow::{JobTemplate, synthetic};
-use tokio::sync::mpsc;
-
 use std::io::Write as _;
 
 use super::*;
-use crate::job::fixtures::{test_job, test_share};
-use crate::job::{Extranonce, Job, JobLinks};
+use crate::job::fixtures::{synthetic_template, test_job, test_links, test_share};
+use crate::job::{Extranonce, Job};
 
 fn block_share() -> ShareForward {
-    let (t, _) = synthetic::job(synthetic::TYPICAL, 1);
-    let template = JobTemplate::new(
-        *t.prev_hash(),
-        t.coinb1().to_vec(),
-        t.coinb2().to_vec(),
-        t.branches().to_vec(),
-        0x207f_ffff,
-    )
-    .unwrap();
-    let (share_tx, _) = mpsc::channel(1);
-    let (block_tx, _) = mpsc::unbounded_channel();
-    let links = JobLinks {
-        share_tx,
-        block_tx,
-        up: Arc::new(AtomicBool::new(true)),
-    };
+    let template = synthetic_template(1, 0x207f_ffff);
+    let links = test_links(1).links;
     let job = Arc::new(Job {
         upstream: 3,
         upstream_job_id: "pool-job-9".into(),

@@ -63,3 +63,41 @@ pub(crate) fn test_share(job: Arc<Job>) -> ShareForward {
         job,
     }
 }
+
+/// Where a test job's shares and blocks go, and the receiving ends (keep
+/// them alive: a dropped receiver makes the queue refuse shares).
+pub(crate) struct TestLinks {
+    pub(crate) links: JobLinks,
+    pub(crate) shares: tokio::sync::mpsc::Receiver<ShareForward>,
+    pub(crate) blocks: tokio::sync::mpsc::UnboundedReceiver<super::BlockForward>,
+}
+
+/// Links with room for `queue` shares, the upstream up.
+pub(crate) fn test_links(queue: usize) -> TestLinks {
+    let (share_tx, shares) = tokio::sync::mpsc::channel(queue);
+    let (block_tx, blocks) = tokio::sync::mpsc::unbounded_channel();
+    TestLinks {
+        links: JobLinks {
+            share_tx,
+            block_tx,
+            up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        },
+        shares,
+        blocks,
+    }
+}
+
+/// The synthetic chain's job `block`, on the network target `bits` (hard
+/// ones keep shares from being blocks by accident; `0x207fffff` makes
+/// nearly every share one).
+pub(crate) fn synthetic_template(block: u64, bits: u32) -> JobTemplate {
+    let (t, _) = sluice_pow::synthetic::job(sluice_pow::synthetic::TYPICAL, block);
+    JobTemplate::new(
+        *t.prev_hash(),
+        t.coinb1().to_vec(),
+        t.coinb2().to_vec(),
+        t.branches().to_vec(),
+        bits,
+    )
+    .expect("valid bits")
+}

@@ -15,10 +15,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use sluice_books::Books;
 use sluice_pow::Target;
-use sluice_sv2::binary::{B032, B064K, Seq0255, Str0255};
-use sluice_sv2::frame::Frame;
+use sluice_sv2::binary::{B032, Str0255};
+use sluice_sv2::frame::{Frame, HEADER_LEN};
 use sluice_sv2::message::{
     self as m, Message, PROTOCOL_MINING, PROTOCOL_VERSION, error_code, setup_flags, success_flags,
 };
@@ -327,10 +328,7 @@ impl V2Conn {
                 c.batch.count += 1;
                 c.batch.work += difficulty;
                 // Vardiff moved: a V2 target changes at once.
-                let d = c.ch.vardiff.difficulty();
-                if !c.ch.fixed_difficulty && c.ch.sent_difficulty != Some(d) {
-                    retarget(c, d, out);
-                }
+                follow_vardiff(c, out);
             }
             Verdict::Rejected(r) => {
                 // Accepted shares are acknowledged before the error, so the
@@ -386,10 +384,7 @@ impl V2Conn {
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         for c in &mut self.channels {
             c.ch.on_tick(now);
-            let d = c.ch.vardiff.difficulty();
-            if !c.ch.fixed_difficulty && c.ch.sent_difficulty != Some(d) {
-                retarget(c, d, out);
-            }
+            follow_vardiff(c, out);
         }
     }
 }
@@ -439,16 +434,28 @@ fn flush_one(c: &mut V2Channel, out: &mut Vec<Output>) {
 /// works on.
 fn retarget(c: &mut V2Channel, d: f64, out: &mut Vec<Output>) {
     if let Some(d) = c.ch.set_difficulty_now(d) {
-        send(
-            out,
-            m::SetTarget {
-                channel_id: c.id,
-                maximum_target: Target::from_difficulty(d)
-                    .unwrap_or(Target::MAX)
-                    .to_le_bytes(),
-            },
-        );
+        set_target(out, c.id, d);
     }
+}
+
+/// Follows vardiff, unless the miner fixed its difficulty.
+fn follow_vardiff(c: &mut V2Channel, out: &mut Vec<Output>) {
+    if !c.ch.fixed_difficulty {
+        let d = c.ch.vardiff.difficulty();
+        retarget(c, d, out);
+    }
+}
+
+fn set_target(out: &mut Vec<Output>, channel_id: u32, d: f64) {
+    send(
+        out,
+        m::SetTarget {
+            channel_id,
+            maximum_target: Target::from_difficulty(d)
+                .unwrap_or(Target::MAX)
+                .to_le_bytes(),
+        },
+    );
 }
 
 /// Sends a channel the job it has waiting: a future job and
@@ -460,31 +467,14 @@ fn start(c: &mut V2Channel, max_jobs: usize, out: &mut Vec<Output>) {
     };
     let job = &started.job;
     if let Some(d) = started.new_difficulty {
-        send(
-            out,
-            m::SetTarget {
-                channel_id: c.id,
-                maximum_target: Target::from_difficulty(d)
-                    .unwrap_or(Target::MAX)
-                    .to_le_bytes(),
-            },
-        );
+        set_target(out, c.id, d);
     }
     let t = &job.template;
     let new_block = c.prev_hash != Some(*t.prev_hash());
-    send(
-        out,
-        m::NewExtendedMiningJob {
-            channel_id: c.id,
-            job_id: job.id as u32,
-            min_ntime: (!new_block).then_some(job.ntime),
-            version: job.version,
-            version_rolling_allowed: true,
-            merkle_path: Seq0255::new(t.branches().to_vec()).unwrap_or_default(),
-            coinbase_tx_prefix: B064K::new(t.coinb1().to_vec()).unwrap_or_default(),
-            coinbase_tx_suffix: B064K::new(t.coinb2().to_vec()).unwrap_or_default(),
-        },
-    );
+    // Encoded once per job for every channel; each copy gets its own id.
+    let mut frame = BytesMut::from(&job.v2_extended_job(new_block)[..]);
+    frame[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&c.id.to_le_bytes());
+    out.push(Output::Send(frame.freeze()));
     if new_block {
         send(
             out,

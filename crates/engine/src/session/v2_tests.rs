@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_pow::{JobTemplate, ShareChecker, Submission, Target, synthetic};
+use sluice_pow::{ShareChecker, Submission, Target};
 use sluice_sv2::binary::{B032, Str0255};
 use sluice_sv2::message::{self as m, Message};
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::job::fixtures::test_job;
+use crate::job::fixtures::{synthetic_template, test_job, test_links};
 use crate::job::{JobLinks, ShareForward};
 
 struct Rig {
@@ -32,20 +32,15 @@ fn cfg() -> Arc<SessionConfig> {
 
 impl Rig {
     fn new() -> Self {
-        let (share_tx, share_rx) = mpsc::channel(16);
-        let (block_tx, block_rx) = mpsc::unbounded_channel();
         let prefixes = Arc::new(Prefixes::new(2));
+        let l = test_links(16);
         Rig {
             c: V2Conn::new(9, cfg(), Arc::new(Stats::default()), prefixes.clone(), 6),
             now: Instant::now(),
             prefixes,
-            links: JobLinks {
-                share_tx,
-                block_tx,
-                up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            },
-            _share_rx: share_rx,
-            _block_rx: block_rx,
+            links: l.links,
+            _share_rx: l.shares,
+            _block_rx: l.blocks,
         }
     }
 
@@ -73,19 +68,10 @@ impl Rig {
     }
 
     fn job(&mut self, id: u64, block: u64, clean: bool) -> Arc<Job> {
-        let (t, _) = synthetic::job(synthetic::TYPICAL, block);
-        let template = JobTemplate::new(
-            *t.prev_hash(),
-            t.coinb1().to_vec(),
-            t.coinb2().to_vec(),
-            t.branches().to_vec(),
-            0x1d00ffff,
-        )
-        .unwrap();
         Arc::new(Job {
             id,
             clean,
-            ..test_job(template, self.links.clone())
+            ..test_job(synthetic_template(block, 0x1d00ffff), self.links.clone())
         })
     }
 
@@ -447,4 +433,84 @@ fn the_target_follows_the_stated_hashrate_and_moves_at_once() {
     assert!(
         matches!(&got[0], Message::UpdateChannelError(e) if e.error_code.as_str() == Some("invalid-channel-id"))
     );
+}
+
+#[test]
+fn what_is_not_served_is_refused_with_a_code() {
+    let mut r = Rig::new();
+    r.ready();
+    // A second SetupConnection ends the connection.
+    let (got, end) = r.feed(setup(0));
+    assert!(
+        matches!(&got[0], Message::SetupConnectionError(_)),
+        "{got:?}"
+    );
+    assert_eq!(end, Some(Disconnect::Protocol));
+    // Standard channels are not served yet: refused, the connection kept.
+    let mut r = Rig::new();
+    r.ready();
+    let (got, end) = r.feed(m::OpenStandardMiningChannel {
+        request_id: 7,
+        user_identity: Str0255::from("acct.std"),
+        nominal_hash_rate: 0.0,
+        max_target: [0xff; 32],
+    });
+    assert!(
+        matches!(&got[..], [Message::OpenMiningChannelError(e)] if e.request_id == 7
+            && e.error_code.as_str() == Some("standard-channels-unsupported")),
+        "{got:?}"
+    );
+    assert_eq!(end, None);
+    // Channels per connection are capped like V1 worker names.
+    let mut r = Rig::new();
+    r.c = V2Conn::new(
+        9,
+        Arc::new(SessionConfig {
+            max_workers_per_connection: 1,
+            ..(*cfg()).clone()
+        }),
+        Arc::new(Stats::default()),
+        r.prefixes.clone(),
+        6,
+    );
+    r.ready();
+    let (got, _) = r.feed(open(2, "acct.rig2", 0));
+    assert!(
+        matches!(&got[0], Message::OpenMiningChannelError(e) if e.error_code.as_str() == Some("too-many-channels")),
+        "{got:?}"
+    );
+    assert_eq!(
+        r.prefixes.in_use(),
+        1,
+        "the refused channel holds no prefix"
+    );
+}
+
+/// Blocks found = blocks submitted, for V2 too: a share meeting the
+/// network target is handed on (the connection task logs and submits it)
+/// before the miner hears anything.
+#[test]
+fn a_v2_block_goes_out_before_any_answer() {
+    let mut r = Rig::new();
+    let (ch, prefix) = r.ready();
+    let j = Arc::new(Job {
+        id: 1,
+        ..test_job(synthetic_template(1, 0x207f_ffff), r.links.clone())
+    });
+    r.push(&j);
+    let en = [0u8, 0, 0, 0, 0, 1];
+    let nonce = mine(&j, &prefix, &en, j.version, 1e-5, true);
+    let mut out = Vec::new();
+    let s = share(ch, 1, &j, &en, nonce, j.version);
+    let frame = Frame {
+        header: Message::from(s.clone()).header(),
+        payload: Message::from(s).to_frame_bytes().slice(6..),
+    };
+    r.c.on_frame(&frame, r.now, &mut out);
+    assert!(
+        matches!(&out[..], [Output::Forward(f)] if f.is_block),
+        "the block alone, before any reply"
+    );
+    assert_eq!(r.c.counters().blocks, 1);
+    assert!(matches!(&r.flush()[..], [Message::SubmitSharesSuccess(_)]));
 }
