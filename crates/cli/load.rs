@@ -216,21 +216,33 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
         }
     };
     tokio::pin!(stop);
+    let show = || {
+        let view = render_workers(
+            &stats,
+            start.elapsed(),
+            &proxy_engine,
+            &books,
+            blocks
+                .as_ref()
+                .map_or(0, |b| b.lock().map_or(0, |v| v.len())),
+        );
+        let mut out = std::io::stdout().lock();
+        if tty {
+            // Clear the screen and home the cursor.
+            let _ = write!(out, "\x1b[2J\x1b[H");
+        }
+        let _ = writeln!(out, "{view}");
+        let _ = out.flush();
+    };
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                let view = render_workers(&stats, start.elapsed(), &proxy_engine, &books, blocks.as_ref().map_or(0, |b| b.lock().map_or(0, |v| v.len())));
-                let mut out = std::io::stdout().lock();
-                if tty {
-                    // Clear the screen and home the cursor.
-                    let _ = write!(out, "\x1b[2J\x1b[H");
-                }
-                let _ = writeln!(out, "{view}");
-                let _ = out.flush();
-            }
+            _ = tick.tick() => show(),
             _ = &mut stop => break,
         }
     }
+    // The table as the run ends, so a timed run's last word is its whole
+    // duration rather than whichever tick came before it.
+    show();
     cancel.cancel();
     Ok(())
 }
