@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_books::JobValue;
 use sluice_pow::{ShareChecker, Submission, Target};
@@ -34,6 +34,10 @@ impl Hasher for IdHasher {
         self.0 = n;
     }
 }
+
+/// How long after a raised target shares at the target before it are
+/// still taken: a round trip and a miner's pipeline, with room to spare.
+pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 
 pub(super) struct JobEntry {
     pub(super) job: Arc<Job>,
@@ -133,6 +137,10 @@ pub(super) struct Channel {
     /// Set by the miner (`d=` in a V1 password): vardiff stays off.
     pub(super) fixed_difficulty: bool,
     pub(super) sent_difficulty: Option<f64>,
+    /// After a difficulty raised at once (a V2 SetTarget), the one the
+    /// miner had before and until when its shares are still taken at it:
+    /// shares found before the miner heard of the change are its work.
+    pub(super) grace: Option<(f64, Instant)>,
     pub(super) jobs: VecDeque<JobEntry>,
     pub(super) latest: Option<Arc<Job>>,
     /// The next job sent must be clean (first job, or first after moving
@@ -167,6 +175,7 @@ impl Channel {
             ),
             fixed_difficulty: false,
             sent_difficulty: None,
+            grace: None,
             jobs: VecDeque::new(),
             latest: None,
             force_clean: true,
@@ -230,10 +239,11 @@ impl Channel {
     ) -> Result<ShareForward, (Reject, f64)> {
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.ntime_max_forward_secs;
+        let grace = self.grace.filter(|&(_, until)| now < until);
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
-        let d = entry.difficulty;
+        let mut d = entry.difficulty;
         if share.extranonce.len() != en2_size {
             return Err((Reject::BadExtranonce2Size, 0.0));
         }
@@ -287,7 +297,17 @@ impl Channel {
         // A block is never refused, even where the network target is
         // easier than the session's (regtest, test chains).
         if !r.meets_share_target && !r.meets_network_target {
-            return Err((Reject::LowDifficulty, d));
+            // Found at the easier target in force before a raise, and
+            // in flight when the miner heard of it: credited at that
+            // target (never above what the pool credits the job at).
+            let earlier = grace
+                .map(|(g, _)| g.min(entry.job.pool_difficulty))
+                .filter(|&g| g < d)
+                .filter(|&g| Target::from_difficulty(g).is_ok_and(|t| t.is_met_by(&r.hash)));
+            match earlier {
+                Some(g) => d = g,
+                None => return Err((Reject::LowDifficulty, d)),
+            }
         }
         // A share that can go nowhere is not answered `true` (a block
         // still is: it waits in the block log for its pool to return).
@@ -415,20 +435,43 @@ impl Channel {
     /// the new difficulty, still never above what its pool credits; the
     /// difficulty the miner was told is the new one. Returns what to tell
     /// it, if anything changed.
-    pub(super) fn set_difficulty_now(&mut self, d: f64) -> Option<f64> {
+    pub(super) fn set_difficulty_now(&mut self, d: f64, now: Instant) -> Option<f64> {
         if !(d.is_finite() && d > 0.0) || self.sent_difficulty == Some(d) {
             return None;
         }
+        let before = self.sent_difficulty;
+        self.rejudge_live(d, before, now);
+        self.sent_difficulty = Some(d);
+        Some(d)
+    }
+
+    /// The live jobs are credited at `d` from now on (each still capped by
+    /// its pool); if that is a raise from `before`, shares at `before`
+    /// are taken for [`SET_TARGET_GRACE`].
+    pub(super) fn rejudge_live(&mut self, d: f64, before: Option<f64>, now: Instant) {
         for e in self.jobs.iter_mut() {
             let jd = d.min(e.job.pool_difficulty);
+            if jd == e.difficulty {
+                continue;
+            }
             e.difficulty = jd;
             e.target = Target::from_difficulty(jd).unwrap_or(Target::MAX);
             if let Some(c) = e.checker.as_mut() {
                 c.set_share_target(e.target);
             }
         }
-        self.sent_difficulty = Some(d);
-        Some(d)
+        self.grace = before
+            .filter(|&b| b < d)
+            .map(|b| (b, now + SET_TARGET_GRACE));
+    }
+
+    /// The difficulty a V2 miner is to work at now: vardiff's, never
+    /// above what the pool credits the job in force at (the miner applies
+    /// a target to every job at once, so one above the pool's would be
+    /// work the pool never credits).
+    pub(super) fn difficulty_now(&self) -> f64 {
+        let d = self.vardiff.difficulty();
+        self.jobs.back().map_or(d, |e| d.min(e.job.pool_difficulty))
     }
 
     /// Takes a new job from the channel's upstream as the next to send;

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use sluice_pow::{ShareChecker, Submission, Target};
 
+use super::channel::SET_TARGET_GRACE;
 use super::*;
 use crate::job::Job;
 use crate::job::fixtures::{test_job, test_share};
@@ -1286,21 +1287,59 @@ fn a_difficulty_set_now_applies_to_live_jobs_at_once() {
         nonce,
         version: VersionIn::Job,
     };
-    assert_eq!(r.s.ch.set_difficulty_now(1e-3), Some(1e-3));
+    let before = r.s.ch.sent_difficulty.unwrap();
+    assert!(before < 1e-3 && Target::from_difficulty(before).unwrap() >= target_low);
+    assert_eq!(r.s.ch.set_difficulty_now(1e-3, r.now), Some(1e-3));
     assert_eq!(
-        r.s.ch.set_difficulty_now(1e-3),
+        r.s.ch.set_difficulty_now(1e-3, r.now),
         None,
         "unchanged: nothing to say"
     );
+    // Past the grace a share at the old target is too easy...
+    let late = r.now + SET_TARGET_GRACE;
     assert_eq!(
         r.s.ch
-            .check(slot, &share, worker.clone(), 7, r.now)
+            .check(slot, &share, worker.clone(), 7, late)
             .unwrap_err(),
         (Reject::LowDifficulty, 1e-3)
     );
-    // Back down: the same share is good now, credited at the new figure.
-    assert_eq!(r.s.ch.set_difficulty_now(1e-5), Some(1e-5));
-    let fwd = r.s.ch.check(slot, &share, worker, 7, r.now).unwrap();
+    // ...but one in flight when the miner heard of the raise is its work,
+    // credited at the target it was found at.
+    let fwd =
+        r.s.ch
+            .check(slot, &share, worker.clone(), 7, r.now)
+            .unwrap();
+    assert_eq!(fwd.difficulty, before);
+    // Back down: a share at the new, easier target is credited at it.
+    let nonce2 = (nonce + 1..)
+        .find(|&n| {
+            let h = c
+                .check(&Submission {
+                    extranonce2: &en2,
+                    time: j.ntime,
+                    nonce: n,
+                    version: j.version,
+                })
+                .unwrap()
+                .hash;
+            target_low.is_met_by(&h) && !target_high.is_met_by(&h)
+        })
+        .unwrap();
+    assert_eq!(r.s.ch.set_difficulty_now(1e-5, late), Some(1e-5));
+    assert_eq!(r.s.ch.grace, None, "lowering leaves nothing to grace");
+    let fwd =
+        r.s.ch
+            .check(
+                slot,
+                &Share {
+                    nonce: nonce2,
+                    ..share
+                },
+                worker,
+                7,
+                late,
+            )
+            .unwrap();
     assert_eq!(fwd.difficulty, 1e-5);
-    assert_eq!(r.s.ch.set_difficulty_now(f64::NAN), None);
+    assert_eq!(r.s.ch.set_difficulty_now(f64::NAN, late), None);
 }

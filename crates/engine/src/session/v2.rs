@@ -279,7 +279,7 @@ impl V2Conn {
         c.ch.sent_difficulty = Some(d);
         if let Some(job) = &self.latest {
             c.ch.on_job(job.clone());
-            start(&mut c, self.core.cfg.max_jobs, out);
+            start(&mut c, self.core.cfg.max_jobs, now, out);
         }
         self.channels.push(c);
     }
@@ -300,7 +300,7 @@ impl V2Conn {
             let d =
                 c.ch.vardiff
                     .set(rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0, now);
-            retarget(c, d, out);
+            retarget(c, d, now, out);
         }
     }
 
@@ -328,7 +328,7 @@ impl V2Conn {
                 c.batch.count += 1;
                 c.batch.work += difficulty;
                 // Vardiff moved: a V2 target changes at once.
-                follow_vardiff(c, out);
+                follow_vardiff(c, now, out);
             }
             Verdict::Rejected(r) => {
                 // Accepted shares are acknowledged before the error, so the
@@ -356,10 +356,10 @@ impl V2Conn {
     }
 
     /// A new job from the connection's upstream, for every channel.
-    pub fn on_job(&mut self, job: Arc<Job>, _now: Instant, out: &mut Vec<Output>) {
+    pub fn on_job(&mut self, job: Arc<Job>, now: Instant, out: &mut Vec<Output>) {
         for c in &mut self.channels {
             c.ch.on_job(job.clone());
-            start(c, self.core.cfg.max_jobs, out);
+            start(c, self.core.cfg.max_jobs, now, out);
         }
         self.latest = Some(job);
     }
@@ -384,7 +384,7 @@ impl V2Conn {
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         for c in &mut self.channels {
             c.ch.on_tick(now);
-            follow_vardiff(c, out);
+            follow_vardiff(c, now, out);
         }
     }
 }
@@ -432,17 +432,17 @@ fn flush_one(c: &mut V2Channel, out: &mut Vec<Output>) {
 
 /// Tells the miner its new target, which applies at once to the jobs it
 /// works on.
-fn retarget(c: &mut V2Channel, d: f64, out: &mut Vec<Output>) {
-    if let Some(d) = c.ch.set_difficulty_now(d) {
+fn retarget(c: &mut V2Channel, d: f64, now: Instant, out: &mut Vec<Output>) {
+    if let Some(d) = c.ch.set_difficulty_now(d, now) {
         set_target(out, c.id, d);
     }
 }
 
 /// Follows vardiff, unless the miner fixed its difficulty.
-fn follow_vardiff(c: &mut V2Channel, out: &mut Vec<Output>) {
+fn follow_vardiff(c: &mut V2Channel, now: Instant, out: &mut Vec<Output>) {
     if !c.ch.fixed_difficulty {
-        let d = c.ch.vardiff.difficulty();
-        retarget(c, d, out);
+        let d = c.ch.difficulty_now();
+        retarget(c, d, now, out);
     }
 }
 
@@ -461,12 +461,16 @@ fn set_target(out: &mut Vec<Output>, channel_id: u32, d: f64) {
 /// Sends a channel the job it has waiting: a future job and
 /// SetNewPrevHash when the previous block changed (or on the first job),
 /// otherwise a job valid at once.
-fn start(c: &mut V2Channel, max_jobs: usize, out: &mut Vec<Output>) {
+fn start(c: &mut V2Channel, max_jobs: usize, now: Instant, out: &mut Vec<Output>) {
+    let before = c.ch.sent_difficulty;
     let Some(started) = c.ch.start_job(max_jobs) else {
         return;
     };
     let job = &started.job;
     if let Some(d) = started.new_difficulty {
+        // The miner applies a target to every job at once: so does the
+        // check.
+        c.ch.rejudge_live(d, before, now);
         set_target(out, c.id, d);
     }
     let t = &job.template;
