@@ -529,10 +529,7 @@ async fn proxy_books_value_shares_at_the_pools_own_coinbase() {
         payout: sluice::config::PayoutScheme::Pplns,
         password: "d=0.0000005".into(),
         ..sluice::config::PoolConfig::new(
-            sluice_engine::upstream::PoolUrl {
-                host: "127.0.0.1".into(),
-                port: pool_addr.port(),
-            },
+            sluice_engine::upstream::PoolUrl::v1("127.0.0.1", pool_addr.port()),
             "farm",
         )
     }];

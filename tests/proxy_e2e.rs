@@ -91,10 +91,7 @@ fn any_port() -> SocketAddr {
 }
 
 fn pool_entry(node: &Node, user: &str, weight: f64, level: u32) -> PoolConfig {
-    let url = PoolUrl {
-        host: "127.0.0.1".into(),
-        port: node.addr.port(),
-    };
+    let url = PoolUrl::v1("127.0.0.1", node.addr.port());
     PoolConfig {
         // A fixed, low difficulty upstream: every share the proxy accepts
         // is forwarded and checked again by the pool.

@@ -52,10 +52,7 @@ async fn launch(cfg: Config) -> Node {
 }
 
 fn url(addr: SocketAddr) -> PoolUrl {
-    PoolUrl {
-        host: "127.0.0.1".into(),
-        port: addr.port(),
-    }
+    PoolUrl::v1("127.0.0.1", addr.port())
 }
 
 fn proxy_config(pool: SocketAddr) -> Config {

@@ -437,10 +437,7 @@ async fn v2_miners_through_the_proxy_into_a_v1_pool() {
     cfg.mode = Mode::Proxy;
     cfg.api.listen = None;
     cfg.pools = vec![sluice::config::PoolConfig::new(
-        sluice_engine::upstream::PoolUrl {
-            host: "127.0.0.1".into(),
-            port: pool_addr.port(),
-        },
+        sluice_engine::upstream::PoolUrl::v1("127.0.0.1", pool_addr.port()),
         "farm",
     )];
     let (_v1, mut proxy, cancel) = common::serve(&cfg).await;

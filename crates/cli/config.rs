@@ -377,7 +377,8 @@ pub enum Rolling {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// `stratum+tcp://host:port`.
+    /// `stratum+tcp://host:port` (`stratum2+tcp://host:port/KEY` is
+    /// parsed but refused upstream for now).
     pub url: PoolUrl,
     /// Account to authorize as.
     pub user: String,
@@ -616,6 +617,12 @@ impl Config {
                     positive(&format!("weight of {}", p.url), p.weight)?;
                     if p.user.is_empty() {
                         bail!("pool {} has an empty user", p.url);
+                    }
+                    if p.url.authority.is_some() {
+                        bail!(
+                            "pool {}: Stratum V2 pools upstream are not supported yet (V2 miners are: [v2] listen)",
+                            p.url
+                        );
                     }
                 }
             }

@@ -40,7 +40,7 @@ pub fn raise_fd_limit() -> u64 {
 /// Settings for `sluice loadgen`.
 #[derive(Clone, Debug)]
 pub struct LoadgenArgs {
-    /// Where to connect.
+    /// Where to connect; a `stratum2+tcp://` URL makes V2 miners.
     pub url: PoolUrl,
     /// Simulated miners.
     pub miners: usize,
@@ -95,7 +95,7 @@ fn progress_printer() -> impl FnMut(&Snapshot) {
 pub async fn loadgen(a: LoadgenArgs) -> Report {
     raise_fd_limit();
     let cfg = FarmConfig {
-        addr: format!("{}:{}", a.url.host, a.url.port),
+        addr: a.url.addr(),
         miners: a.miners,
         duration: a.duration,
         ramp_per_sec: a.ramp,
@@ -106,6 +106,10 @@ pub async fn loadgen(a: LoadgenArgs) -> Report {
             hashes_per_sec: a.hashrate,
             share_rate: a.share_rate,
             bad_fraction: a.bad_fraction,
+            v2: a
+                .url
+                .authority
+                .map(|authority| sluice_loadgen::V2Config { authority }),
             ..MinerConfig::default()
         },
     };
@@ -148,13 +152,7 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
         max_consecutive_rejects: 1000,
         fee: DEMO_FEE,
         payout_btc_per_share: Some(DEMO_REWARD_BTC / DEMO_DIFFICULTY * (1.0 - DEMO_FEE)),
-        ..PoolConfig::new(
-            PoolUrl {
-                host: "127.0.0.1".into(),
-                port: pool_addr.port(),
-            },
-            "demo-farm",
-        )
+        ..PoolConfig::new(PoolUrl::v1("127.0.0.1", pool_addr.port()), "demo-farm")
     }];
     // Small simulated miners: a share within a second or two each (every
     // worker shows in the books from its first share), and a vardiff that

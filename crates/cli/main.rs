@@ -102,7 +102,10 @@ struct CertArgs {
 
 #[derive(Debug, Args)]
 struct LoadgenCli {
-    /// The server to load: stratum+tcp://HOST:PORT.
+    /// The server to load: stratum+tcp://HOST:PORT for Stratum V1 miners,
+    /// stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY for Stratum V2 miners
+    /// (Noise, one extended channel each; the server's certificate must be
+    /// signed by that key).
     #[arg(long)]
     url: sluice_engine::upstream::PoolUrl,
     /// Simulated miners.

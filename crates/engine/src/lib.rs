@@ -26,4 +26,5 @@ pub mod server;
 pub mod session;
 pub mod stats;
 pub mod upstream;
+pub mod url;
 pub mod vardiff;

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_pow::version::RollingRule;
 use sluice_pow::{JobTemplate, Target, hex};
@@ -35,75 +34,7 @@ use crate::extranonce::Geometry;
 use crate::job::{BlockForward, Job, JobLinks, ShareForward, UpstreamId};
 use crate::session::SessionId;
 use crate::stats::{AtomicF64, PoolReject, Stats};
-
-/// `stratum+tcp://host:port`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PoolUrl {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-/// Why a pool URL was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("bad pool URL {url:?}: {reason} (expected stratum+tcp://host:port)")]
-pub struct UrlError {
-    url: String,
-    reason: &'static str,
-}
-
-impl std::str::FromStr for PoolUrl {
-    type Err = UrlError;
-    fn from_str(url: &str) -> Result<Self, UrlError> {
-        let err = |reason| UrlError {
-            url: url.to_owned(),
-            reason,
-        };
-        let rest = url
-            .strip_prefix("stratum+tcp://")
-            .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or(err("scheme must be stratum+tcp"))?;
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':').ok_or(err("missing port"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(err("missing host"));
-        }
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or(err("bad port"))?;
-        Ok(PoolUrl {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for PoolUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "stratum+tcp://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "stratum+tcp://{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl Serialize for PoolUrl {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PoolUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::url::{PoolUrl, UrlError};
 
 /// One upstream pool connection's settings.
 #[derive(Clone, Debug)]
@@ -643,6 +574,7 @@ impl ClientState {
                 let url = PoolUrl {
                     host: host.unwrap_or_else(|| self.cfg.url.host.clone()),
                     port: port.unwrap_or(self.cfg.url.port),
+                    authority: self.cfg.url.authority,
                 };
                 // A pool (or anyone on the plaintext path) could move the
                 // farm's hashrate, and our credentials, anywhere: follow

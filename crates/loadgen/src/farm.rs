@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -124,8 +123,12 @@ pub struct Report {
     pub accepted: u64,
     /// Accepted shares per second over the measured window.
     pub accepted_per_sec: f64,
-    /// Rejects by V1 code (20–25).
+    /// Rejects by V1 code (20–25); V2 errors under the code of the same
+    /// meaning.
     pub rejected_by_code: std::collections::BTreeMap<u8, u64>,
+    /// V2 rejects by the error string the server sent (empty for V1).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rejected_by_error: std::collections::BTreeMap<String, u64>,
     /// Rejects per second over the measured window.
     pub rejected_per_sec: f64,
     /// Bad shares sent on purpose: stale, duplicate, low difficulty.
@@ -159,7 +162,7 @@ fn snapshot(stats: &[Arc<MinerStats>], disconnects: u64, start: Instant) -> Snap
 /// Runs a farm; `progress` is called about once a second.
 pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> Report {
     let start = Instant::now();
-    let arrivals: miner::JobArrivals = Arc::new(DashMap::new());
+    let arrivals: miner::JobArrivals = Arc::default();
     let disconnects = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
     let stats: Vec<Arc<MinerStats>> = (0..cfg.miners)
@@ -256,6 +259,7 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     let mut first = lat.clone();
     let mut fan = lat.clone();
     let mut rejected_by_code = std::collections::BTreeMap::new();
+    let mut rejected_by_error = std::collections::BTreeMap::new();
     let mut bad_sent = [0u64; 3];
     for m in &stats {
         if let Ok(h) = m.latency_us.lock() {
@@ -271,6 +275,11 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
             let n = m.rejected(code);
             if n > 0 {
                 *rejected_by_code.entry(code).or_insert(0) += n;
+            }
+        }
+        if let Ok(by) = m.rejected_v2.lock() {
+            for (e, n) in by.iter() {
+                *rejected_by_error.entry(e.clone()).or_insert(0) += n;
             }
         }
         for (i, b) in m.bad_sent.iter().enumerate() {
@@ -289,6 +298,7 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         accepted: fin.accepted,
         accepted_per_sec: (fin.accepted - base.accepted) as f64 / measured,
         rejected_by_code,
+        rejected_by_error,
         rejected_per_sec: (fin.rejected - base.rejected) as f64 / measured,
         bad_sent,
         disconnects: fin.disconnects,
@@ -328,6 +338,11 @@ impl Report {
             .rejected_by_code
             .iter()
             .map(|(c, n)| format!("{c}: {n}"))
+            .chain(
+                self.rejected_by_error
+                    .iter()
+                    .map(|(e, n)| format!("{e}: {n}")),
+            )
             .collect();
         s.push_str(&format!(
             "rejected                 {:.1}/s  by code {{{}}}\nbad sent on purpose      stale {}, duplicate {}, low difficulty {}\ndisconnects              {}\n\n",

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::pace::{BadPicker, Pacer};
 use bytes::BytesMut;
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
@@ -50,6 +51,8 @@ pub struct MinerConfig {
     /// Local address to connect from (a farm behind many addresses; on
     /// loopback any 127.x.y.z works). `None`: the system's choice.
     pub bind: Option<std::net::IpAddr>,
+    /// `Some`: speak Stratum V2 instead of V1.
+    pub v2: Option<crate::miner_v2::V2Config>,
 }
 
 impl Default for MinerConfig {
@@ -65,6 +68,7 @@ impl Default for MinerConfig {
             seed: 1,
             user_agent: format!("sluice-loadgen/{}", env!("CARGO_PKG_VERSION")),
             bind: None,
+            v2: None,
         }
     }
 }
@@ -90,8 +94,11 @@ pub struct MinerStats {
     pub submitted: AtomicU64,
     /// Shares answered `true`.
     pub accepted: AtomicU64,
-    /// Shares answered with an error, by V1 code 20..=25 (index code−20).
+    /// Shares answered with an error, by V1 code 20..=25 (index code−20);
+    /// V2 errors are counted under the V1 code of the same meaning.
     pub rejected: [AtomicU64; 6],
+    /// V2 errors by the error string the server sent.
+    pub rejected_v2: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Bad shares sent on purpose, by [`BadKind`].
     pub bad_sent: [AtomicU64; 3],
     /// Jobs received.
@@ -131,6 +138,7 @@ impl Default for MinerStats {
             submitted: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
+            rejected_v2: Mutex::default(),
             bad_sent: Default::default(),
             jobs: AtomicU64::new(0),
             clean_jobs: AtomicU64::new(0),
@@ -159,6 +167,15 @@ impl MinerStats {
         f64::from_bits(self.accepted_work_bits.load(Ordering::Relaxed))
     }
 
+    /// One share answered `true` at difficulty `d`.
+    pub(crate) fn add_accepted(&self, d: f64) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        // Only the miner's own task writes: load + store is enough.
+        let w = self.accepted_work() + d;
+        self.accepted_work_bits
+            .store(w.to_bits(), Ordering::Relaxed);
+    }
+
     /// All rejects.
     pub fn rejected_total(&self) -> u64 {
         self.rejected
@@ -168,7 +185,7 @@ impl MinerStats {
     }
 }
 
-fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
+pub(crate) fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
     if let Ok(mut h) = h.lock() {
         let _ = h.record((d.as_micros() as u64).clamp(1, 3_600_000_000));
     }
@@ -196,10 +213,19 @@ struct Work {
     difficulty: f64,
 }
 
-/// Per job id across a farm: when the first miner got it (fan-out lag),
-/// and the job parsed once (thousands of miners need not each parse the
-/// same notify).
-pub type JobArrivals = Arc<DashMap<String, (Instant, Arc<Notify>)>>;
+/// Per job across a farm: when the first miner got it (fan-out lag), and
+/// for V1 the notify parsed once (thousands of miners need not each parse
+/// the same line).
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    /// V1, by job id: first receipt and the parsed notify.
+    pub(crate) v1: DashMap<String, (Instant, Arc<Notify>)>,
+    /// V2, by job id: when the first miner could start on it.
+    pub(crate) v2: DashMap<u32, Instant>,
+}
+
+/// Shared among a farm's miners.
+pub type JobArrivals = Arc<Arrivals>;
 
 /// The job id of a `mining.notify` line, cheaply: the first string in
 /// `params`. `None` for anything else (which is then parsed in full).
@@ -214,18 +240,7 @@ fn notify_job_id(line: &[u8]) -> Option<&str> {
     Some(&rest[..rest.find('"')?])
 }
 
-/// xorshift64*: cheap, deterministic choices.
-struct Rng(u64);
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-async fn connect(cfg: &MinerConfig) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect(cfg: &MinerConfig) -> std::io::Result<TcpStream> {
     let Some(ip) = cfg.bind else {
         return TcpStream::connect(&cfg.addr).await;
     };
@@ -261,7 +276,11 @@ pub async fn run_in_farm(
     arrivals: Option<JobArrivals>,
     cancel: CancellationToken,
 ) -> Result<(), MinerError> {
-    let r = mine(cfg, stats.clone(), arrivals, cancel).await;
+    let r = if let Some(v2) = cfg.v2.clone() {
+        crate::miner_v2::mine(cfg, v2, stats.clone(), arrivals, cancel).await
+    } else {
+        mine(cfg, stats.clone(), arrivals, cancel).await
+    };
     stats.finished.store(1, Ordering::Release);
     r
 }
@@ -319,25 +338,12 @@ async fn mine(
     let mut en2_counter: u64 = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
     let mut nonce: u32 = 0;
     let mut roll: u32 = 0;
-    let mut rng = Rng(cfg.seed | 1);
-    let mut bad_turn = 0usize;
+    let mut bad = BadPicker::new(&cfg);
     let mut got_job = false;
     // The last job before the latest clean job: shares on it are stale.
     let mut superseded: Option<String> = None;
     let mut sent_at: HashMap<u64, (Instant, f64)> = HashMap::new();
-    // Hash budget: hashes allowed so far, refilled by elapsed time at the
-    // current rate (which follows the difficulty in share-rate mode).
-    let mut budget: f64 = 0.0;
-    let mut last_refill = Instant::now();
-    // How often to hash: often enough to spread shares out, rarely enough
-    // that tens of thousands of miners do not drown in timer wake-ups.
-    let slice = match cfg.share_rate {
-        Some(r) if r > 0.0 => (0.25 / r).clamp(0.01, 0.5),
-        _ if cfg.hashes_per_sec < 50_000.0 => 0.05,
-        _ => 0.01,
-    };
-    let mut pace = tokio::time::interval(Duration::from_secs_f64(slice));
-    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut pace = Pacer::new(&cfg);
     // Once cancelled, a miner stops hashing and waits (bounded) for the
     // answers to what it already submitted, like hardware that finishes
     // its in-flight shares: its counts then match what the server booked.
@@ -360,7 +366,7 @@ async fn mine(
                     // A notify another miner of the farm already parsed.
                     let cached = arrivals.as_ref().and_then(|a| {
                         let id = notify_job_id(&line)?;
-                        a.get(id).map(|e| (e.0, e.1.clone()))
+                        a.v1.get(id).map(|e| (e.0, e.1.clone()))
                     });
                     let m = match cached {
                         Some((_, n)) => ServerMessage::Notify((*n).clone()),
@@ -385,12 +391,7 @@ async fn mine(
                                 }
                                 match error {
                                     None if result.as_bool() == Some(true) => {
-                                        stats.accepted.fetch_add(1, Ordering::Relaxed);
-                                        if let Some((_, d)) = share {
-                                            // Single writer: load + store is enough.
-                                            let w = stats.accepted_work() + d;
-                                            stats.accepted_work_bits.store(w.to_bits(), Ordering::Relaxed);
-                                        }
+                                        stats.add_accepted(share.map_or(0.0, |(_, d)| d));
                                     }
                                     Some(e) => {
                                         let code = e.code.clamp(20, 25) as usize - 20;
@@ -422,7 +423,7 @@ async fn mine(
                             // first job is excluded: it arrives on connect,
                             // so its lag is the ramp, not the fan-out.
                             if let Some(a) = &arrivals {
-                                let first = a.entry(n.job_id.clone()).or_insert_with(|| (now, Arc::new(n.clone()))).0;
+                                let first = a.v1.entry(n.job_id.clone()).or_insert_with(|| (now, Arc::new(n.clone()))).0;
                                 if !first_job {
                                     record(&stats.fanout_us, now.saturating_duration_since(first));
                                 }
@@ -451,23 +452,16 @@ async fn mine(
                     }
                 }
             }
-            _ = pace.tick() => {
+            _ = pace.tick.tick() => {
                 if draining.is_some() {
                     continue;
                 }
                 let Some(w) = work.as_mut() else { continue };
                 let now = Instant::now();
-                let rate = match cfg.share_rate {
-                    Some(r) => (r * w.difficulty * 4_294_967_296.0).min(cfg.hashes_per_sec),
-                    None => cfg.hashes_per_sec,
-                };
-                budget = (budget + now.duration_since(last_refill).as_secs_f64() * rate).min(rate.max(1.0));
-                last_refill = now;
-                let batch = budget.floor() as u64;
+                let batch = pace.batch(&cfg, w.difficulty);
                 if batch == 0 {
                     continue;
                 }
-                budget -= batch as f64;
                 let mut out = Vec::new();
                 let mut en2_buf = [0u8; 32];
                 let n = en2_size.min(32);
@@ -484,20 +478,15 @@ async fn mine(
                     let s = Submission { extranonce2: en2, time: w.ntime, nonce, version };
                     let hit = matches!(w.checker.check(&s), Ok(r) if r.meets_share_target);
                     if hit {
-                        let bad = cfg.bad_fraction > 0.0 && rng.next_f64() < cfg.bad_fraction;
-                        let kind = [BadKind::Stale, BadKind::Duplicate, BadKind::LowDifficulty][bad_turn % 3];
-                        if bad {
-                            bad_turn += 1;
-                            stats.bad_sent[kind as usize].fetch_add(1, Ordering::Relaxed);
-                        }
-                        match (bad, kind) {
-                            (true, BadKind::Stale) => {
+                        let spoil = bad.pick(&stats);
+                        match spoil {
+                            Some(BadKind::Stale) => {
                                 let job = superseded.as_deref().unwrap_or("deadbeefdeadbeef");
                                 out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, job, en2, w.ntime, nonce, vbits));
                                 sent_at.insert(next_id, (now, w.difficulty));
                                 next_id += 1;
                             }
-                            (true, BadKind::LowDifficulty) => {
+                            Some(BadKind::LowDifficulty) => {
                                 // The next nonce that misses the target.
                                 let mut low = nonce.wrapping_add(1);
                                 while matches!(w.checker.check(&Submission { extranonce2: en2, time: w.ntime, nonce: low, version }), Ok(r) if r.meets_share_target) {
@@ -507,8 +496,8 @@ async fn mine(
                                 sent_at.insert(next_id, (now, w.difficulty));
                                 next_id += 1;
                             }
-                            (true, BadKind::Duplicate) | (false, _) => {
-                                let copies = if bad { 2 } else { 1 };
+                            Some(BadKind::Duplicate) | None => {
+                                let copies = if spoil.is_some() { 2 } else { 1 };
                                 for _ in 0..copies {
                                     out.extend_from_slice(&msg::encode_submit(next_id, &cfg.worker, &w.job_id, en2, w.ntime, nonce, vbits));
                                     sent_at.insert(next_id, (now, w.difficulty));
@@ -516,7 +505,7 @@ async fn mine(
                                 }
                             }
                         }
-                        stats.submitted.fetch_add(if bad && kind == BadKind::Duplicate { 2 } else { 1 }, Ordering::Relaxed);
+                        stats.submitted.fetch_add(if spoil == Some(BadKind::Duplicate) { 2 } else { 1 }, Ordering::Relaxed);
                     }
                     nonce = nonce.wrapping_add(1);
                     if nonce == 0 {
@@ -546,7 +535,7 @@ async fn mine(
 }
 
 /// Longest a cancelled miner waits for answers to its in-flight shares.
-const DRAIN_FOR: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_FOR: Duration = Duration::from_secs(5);
 
 fn new_work(n: &Notify, en1: &[u8], en2_size: usize, difficulty: f64) -> Result<Work, MinerError> {
     let template = JobTemplate::new(

@@ -431,10 +431,7 @@ fn reconnect_is_followed_only_to_the_configured_or_listed_hosts() {
     ] {
         assert_eq!(
             redirect(&mut st, host, 3333),
-            vec![ClientAction::RefusedReconnect(PoolUrl {
-                host: host.into(),
-                port: 3333
-            })],
+            vec![ClientAction::RefusedReconnect(PoolUrl::v1(host, 3333))],
             "{host}"
         );
     }

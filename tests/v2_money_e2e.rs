@@ -1,0 +1,350 @@
+//! The conservation laws for Stratum V2 miners, on real sockets on
+//! 127.0.0.1, with the V2 load generator (Noise, extended channels, real
+//! hashing): straight into the pool node, and through `sluice proxy`
+//! into a V1 pool. The work credited equals the hashes computed / 2^32
+//! within the bound stated in `safety_e2e.rs`; a share answered by a
+//! SubmitShares.Success is booked exactly once; every bad share comes
+//! back with its error string.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::wait_until;
+use sluice::config::{Config, Mode, PoolConfig, PoolNodeConfig};
+use sluice::run::Running;
+use sluice_engine::upstream::{Health, PoolUrl};
+use sluice_loadgen::{MinerConfig, MinerStats, V2Config};
+use sluice_sv2::noise::AuthorityPublicKey;
+use tokio_util::sync::CancellationToken;
+
+const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
+
+/// An instance in this process with its V2 listener served.
+struct Node {
+    v1: SocketAddr,
+    v2: SocketAddr,
+    authority: AuthorityPublicKey,
+    running: Running,
+    cancel: CancellationToken,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// `cfg` with a fresh authority key and a V2 listener on 127.0.0.1.
+async fn launch(mut cfg: Config, name: &str) -> Node {
+    let dir = common::scratch_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = dir.join("authority.toml");
+    let _ = std::fs::remove_file(&auth);
+    sluice::keys::keygen(&auth).unwrap();
+    cfg.v2.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.v2.authority_key = Some(auth);
+    let (v1, mut running, cancel) = common::serve(&cfg).await;
+    let (listener, identity, authority) = running.listener_v2.take().unwrap();
+    let v2 = listener.local_addr().unwrap();
+    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
+    Node {
+        v1,
+        v2,
+        authority,
+        running,
+        cancel,
+    }
+}
+
+/// A pool node whose share difficulty is held at `d` (min = max).
+fn pool_config(d: f64) -> Config {
+    let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    c.pool_node = PoolNodeConfig {
+        network_difficulty: 1.0,
+        block_interval_secs: 0.0,
+        refresh_interval_secs: 1.0,
+        ..Default::default()
+    };
+    c.difficulty.min = d;
+    c.difficulty.start = d;
+    c.difficulty.max = d;
+    c
+}
+
+fn v2_miner(
+    node: &Node,
+    worker: &str,
+    hashes_per_sec: f64,
+    stop: &CancellationToken,
+) -> Arc<MinerStats> {
+    let cfg = MinerConfig {
+        addr: node.v2.to_string(),
+        worker: worker.into(),
+        hashes_per_sec,
+        v2: Some(V2Config {
+            authority: node.authority,
+        }),
+        ..MinerConfig::default()
+    };
+    let stats = Arc::new(MinerStats::default());
+    let (s, c) = (stats.clone(), stop.clone());
+    tokio::spawn(async move { sluice_loadgen::run(cfg, s, c).await });
+    stats
+}
+
+/// Σ hashes / 2^32 of the miners.
+fn computed(miners: &[Arc<MinerStats>]) -> f64 {
+    miners
+        .iter()
+        .map(|m| m.hashes.load(Ordering::Relaxed) as f64)
+        .sum::<f64>()
+        / HASHES_PER_DIFF1
+}
+
+/// The pool node's tally: (shares, Σ difficulty).
+fn pool_tally(node: &Node) -> (u64, f64) {
+    node.running
+        .pool_workers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .fold((0, 0.0), |(n, w), t| (n + t.shares, w + t.work))
+}
+
+/// The bound of `safety_e2e.rs`: 4/√(W/d_max) + 1 %.
+fn check_credit(what: &str, credited: f64, want: f64, d_max: f64) {
+    let err = credited / want - 1.0;
+    let bound = 4.0 / (credited / d_max).sqrt() + 0.01;
+    eprintln!(
+        "{what}: miners computed {want:.6} diff-1 units, credited {credited:.6} ({:+.2} %, bound {:.2} %)",
+        err * 100.0,
+        bound * 100.0
+    );
+    assert!(
+        err.abs() < bound,
+        "{what}: credited {err:+.4}, bound {bound:.4}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_node_credits_the_work_v2_miners_did_and_books_each_share_once() {
+    let d = 2e-7;
+    let pool = launch(pool_config(d), "v2-money-pool").await;
+    let stop = CancellationToken::new();
+    let miners: Vec<_> = (0..4)
+        .map(|i| v2_miner(&pool, &format!("farm.v2m{i}"), 60_000.0, &stop))
+        .collect();
+    let stats = pool.running.engine.stats.clone();
+    // Enough shares for a tight bound, however busy the machine.
+    // Work worth 2,000 shares at the miners' difficulty: a bound of ~10 %
+    // however the difficulty moved on the way.
+    wait_until("work worth 2,000 shares", Duration::from_secs(120), || {
+        stats.accepted_work.get() >= 2_000.0 * d
+    })
+    .await;
+    stop.cancel();
+    wait_until("every miner drained", Duration::from_secs(20), || {
+        miners
+            .iter()
+            .all(|m| m.finished.load(Ordering::Acquire) == 1)
+    })
+    .await;
+    let (n_pool, credited) = pool_tally(&pool);
+    // Accepted = booked, exactly: every share a miner was told was
+    // accepted is in the pool's tally and in its books, once.
+    let told: u64 = miners
+        .iter()
+        .map(|m| m.accepted.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(
+        told, n_pool,
+        "SubmitShares.Success counts vs the pool's tally"
+    );
+    assert_eq!(stats.accepted.load(Ordering::Relaxed), n_pool);
+    let books = pool.running.books.clone();
+    for (i, m) in miners.iter().enumerate() {
+        let name = format!("farm.v2m{i}");
+        let page = books
+            .workers_page(
+                &sluice_books::WorkerQuery {
+                    prefix: Some(name.clone()),
+                    ..Default::default()
+                },
+                books.clock().now_ms(),
+            )
+            .unwrap();
+        let w = page.workers.iter().find(|w| w.name == name).unwrap();
+        assert_eq!(
+            w.money.accepted_shares,
+            m.accepted.load(Ordering::Relaxed),
+            "{name}"
+        );
+    }
+    check_credit("V2 miners → pool node", credited, computed(&miners), d);
+    let told_work: f64 = miners.iter().map(|m| m.accepted_work()).sum();
+    assert!(
+        (told_work / credited - 1.0).abs() < 1e-9,
+        "{told_work} vs {credited}"
+    );
+}
+
+/// V2 miners → `sluice proxy` (V2 listener) → the pool node over V1: the
+/// pool credits the work the V2 miners did; the proxy's books agree with
+/// the pool; every share the proxy forwarded is answered and booked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
+    // The pool's vardiff starts 10x below the miners and climbs to them.
+    let d = 2e-7;
+    let mut pc = pool_config(d);
+    pc.difficulty.min = d / 10.0;
+    pc.difficulty.start = d / 10.0;
+    pc.difficulty.vardiff.target_share_interval_secs = 0.1;
+    let pool = launch(pc, "v2-money-upstream").await;
+    let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
+    xc.pools = vec![PoolConfig::new(
+        PoolUrl::v1("127.0.0.1", pool.v1.port()),
+        "farm",
+    )];
+    xc.difficulty.min = d;
+    xc.difficulty.start = d;
+    xc.difficulty.max = d;
+    let proxy = launch(xc, "v2-money-proxy").await;
+    wait_until("the upstream ready", Duration::from_secs(15), || {
+        proxy
+            .running
+            .engine
+            .router
+            .snapshot()
+            .iter()
+            .all(|p| p.connections.iter().any(|(_, h, _)| *h == Health::Ready))
+    })
+    .await;
+    let stop = CancellationToken::new();
+    let miners: Vec<_> = (0..4)
+        .map(|i| v2_miner(&proxy, &format!("farm.v2p{i}"), 60_000.0, &stop))
+        .collect();
+    let stats = proxy.running.engine.stats.clone();
+    // Work worth 2,000 shares at the miners' difficulty: a bound of ~10 %
+    // however the difficulty moved on the way.
+    wait_until("work worth 2,000 shares", Duration::from_secs(120), || {
+        stats.accepted_work.get() >= 2_000.0 * d
+    })
+    .await;
+    stop.cancel();
+    wait_until(
+        "every forwarded share answered and booked by the pool",
+        Duration::from_secs(20),
+        || {
+            let fwd = stats.forwarded.load(Ordering::Relaxed);
+            let answered = stats.upstream_accepted.load(Ordering::Relaxed)
+                + stats.upstream_rejected.load(Ordering::Relaxed);
+            miners
+                .iter()
+                .all(|m| m.finished.load(Ordering::Acquire) == 1)
+                && fwd > 0
+                && answered == fwd
+                && pool_tally(&pool).0 == stats.upstream_accepted.load(Ordering::Relaxed)
+        },
+    )
+    .await;
+    assert_eq!(stats.upstream_rejected.load(Ordering::Relaxed), 0);
+    let told: u64 = miners
+        .iter()
+        .map(|m| m.accepted.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(told, stats.accepted.load(Ordering::Relaxed));
+    let (_, credited) = pool_tally(&pool);
+    eprintln!(
+        "proxy: accepted {} booked {:.6}, forwarded {}, withheld {}, upstream accepted {}; miners told {:.6}",
+        stats.accepted.load(Ordering::Relaxed),
+        stats.accepted_work.get(),
+        stats.forwarded.load(Ordering::Relaxed),
+        stats.upstream_withheld.load(Ordering::Relaxed),
+        stats.upstream_accepted.load(Ordering::Relaxed),
+        miners.iter().map(|m| m.accepted_work()).sum::<f64>(),
+    );
+    check_credit(
+        "V2 miners → proxy → V1 pool",
+        credited,
+        computed(&miners),
+        d,
+    );
+    let booked = stats.accepted_work.get();
+    let bound = 4.0 * (d / credited + d / booked).sqrt() + 0.01;
+    assert!(
+        (booked / credited - 1.0).abs() < bound,
+        "the proxy booked {booked}, the pool credited {credited}"
+    );
+}
+
+/// `sluice loadgen` with a `stratum2+tcp://` URL: V2 miners, real hashing,
+/// the JSON report; every kind of bad share answered with its V2 error
+/// string (and counted under the V1 code of the same meaning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v2_loadgen_reports_every_bad_share_by_its_error() {
+    let mut pc = pool_config(1e-8);
+    pc.difficulty.max = 1.0;
+    let pool = launch(pc, "v2-loadgen").await;
+    let url = format!("stratum2+tcp://{}/{}", pool.v2, pool.authority);
+    let out = tokio::task::spawn_blocking(move || {
+        common::output([
+            "loadgen",
+            "--url",
+            &url,
+            "--miners",
+            "10",
+            "--duration",
+            "3s",
+            "--share-rate",
+            "20",
+            "--bad-fraction",
+            "0.3",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["connected"], 10, "{v}");
+    assert_eq!(v["disconnects"], 0, "{v}");
+    assert!(v["accepted"].as_u64().unwrap() > 100, "{v}");
+    assert!(v["submit_latency"]["count"].as_u64().unwrap() > 100, "{v}");
+    // Shares still in flight when the run ends are not answered: allow a
+    // few. Stale shares name the job a new block replaced (stale-share)
+    // or, before any, a job never sent (invalid-job-id).
+    let sent = v["bad_sent"].as_array().unwrap();
+    let by_error = &v["rejected_by_error"];
+    let n = |k: &str| by_error[k].as_u64().unwrap_or(0);
+    for (kind, answered) in [
+        (0, n("stale-share") + n("invalid-job-id")),
+        (1, n("duplicate-share")),
+        (2, n("difficulty-too-low")),
+    ] {
+        let s = sent[kind].as_u64().unwrap();
+        assert!(s > 5, "bad kind {kind} sent {s}: {v}");
+        assert!(
+            answered <= s && answered + 5 >= s,
+            "bad kind {kind}: {answered} answered of {s} sent: {v}"
+        );
+    }
+    let codes = &v["rejected_by_code"];
+    assert_eq!(
+        codes["22"].as_u64().unwrap_or(0),
+        n("duplicate-share"),
+        "{v}"
+    );
+    // And the pool counted what it refused.
+    let stats = &pool.running.engine.stats;
+    assert!(stats.rejected(sluice_engine::stats::Reject::Duplicate) >= n("duplicate-share"));
+}
