@@ -418,6 +418,35 @@ fn check_config_shows_the_v2_listener_and_wants_one_identity() {
         let out = common::output(["check-config", write(name, v2).to_str().unwrap()]);
         assert!(!out.status.success(), "{name}");
     }
+    // A V2 pool URL parses (with its key) but is refused upstream, with
+    // a reason, until V2 upstream exists; one without its key never
+    // parses.
+    let key = sluice_sv2::noise::AuthorityKeypair::generate()
+        .unwrap()
+        .public_key();
+    for (name, url, why) in [
+        (
+            "v2pool.toml",
+            format!("stratum2+tcp://127.0.0.1:3336/{key}"),
+            "not supported yet",
+        ),
+        (
+            "v2nokey.toml",
+            "stratum2+tcp://127.0.0.1:3336".to_string(),
+            "authority public key",
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!("mode = \"proxy\"\n[[pools]]\nurl = \"{url}\"\nuser = \"u\"\n"),
+        )
+        .unwrap();
+        let out = common::output(["check-config", p.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{name}: {err}");
+    }
 }
 
 /// V2 miners behind a V1 pool: `sluice proxy` takes them over Noise and
