@@ -395,3 +395,46 @@ async fn workers_command_reads_a_running_instance() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("is sluice running"));
     assert_eq!(sigterm(&mut pool).code(), Some(0));
 }
+
+/// A supervisor that stops reading sluice's stdout (a closed pipe) must
+/// not bring it down: it keeps serving miners.
+#[test]
+fn a_closed_stdout_does_not_stop_the_pool() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(common::scratch_dir())
+        .args(["pool", "--listen", &listen, "--block-log", ""])
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // It answers a subscribe (after it wrote its listening line into the
+    // closed pipe).
+    use std::io::{BufRead, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answered = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("sluice exited: {status}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(&listen) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n");
+            let mut line = String::new();
+            if std::io::BufReader::new(s).read_line(&mut line).is_ok() && !line.is_empty() {
+                break line;
+            }
+        }
+        assert!(Instant::now() < deadline, "no answer in time");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answered.contains("\"id\":1"), "{answered}");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -306,16 +306,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Signal handlers go in before the address is printed: a supervisor
     // (or a test) may send SIGTERM the moment it reads it.
     let shutdown = Shutdown::install();
-    // One machine-readable line on stdout: tests and scripts read the port.
-    println!("listening on stratum+tcp://{addr}");
+    // Machine-readable lines on stdout: tests and scripts read the ports.
+    // Whoever started us may have stopped reading (a closed pipe): that
+    // must not bring down a proxy, so write errors are ignored.
+    let mut lines = format!("listening on stratum+tcp://{addr}\n");
     if let Some((l, _, authority)) = &running.listener_v2 {
-        println!(
-            "listening on stratum2+tcp://{}/{authority}",
+        lines.push_str(&format!(
+            "listening on stratum2+tcp://{}/{authority}\n",
             l.local_addr()?
-        );
+        ));
     }
     if let Some(api) = running.api {
-        println!("api on http://{api}");
+        lines.push_str(&format!("api on http://{api}\n"));
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
     }
     tracing::info!(%addr, api = ?running.api, mode = ?cfg.mode, "sluice is up");
     let engine = running.engine.clone();
