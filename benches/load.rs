@@ -9,6 +9,10 @@
 //! - throughput: a fixed number of miners at rising share rates: p99
 //!   submit latency, and proxy CPU seconds per 1,000 shares.
 //!
+//! sluice runs every series twice: with V1 miners (`sluice`), then with
+//! the same load as Stratum V2 miners (Noise, extended channels) on the
+//! same proxy build (`sluice-v2`), so the report holds V2/V1 ratios.
+//!
 //! Writes `target/load-bench/report.{md,json}` and `plot.svg`.
 //!
 //! `cargo bench --bench load` (full, several minutes) or
@@ -89,10 +93,10 @@ fn sluice(name: &str, args: &[&str]) -> (Proc, u16) {
         .spawn()
         .unwrap_or_else(|e| panic!("start sluice {name}: {e}"));
     let mut first = String::new();
-    let out = child.stdout.take().expect("piped stdout");
-    BufReader::new(out)
-        .read_line(&mut first)
-        .expect("read listen line");
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    out.read_line(&mut first).expect("read listen line");
+    // Keep reading what else it prints, so it never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let port = first
         .trim()
         .rsplit(':')
@@ -200,7 +204,10 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-fn sluice_proxy(dir: &Path, pools: &[(u16, u32)]) -> (Proc, u16) {
+/// `sluice proxy` in front of `pools`; with `v2`, it serves V2 miners (on
+/// a V2 listener signed by `v2`'s authority key) and the URL returned is
+/// theirs.
+fn sluice_proxy(dir: &Path, pools: &[(u16, u32)], v2: Option<&V2Auth>) -> (Proc, String) {
     let cfg = dir.join("proxy.toml");
     let mut pool_tables = String::new();
     for (port, level) in pools {
@@ -210,14 +217,51 @@ fn sluice_proxy(dir: &Path, pools: &[(u16, u32)]) -> (Proc, u16) {
     }
     // Vardiff off: the load generator sets each miner's share rate, and a
     // fixed difficulty keeps the measured rate what was asked for.
+    let v2_port = v2.map(|_| free_port());
+    let v2_table = match (v2, v2_port) {
+        (Some(a), Some(port)) => format!(
+            "[v2]\nlisten = \"127.0.0.1:{port}\"\nauthority_key = \"{}\"\n",
+            a.file.display()
+        ),
+        _ => String::new(),
+    };
     let toml = format!(
-        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{pool_tables}"
+        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
-    sluice(
-        "sluice",
+    let (proc, port) = sluice(
+        if v2.is_some() { "sluice-v2" } else { "sluice" },
         &["run", "--config", cfg.to_str().unwrap_or_default()],
-    )
+    );
+    let url = match (v2, v2_port) {
+        (Some(a), Some(p)) => format!("stratum2+tcp://127.0.0.1:{p}/{}", a.public),
+        _ => format!("stratum+tcp://127.0.0.1:{port}"),
+    };
+    (proc, url)
+}
+
+/// The V2 proxy's authority key: its file and public key.
+struct V2Auth {
+    file: PathBuf,
+    public: String,
+}
+
+/// Makes an authority key with `sluice keygen` (it prints
+/// `authority_public_key = "…"`).
+fn keygen(dir: &Path) -> V2Auth {
+    let file = dir.join("authority.toml");
+    let _ = std::fs::remove_file(&file);
+    let out = Command::new(SLUICE)
+        .args(["keygen", "--out", file.to_str().unwrap_or_default()])
+        .output()
+        .expect("sluice keygen");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("authority_public_key = "))
+        .map(|k| k.trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("no public key from keygen: {text}"));
+    V2Auth { file, public }
 }
 
 struct Step {
@@ -277,7 +321,7 @@ impl Step {
 #[allow(clippy::too_many_arguments)]
 fn step(
     proxy: &Proc,
-    port: u16,
+    url: &str,
     series: &'static str,
     miners: usize,
     share_rate: f64,
@@ -285,7 +329,7 @@ fn step(
     ramp: f64,
 ) -> Step {
     step_with(
-        proxy, port, series, miners, share_rate, secs, ramp, "steady", None,
+        proxy, url, series, miners, share_rate, secs, ramp, "steady", None,
     )
 }
 
@@ -294,7 +338,7 @@ fn step(
 #[allow(clippy::too_many_arguments)]
 fn step_with(
     proxy: &Proc,
-    port: u16,
+    url: &str,
     series: &'static str,
     miners: usize,
     share_rate: f64,
@@ -309,7 +353,7 @@ fn step_with(
         .args([
             "loadgen",
             "--url",
-            &format!("stratum+tcp://127.0.0.1:{port}"),
+            url,
             "--miners",
             &miners.to_string(),
             "--duration",
@@ -387,7 +431,7 @@ struct Plan {
 }
 
 /// How to start the proxy under test in front of the given pools.
-type Starter<'a> = &'a dyn Fn(&[u16]) -> Result<(Proc, u16), String>;
+type Starter<'a> = &'a dyn Fn(&[u16]) -> Result<(Proc, String), String>;
 
 fn start_pool() -> (Proc, u16) {
     sluice(
@@ -418,11 +462,11 @@ fn run_series(
     out: &mut Vec<Step>,
 ) -> Result<(), String> {
     for &n in &plan.conn_steps {
-        let (proxy, port) = start(&[pool_port])?;
+        let (proxy, url) = start(&[pool_port])?;
         // A share per 5 s per miner, ramped at up to 2,000 connections/s.
         out.push(step(
             &proxy,
-            port,
+            &url,
             "connections",
             n,
             0.2,
@@ -430,11 +474,11 @@ fn run_series(
             (n as f64 / 5.0).max(500.0),
         ));
     }
-    let (proxy, port) = start(&[pool_port])?;
+    let (proxy, url) = start(&[pool_port])?;
     for &r in &plan.throughput_rates {
         out.push(step(
             &proxy,
-            port,
+            &url,
             "throughput",
             plan.throughput_miners,
             r,
@@ -444,7 +488,7 @@ fn run_series(
     }
     drop(proxy);
     for scenario in ["connect-storm", "reconnect-storm"] {
-        let (proxy, port) = start(&[pool_port])?;
+        let (proxy, url) = start(&[pool_port])?;
         let series = if scenario == "connect-storm" {
             "connect-storm"
         } else {
@@ -452,7 +496,7 @@ fn run_series(
         };
         out.push(step_with(
             &proxy,
-            port,
+            &url,
             series,
             plan.storm_miners,
             1.0,
@@ -466,12 +510,12 @@ fn run_series(
     // is killed halfway through the measured window.
     let (primary, primary_port) = start_pool();
     let (_backup, backup_port) = start_pool();
-    let (proxy, port) = start(&[primary_port, backup_port])?;
+    let (proxy, url) = start(&[primary_port, backup_port])?;
     let mut primary = Some(primary);
     let kill_at = 2.0 + plan.secs / 2.0;
     out.push(step_with(
         &proxy,
-        port,
+        &url,
         "failover",
         plan.failover_miners,
         1.0,
@@ -494,7 +538,11 @@ type Panel = (
 fn svg(steps: &[Step]) -> String {
     let (w, h, pad) = (900.0, 360.0, 50.0);
     let panel_w = (w - 3.0 * pad) / 2.0;
-    let colors = [("sluice", "#1f77b4"), ("aiostratum-proxy", "#d62728")];
+    let colors = [
+        ("sluice", "#1f77b4"),
+        ("sluice-v2", "#2ca02c"),
+        ("aiostratum-proxy", "#d62728"),
+    ];
     let mut s = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n"
     );
@@ -625,20 +673,34 @@ fn main() {
 
     let (pool, pool_port) = start_pool();
     let mut steps = Vec::new();
-    let sluice_start = |pools: &[u16]| -> Result<(Proc, u16), String> {
-        let levels: Vec<(u16, u32)> = pools
+    let levels = |pools: &[u16]| -> Vec<(u16, u32)> {
+        pools
             .iter()
             .enumerate()
             .map(|(i, p)| (*p, i as u32))
-            .collect();
-        Ok(sluice_proxy(&dir, &levels))
+            .collect()
+    };
+    let sluice_start = |pools: &[u16]| -> Result<(Proc, String), String> {
+        Ok(sluice_proxy(&dir, &levels(pools), None))
     };
     if let Err(e) = run_series(&sluice_start, pool_port, &plan, &mut steps) {
         panic!("sluice series: {e}");
     }
+    // The same steps with V2 miners (Noise, extended channels) into the
+    // same proxy build.
+    let auth = keygen(&dir);
+    let sluice_v2_start = |pools: &[u16]| -> Result<(Proc, String), String> {
+        Ok(sluice_proxy(&dir, &levels(pools), Some(&auth)))
+    };
+    if let Err(e) = run_series(&sluice_v2_start, pool_port, &plan, &mut steps) {
+        panic!("sluice V2 series: {e}");
+    }
     let peer_note = match install_peer(&dir) {
         Ok(bin) => match run_series(
-            &|pools: &[u16]| peer(&bin, &dir, pools),
+            &|pools: &[u16]| {
+                peer(&bin, &dir, pools)
+                    .map(|(p, port)| (p, format!("stratum+tcp://127.0.0.1:{port}")))
+            },
             pool_port,
             &plan,
             &mut steps,
@@ -705,7 +767,7 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
     md.push_str("\n## Ratios (sluice vs peer, same step)\n\n| series | miners | shares/s/miner | p99 latency peer/sluice | RSS/conn peer/sluice | CPU per share peer/sluice |\n|---|---|---|---|---|---|\n");
     for s in steps.iter().filter(|s| s.proxy == "sluice") {
         if let Some(p) = steps.iter().find(|p| {
-            p.proxy != "sluice"
+            !p.proxy.starts_with("sluice")
                 && p.series == s.series
                 && p.miners == s.miners
                 && p.share_rate == s.share_rate
@@ -740,6 +802,37 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
                 r(p.cpu_per_1000(), s.cpu_per_1000())
             ));
         }
+    }
+    md.push_str("\n## V2 miners vs V1 miners (the same sluice proxy, the same step)\n\n| series | miners | shares/s/miner | accepted/s V2/V1 | p99 latency V2/V1 | RSS/conn V2/V1 | CPU per share V2/V1 |\n|---|---|---|---|---|---|---|\n");
+    for v2 in steps.iter().filter(|s| s.proxy == "sluice-v2") {
+        let Some(v1) = steps.iter().find(|p| {
+            p.proxy == "sluice"
+                && p.series == v2.series
+                && p.miners == v2.miners
+                && p.share_rate == v2.share_rate
+        }) else {
+            continue;
+        };
+        let r = |a: f64, b: f64| {
+            if a > 0.0 && b > 0.0 {
+                format!("{:.2}×", a / b)
+            } else {
+                "—".into()
+            }
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            v2.series,
+            v2.miners,
+            v2.share_rate,
+            r(v2.f(&["accepted_per_sec"]), v1.f(&["accepted_per_sec"])),
+            r(
+                v2.f(&["submit_latency", "p99_us"]),
+                v1.f(&["submit_latency", "p99_us"])
+            ),
+            r(v2.rss_per_conn_kib(), v1.rss_per_conn_kib()),
+            r(v2.cpu_per_1000(), v1.cpu_per_1000())
+        ));
     }
     let held = best("sluice", &|s| s.series == "connections", &|s| s.connected()).unwrap_or(0.0);
     let sustained = best(
