@@ -3,25 +3,33 @@
 //! channel. The connection task owns the socket and the Noise transport;
 //! an [`Output::Send`] from here holds one whole plaintext frame.
 //!
-//! What it serves today: SetupConnection (mining protocol, version 2),
-//! extended channels (OpenExtendedMiningChannel, CloseChannel,
-//! UpdateChannel), jobs as NewExtendedMiningJob with SetNewPrevHash when
-//! the previous block changes, SetTarget when the difficulty does (at once,
-//! for the live jobs too), and SubmitSharesExtended answered with one
-//! batched SubmitShares.Success per channel per [`V2Conn::flush`] or a
-//! SubmitShares.Error with the spec's code. Standard and group channels
-//! come later; a miner that requires standard jobs is told so at setup.
+//! What it serves: SetupConnection (mining protocol, version 2); extended
+//! channels (OpenExtendedMiningChannel) and standard, header-only ones
+//! (OpenStandardMiningChannel), with CloseChannel and UpdateChannel; jobs
+//! as NewExtendedMiningJob to each extended channel, and for standard
+//! channels either one NewMiningJob each (the merkle root made here, when
+//! the miner requires standard jobs) or one NewExtendedMiningJob to their
+//! group channel, from which the miner makes its channels' roots itself;
+//! SetNewPrevHash when the previous block changes; SetTarget when the
+//! difficulty does (at once, for the live jobs too); SubmitSharesExtended
+//! and SubmitSharesStandard, answered with one batched
+//! SubmitShares.Success per channel per [`V2Conn::flush`] or a
+//! SubmitShares.Error with the spec's code.
+//!
+//! A standard channel is an extended one whose miner rolls no extranonce:
+//! its whole extranonce is its prefix followed by zeros, unique per
+//! channel, so its shares go through the same check.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use sluice_books::Books;
-use sluice_pow::Target;
+use sluice_pow::{ShareChecker, Target};
 use sluice_sv2::binary::{B032, Str0255};
 use sluice_sv2::frame::{Frame, HEADER_LEN};
 use sluice_sv2::message::{
-    self as m, Message, PROTOCOL_MINING, PROTOCOL_VERSION, error_code, setup_flags, success_flags,
+    self as m, Message, PROTOCOL_MINING, PROTOCOL_VERSION, error_code, setup_flags,
 };
 
 use super::channel::{Channel, Share, Verdict, VersionIn};
@@ -39,9 +47,18 @@ pub const V2_VERSION_MASK: u32 = 0x1fff_e000;
 /// from the hashrate it states when it opens a channel.
 const SHARES_PER_MINUTE: f64 = 6.0;
 
-/// One open extended channel.
+/// The group channel every standard channel of a connection belongs to,
+/// where their shared extended jobs go. Channel ids never take it.
+const STANDARD_GROUP: u32 = 0x8000_0000;
+
+/// A standard channel's miner part of the extranonce.
+const ZEROS: [u8; 32] = [0; 32];
+
+/// One open channel.
 struct V2Channel {
     id: u32,
+    /// Header-only: the miner rolls no extranonce.
+    standard: bool,
     ch: Channel,
     /// The name it mines for (its `user_identity`).
     worker: Arc<str>,
@@ -71,6 +88,13 @@ pub struct V2Conn {
     next_channel: u32,
     /// The upstream's latest job, for channels opened after it came.
     latest: Option<Arc<Job>>,
+    /// The miner asked for standard jobs (REQUIRES_STANDARD_JOBS): each
+    /// standard channel gets its own NewMiningJob; otherwise their group
+    /// gets one extended job for all.
+    standard_jobs: bool,
+    /// The job and previous-block hash the standard group was last sent.
+    group_job: Option<u64>,
+    group_prev_hash: Option<[u8; 32]>,
 }
 
 impl V2Conn {
@@ -91,6 +115,9 @@ impl V2Conn {
             channels: Vec::new(),
             next_channel: 1,
             latest: None,
+            standard_jobs: false,
+            group_job: None,
+            group_prev_hash: None,
         }
     }
 
@@ -139,15 +166,50 @@ impl V2Conn {
         }
         match msg {
             Message::SetupConnection(s) => self.on_setup(&s, out),
-            Message::OpenExtendedMiningChannel(o) => self.on_open(&o, now, out),
-            Message::OpenStandardMiningChannel(o) => send(
-                out,
-                m::OpenMiningChannelError {
+            Message::OpenExtendedMiningChannel(o) => {
+                let req = OpenRequest {
                     request_id: o.request_id,
-                    error_code: Str0255::from("standard-channels-unsupported"),
-                },
-            ),
-            Message::SubmitSharesExtended(s) => self.on_submit(&s, now, out),
+                    user_identity: &o.user_identity,
+                    nominal_hash_rate: o.nominal_hash_rate,
+                    max_target: &o.max_target,
+                    min_extranonce_size: Some(o.min_extranonce_size),
+                };
+                self.open(&req, now, out);
+            }
+            Message::OpenStandardMiningChannel(o) => {
+                let req = OpenRequest {
+                    request_id: o.request_id,
+                    user_identity: &o.user_identity,
+                    nominal_hash_rate: o.nominal_hash_rate,
+                    max_target: &o.max_target,
+                    min_extranonce_size: None,
+                };
+                self.open(&req, now, out);
+            }
+            Message::SubmitSharesExtended(s) => {
+                let sub = Submit {
+                    channel_id: s.channel_id,
+                    sequence_number: s.sequence_number,
+                    job_id: s.job_id,
+                    nonce: s.nonce,
+                    ntime: s.ntime,
+                    version: s.version,
+                    extranonce: Some(&s.extranonce),
+                };
+                self.on_submit(&sub, now, out);
+            }
+            Message::SubmitSharesStandard(s) => {
+                let sub = Submit {
+                    channel_id: s.channel_id,
+                    sequence_number: s.sequence_number,
+                    job_id: s.job_id,
+                    nonce: s.nonce,
+                    ntime: s.ntime,
+                    version: s.version,
+                    extranonce: None,
+                };
+                self.on_submit(&sub, now, out);
+            }
             Message::UpdateChannel(u) => self.on_update(&u, now, out),
             Message::CloseChannel(c) => self.close(c.channel_id),
             // Anything else a miner may send (or an extension's message)
@@ -176,12 +238,12 @@ impl V2Conn {
         if !(s.min_version..=s.max_version).contains(&PROTOCOL_VERSION) {
             return refuse(0, error_code::PROTOCOL_VERSION_MISMATCH, out);
         }
-        let unsupported =
-            s.flags & (setup_flags::REQUIRES_WORK_SELECTION | setup_flags::REQUIRES_STANDARD_JOBS);
+        let unsupported = s.flags & setup_flags::REQUIRES_WORK_SELECTION;
         if unsupported != 0 {
             return refuse(unsupported, error_code::UNSUPPORTED_FEATURE_FLAGS, out);
         }
         self.setup = true;
+        self.standard_jobs = s.flags & setup_flags::REQUIRES_STANDARD_JOBS != 0;
         self.core.user_agent = s.vendor.as_str().map(|v| {
             let fw = s.firmware.as_str().unwrap_or("");
             if fw.is_empty() {
@@ -192,14 +254,18 @@ impl V2Conn {
         });
         send(
             out,
+            // Any channel kind will do, and version rolling is allowed.
             m::SetupConnectionSuccess {
                 used_version: PROTOCOL_VERSION,
-                flags: success_flags::REQUIRES_EXTENDED_CHANNELS,
+                flags: 0,
             },
         );
     }
 
-    fn on_open(&mut self, o: &m::OpenExtendedMiningChannel, now: Instant, out: &mut Vec<Output>) {
+    /// Opens an extended channel (`min_extranonce_size` given) or a
+    /// standard one.
+    fn open(&mut self, o: &OpenRequest<'_>, now: Instant, out: &mut Vec<Output>) {
+        let standard = o.min_extranonce_size.is_none();
         let refuse = |code: &'static str, out: &mut Vec<Output>| {
             send(
                 out,
@@ -216,7 +282,10 @@ impl V2Conn {
                 return refuse(error_code::UNKNOWN_USER, out);
             }
         };
-        if usize::from(o.min_extranonce_size) > self.extranonce_size {
+        if o.min_extranonce_size
+            .is_some_and(|n| usize::from(n) > self.extranonce_size)
+            || self.extranonce_size > ZEROS.len()
+        {
             return refuse(error_code::BAD_EXTRANONCE_SIZE, out);
         }
         if self.channels.len() >= self.core.cfg.max_workers_per_connection {
@@ -244,7 +313,7 @@ impl V2Conn {
         }
         // A miner that cannot take targets as easy as ours is asked for
         // no easier ones.
-        let floor = Target::from_le_bytes(&o.max_target).difficulty();
+        let floor = Target::from_le_bytes(o.max_target).difficulty();
         if floor.is_finite() && floor > self.core.cfg.min_difficulty {
             ch.vardiff.set_min(floor);
             if ch.vardiff.difficulty() < floor {
@@ -252,24 +321,42 @@ impl V2Conn {
             }
         }
         let id = self.next_channel;
-        self.next_channel = self.next_channel.wrapping_add(1).max(1);
+        // Ids stay below the group ids (and never reach u32::MAX).
+        self.next_channel = (self.next_channel + 1) % (STANDARD_GROUP - 1);
+        self.next_channel = self.next_channel.max(1);
         let d = ch.vardiff.difficulty();
         let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
-        send(
-            out,
-            m::OpenExtendedMiningChannelSuccess {
-                request_id: o.request_id,
-                channel_id: id,
-                target: target.to_le_bytes(),
-                extranonce_size: self.extranonce_size as u16,
-                extranonce_prefix: B032::new(prefix).unwrap_or_default(),
-                // Peers want a group id that is neither the channel's nor
-                // u32::MAX (PROTOCOLS.md, the reference translator).
-                group_channel_id: id | 0x8000_0000,
-            },
-        );
+        if standard {
+            // The whole extranonce: the miner adds none.
+            let full = [&prefix[..], &ZEROS[..self.extranonce_size]].concat();
+            send(
+                out,
+                m::OpenStandardMiningChannelSuccess {
+                    request_id: o.request_id,
+                    channel_id: id,
+                    target: target.to_le_bytes(),
+                    extranonce_prefix: B032::new(full).unwrap_or_default(),
+                    group_channel_id: STANDARD_GROUP,
+                },
+            );
+        } else {
+            send(
+                out,
+                m::OpenExtendedMiningChannelSuccess {
+                    request_id: o.request_id,
+                    channel_id: id,
+                    target: target.to_le_bytes(),
+                    extranonce_size: self.extranonce_size as u16,
+                    extranonce_prefix: B032::new(prefix).unwrap_or_default(),
+                    // Peers want a group id that is neither the channel's
+                    // nor u32::MAX (PROTOCOLS.md, the reference translator).
+                    group_channel_id: id | STANDARD_GROUP,
+                },
+            );
+        }
         let mut c = V2Channel {
             id,
+            standard,
             ch,
             worker,
             prev_hash: None,
@@ -279,9 +366,28 @@ impl V2Conn {
         c.ch.sent_difficulty = Some(d);
         if let Some(job) = &self.latest {
             c.ch.on_job(job.clone());
-            start(&mut c, self.core.cfg.max_jobs, now, out);
+            start(&mut c, self.core.cfg.max_jobs, self.standard_jobs, now, out);
         }
         self.channels.push(c);
+        self.send_group_job(out);
+    }
+
+    /// Sends the standard channels' group the latest job, once, when they
+    /// take group jobs and it has not had it.
+    fn send_group_job(&mut self, out: &mut Vec<Output>) {
+        if self.standard_jobs || !self.channels.iter().any(|c| c.standard) {
+            return;
+        }
+        let Some(job) = &self.latest else { return };
+        if self.group_job == Some(job.id) {
+            return;
+        }
+        self.group_job = Some(job.id);
+        let new_block = self.group_prev_hash != Some(*job.template.prev_hash());
+        send_job(out, STANDARD_GROUP, job, new_block);
+        if new_block {
+            self.group_prev_hash = Some(*job.template.prev_hash());
+        }
     }
 
     fn on_update(&mut self, u: &m::UpdateChannel, now: Instant, out: &mut Vec<Output>) {
@@ -304,17 +410,28 @@ impl V2Conn {
         }
     }
 
-    fn on_submit(&mut self, s: &m::SubmitSharesExtended, now: Instant, out: &mut Vec<Output>) {
+    fn on_submit(&mut self, s: &Submit<'_>, now: Instant, out: &mut Vec<Output>) {
         let Some(pos) = self.channels.iter().position(|c| c.id == s.channel_id) else {
             self.core.count_reject(Reject::NotSubscribed);
             self.core.consecutive_bad += 1;
             return share_error(out, s, Reject::NotSubscribed);
         };
         let c = &mut self.channels[pos];
+        // A standard channel's miner adds no extranonce; an extended
+        // channel's must.
+        let extranonce = match (s.extranonce, c.standard) {
+            (Some(e), false) => e,
+            (None, true) => &ZEROS[..c.ch.extranonce2_size],
+            _ => {
+                self.core.count_reject(Reject::Malformed);
+                self.core.consecutive_bad += 1;
+                return share_error(out, s, Reject::Malformed);
+            }
+        };
         let book = self.core.workers.get(&c.worker).cloned().flatten();
         let checked = c.ch.find_job_low32(s.job_id).and_then(|slot| {
             let share = Share {
-                extranonce: &s.extranonce,
+                extranonce,
                 ntime: s.ntime,
                 nonce: s.nonce,
                 version: VersionIn::Full(s.version),
@@ -359,9 +476,10 @@ impl V2Conn {
     pub fn on_job(&mut self, job: Arc<Job>, now: Instant, out: &mut Vec<Output>) {
         for c in &mut self.channels {
             c.ch.on_job(job.clone());
-            start(c, self.core.cfg.max_jobs, now, out);
+            start(c, self.core.cfg.max_jobs, self.standard_jobs, now, out);
         }
         self.latest = Some(job);
+        self.send_group_job(out);
     }
 
     /// The connection was moved to another upstream.
@@ -401,7 +519,7 @@ fn send(out: &mut Vec<Output>, msg: impl Into<Message>) {
     out.push(Output::Send(msg.into().to_frame_bytes()));
 }
 
-fn share_error(out: &mut Vec<Output>, s: &m::SubmitSharesExtended, r: Reject) {
+fn share_error(out: &mut Vec<Output>, s: &Submit<'_>, r: Reject) {
     send(
         out,
         m::SubmitSharesError {
@@ -458,10 +576,18 @@ fn set_target(out: &mut Vec<Output>, channel_id: u32, d: f64) {
     );
 }
 
-/// Sends a channel the job it has waiting: a future job and
+/// Sends a channel the job it has waiting: for an extended channel (or a
+/// standard one that takes its jobs alone), a future job and
 /// SetNewPrevHash when the previous block changed (or on the first job),
-/// otherwise a job valid at once.
-fn start(c: &mut V2Channel, max_jobs: usize, now: Instant, out: &mut Vec<Output>) {
+/// otherwise a job valid at once. A standard channel in a group only
+/// registers the job here; the group gets it once ([`V2Conn::on_job`]).
+fn start(
+    c: &mut V2Channel,
+    max_jobs: usize,
+    standard_jobs: bool,
+    now: Instant,
+    out: &mut Vec<Output>,
+) {
     let before = c.ch.sent_difficulty;
     let Some(started) = c.ch.start_job(max_jobs) else {
         return;
@@ -473,25 +599,93 @@ fn start(c: &mut V2Channel, max_jobs: usize, now: Instant, out: &mut Vec<Output>
         c.ch.rejudge_live(d, before, now);
         set_target(out, c.id, d);
     }
-    let t = &job.template;
-    let new_block = c.prev_hash != Some(*t.prev_hash());
-    // Encoded once per job for every channel; each copy gets its own id.
-    let mut frame = BytesMut::from(&job.v2_extended_job(new_block)[..]);
-    frame[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&c.id.to_le_bytes());
-    out.push(Output::Send(frame.freeze()));
-    if new_block {
+    if c.standard && !standard_jobs {
+        return;
+    }
+    let new_block = c.prev_hash != Some(*job.template.prev_hash());
+    if c.standard {
+        let Some(root) = standard_root(&mut c.ch, job) else {
+            return;
+        };
         send(
             out,
-            m::SetNewPrevHash {
+            m::NewMiningJob {
                 channel_id: c.id,
                 job_id: job.id as u32,
-                prev_hash: *t.prev_hash(),
-                min_ntime: job.ntime,
-                nbits: t.bits(),
+                min_ntime: (!new_block).then_some(job.ntime),
+                version: job.version,
+                merkle_root: root,
             },
         );
-        c.prev_hash = Some(*t.prev_hash());
+        if new_block {
+            send_prev_hash(out, c.id, job);
+        }
+    } else {
+        send_job(out, c.id, job, new_block);
     }
+    if new_block {
+        c.prev_hash = Some(*job.template.prev_hash());
+    }
+}
+
+/// The merkle root of a standard channel's job (its extranonce all
+/// prefix and zeros), from the checker its shares will use, built now.
+fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
+    let en2 = ch.extranonce2_size;
+    let en1 = ch.extranonce1.clone();
+    let entry = ch.jobs.back_mut().filter(|e| e.job.id == job.id)?;
+    if entry.checker.is_none() {
+        let c = ShareChecker::new(job.template.clone(), &en1, en2, entry.target).ok()?;
+        entry.checker = Some(Box::new(c));
+    }
+    entry.checker.as_ref().map(|c| c.merkle_root(&ZEROS[..en2]))
+}
+
+/// A job as NewExtendedMiningJob to `channel_id` (encoded once per job;
+/// each copy gets its own id), and SetNewPrevHash after it on a new block.
+fn send_job(out: &mut Vec<Output>, channel_id: u32, job: &Job, new_block: bool) {
+    let mut frame = BytesMut::from(&job.v2_extended_job(new_block)[..]);
+    frame[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&channel_id.to_le_bytes());
+    out.push(Output::Send(frame.freeze()));
+    if new_block {
+        send_prev_hash(out, channel_id, job);
+    }
+}
+
+fn send_prev_hash(out: &mut Vec<Output>, channel_id: u32, job: &Job) {
+    let t = &job.template;
+    send(
+        out,
+        m::SetNewPrevHash {
+            channel_id,
+            job_id: job.id as u32,
+            prev_hash: *t.prev_hash(),
+            min_ntime: job.ntime,
+            nbits: t.bits(),
+        },
+    );
+}
+
+/// What opening a channel asks, whichever kind.
+struct OpenRequest<'a> {
+    request_id: u32,
+    user_identity: &'a Str0255,
+    nominal_hash_rate: f32,
+    max_target: &'a [u8; 32],
+    /// `Some` for an extended channel.
+    min_extranonce_size: Option<u16>,
+}
+
+/// A share, whichever kind of channel.
+struct Submit<'a> {
+    channel_id: u32,
+    sequence_number: u32,
+    job_id: u32,
+    nonce: u32,
+    ntime: u32,
+    version: u32,
+    /// The miner's extranonce (extended channels).
+    extranonce: Option<&'a [u8]>,
 }
 
 #[cfg(test)]

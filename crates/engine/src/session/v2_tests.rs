@@ -446,21 +446,6 @@ fn what_is_not_served_is_refused_with_a_code() {
         "{got:?}"
     );
     assert_eq!(end, Some(Disconnect::Protocol));
-    // Standard channels are not served yet: refused, the connection kept.
-    let mut r = Rig::new();
-    r.ready();
-    let (got, end) = r.feed(m::OpenStandardMiningChannel {
-        request_id: 7,
-        user_identity: Str0255::from("acct.std"),
-        nominal_hash_rate: 0.0,
-        max_target: [0xff; 32],
-    });
-    assert!(
-        matches!(&got[..], [Message::OpenMiningChannelError(e)] if e.request_id == 7
-            && e.error_code.as_str() == Some("standard-channels-unsupported")),
-        "{got:?}"
-    );
-    assert_eq!(end, None);
     // Channels per connection are capped like V1 worker names.
     let mut r = Rig::new();
     r.c = V2Conn::new(
@@ -513,4 +498,218 @@ fn a_v2_block_goes_out_before_any_answer() {
     );
     assert_eq!(r.c.counters().blocks, 1);
     assert!(matches!(&r.flush()[..], [Message::SubmitSharesSuccess(_)]));
+}
+
+fn open_standard(request_id: u32, user: &'static str) -> m::OpenStandardMiningChannel {
+    m::OpenStandardMiningChannel {
+        request_id,
+        user_identity: Str0255::from(user),
+        nominal_hash_rate: 0.0,
+        max_target: [0xff; 32],
+    }
+}
+
+fn standard_share(
+    ch: u32,
+    seq: u32,
+    job_id: u32,
+    ntime: u32,
+    nonce: u32,
+    version: u32,
+) -> m::SubmitSharesStandard {
+    m::SubmitSharesStandard {
+        channel_id: ch,
+        sequence_number: seq,
+        job_id,
+        nonce,
+        ntime,
+        version,
+    }
+}
+
+/// A header-only miner: its channel's whole extranonce is the prefix the
+/// server gave (the server's own prefix and zeros), and each job comes as
+/// a merkle root made for its channel.
+#[test]
+fn standard_channels_get_their_own_merkle_root_and_are_checked_header_only() {
+    let mut r = Rig::new();
+    let (got, _) = r.feed(setup(m::setup_flags::REQUIRES_STANDARD_JOBS | 0b100));
+    assert!(
+        matches!(&got[..], [Message::SetupConnectionSuccess(ok)] if ok.flags == 0),
+        "{got:?}"
+    );
+    let (got, _) = r.feed(open_standard(3, "acct.bitaxe"));
+    let Message::OpenStandardMiningChannelSuccess(ok) = &got[0] else {
+        panic!("{got:?}")
+    };
+    let (ch, full) = (ok.channel_id, ok.extranonce_prefix.to_vec());
+    assert_eq!(ok.request_id, 3);
+    assert_eq!(
+        full.len(),
+        2 + 6,
+        "the server's prefix and the miner's part, zeros"
+    );
+    assert_eq!(&full[2..], &[0u8; 6]);
+    assert_ne!(ok.group_channel_id, ch);
+    assert_ne!(ok.group_channel_id, u32::MAX);
+    // Another channel gets another extranonce, so another root.
+    let (got, _) = r.feed(open_standard(4, "acct.bitaxe2"));
+    let Message::OpenStandardMiningChannelSuccess(ok2) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_ne!(ok2.extranonce_prefix.to_vec(), full);
+
+    let j = r.job(1, 1, true);
+    let got = r.push(&j);
+    let roots: Vec<(u32, [u8; 32], Option<u32>)> = got
+        .iter()
+        .filter_map(|m| match m {
+            Message::NewMiningJob(n) => Some((n.channel_id, n.merkle_root, n.min_ntime)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roots.len(), 2, "{got:?}");
+    assert!(
+        roots.iter().all(|r| r.2.is_none()),
+        "future jobs on a new block"
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|m| matches!(m, Message::SetNewPrevHash(_)))
+            .count(),
+        2
+    );
+    assert!(
+        !got.iter()
+            .any(|m| matches!(m, Message::NewExtendedMiningJob(_)))
+    );
+    // The root is the one of a coinbase with the channel's whole
+    // extranonce in it.
+    let root = roots.iter().find(|r| r.0 == ch).unwrap().1;
+    // (The checker wants at least one byte after its prefix: split the
+    // same bytes there.)
+    let (head, tail) = full.split_at(full.len() - 1);
+    let whole = ShareChecker::new(j.template.clone(), head, 1, Target::MAX).unwrap();
+    assert_eq!(root, whole.merkle_root(tail));
+
+    // Header-only hashing: version, prev hash, that root, time, bits.
+    let d = 1e-5;
+    let t = Target::from_difficulty(d).unwrap();
+    let mid =
+        sluice_pow::header::HeaderMidstate::from_parts(j.version, j.template.prev_hash(), &root);
+    let nonce = (0u32..)
+        .find(|&n| t.is_met_by(&mid.hash(j.ntime, j.template.bits(), n)))
+        .unwrap();
+    let good = standard_share(ch, 0, 1, j.ntime, nonce, j.version);
+    r.feed(good.clone());
+    assert!(
+        matches!(&r.flush()[..], [Message::SubmitSharesSuccess(s)] if s.channel_id == ch && s.new_submits_accepted_count == 1)
+    );
+    // The same share again; the share on the other channel (another
+    // extranonce: its hash misses); an extended share on a standard
+    // channel.
+    let (got, _) = r.feed(m::SubmitSharesStandard {
+        sequence_number: 1,
+        ..good.clone()
+    });
+    assert_eq!(error_of(&got), "duplicate-share");
+    let (got, _) = r.feed(m::SubmitSharesStandard {
+        channel_id: ok2.channel_id,
+        ..good.clone()
+    });
+    assert_eq!(error_of(&got), "difficulty-too-low");
+    let (got, _) = r.feed(share(ch, 3, &j, &[0; 6], nonce, j.version));
+    assert_eq!(error_of(&got), Reject::Malformed.v2_error());
+
+    // A job on the same block: valid at once, no prev hash.
+    let j2 = r.job(2, 1, false);
+    let got = r.push(&j2);
+    assert!(
+        got.iter().all(|m| !matches!(m, Message::SetNewPrevHash(_))),
+        "{got:?}"
+    );
+    assert!(got.iter().any(
+        |m| matches!(m, Message::NewMiningJob(n) if n.channel_id == ch && n.min_ntime == Some(j2.ntime))
+    ));
+}
+
+/// Standard channels of a miner that did not ask for standard jobs (a
+/// proxy, say) share one extended job per job on their group channel,
+/// and make each channel's merkle root from it themselves.
+#[test]
+fn standard_channels_in_a_group_get_one_extended_job_for_all() {
+    let mut r = Rig::new();
+    r.feed(setup(0b100));
+    let mut chans = Vec::new();
+    for (i, name) in ["acct.s1", "acct.s2"].into_iter().enumerate() {
+        let (got, _) = r.feed(open_standard(i as u32, name));
+        let Message::OpenStandardMiningChannelSuccess(ok) = &got[0] else {
+            panic!("{got:?}")
+        };
+        chans.push((
+            ok.channel_id,
+            ok.extranonce_prefix.to_vec(),
+            ok.group_channel_id,
+        ));
+    }
+    let group = chans[0].2;
+    assert_eq!(group, chans[1].2, "one group");
+    let j = r.job(1, 1, true);
+    let got = r.push(&j);
+    let jobs: Vec<&m::NewExtendedMiningJob> = got
+        .iter()
+        .filter_map(|m| match m {
+            Message::NewExtendedMiningJob(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "once for the group: {got:?}");
+    assert_eq!(jobs[0].channel_id, group);
+    assert!(!got.iter().any(|m| matches!(m, Message::NewMiningJob(_))));
+    let prev = got
+        .iter()
+        .find_map(|m| match m {
+            Message::SetNewPrevHash(p) if p.channel_id == group => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    // The second channel mines from the group's job with its own prefix.
+    let (ch, full, _) = &chans[1];
+    let template = Arc::new(
+        sluice_pow::JobTemplate::new(
+            prev.prev_hash,
+            jobs[0].coinbase_tx_prefix.to_vec(),
+            jobs[0].coinbase_tx_suffix.to_vec(),
+            jobs[0].merkle_path.to_vec(),
+            prev.nbits,
+        )
+        .unwrap(),
+    );
+    let t = Target::from_difficulty(1e-5).unwrap();
+    let (head, tail) = full.split_at(full.len() - 1);
+    let mut c = ShareChecker::new(template, head, 1, t).unwrap();
+    let nonce = (0u32..)
+        .find(|&nonce| {
+            c.check(&Submission {
+                extranonce2: tail,
+                time: prev.min_ntime,
+                nonce,
+                version: j.version,
+            })
+            .unwrap()
+            .meets_share_target
+        })
+        .unwrap();
+    r.feed(standard_share(*ch, 0, 1, prev.min_ntime, nonce, j.version));
+    assert!(
+        matches!(&r.flush()[..], [Message::SubmitSharesSuccess(s)] if s.channel_id == *ch),
+        "a root made from the group job is the channel's"
+    );
+    // A channel opened later gets nothing new: the group has the job.
+    let (got, _) = r.feed(open_standard(9, "acct.s3"));
+    assert!(
+        !got.iter()
+            .any(|m| matches!(m, Message::NewExtendedMiningJob(_))),
+        "{got:?}"
+    );
 }
