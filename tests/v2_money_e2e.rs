@@ -77,10 +77,13 @@ fn pool_config(d: f64) -> Config {
     c
 }
 
+/// A V2 miner on an extended channel, or with `standard` a header-only
+/// one.
 fn v2_miner(
     node: &Node,
     worker: &str,
     hashes_per_sec: f64,
+    standard: bool,
     stop: &CancellationToken,
 ) -> Arc<MinerStats> {
     let cfg = MinerConfig {
@@ -89,6 +92,7 @@ fn v2_miner(
         hashes_per_sec,
         v2: Some(V2Config {
             authority: node.authority,
+            standard,
         }),
         ..MinerConfig::default()
     };
@@ -138,7 +142,8 @@ async fn the_pool_node_credits_the_work_v2_miners_did_and_books_each_share_once(
     let pool = launch(pool_config(d), "v2-money-pool").await;
     let stop = CancellationToken::new();
     let miners: Vec<_> = (0..4)
-        .map(|i| v2_miner(&pool, &format!("farm.v2m{i}"), 60_000.0, &stop))
+        // Two on extended channels, two header-only on standard ones.
+        .map(|i| v2_miner(&pool, &format!("farm.v2m{i}"), 60_000.0, i >= 2, &stop))
         .collect();
     let stats = pool.running.engine.stats.clone();
     // Enough shares for a tight bound, however busy the machine.
@@ -179,6 +184,7 @@ async fn the_pool_node_credits_the_work_v2_miners_did_and_books_each_share_once(
                 books.clock().now_ms(),
             )
             .unwrap();
+        assert!(m.accepted.load(Ordering::Relaxed) > 0, "{name} mined");
         let w = page.workers.iter().find(|w| w.name == name).unwrap();
         assert_eq!(
             w.money.accepted_shares,
@@ -227,7 +233,7 @@ async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
     .await;
     let stop = CancellationToken::new();
     let miners: Vec<_> = (0..4)
-        .map(|i| v2_miner(&proxy, &format!("farm.v2p{i}"), 60_000.0, &stop))
+        .map(|i| v2_miner(&proxy, &format!("farm.v2p{i}"), 60_000.0, i % 2 == 1, &stop))
         .collect();
     let stats = proxy.running.engine.stats.clone();
     // Work worth 2,000 shares at the miners' difficulty: a bound of ~10 %
@@ -283,68 +289,76 @@ async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
     );
 }
 
-/// `sluice loadgen` with a `stratum2+tcp://` URL: V2 miners, real hashing,
-/// the JSON report; every kind of bad share answered with its V2 error
-/// string (and counted under the V1 code of the same meaning).
+/// `sluice loadgen` with a `stratum2+tcp://` URL: V2 miners on extended
+/// and on standard channels, real hashing, the JSON report; every kind of
+/// bad share answered with its V2 error string (and counted under the V1
+/// code of the same meaning).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_v2_loadgen_reports_every_bad_share_by_its_error() {
     let mut pc = pool_config(1e-8);
     pc.difficulty.max = 1.0;
     let pool = launch(pc, "v2-loadgen").await;
-    let url = format!("stratum2+tcp://{}/{}", pool.v2, pool.authority);
-    let out = tokio::task::spawn_blocking(move || {
-        common::output([
-            "loadgen",
-            "--url",
-            &url,
-            "--miners",
-            "10",
-            "--duration",
-            "3s",
-            "--share-rate",
-            "20",
-            "--bad-fraction",
-            "0.3",
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["connected"], 10, "{v}");
-    assert_eq!(v["disconnects"], 0, "{v}");
-    assert!(v["accepted"].as_u64().unwrap() > 100, "{v}");
-    assert!(v["submit_latency"]["count"].as_u64().unwrap() > 100, "{v}");
-    // Shares still in flight when the run ends are not answered: allow a
-    // few. Stale shares name the job a new block replaced (stale-share)
-    // or, before any, a job never sent (invalid-job-id).
-    let sent = v["bad_sent"].as_array().unwrap();
-    let by_error = &v["rejected_by_error"];
-    let n = |k: &str| by_error[k].as_u64().unwrap_or(0);
-    for (kind, answered) in [
-        (0, n("stale-share") + n("invalid-job-id")),
-        (1, n("duplicate-share")),
-        (2, n("difficulty-too-low")),
-    ] {
-        let s = sent[kind].as_u64().unwrap();
-        assert!(s > 5, "bad kind {kind} sent {s}: {v}");
+    for channel in ["extended", "standard"] {
+        let url = format!("stratum2+tcp://{}/{}", pool.v2, pool.authority);
+        let out = tokio::task::spawn_blocking(move || {
+            common::output([
+                "loadgen",
+                "--channel",
+                channel,
+                "--url",
+                &url,
+                "--miners",
+                "10",
+                "--duration",
+                "3s",
+                "--share-rate",
+                "20",
+                "--bad-fraction",
+                "0.3",
+                "--json",
+            ])
+        })
+        .await
+        .unwrap();
         assert!(
-            answered <= s && answered + 5 >= s,
-            "bad kind {kind}: {answered} answered of {s} sent: {v}"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["connected"], 10, "{channel}: {v}");
+        assert_eq!(v["disconnects"], 0, "{channel}: {v}");
+        assert!(v["accepted"].as_u64().unwrap() > 100, "{channel}: {v}");
+        assert!(
+            v["submit_latency"]["count"].as_u64().unwrap() > 100,
+            "{channel}: {v}"
+        );
+        // Shares still in flight when the run ends are not answered: allow a
+        // few. Stale shares name the job a new block replaced (stale-share)
+        // or, before any, a job never sent (invalid-job-id).
+        let sent = v["bad_sent"].as_array().unwrap();
+        let by_error = &v["rejected_by_error"];
+        let n = |k: &str| by_error[k].as_u64().unwrap_or(0);
+        for (kind, answered) in [
+            (0, n("stale-share") + n("invalid-job-id")),
+            (1, n("duplicate-share")),
+            (2, n("difficulty-too-low")),
+        ] {
+            let s = sent[kind].as_u64().unwrap();
+            assert!(s > 5, "{channel}: bad kind {kind} sent {s}: {v}");
+            assert!(
+                answered <= s && answered + 5 >= s,
+                "{channel}: bad kind {kind}: {answered} answered of {s} sent: {v}"
+            );
+        }
+        let codes = &v["rejected_by_code"];
+        assert_eq!(
+            codes["22"].as_u64().unwrap_or(0),
+            n("duplicate-share"),
+            "{channel}: {v}"
+        );
+        // And the pool counted what it refused.
+        let stats = &pool.running.engine.stats;
+        assert!(stats.rejected(sluice_engine::stats::Reject::Duplicate) >= n("duplicate-share"));
     }
-    let codes = &v["rejected_by_code"];
-    assert_eq!(
-        codes["22"].as_u64().unwrap_or(0),
-        n("duplicate-share"),
-        "{v}"
-    );
-    // And the pool counted what it refused.
-    let stats = &pool.running.engine.stats;
-    assert!(stats.rejected(sluice_engine::stats::Reject::Duplicate) >= n("duplicate-share"));
 }

@@ -60,6 +60,8 @@ pub struct LoadgenArgs {
     pub worker_prefix: String,
     /// Password for every miner.
     pub password: String,
+    /// V2 miners open standard (header-only) channels.
+    pub standard_channel: bool,
 }
 
 fn progress_printer() -> impl FnMut(&Snapshot) {
@@ -106,10 +108,10 @@ pub async fn loadgen(a: LoadgenArgs) -> Report {
             hashes_per_sec: a.hashrate,
             share_rate: a.share_rate,
             bad_fraction: a.bad_fraction,
-            v2: a
-                .url
-                .authority
-                .map(|authority| sluice_loadgen::V2Config { authority }),
+            v2: a.url.authority.map(|authority| sluice_loadgen::V2Config {
+                authority,
+                standard: a.standard_channel,
+            }),
             ..MinerConfig::default()
         },
     };

@@ -136,6 +136,11 @@ struct LoadgenCli {
     /// Password for every miner (e.g. d=0.001).
     #[arg(long, default_value = "x")]
     password: String,
+    /// Stratum V2 miners' channel: extended (the miner rolls extranonce
+    /// and builds the coinbase) or standard (header-only, with a merkle
+    /// root per job from the server).
+    #[arg(long, default_value = "extended", value_parser = ["extended", "standard"])]
+    channel: String,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -392,6 +397,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !(0.0..=1.0).contains(&a.bad_fraction) {
                 anyhow::bail!("--bad-fraction must be between 0 and 1");
             }
+            if a.channel == "standard" && a.url.authority.is_none() {
+                anyhow::bail!("--channel standard is for Stratum V2 (a stratum2+tcp:// URL)");
+            }
             let args = load::LoadgenArgs {
                 url: a.url,
                 miners: a.miners,
@@ -403,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scenario: a.scenario,
                 worker_prefix: a.worker_prefix,
                 password: a.password,
+                standard_channel: a.channel == "standard",
             };
             let report = runtime()?.block_on(load::loadgen(args));
             if a.json {

@@ -1,7 +1,11 @@
 //! One simulated ASIC over Stratum V2: the Noise handshake (the pool's
 //! certificate checked against its authority key), SetupConnection, one
-//! extended channel, and the same real hashing as the V1 miner, over the
-//! channel's extranonce prefix with the version rolled in BIP 320's bits.
+//! channel, and the same real hashing as the V1 miner with the version
+//! rolled in BIP 320's bits. On an extended channel it rolls its own
+//! extranonce after the channel's prefix and builds the coinbase; on a
+//! standard channel (header-only, like most small devices) it asks for
+//! standard jobs and hashes the header over the merkle root each job
+//! brings.
 //!
 //! Shares go out as SubmitSharesExtended with a sequence number each. The
 //! server answers accepted shares in batches (one SubmitShares.Success
@@ -18,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use sluice_pow::header::HeaderMidstate;
 use sluice_pow::{JobTemplate, ShareChecker, Submission, Target};
 use sluice_sv2::Message;
 use sluice_sv2::binary::{B032, Str0255};
@@ -45,6 +50,8 @@ const MIN_EXTRANONCE: u16 = 4;
 pub struct V2Config {
     /// The authority key the server's certificate must be signed by.
     pub authority: AuthorityPublicKey,
+    /// A standard (header-only) channel instead of an extended one.
+    pub standard: bool,
 }
 
 /// The V1 code of the same meaning as a V2 error string, so V1 and V2
@@ -72,19 +79,82 @@ struct Channel {
 /// What the miner hashes on.
 struct Work {
     job_id: u32,
-    checker: ShareChecker,
+    hasher: Hasher,
     version: u32,
     rolling: bool,
     ntime: u32,
     difficulty: f64,
 }
 
+/// How a share is hashed on each kind of channel.
+enum Hasher {
+    /// The coinbase with the miner's extranonce, then the header.
+    Extended(Box<ShareChecker>),
+    /// The header alone, over the job's merkle root (the midstate of the
+    /// version in use kept).
+    Standard {
+        prev_hash: [u8; 32],
+        merkle_root: [u8; 32],
+        nbits: u32,
+        target: Target,
+        midstate: Option<(u32, HeaderMidstate)>,
+    },
+}
+
+impl Hasher {
+    fn meets(&mut self, extranonce: &[u8], ntime: u32, nonce: u32, version: u32) -> bool {
+        match self {
+            Hasher::Extended(c) => {
+                let s = Submission {
+                    extranonce2: extranonce,
+                    time: ntime,
+                    nonce,
+                    version,
+                };
+                matches!(c.check(&s), Ok(r) if r.meets_share_target)
+            }
+            Hasher::Standard {
+                prev_hash,
+                merkle_root,
+                nbits,
+                target,
+                midstate,
+            } => {
+                let mid = match midstate {
+                    Some((v, m)) if *v == version => *m,
+                    _ => {
+                        let m = HeaderMidstate::from_parts(version, prev_hash, merkle_root);
+                        *midstate = Some((version, m));
+                        m
+                    }
+                };
+                target.is_met_by(&mid.hash(ntime, *nbits, nonce))
+            }
+        }
+    }
+}
+
+/// A job of either kind.
+enum JobMsg {
+    Extended(m::NewExtendedMiningJob),
+    Standard(m::NewMiningJob),
+}
+
+impl JobMsg {
+    fn job_id(&self) -> u32 {
+        match self {
+            JobMsg::Extended(j) => j.job_id,
+            JobMsg::Standard(j) => j.job_id,
+        }
+    }
+}
+
 /// Jobs as they arrive: future ones wait for the SetNewPrevHash naming
 /// them, the active one is hashed on the prev hash in force.
 #[derive(Default)]
 struct Jobs {
-    future: Vec<m::NewExtendedMiningJob>,
-    active: Option<m::NewExtendedMiningJob>,
+    future: Vec<JobMsg>,
+    active: Option<JobMsg>,
     prev: Option<m::SetNewPrevHash>,
 }
 
@@ -92,32 +162,81 @@ impl Jobs {
     /// Futures kept at most (a server sends one per template).
     const MAX_FUTURE: usize = 8;
 
+    /// A job from the server: kept for its SetNewPrevHash if `future`,
+    /// else current at once. True when the work changed.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        job: JobMsg,
+        future: bool,
+        stats: &MinerStats,
+        arrivals: Option<&JobArrivals>,
+        now: Instant,
+        connect_at: Instant,
+        got_job: &mut bool,
+    ) -> bool {
+        if future {
+            if self.future.len() >= Self::MAX_FUTURE {
+                self.future.remove(0);
+            }
+            self.future.push(job);
+            return false;
+        }
+        note_job(stats, arrivals, job.job_id(), now, connect_at, got_job);
+        self.active = Some(job);
+        true
+    }
+
     fn work(&self, ch: &Channel) -> Result<Option<Work>, MinerError> {
         let (Some(job), Some(prev)) = (&self.active, &self.prev) else {
             return Ok(None);
         };
         let protocol = |e: &dyn std::fmt::Display| MinerError::Protocol(e.to_string());
-        let template = JobTemplate::new(
-            prev.prev_hash,
-            job.coinbase_tx_prefix.to_vec(),
-            job.coinbase_tx_suffix.to_vec(),
-            job.merkle_path.to_vec(),
-            prev.nbits,
-        )
-        .map_err(|e| protocol(&e))?;
-        let checker = ShareChecker::new(
-            Arc::new(template),
-            &ch.prefix,
-            ch.extranonce_size,
-            ch.target,
-        )
-        .map_err(|e| protocol(&e))?;
+        let (hasher, version, rolling, min_ntime) = match job {
+            JobMsg::Extended(job) => {
+                let template = JobTemplate::new(
+                    prev.prev_hash,
+                    job.coinbase_tx_prefix.to_vec(),
+                    job.coinbase_tx_suffix.to_vec(),
+                    job.merkle_path.to_vec(),
+                    prev.nbits,
+                )
+                .map_err(|e| protocol(&e))?;
+                let checker = ShareChecker::new(
+                    Arc::new(template),
+                    &ch.prefix,
+                    ch.extranonce_size,
+                    ch.target,
+                )
+                .map_err(|e| protocol(&e))?;
+                (
+                    Hasher::Extended(Box::new(checker)),
+                    job.version,
+                    job.version_rolling_allowed,
+                    job.min_ntime,
+                )
+            }
+            // Standard channels roll the version when the connection
+            // allows it (it asked for rolling at setup).
+            JobMsg::Standard(job) => (
+                Hasher::Standard {
+                    prev_hash: prev.prev_hash,
+                    merkle_root: job.merkle_root,
+                    nbits: prev.nbits,
+                    target: ch.target,
+                    midstate: None,
+                },
+                job.version,
+                true,
+                job.min_ntime,
+            ),
+        };
         Ok(Some(Work {
-            job_id: job.job_id,
-            checker,
-            version: job.version,
-            rolling: job.version_rolling_allowed,
-            ntime: job.min_ntime.unwrap_or(prev.min_ntime),
+            job_id: job.job_id(),
+            hasher,
+            version,
+            rolling,
+            ntime: min_ntime.unwrap_or(prev.min_ntime),
             difficulty: ch.target.difficulty(),
         }))
     }
@@ -152,12 +271,24 @@ pub(crate) async fn mine(
         .and_then(|(_, p)| p.parse().ok())
         .unwrap_or(0);
     let mut out = BytesMut::new();
+    // In share-rate mode the hash rate follows the difficulty, so there is
+    // no rate to state: the server's start applies.
+    let nominal_hash_rate = if cfg.share_rate.is_some() {
+        0.0
+    } else {
+        cfg.hashes_per_sec as f32
+    };
     let hello: [Message; 2] = [
         m::SetupConnection {
             protocol: m::PROTOCOL_MINING,
             min_version: 2,
             max_version: 2,
-            flags: m::setup_flags::REQUIRES_VERSION_ROLLING,
+            flags: m::setup_flags::REQUIRES_VERSION_ROLLING
+                | if v2.standard {
+                    m::setup_flags::REQUIRES_STANDARD_JOBS
+                } else {
+                    0
+                },
             endpoint_host: Str0255::truncating(cfg.addr.rsplit_once(':').map_or("", |(h, _)| h)),
             endpoint_port: peer_port,
             vendor: Str0255::truncating("sluice-loadgen"),
@@ -166,20 +297,24 @@ pub(crate) async fn mine(
             device_id: Str0255::truncating(""),
         }
         .into(),
-        m::OpenExtendedMiningChannel {
-            request_id: 1,
-            user_identity: Str0255::truncating(&cfg.worker),
-            // In share-rate mode the hash rate follows the difficulty, so
-            // there is no rate to state: the server's start applies.
-            nominal_hash_rate: if cfg.share_rate.is_some() {
-                0.0
-            } else {
-                cfg.hashes_per_sec as f32
-            },
-            max_target: [0xff; 32],
-            min_extranonce_size: MIN_EXTRANONCE,
-        }
-        .into(),
+        if v2.standard {
+            m::OpenStandardMiningChannel {
+                request_id: 1,
+                user_identity: Str0255::truncating(&cfg.worker),
+                nominal_hash_rate,
+                max_target: [0xff; 32],
+            }
+            .into()
+        } else {
+            m::OpenExtendedMiningChannel {
+                request_id: 1,
+                user_identity: Str0255::truncating(&cfg.worker),
+                nominal_hash_rate,
+                max_target: [0xff; 32],
+                min_extranonce_size: MIN_EXTRANONCE,
+            }
+            .into()
+        },
     ];
     for msg in &hello {
         codec.encode(msg, &mut out).map_err(|e| protocol(&e))?;
@@ -236,26 +371,34 @@ pub(crate) async fn mine(
                             });
                             rebuild = true;
                         }
+                        Message::OpenStandardMiningChannelSuccess(ok) => {
+                            let prefix = ok.extranonce_prefix.to_vec();
+                            let v = prefix.iter().take(8).fold(0u64, |a, &b| (a << 8) | u64::from(b));
+                            stats.extranonce1.store(v, Ordering::Relaxed);
+                            channel = Some(Channel {
+                                id: ok.channel_id,
+                                prefix,
+                                extranonce_size: 0,
+                                target: Target::from_le_bytes(&ok.target),
+                            });
+                            rebuild = true;
+                        }
                         Message::OpenMiningChannelError(e) => {
                             return Err(MinerError::Protocol(format!("channel refused: {}", e.error_code)));
                         }
                         Message::NewExtendedMiningJob(j) => {
-                            if j.min_ntime.is_none() {
-                                if jobs.future.len() >= Jobs::MAX_FUTURE {
-                                    jobs.future.remove(0);
-                                }
-                                jobs.future.push(j);
-                            } else {
-                                note_job(&stats, arrivals.as_ref(), j.job_id, now, connect_at, &mut got_job);
-                                jobs.active = Some(j);
-                                rebuild = true;
-                            }
+                            let future = j.min_ntime.is_none();
+                            rebuild |= jobs.take(JobMsg::Extended(j), future, &stats, arrivals.as_ref(), now, connect_at, &mut got_job);
+                        }
+                        Message::NewMiningJob(j) => {
+                            let future = j.min_ntime.is_none();
+                            rebuild |= jobs.take(JobMsg::Standard(j), future, &stats, arrivals.as_ref(), now, connect_at, &mut got_job);
                         }
                         Message::SetNewPrevHash(p) => {
-                            if let Some(i) = jobs.future.iter().position(|f| f.job_id == p.job_id) {
+                            if let Some(i) = jobs.future.iter().position(|f| f.job_id() == p.job_id) {
                                 jobs.active = Some(jobs.future.swap_remove(i));
                                 jobs.future.clear();
-                            } else if jobs.active.as_ref().is_some_and(|j| j.job_id != p.job_id) {
+                            } else if jobs.active.as_ref().is_some_and(|j| j.job_id() != p.job_id) {
                                 // A prev hash for a job never sent: nothing
                                 // to hash until one comes.
                                 jobs.active = None;
@@ -327,6 +470,7 @@ pub(crate) async fn mine(
                 let k = en.len().min(8);
                 let n = en.len();
                 en[n - k..].copy_from_slice(&en_counter.to_be_bytes()[8 - k..]);
+                let standard = v2.standard;
                 let version = if w.rolling {
                     w.version & !VERSION_MASK | ((roll << 13) & VERSION_MASK)
                 } else {
@@ -334,24 +478,36 @@ pub(crate) async fn mine(
                 };
                 let (ntime, difficulty) = (w.ntime, w.difficulty);
                 let mut submit = |job_id: u32, nonce: u32, out: &mut BytesMut| -> Result<(), MinerError> {
-                    let share = m::SubmitSharesExtended {
-                        channel_id: ch.id,
-                        sequence_number: seq,
-                        job_id,
-                        nonce,
-                        ntime,
-                        version,
-                        extranonce: B032::new(en.clone()).map_err(|e| protocol(&e))?,
+                    let share: Message = if standard {
+                        m::SubmitSharesStandard {
+                            channel_id: ch.id,
+                            sequence_number: seq,
+                            job_id,
+                            nonce,
+                            ntime,
+                            version,
+                        }
+                        .into()
+                    } else {
+                        m::SubmitSharesExtended {
+                            channel_id: ch.id,
+                            sequence_number: seq,
+                            job_id,
+                            nonce,
+                            ntime,
+                            version,
+                            extranonce: B032::new(en.clone()).map_err(|e| protocol(&e))?,
+                        }
+                        .into()
                     };
-                    codec.encode(&Message::from(share), out).map_err(|e| protocol(&e))?;
+                    codec.encode(&share, out).map_err(|e| protocol(&e))?;
                     pending.insert(seq, (now, difficulty));
                     seq = seq.wrapping_add(1);
                     stats.submitted.fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 };
                 for _ in 0..batch {
-                    let s = Submission { extranonce2: &en, time: w.ntime, nonce, version };
-                    if matches!(w.checker.check(&s), Ok(r) if r.meets_share_target) {
+                    if w.hasher.meets(&en, ntime, nonce, version) {
                         match bad.pick(&stats) {
                             None => submit(w.job_id, nonce, &mut out)?,
                             Some(BadKind::Stale) => {
@@ -364,7 +520,7 @@ pub(crate) async fn mine(
                             Some(BadKind::LowDifficulty) => {
                                 // The next nonce that misses the target.
                                 let mut low = nonce.wrapping_add(1);
-                                while matches!(w.checker.check(&Submission { extranonce2: &en, time: w.ntime, nonce: low, version }), Ok(r) if r.meets_share_target) {
+                                while w.hasher.meets(&en, ntime, low, version) {
                                     low = low.wrapping_add(1);
                                 }
                                 submit(w.job_id, low, &mut out)?;
