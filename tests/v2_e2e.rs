@@ -418,31 +418,43 @@ fn check_config_shows_the_v2_listener_and_wants_one_identity() {
         let out = common::output(["check-config", write(name, v2).to_str().unwrap()]);
         assert!(!out.status.success(), "{name}");
     }
-    // A V2 pool URL parses (with its key) but is refused upstream, with
-    // a reason, until V2 upstream exists; one without its key never
-    // parses.
+    // A V2 pool URL carries its authority key: without it, it does not
+    // parse; with it, per-worker names (one channel) are refused.
     let key = sluice_sv2::noise::AuthorityKeypair::generate()
         .unwrap()
         .public_key();
-    for (name, url, why) in [
-        (
-            "v2pool.toml",
-            format!("stratum2+tcp://127.0.0.1:3336/{key}"),
-            "not supported yet",
-        ),
-        (
-            "v2nokey.toml",
-            "stratum2+tcp://127.0.0.1:3336".to_string(),
-            "authority public key",
-        ),
-    ] {
+    let pool = |name: &str, url: &str, extra: &str| {
         let p = dir.join(name);
         std::fs::write(
             &p,
-            format!("mode = \"proxy\"\n[[pools]]\nurl = \"{url}\"\nuser = \"u\"\n"),
+            format!("mode = \"proxy\"\n[[pools]]\nurl = \"{url}\"\nuser = \"u\"\n{extra}"),
         )
         .unwrap();
-        let out = common::output(["check-config", p.to_str().unwrap()]);
+        common::output(["check-config", p.to_str().unwrap()])
+    };
+    let v2url = format!("stratum2+tcp://127.0.0.1:3336/{key}");
+    let out = pool("v2pool.toml", &v2url, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&v2url));
+    for (name, url, extra, why) in [
+        (
+            "v2nokey.toml",
+            "stratum2+tcp://127.0.0.1:3336",
+            "",
+            "authority public key",
+        ),
+        (
+            "v2names.toml",
+            v2url.as_str(),
+            "pass_through_workers = true\n",
+            "pass_through_workers is for V1 pools",
+        ),
+    ] {
+        let out = pool(name, url, extra);
         assert!(!out.status.success(), "{name}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{name}: {err}");

@@ -42,7 +42,10 @@ impl Drop for Node {
 
 /// `cfg` with a fresh authority key and a V2 listener on 127.0.0.1.
 async fn launch(mut cfg: Config, name: &str) -> Node {
-    let dir = common::scratch_dir().join(name);
+    // Tests run at once in this process: each instance its own folder.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = common::scratch_dir().join(format!("{name}-{n}"));
     std::fs::create_dir_all(&dir).unwrap();
     let auth = dir.join("authority.toml");
     let _ = std::fs::remove_file(&auth);
@@ -200,12 +203,61 @@ async fn the_pool_node_credits_the_work_v2_miners_did_and_books_each_share_once(
     );
 }
 
+/// What a miner behind the proxy speaks.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    V1,
+    V2Extended,
+    V2Standard,
+}
+
 /// V2 miners → `sluice proxy` (V2 listener) → the pool node over V1: the
 /// pool credits the work the V2 miners did; the proxy's books agree with
 /// the pool; every share the proxy forwarded is answered and booked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
-    // The pool's vardiff starts 10x below the miners and climbs to them.
+    use Kind::{V2Extended, V2Standard};
+    let kinds = [V2Extended, V2Standard, V2Extended, V2Standard];
+    through_the_proxy("V2 miners → proxy → V1 pool", false, &kinds).await;
+}
+
+/// V1 miners → `sluice proxy` → the pool node over V2 (Noise, one
+/// extended channel per upstream connection): translation V1 → V2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_pool_credits_the_work_v1_miners_did_through_the_proxy() {
+    through_the_proxy("V1 miners → proxy → V2 pool", true, &[Kind::V1; 4]).await;
+}
+
+/// V1 and V2 miners (extended and standard channels) → `sluice proxy` →
+/// the pool node over V2: all folded into the upstream's one channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_pool_credits_v1_and_v2_miners_aggregated_through_the_proxy() {
+    use Kind::{V1, V2Extended, V2Standard};
+    let kinds = [V1, V2Extended, V2Standard, V1];
+    through_the_proxy("V1 + V2 miners → proxy → V2 pool", true, &kinds).await;
+}
+
+fn v1_miner(
+    node: &Node,
+    worker: &str,
+    hashes_per_sec: f64,
+    stop: &CancellationToken,
+) -> Arc<MinerStats> {
+    let cfg = MinerConfig {
+        addr: node.v1.to_string(),
+        worker: worker.into(),
+        hashes_per_sec,
+        ..MinerConfig::default()
+    };
+    let stats = Arc::new(MinerStats::default());
+    let (s, c) = (stats.clone(), stop.clone());
+    tokio::spawn(async move { sluice_loadgen::run(cfg, s, c).await });
+    stats
+}
+
+/// Miners of `kinds` → `sluice proxy` → the pool node over V1 or V2
+/// (`upstream_v2`), the pool's vardiff starting 10x below the miners.
+async fn through_the_proxy(name: &str, upstream_v2: bool, kinds: &[Kind]) {
     let d = 2e-7;
     let mut pc = pool_config(d);
     pc.difficulty.min = d / 10.0;
@@ -213,10 +265,12 @@ async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
     pc.difficulty.vardiff.target_share_interval_secs = 0.1;
     let pool = launch(pc, "v2-money-upstream").await;
     let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
-    xc.pools = vec![PoolConfig::new(
-        PoolUrl::v1("127.0.0.1", pool.v1.port()),
-        "farm",
-    )];
+    let url = if upstream_v2 {
+        PoolUrl::v2("127.0.0.1", pool.v2.port(), pool.authority)
+    } else {
+        PoolUrl::v1("127.0.0.1", pool.v1.port())
+    };
+    xc.pools = vec![PoolConfig::new(url, "farm")];
     xc.difficulty.min = d;
     xc.difficulty.start = d;
     xc.difficulty.max = d;
@@ -232,8 +286,17 @@ async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
     })
     .await;
     let stop = CancellationToken::new();
-    let miners: Vec<_> = (0..4)
-        .map(|i| v2_miner(&proxy, &format!("farm.v2p{i}"), 60_000.0, i % 2 == 1, &stop))
+    let miners: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let w = format!("farm.p{i}");
+            match k {
+                Kind::V1 => v1_miner(&proxy, &w, 60_000.0, &stop),
+                Kind::V2Extended => v2_miner(&proxy, &w, 60_000.0, false, &stop),
+                Kind::V2Standard => v2_miner(&proxy, &w, 60_000.0, true, &stop),
+            }
+        })
         .collect();
     let stats = proxy.running.engine.stats.clone();
     // Work worth 2,000 shares at the miners' difficulty: a bound of ~10 %
@@ -275,12 +338,7 @@ async fn a_v1_pool_credits_the_work_v2_miners_did_through_the_proxy() {
         stats.upstream_accepted.load(Ordering::Relaxed),
         miners.iter().map(|m| m.accepted_work()).sum::<f64>(),
     );
-    check_credit(
-        "V2 miners → proxy → V1 pool",
-        credited,
-        computed(&miners),
-        d,
-    );
+    check_credit(name, credited, computed(&miners), d);
     let booked = stats.accepted_work.get();
     let bound = 4.0 * (d / credited + d / booked).sqrt() + 0.01;
     assert!(

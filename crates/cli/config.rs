@@ -377,8 +377,9 @@ pub enum Rolling {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// `stratum+tcp://host:port` (`stratum2+tcp://host:port/KEY` is
-    /// parsed but refused upstream for now).
+    /// `stratum+tcp://host:port`, or `stratum2+tcp://host:port/KEY` for a
+    /// Stratum V2 pool whose certificate KEY (its authority public key)
+    /// signs.
     pub url: PoolUrl,
     /// Account to authorize as.
     pub user: String,
@@ -618,9 +619,9 @@ impl Config {
                     if p.user.is_empty() {
                         bail!("pool {} has an empty user", p.url);
                     }
-                    if p.url.authority.is_some() {
+                    if p.url.authority.is_some() && p.pass_through_workers {
                         bail!(
-                            "pool {}: Stratum V2 pools upstream are not supported yet (V2 miners are: [v2] listen)",
+                            "pool {}: pass_through_workers is for V1 pools (a V2 pool sees one channel per connection, named by user)",
                             p.url
                         );
                     }

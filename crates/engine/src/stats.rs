@@ -218,6 +218,17 @@ impl PoolReject {
         }
     }
 
+    /// A V2 pool's SubmitShares.Error code (the spec's strings).
+    pub fn of_v2(code: &str) -> Self {
+        match code {
+            "stale-share" | "invalid-job-id" => PoolReject::Stale,
+            "duplicate-share" => PoolReject::Duplicate,
+            "difficulty-too-low" => PoolReject::LowDifficulty,
+            "unknown-user" | "invalid-channel-id" => PoolReject::Unauthorized,
+            _ => PoolReject::Other,
+        }
+    }
+
     /// Classifies a pool's answer: its V1 error code, else its text.
     pub fn classify(code: Option<i64>, text: &str) -> Self {
         match code {

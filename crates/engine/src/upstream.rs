@@ -26,7 +26,6 @@ use sluice_sv1::{LineCodec, ServerMessage, SubscribeResult, parse_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocks::{BlockLog, BlockStatus};
@@ -689,54 +688,73 @@ impl ClientState {
     /// gone): each is reported as rejected, so none is counted nowhere.
     /// Blocks among them come back by number, to be sent again.
     pub fn drain_pending(&mut self) -> (Vec<UpstreamResult>, Vec<u64>) {
-        let mut blocks = Vec::new();
-        let results = self
-            .pending
-            .drain()
-            .filter_map(|(_, p)| {
-                if let Some((b, _)) = p.block {
-                    // Not a reject: it will be submitted again.
-                    blocks.push(b);
-                    return None;
-                }
-                Some(UpstreamResult {
-                    session: p.session,
-                    accepted: false,
-                    difficulty: p.difficulty,
-                    latency: None,
-                    reject: Some(PoolReject::Unanswered),
-                    share: p.share,
-                })
-            })
-            .collect();
-        (results, blocks)
+        drain(self.pending.drain().map(|(_, p)| p))
     }
 
     /// Checks the stall timer, and that the pool answers what we submit.
     pub fn on_tick(&self, now: Instant) -> Option<ClientAction> {
-        // A block the pool has not answered: it may have stopped reading.
-        // Fail the connection, so the block goes again on a new one.
-        if let Some((_, at)) = self
-            .pending
-            .values()
-            .filter_map(|p| p.block)
-            .find(|(_, at)| now.saturating_duration_since(*at) > BLOCK_ANSWER_TIMEOUT)
-        {
-            return Some(ClientAction::Fail(format!(
-                "pool left a block unanswered for {:?}",
-                now.saturating_duration_since(at)
-            )));
-        }
-        if self.pending.len() > MAX_PENDING {
-            return Some(ClientAction::Fail(format!(
-                "pool left {} shares unanswered",
-                self.pending.len()
-            )));
-        }
-        let last = self.last_job?;
-        (now.saturating_duration_since(last) > self.cfg.stall_timeout)
-            .then(|| ClientAction::Fail(format!("no job for {:?}", self.cfg.stall_timeout)))
+        pending_checks(
+            self.pending.values(),
+            self.pending.len(),
+            self.last_job,
+            self.cfg.stall_timeout,
+            now,
+        )
     }
+}
+
+/// Shares a gone connection leaves unanswered: each a reject for its
+/// session; blocks among them by number, to be sent again.
+fn drain(pending: impl Iterator<Item = Pending>) -> (Vec<UpstreamResult>, Vec<u64>) {
+    let mut blocks = Vec::new();
+    let results = pending
+        .filter_map(|p| {
+            if let Some((b, _)) = p.block {
+                // Not a reject: it will be submitted again.
+                blocks.push(b);
+                return None;
+            }
+            Some(UpstreamResult {
+                session: p.session,
+                accepted: false,
+                difficulty: p.difficulty,
+                latency: None,
+                reject: Some(PoolReject::Unanswered),
+                share: p.share,
+            })
+        })
+        .collect();
+    (results, blocks)
+}
+
+/// Whether a connection must go down for what it left unanswered or for
+/// sending no job in `stall_timeout`.
+fn pending_checks<'a>(
+    pending: impl Iterator<Item = &'a Pending>,
+    count: usize,
+    last_job: Option<Instant>,
+    stall_timeout: Duration,
+    now: Instant,
+) -> Option<ClientAction> {
+    // A block the pool has not answered: it may have stopped reading.
+    // Fail the connection, so the block goes again on a new one.
+    if let Some((_, at)) = pending
+        .filter_map(|p| p.block)
+        .find(|(_, at)| now.saturating_duration_since(*at) > BLOCK_ANSWER_TIMEOUT)
+    {
+        return Some(ClientAction::Fail(format!(
+            "pool left a block unanswered for {:?}",
+            now.saturating_duration_since(at)
+        )));
+    }
+    if count > MAX_PENDING {
+        return Some(ClientAction::Fail(format!(
+            "pool left {count} shares unanswered"
+        )));
+    }
+    let last = last_job?;
+    (now.saturating_duration_since(last) > stall_timeout)
+        .then(|| ClientAction::Fail(format!("no job for {stall_timeout:?}")))
 }
 
 /// Process-wide counters the upstream tasks share.
@@ -853,6 +871,21 @@ async fn write_line(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Resul
         Ok(Err(e)) => Err(format!("write: {e}")),
         Err(_) => Err("write to pool timed out".into()),
     }
+}
+
+/// Writes one output of the protocol state: a V1 line as is, a V2 frame
+/// encrypted first.
+async fn write_out(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wire: &mut PoolWire,
+    b: &Bytes,
+) -> Result<(), String> {
+    if let PoolWire::Lines(_) = wire {
+        return write_line(wr, b).await;
+    }
+    let mut out = BytesMut::with_capacity(b.len() + 64);
+    wire.encode(b, &mut out)?;
+    write_line(wr, &out).await
 }
 
 /// Blocks this connection task owes its pool: waiting for a connection, or
@@ -975,10 +1008,12 @@ impl UpstreamTask {
         owed.waiting.push((b, tried));
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send_block(
         &self,
-        st: &mut ClientState,
+        st: &mut Proto,
         wr: &mut tokio::net::tcp::OwnedWriteHalf,
+        wire: &mut PoolWire,
         owed: &mut OwedBlocks,
         b: BlockForward,
         tried: u32,
@@ -988,7 +1023,7 @@ impl UpstreamTask {
         // In flight before the write: a failed write brings it back.
         owed.inflight.insert(id, (b, tried + 1));
         for line in lines {
-            write_line(wr, &line).await?;
+            write_out(wr, wire, &line).await?;
         }
         // The block is on the wire first; the log hears of it after.
         self.block_log.set(id, BlockStatus::Submitted, None);
@@ -1004,7 +1039,11 @@ impl UpstreamTask {
         reached_ready: &mut bool,
         owed: &mut OwedBlocks,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
-        let mut st = ClientState::new(self.cfg.clone()).resuming(owed.session.take());
+        let mut st = Proto::new(
+            self.cfg.clone(),
+            url.authority.is_some(),
+            owed.session.take(),
+        );
         let r = self
             .connection_inner(url, epoch, reached_ready, &mut st, owed)
             .await;
@@ -1028,24 +1067,44 @@ impl UpstreamTask {
         url: &PoolUrl,
         epoch: &mut u64,
         reached_ready: &mut bool,
-        st: &mut ClientState,
+        st: &mut Proto,
         owed: &mut OwedBlocks,
     ) -> Result<Option<(PoolUrl, Duration)>, String> {
+        let handshake_deadline = tokio::time::Instant::now() + self.cfg.connect_timeout;
         let connect = TcpStream::connect((url.host.as_str(), url.port));
-        let stream = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
+        let mut stream = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(format!("connect: {e}")),
             Err(_) => return Err("connect timed out".into()),
         };
         let _ = stream.set_nodelay(true);
+        // A V2 pool: the Noise handshake first, its certificate checked
+        // against the authority key configured for it.
+        let mut wire = match url.authority {
+            None => PoolWire::Lines(LineCodec::new(self.cfg.max_line)),
+            Some(key) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+                let hs = sluice_sv2::codec::connect(
+                    &mut stream,
+                    Some(key),
+                    now,
+                    sluice_sv2::frame::DEFAULT_MAX_PAYLOAD,
+                );
+                match tokio::time::timeout_at(handshake_deadline, hs).await {
+                    Ok(Ok(c)) => PoolWire::Noise(Box::new(c)),
+                    Ok(Err(e)) => return Err(format!("V2 handshake: {e}")),
+                    Err(_) => return Err("V2 handshake timed out".into()),
+                }
+            }
+        };
         let (mut rd, mut wr) = stream.into_split();
-        let mut codec = LineCodec::new(self.cfg.max_line);
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        let handshake_deadline = tokio::time::Instant::now() + self.cfg.connect_timeout;
         for a in st.handshake(Instant::now()) {
             if let ClientAction::Send(b) = a {
-                write_line(&mut wr, &b).await?;
+                write_out(&mut wr, &mut wire, &b).await?;
             }
         }
         let mut ready = false;
@@ -1063,7 +1122,7 @@ impl UpstreamTask {
                 b = self.blocks.recv() => {
                     let Some(b) = b else { return Ok(None) };
                     if ready {
-                        self.send_block(st, &mut wr, owed, b, 0).await?;
+                        self.send_block(st, &mut wr, &mut wire, owed, b, 0).await?;
                     } else {
                         self.owe(owed, b, 0, "pool not ready; sent when it is");
                     }
@@ -1072,13 +1131,11 @@ impl UpstreamTask {
                 r = rd.read_buf(&mut buf) => {
                     match r {
                         Ok(0) => return Err("pool closed the connection".into()),
-                        Ok(_) => loop {
-                            match codec.decode(&mut buf) {
-                                Ok(Some(l)) => lines.push(l),
-                                Ok(None) => break,
-                                Err(e) => return Err(e.to_string()),
+                        Ok(_) => {
+                            while let Some(l) = wire.decode(&mut buf)? {
+                                lines.push(l);
                             }
-                        },
+                        }
                         Err(e) => return Err(format!("read: {e}")),
                     }
                 }
@@ -1095,7 +1152,7 @@ impl UpstreamTask {
                         continue;
                     }
                     for line in st.submit(&s) {
-                        write_line(&mut wr, &line).await?;
+                        write_out(&mut wr, &mut wire, &line).await?;
                     }
                     self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1108,15 +1165,15 @@ impl UpstreamTask {
                     }
                     if ready && let Some(line) = st.suggest(self.suggest.get()) {
                         self.stats.difficulty_suggestions.fetch_add(1, Ordering::Relaxed);
-                        write_line(&mut wr, &line).await?;
+                        write_out(&mut wr, &mut wire, &line).await?;
                     }
                 }
                 _ = self.cancel.cancelled() => return Ok(None),
             }
             for line in lines {
-                for action in st.on_line(&line, Instant::now()) {
+                for action in st.on_input(line, Instant::now()) {
                     match action {
-                        ClientAction::Send(b) => write_line(&mut wr, &b).await?,
+                        ClientAction::Send(b) => write_out(&mut wr, &mut wire, &b).await?,
                         ClientAction::Subscribed(s) => {
                             owed.session = st.session_id().map(str::to_owned);
                             tracing::info!(upstream = self.id, extranonce1 = %hex::encode(&s.extranonce1), extranonce2_size = s.extranonce2_size, "subscribed");
@@ -1152,7 +1209,8 @@ impl UpstreamTask {
                                         self.undelivered(&b.share);
                                         continue;
                                     }
-                                    self.send_block(st, &mut wr, owed, b, tried).await?;
+                                    self.send_block(st, &mut wr, &mut wire, owed, b, tried)
+                                        .await?;
                                 }
                             }
                         }
@@ -1216,7 +1274,7 @@ impl UpstreamTask {
     /// under a new mask); returns its id, or `None` when it is unusable.
     fn publish(
         &self,
-        st: &ClientState,
+        st: &Proto,
         parts: &JobParts,
         epoch: u64,
         republish_of: Option<u64>,
@@ -1231,7 +1289,7 @@ impl UpstreamTask {
             self.job_ids.next(),
             epoch,
             st.version_mask(),
-            self.cfg.rolling_rule,
+            st.rolling_rule(&self.cfg),
             self.links.clone(),
             Instant::now(),
         );
@@ -1253,6 +1311,11 @@ impl UpstreamTask {
         }
     }
 }
+
+pub mod proto;
+pub mod v2;
+
+use proto::{PoolWire, Proto};
 
 #[cfg(test)]
 mod tests;
