@@ -420,3 +420,97 @@ async fn the_v2_loadgen_reports_every_bad_share_by_its_error() {
         assert!(stats.rejected(sluice_engine::stats::Reject::Duplicate) >= n("duplicate-share"));
     }
 }
+
+/// Failover between a V2 and a V1 pool, both ways: V1 and V2 miners
+/// behind the proxy keep their connections, get the backup's work, and
+/// their shares are accepted there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_between_a_v2_and_a_v1_pool_keeps_every_miner_connected() {
+    for primary_v2 in [true, false] {
+        let what = if primary_v2 { "V2 → V1" } else { "V1 → V2" };
+        let d = 1e-6;
+        let primary = launch(pool_config(d), "failover-primary").await;
+        let backup = launch(pool_config(d), "failover-backup").await;
+        let url = |n: &Node, v2: bool| {
+            if v2 {
+                PoolUrl::v2("127.0.0.1", n.v2.port(), n.authority)
+            } else {
+                PoolUrl::v1("127.0.0.1", n.v1.port())
+            }
+        };
+        let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
+        xc.pools = vec![
+            PoolConfig {
+                level: 0,
+                ..PoolConfig::new(url(&primary, primary_v2), "farm")
+            },
+            PoolConfig {
+                level: 1,
+                ..PoolConfig::new(url(&backup, !primary_v2), "farm")
+            },
+        ];
+        xc.difficulty.min = d;
+        xc.difficulty.start = d;
+        xc.difficulty.max = d;
+        let proxy = launch(xc, "failover-proxy").await;
+        wait_until("both upstreams ready", Duration::from_secs(15), || {
+            proxy
+                .running
+                .engine
+                .router
+                .snapshot()
+                .iter()
+                .all(|p| p.connections.iter().any(|(_, h, _)| *h == Health::Ready))
+        })
+        .await;
+        let stop = CancellationToken::new();
+        let miners = vec![
+            v1_miner(&proxy, "farm.f0", 40_000.0, &stop),
+            v2_miner(&proxy, "farm.f1", 40_000.0, false, &stop),
+            v2_miner(&proxy, "farm.f2", 40_000.0, true, &stop),
+        ];
+        wait_until(
+            &format!("{what}: shares at the primary"),
+            Duration::from_secs(30),
+            || {
+                pool_tally(&primary).0 >= 20
+                    && miners
+                        .iter()
+                        .all(|m| m.accepted.load(Ordering::Relaxed) > 0)
+            },
+        )
+        .await;
+        assert_eq!(pool_tally(&backup).0, 0, "{what}: the backup idles");
+        let before: Vec<u64> = miners
+            .iter()
+            .map(|m| m.accepted.load(Ordering::Relaxed))
+            .collect();
+        let sessions = proxy.running.engine.stats.sessions.load(Ordering::Relaxed);
+        drop(primary);
+        wait_until(
+            &format!("{what}: every miner's shares accepted at the backup"),
+            Duration::from_secs(30),
+            || {
+                pool_tally(&backup).0 >= 20
+                    && miners
+                        .iter()
+                        .zip(&before)
+                        .all(|(m, b)| m.accepted.load(Ordering::Relaxed) > b + 3)
+            },
+        )
+        .await;
+        // No miner was dropped: each is on its first connection.
+        assert!(
+            miners
+                .iter()
+                .all(|m| m.finished.load(Ordering::Acquire) == 0),
+            "{what}: a miner lost its connection"
+        );
+        assert_eq!(
+            proxy.running.engine.stats.sessions.load(Ordering::Relaxed),
+            sessions,
+            "{what}"
+        );
+        stop.cancel();
+    }
+}
