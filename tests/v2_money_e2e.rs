@@ -514,3 +514,139 @@ async fn failover_between_a_v2_and_a_v1_pool_keeps_every_miner_connected() {
         stop.cancel();
     }
 }
+
+/// How a fake V2 pool misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// Its certificate is signed by another authority than configured.
+    WrongKey,
+    /// After the handshake, bytes that do not decrypt.
+    Garbage,
+    /// After the handshake, a frame whose message does not decode.
+    BadMessage,
+}
+
+/// A fake V2 pool on 127.0.0.1 behaving as `how` on every connection;
+/// returns its address and the authority key the proxy is told.
+async fn hostile_pool(how: Hostile) -> (SocketAddr, AuthorityPublicKey) {
+    use sluice_sv2::noise::{AuthorityKeypair, ResponderConfig, StaticKeypair};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let told = AuthorityKeypair::generate().unwrap();
+    let signer = match how {
+        Hostile::WrongKey => AuthorityKeypair::generate().unwrap(),
+        _ => told.clone(),
+    };
+    let now = sluice::keys::unix_now();
+    let config = Arc::new(
+        ResponderConfig::new(
+            &signer,
+            &StaticKeypair::generate().unwrap(),
+            now - 60,
+            now + 3600,
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let config = config.clone();
+            tokio::spawn(async move {
+                let max = sluice_sv2::frame::DEFAULT_MAX_PAYLOAD;
+                let Ok(mut codec) = sluice_sv2::codec::accept(&mut sock, &config, max).await else {
+                    return;
+                };
+                let mut out = bytes::BytesMut::new();
+                match how {
+                    Hostile::WrongKey => return,
+                    Hostile::Garbage => out.extend_from_slice(&[0x5a; 200]),
+                    Hostile::BadMessage => {
+                        // A SetupConnection.Success one byte long.
+                        let frame = sluice_sv2::Frame {
+                            header: sluice_sv2::Header::new(0x01, false, 1),
+                            payload: bytes::Bytes::from_static(&[0]),
+                        };
+                        tokio_util::codec::Encoder::encode(&mut codec, &frame, &mut out).unwrap();
+                    }
+                }
+                let _ = sock.write_all(&out).await;
+                // Hold the connection until the proxy drops it.
+                let mut sink = [0u8; 1024];
+                while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, told.public_key())
+}
+
+/// One hostile V2 pool never hurts the miners: a wrong certificate, bytes
+/// that do not decrypt and a message that does not decode each fail that
+/// upstream with its reason (counted), and the miners mine on at the
+/// backup without losing their connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_v2_pool_is_cut_with_its_reason_and_the_miners_mine_on() {
+    let d = 1e-6;
+    let backup = launch(pool_config(d), "hostile-backup").await;
+    for (how, why) in [
+        (Hostile::WrongKey, "V2 handshake"),
+        (Hostile::Garbage, "noise"),
+        (Hostile::BadMessage, "undecodable message from pool"),
+    ] {
+        let (addr, key) = hostile_pool(how).await;
+        let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
+        xc.pools = vec![
+            PoolConfig {
+                level: 0,
+                ..PoolConfig::new(PoolUrl::v2("127.0.0.1", addr.port(), key), "farm")
+            },
+            PoolConfig {
+                level: 1,
+                ..PoolConfig::new(PoolUrl::v1("127.0.0.1", backup.v1.port()), "farm")
+            },
+        ];
+        xc.difficulty.min = d;
+        xc.difficulty.start = d;
+        xc.difficulty.max = d;
+        let proxy = launch(xc, "hostile-proxy").await;
+        let router = proxy.running.engine.router.clone();
+        let reason = || {
+            router.snapshot()[0]
+                .connections
+                .iter()
+                .find_map(|(_, h, _)| match h {
+                    Health::Failed(r) => Some(r.clone()),
+                    _ => None,
+                })
+        };
+        wait_until(
+            &format!("{how:?}: the hostile upstream failed for its reason"),
+            Duration::from_secs(15),
+            || reason().is_some_and(|r| r.contains(why)),
+        )
+        .await;
+        let stats = proxy.running.engine.stats.clone();
+        assert!(stats.upstream_failures.load(Ordering::Relaxed) >= 1);
+        let stop = CancellationToken::new();
+        let miners = vec![
+            v1_miner(&proxy, "farm.h0", 40_000.0, &stop),
+            v2_miner(&proxy, "farm.h1", 40_000.0, false, &stop),
+        ];
+        wait_until(
+            &format!("{how:?}: shares accepted at the backup"),
+            Duration::from_secs(30),
+            || {
+                miners
+                    .iter()
+                    .all(|m| m.accepted.load(Ordering::Relaxed) >= 5)
+            },
+        )
+        .await;
+        assert!(
+            miners
+                .iter()
+                .all(|m| m.finished.load(Ordering::Acquire) == 0),
+            "{how:?}: no miner lost its connection"
+        );
+        stop.cancel();
+    }
+}

@@ -509,6 +509,12 @@ pub fn metrics(st: &ApiState) -> String {
         get(&stats.block_log_errors),
     );
     e.counter(
+        "sluice_upstream_failures_total",
+        "Upstream connections that failed (refused, failed handshake, undecodable or undecryptable data, stall).",
+        &[],
+        get(&stats.upstream_failures),
+    );
+    e.counter(
         "sluice_reconnects_refused_total",
         "client.reconnect requests to hosts the pool's config does not list.",
         &[],

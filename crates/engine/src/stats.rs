@@ -393,6 +393,10 @@ pub struct Stats {
     /// `client.reconnect` requests refused (a host not in the pool's
     /// config).
     pub reconnects_refused: AtomicU64,
+    /// Upstream connections that failed: refused, a failed (V2)
+    /// handshake, data that does not decode or decrypt, a stall. The
+    /// reason is logged and shown in the pool's health.
+    pub upstream_failures: AtomicU64,
     /// Sessions currently connected.
     pub sessions: AtomicU64,
     /// Time from a miner's submit to the pool's answer.

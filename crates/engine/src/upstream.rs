@@ -933,6 +933,7 @@ impl UpstreamTask {
                 }
                 Ok(None) => return,
                 Err(e) => {
+                    self.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(upstream = self.id, url = %url, reason = %e, "upstream down");
                     // Back to the configured pool after a redirect fails.
                     url = self.cfg.url.clone();
