@@ -464,7 +464,7 @@ async fn failover_between_a_v2_and_a_v1_pool_keeps_every_miner_connected() {
         })
         .await;
         let stop = CancellationToken::new();
-        let miners = vec![
+        let miners = [
             v1_miner(&proxy, "farm.f0", 40_000.0, &stop),
             v2_miner(&proxy, "farm.f1", 40_000.0, false, &stop),
             v2_miner(&proxy, "farm.f2", 40_000.0, true, &stop),
@@ -627,7 +627,7 @@ async fn a_hostile_v2_pool_is_cut_with_its_reason_and_the_miners_mine_on() {
         let stats = proxy.running.engine.stats.clone();
         assert!(stats.upstream_failures.load(Ordering::Relaxed) >= 1);
         let stop = CancellationToken::new();
-        let miners = vec![
+        let miners = [
             v1_miner(&proxy, "farm.h0", 40_000.0, &stop),
             v2_miner(&proxy, "farm.h1", 40_000.0, false, &stop),
         ];
