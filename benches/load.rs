@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
+#[path = "load/translator.rs"]
+mod translator;
+
 struct Proc {
     child: Child,
     name: String,
@@ -204,15 +207,20 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// `sluice proxy` in front of `pools`; with `v2`, it serves V2 miners (on
-/// a V2 listener signed by `v2`'s authority key) and the URL returned is
-/// theirs.
-fn sluice_proxy(dir: &Path, pools: &[(u16, u32)], v2: Option<&V2Auth>) -> (Proc, String) {
+/// `sluice proxy` (reported as `name`) in front of the pools at `urls`,
+/// each with its failover level; with `v2`, it serves V2 miners (on a V2
+/// listener signed by `v2`'s authority key) and the URL returned is theirs.
+fn sluice_proxy(
+    dir: &Path,
+    name: &str,
+    urls: &[(String, u32)],
+    v2: Option<&V2Auth>,
+) -> (Proc, String) {
     let cfg = dir.join("proxy.toml");
     let mut pool_tables = String::new();
-    for (port, level) in pools {
+    for (url, level) in urls {
         pool_tables.push_str(&format!(
-            "[[pools]]\nurl = \"stratum+tcp://127.0.0.1:{port}\"\nuser = \"benchacct\"\npassword = \"d=0.000001\"\nlevel = {level}\n"
+            "[[pools]]\nurl = \"{url}\"\nuser = \"benchacct\"\npassword = \"d=0.000001\"\nlevel = {level}\n"
         ));
     }
     // Vardiff off: the load generator sets each miner's share rate, and a
@@ -229,10 +237,7 @@ fn sluice_proxy(dir: &Path, pools: &[(u16, u32)], v2: Option<&V2Auth>) -> (Proc,
         "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
-    let (proc, port) = sluice(
-        if v2.is_some() { "sluice-v2" } else { "sluice" },
-        &["run", "--config", cfg.to_str().unwrap_or_default()],
-    );
+    let (proc, port) = sluice(name, &["run", "--config", cfg.to_str().unwrap_or_default()]);
     let url = match (v2, v2_port) {
         (Some(a), Some(p)) => format!("stratum2+tcp://127.0.0.1:{p}/{}", a.public),
         _ => format!("stratum+tcp://127.0.0.1:{port}"),
@@ -452,10 +457,9 @@ fn start_pool() -> (Proc, u16) {
     )
 }
 
-/// Runs every series: each connections step on a fresh proxy process (so
-/// its RSS baseline is clean), the throughput series on one more, then the
-/// storm and failover scenarios, each on a fresh proxy.
-fn run_series(
+/// The connections series (each step on a fresh proxy process, so its
+/// RSS baseline is clean) and the throughput series on one more.
+fn run_basic(
     start: Starter<'_>,
     pool_port: u16,
     plan: &Plan,
@@ -486,7 +490,19 @@ fn run_series(
             1000.0,
         ));
     }
-    drop(proxy);
+    Ok(())
+}
+
+/// Runs every series: the connections and throughput series
+/// ([`run_basic`]), then the storm and failover scenarios, each on a fresh
+/// proxy.
+fn run_series(
+    start: Starter<'_>,
+    pool_port: u16,
+    plan: &Plan,
+    out: &mut Vec<Step>,
+) -> Result<(), String> {
+    run_basic(start, pool_port, plan, out)?;
     for scenario in ["connect-storm", "reconnect-storm"] {
         let (proxy, url) = start(&[pool_port])?;
         let series = if scenario == "connect-storm" {
@@ -673,15 +689,15 @@ fn main() {
 
     let (pool, pool_port) = start_pool();
     let mut steps = Vec::new();
-    let levels = |pools: &[u16]| -> Vec<(u16, u32)> {
+    let levels = |pools: &[u16]| -> Vec<(String, u32)> {
         pools
             .iter()
             .enumerate()
-            .map(|(i, p)| (*p, i as u32))
+            .map(|(i, p)| (format!("stratum+tcp://127.0.0.1:{p}"), i as u32))
             .collect()
     };
     let sluice_start = |pools: &[u16]| -> Result<(Proc, String), String> {
-        Ok(sluice_proxy(&dir, &levels(pools), None))
+        Ok(sluice_proxy(&dir, "sluice", &levels(pools), None))
     };
     if let Err(e) = run_series(&sluice_start, pool_port, &plan, &mut steps) {
         panic!("sluice series: {e}");
@@ -690,11 +706,12 @@ fn main() {
     // same proxy build.
     let auth = keygen(&dir);
     let sluice_v2_start = |pools: &[u16]| -> Result<(Proc, String), String> {
-        Ok(sluice_proxy(&dir, &levels(pools), Some(&auth)))
+        Ok(sluice_proxy(&dir, "sluice-v2", &levels(pools), Some(&auth)))
     };
     if let Err(e) = run_series(&sluice_v2_start, pool_port, &plan, &mut steps) {
         panic!("sluice V2 series: {e}");
     }
+    let translator_note = v1_into_v2(&dir, &plan, &mut steps);
     let peer_note = match install_peer(&dir) {
         Ok(bin) => match run_series(
             &|pools: &[u16]| {
@@ -714,14 +731,116 @@ fn main() {
         }
     };
     drop(pool);
-    write_report(&dir, &steps, &peer_note, quick, limit);
+    write_report(&dir, &steps, &peer_note, &translator_note, quick, limit);
+}
+
+/// V1 miners into a V2 pool (sluice's pool node serving V2): through
+/// sluice's proxy with a `stratum2+tcp://` pool (`sluice-to-v2`), and
+/// through the reference translator, the same steps. Returns what ran.
+fn v1_into_v2(dir: &Path, plan: &Plan, steps: &mut Vec<Step>) -> String {
+    let pool_dir = dir.join("v2-pool");
+    let _ = std::fs::create_dir_all(&pool_dir);
+    let auth = keygen(&pool_dir);
+    let v2_port = free_port();
+    let (pool, _) = sluice(
+        "v2-pool",
+        &[
+            "pool",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-v2",
+            &format!("127.0.0.1:{v2_port}"),
+            "--authority-key",
+            auth.file.to_str().unwrap_or_default(),
+            "--min-difficulty",
+            "0.000000001",
+            "--start-difficulty",
+            "0.00000001",
+            "--block-interval",
+            "0",
+            "--refresh-interval",
+            "2",
+        ],
+    );
+    assert!(wait_port(v2_port), "the V2 pool did not open its port");
+    let url = format!("stratum2+tcp://127.0.0.1:{v2_port}/{}", auth.public);
+    let to_v2 = |_: &[u16]| -> Result<(Proc, String), String> {
+        Ok(sluice_proxy(dir, "sluice-to-v2", &[(url.clone(), 0)], None))
+    };
+    if let Err(e) = run_basic(&to_v2, 0, plan, steps) {
+        panic!("sluice into a V2 pool: {e}");
+    }
+    let note = match translator::find() {
+        Some(bin) => {
+            let start = |_: &[u16]| translator::start(&bin, dir, v2_port, &auth.public, 1e-8);
+            match run_basic(&start, 0, plan, steps) {
+                Ok(()) => {
+                    "translator_sv2 0.6.0 (crates.io), aggregated channel, vardiff off".into()
+                }
+                Err(e) => format!("translator_sv2: {e}"),
+            }
+        }
+        None => {
+            eprintln!("translator_sv2 not installed: cargo install --locked translator_sv2@0.6.0");
+            "not run: translator_sv2 not installed (cargo install --locked translator_sv2@0.6.0)"
+                .into()
+        }
+    };
+    drop(pool);
+    note
 }
 
 fn rlimit_raise() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
-fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_limit: u64) {
+/// A table of `a`/`b` ratios for the steps both ran alike.
+fn ratio_table(md: &mut String, title: &str, steps: &[Step], a: (&str, &str), b: (&str, &str)) {
+    let (an, al) = a;
+    let (bn, bl) = b;
+    md.push_str(&format!(
+        "\n## {title}\n\n| series | miners | shares/s/miner | accepted/s {al}/{bl} | p99 latency {al}/{bl} | RSS/conn {al}/{bl} | CPU per share {al}/{bl} |\n|---|---|---|---|---|---|---|\n"
+    ));
+    let r = |x: f64, y: f64| {
+        if x > 0.0 && y > 0.0 {
+            format!("{:.2}×", x / y)
+        } else {
+            "—".into()
+        }
+    };
+    for x in steps.iter().filter(|s| s.proxy == an) {
+        let Some(y) = steps.iter().find(|p| {
+            p.proxy == bn
+                && p.series == x.series
+                && p.miners == x.miners
+                && p.share_rate == x.share_rate
+        }) else {
+            continue;
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            x.series,
+            x.miners,
+            x.share_rate,
+            r(x.f(&["accepted_per_sec"]), y.f(&["accepted_per_sec"])),
+            r(
+                x.f(&["submit_latency", "p99_us"]),
+                y.f(&["submit_latency", "p99_us"])
+            ),
+            r(x.rss_per_conn_kib(), y.rss_per_conn_kib()),
+            r(x.cpu_per_1000(), y.cpu_per_1000())
+        ));
+    }
+}
+
+fn write_report(
+    dir: &Path,
+    steps: &[Step],
+    peer_note: &str,
+    translator_note: &str,
+    quick: bool,
+    fd_limit: u64,
+) {
     let best =
         |proxy: &str, pred: &dyn Fn(&Step) -> bool, val: &dyn Fn(&Step) -> f64| -> Option<f64> {
             steps
@@ -767,7 +886,7 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
     md.push_str("\n## Ratios (sluice vs peer, same step)\n\n| series | miners | shares/s/miner | p99 latency peer/sluice | RSS/conn peer/sluice | CPU per share peer/sluice |\n|---|---|---|---|---|---|\n");
     for s in steps.iter().filter(|s| s.proxy == "sluice") {
         if let Some(p) = steps.iter().find(|p| {
-            !p.proxy.starts_with("sluice")
+            p.proxy == "aiostratum-proxy"
                 && p.series == s.series
                 && p.miners == s.miners
                 && p.share_rate == s.share_rate
@@ -803,37 +922,22 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
             ));
         }
     }
-    md.push_str("\n## V2 miners vs V1 miners (the same sluice proxy, the same step)\n\n| series | miners | shares/s/miner | accepted/s V2/V1 | p99 latency V2/V1 | RSS/conn V2/V1 | CPU per share V2/V1 |\n|---|---|---|---|---|---|---|\n");
-    for v2 in steps.iter().filter(|s| s.proxy == "sluice-v2") {
-        let Some(v1) = steps.iter().find(|p| {
-            p.proxy == "sluice"
-                && p.series == v2.series
-                && p.miners == v2.miners
-                && p.share_rate == v2.share_rate
-        }) else {
-            continue;
-        };
-        let r = |a: f64, b: f64| {
-            if a > 0.0 && b > 0.0 {
-                format!("{:.2}×", a / b)
-            } else {
-                "—".into()
-            }
-        };
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            v2.series,
-            v2.miners,
-            v2.share_rate,
-            r(v2.f(&["accepted_per_sec"]), v1.f(&["accepted_per_sec"])),
-            r(
-                v2.f(&["submit_latency", "p99_us"]),
-                v1.f(&["submit_latency", "p99_us"])
-            ),
-            r(v2.rss_per_conn_kib(), v1.rss_per_conn_kib()),
-            r(v2.cpu_per_1000(), v1.cpu_per_1000())
-        ));
-    }
+    ratio_table(
+        &mut md,
+        "V2 miners vs V1 miners (the same sluice proxy, the same step)",
+        steps,
+        ("sluice-v2", "V2"),
+        ("sluice", "V1"),
+    );
+    ratio_table(
+        &mut md,
+        &format!(
+            "V1 miners into a V2 pool: the reference translator vs sluice (same pool, same step; {translator_note})"
+        ),
+        steps,
+        ("translator_sv2", "translator"),
+        ("sluice-to-v2", "sluice"),
+    );
     let held = best("sluice", &|s| s.series == "connections", &|s| s.connected()).unwrap_or(0.0);
     let sustained = best(
         "sluice",
@@ -871,6 +975,61 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
         fan10k.map_or("not reached".into(), |v| format!("{v:.2} ms")),
         verdict(fan10k.is_some_and(|v| v <= 20.0))
     ));
+    // Against the reference translator (V1 miners into a V2 pool): the
+    // worst step for sluice counts.
+    let worst = |f: &dyn Fn(&Step) -> f64| -> Option<f64> {
+        steps
+            .iter()
+            .filter(|s| s.proxy == "translator_sv2")
+            .filter_map(|t| {
+                let s = steps.iter().find(|s| {
+                    s.proxy == "sluice-to-v2"
+                        && s.series == t.series
+                        && s.miners == t.miners
+                        && s.share_rate == t.share_rate
+                })?;
+                let (a, b) = (f(t), f(s));
+                (a > 0.0 && b > 0.0).then_some(a / b)
+            })
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))
+    };
+    let cpu_x = worst(&|s| s.cpu_per_1000());
+    let rss_x = worst(&|s| s.rss_per_conn_kib());
+    let p99_x = worst(&|s| s.f(&["submit_latency", "p99_us"]));
+    let tput = |name: &str| {
+        best(name, &|s| s.series == "throughput", &|s| {
+            s.f(&["accepted_per_sec"])
+        })
+    };
+    let tput_x = match (tput("sluice-to-v2"), tput("translator_sv2")) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let show = |v: Option<f64>, want: f64| match v {
+        Some(v) => (format!("{v:.2}×"), verdict(v >= want)),
+        None => ("not run".to_string(), "—"),
+    };
+    for (what, v, want) in [
+        (
+            "translator's CPU per share ≥ 5× sluice's (every step)",
+            cpu_x,
+            5.0,
+        ),
+        (
+            "translator's RSS per connection ≥ 5× sluice's (every step)",
+            rss_x,
+            5.0,
+        ),
+        ("translator's p99 ≥ sluice's (every step)", p99_x, 1.0),
+        (
+            "sluice's best throughput ≥ 3× the translator's (at most the offered load)",
+            tput_x,
+            3.0,
+        ),
+    ] {
+        let (m, ok) = show(v, want);
+        md.push_str(&format!("| {what} | {m} | {ok} |\n"));
+    }
     md.push_str(&format!(
         "| 50,000 connections held | {held:.0} | {} |\n",
         if held >= 50_000.0 { "met".to_string() } else { format!("missed: each process is capped at {fd_limit} open files here (hard limit; raising it needs CAP_SYS_RESOURCE)") }
@@ -879,6 +1038,7 @@ fn write_report(dir: &Path, steps: &[Step], peer_note: &str, quick: bool, fd_lim
         "quick": quick,
         "fd_limit": fd_limit,
         "peer": peer_note,
+        "translator": translator_note,
         "steps": steps.iter().map(Step::json).collect::<Vec<_>>(),
         "targets": {
             "connections_held": held,
