@@ -15,8 +15,10 @@
 //!
 //! Writes `target/load-bench/report.{md,json}` and `plot.svg`.
 //!
-//! `cargo bench --bench load` (full, several minutes) or
-//! `cargo bench --bench load -- --quick` (under a minute; CI smoke).
+//! `cargo bench --bench load` (full, about 45 minutes) or
+//! `cargo bench --bench load -- --quick` (about 3 minutes; CI smoke);
+//! `-- --only sluice,sluice-v2,sluice-to-v2,translator_sv2,aiostratum-proxy`
+//! runs just those.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -234,7 +236,7 @@ fn sluice_proxy(
         _ => String::new(),
     };
     let toml = format!(
-        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
+        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\nmax_connections_per_ip = 65536\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
     let (proc, port) = sluice(name, &["run", "--config", cfg.to_str().unwrap_or_default()]);
@@ -687,6 +689,14 @@ fn main() {
         if quick { "quick" } else { "full" }
     );
 
+    // `--only sluice,translator_sv2,…`: just those proxies' series.
+    let args: Vec<String> = std::env::args().collect();
+    let only: Option<Vec<String>> = args
+        .windows(2)
+        .find(|w| w[0] == "--only")
+        .map(|w| w[1].split(',').map(str::to_owned).collect());
+    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+
     let (pool, pool_port) = start_pool();
     let mut steps = Vec::new();
     let levels = |pools: &[u16]| -> Vec<(String, u32)> {
@@ -699,7 +709,9 @@ fn main() {
     let sluice_start = |pools: &[u16]| -> Result<(Proc, String), String> {
         Ok(sluice_proxy(&dir, "sluice", &levels(pools), None))
     };
-    if let Err(e) = run_series(&sluice_start, pool_port, &plan, &mut steps) {
+    if want("sluice")
+        && let Err(e) = run_series(&sluice_start, pool_port, &plan, &mut steps)
+    {
         panic!("sluice series: {e}");
     }
     // The same steps with V2 miners (Noise, extended channels) into the
@@ -708,26 +720,32 @@ fn main() {
     let sluice_v2_start = |pools: &[u16]| -> Result<(Proc, String), String> {
         Ok(sluice_proxy(&dir, "sluice-v2", &levels(pools), Some(&auth)))
     };
-    if let Err(e) = run_series(&sluice_v2_start, pool_port, &plan, &mut steps) {
+    if want("sluice-v2")
+        && let Err(e) = run_series(&sluice_v2_start, pool_port, &plan, &mut steps)
+    {
         panic!("sluice V2 series: {e}");
     }
-    let translator_note = v1_into_v2(&dir, &plan, &mut steps);
-    let peer_note = match install_peer(&dir) {
-        Ok(bin) => match run_series(
-            &|pools: &[u16]| {
-                peer(&bin, &dir, pools)
-                    .map(|(p, port)| (p, format!("stratum+tcp://127.0.0.1:{port}")))
+    let translator_note = v1_into_v2(&dir, &plan, &want, &mut steps);
+    let peer_note = if !want("aiostratum-proxy") {
+        "not run (--only)".to_string()
+    } else {
+        match install_peer(&dir) {
+            Ok(bin) => match run_series(
+                &|pools: &[u16]| {
+                    peer(&bin, &dir, pools)
+                        .map(|(p, port)| (p, format!("stratum+tcp://127.0.0.1:{port}")))
+                },
+                pool_port,
+                &plan,
+                &mut steps,
+            ) {
+                Ok(()) => "aiostratum-proxy 1.1 (PyPI), solo mode (max_workers 1)".to_string(),
+                Err(e) => format!("aiostratum-proxy 1.1: {e}"),
             },
-            pool_port,
-            &plan,
-            &mut steps,
-        ) {
-            Ok(()) => "aiostratum-proxy 1.1 (PyPI), solo mode (max_workers 1)".to_string(),
-            Err(e) => format!("aiostratum-proxy 1.1: {e}"),
-        },
-        Err(e) => {
-            eprintln!("peer not installed: {e}");
-            format!("not run: {e}")
+            Err(e) => {
+                eprintln!("peer not installed: {e}");
+                format!("not run: {e}")
+            }
         }
     };
     drop(pool);
@@ -737,7 +755,15 @@ fn main() {
 /// V1 miners into a V2 pool (sluice's pool node serving V2): through
 /// sluice's proxy with a `stratum2+tcp://` pool (`sluice-to-v2`), and
 /// through the reference translator, the same steps. Returns what ran.
-fn v1_into_v2(dir: &Path, plan: &Plan, steps: &mut Vec<Step>) -> String {
+fn v1_into_v2(
+    dir: &Path,
+    plan: &Plan,
+    want: &dyn Fn(&str) -> bool,
+    steps: &mut Vec<Step>,
+) -> String {
+    if !want("sluice-to-v2") && !want("translator_sv2") {
+        return "not run (--only)".into();
+    }
     let pool_dir = dir.join("v2-pool");
     let _ = std::fs::create_dir_all(&pool_dir);
     let auth = keygen(&pool_dir);
@@ -767,10 +793,13 @@ fn v1_into_v2(dir: &Path, plan: &Plan, steps: &mut Vec<Step>) -> String {
     let to_v2 = |_: &[u16]| -> Result<(Proc, String), String> {
         Ok(sluice_proxy(dir, "sluice-to-v2", &[(url.clone(), 0)], None))
     };
-    if let Err(e) = run_basic(&to_v2, 0, plan, steps) {
+    if want("sluice-to-v2")
+        && let Err(e) = run_basic(&to_v2, 0, plan, steps)
+    {
         panic!("sluice into a V2 pool: {e}");
     }
     let note = match translator::find() {
+        _ if !want("translator_sv2") => "not run (--only)".into(),
         Some(bin) => {
             let start = |_: &[u16]| translator::start(&bin, dir, v2_port, &auth.public, 1e-8);
             match run_basic(&start, 0, plan, steps) {

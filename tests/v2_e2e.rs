@@ -557,3 +557,65 @@ async fn a_silent_or_broken_handshake_is_cut_and_counted() {
     .await;
     cancel.cancel();
 }
+
+/// A miner whose encrypted stream goes bad after the handshake (a bit
+/// flipped on the way: the MAC fails) is cut and counted as a protocol
+/// error; another miner on the same pool is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mac_cuts_only_that_miner_and_is_counted() {
+    use sluice_engine::stats::Disconnect;
+    let dir = common::scratch_dir().join("v2-mac");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cfg, pk) = pool_config(&dir);
+    let (_v1, mut running, cancel) = common::serve(&cfg).await;
+    let (listener, identity, _) = running.listener_v2.take().unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
+    let stats = running.engine.stats.clone();
+
+    let mut good = Miner::open(addr, pk, "acct.good").await;
+    good.ready().await;
+    // The bad one: a real SetupConnection, encrypted, one bit flipped.
+    let mut bad = Wire::connect(addr, pk).await;
+    let mut out = BytesMut::new();
+    bad.codec
+        .encode(
+            &Message::from(m::SetupConnection {
+                protocol: m::PROTOCOL_MINING,
+                min_version: 2,
+                max_version: 2,
+                flags: 0,
+                endpoint_host: Str0255::from("127.0.0.1"),
+                endpoint_port: addr.port(),
+                vendor: Str0255::from("x"),
+                hardware_version: Str0255::from(""),
+                firmware: Str0255::from(""),
+                device_id: Str0255::from(""),
+            }),
+            &mut out,
+        )
+        .unwrap();
+    let last = out.len() - 1;
+    out[last] ^= 0x01;
+    bad.sock.write_all(&out).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = timeout(DEADLINE, bad.sock.read_to_end(&mut rest))
+        .await
+        .expect("cut in time");
+    assert!(
+        rest.is_empty(),
+        "nothing answered to a frame that failed its MAC"
+    );
+    common::wait_until("the failed MAC counted", DEADLINE, || {
+        stats.disconnects(Disconnect::Protocol) == 1
+    })
+    .await;
+    // The good miner still mines.
+    let s = good.mine(1);
+    good.wire.send(s).await;
+    assert!(matches!(
+        good.answer().await,
+        Message::SubmitSharesSuccess(_)
+    ));
+    cancel.cancel();
+}
