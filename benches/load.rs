@@ -236,7 +236,7 @@ fn sluice_proxy(
         _ => String::new(),
     };
     let toml = format!(
-        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\nmax_connections_per_ip = 65536\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
+        "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\nmax_connections_per_ip = 65536\nmax_workers_per_ip = 65536\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
     let (proc, port) = sluice(name, &["run", "--config", cfg.to_str().unwrap_or_default()]);
@@ -440,23 +440,25 @@ struct Plan {
 /// How to start the proxy under test in front of the given pools.
 type Starter<'a> = &'a dyn Fn(&[u16]) -> Result<(Proc, String), String>;
 
+/// How every pool of the bench runs: tiny difficulties, no blocks from
+/// elsewhere, a new job every 2 s.
+const POOL_ARGS: [&str; 8] = [
+    "--min-difficulty",
+    "0.000000001",
+    "--start-difficulty",
+    "0.00000001",
+    "--block-interval",
+    "0",
+    "--refresh-interval",
+    "2",
+];
+
 fn start_pool() -> (Proc, u16) {
-    sluice(
-        "pool",
-        &[
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--min-difficulty",
-            "0.000000001",
-            "--start-difficulty",
-            "0.00000001",
-            "--block-interval",
-            "0",
-            "--refresh-interval",
-            "2",
-        ],
-    )
+    let args: Vec<&str> = ["pool", "--listen", "127.0.0.1:0"]
+        .into_iter()
+        .chain(POOL_ARGS)
+        .collect();
+    sluice("pool", &args)
 }
 
 /// The connections series (each step on a fresh proxy process, so its
@@ -768,26 +770,20 @@ fn v1_into_v2(
     let _ = std::fs::create_dir_all(&pool_dir);
     let auth = keygen(&pool_dir);
     let v2_port = free_port();
-    let (pool, _) = sluice(
-        "v2-pool",
-        &[
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-v2",
-            &format!("127.0.0.1:{v2_port}"),
-            "--authority-key",
-            auth.file.to_str().unwrap_or_default(),
-            "--min-difficulty",
-            "0.000000001",
-            "--start-difficulty",
-            "0.00000001",
-            "--block-interval",
-            "0",
-            "--refresh-interval",
-            "2",
-        ],
-    );
+    let listen_v2 = format!("127.0.0.1:{v2_port}");
+    let args: Vec<&str> = [
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen-v2",
+        &listen_v2,
+        "--authority-key",
+        auth.file.to_str().unwrap_or_default(),
+    ]
+    .into_iter()
+    .chain(POOL_ARGS)
+    .collect();
+    let (pool, _) = sluice("v2-pool", &args);
     assert!(wait_port(v2_port), "the V2 pool did not open its port");
     let url = format!("stratum2+tcp://127.0.0.1:{v2_port}/{}", auth.public);
     let to_v2 = |_: &[u16]| -> Result<(Proc, String), String> {
@@ -1025,10 +1021,18 @@ fn write_report(
     let cpu_x = worst(&|s| s.cpu_per_1000());
     let rss_x = worst(&|s| s.rss_per_conn_kib());
     let p99_x = worst(&|s| s.f(&["submit_latency", "p99_us"]));
+    // Throughput as the targets above count it: the most accepted shares/s
+    // of a step whose p99 stayed within 5 ms.
     let tput = |name: &str| {
-        best(name, &|s| s.series == "throughput", &|s| {
-            s.f(&["accepted_per_sec"])
-        })
+        best(
+            name,
+            &|s| {
+                s.series == "throughput"
+                    && s.f(&["submit_latency", "count"]) > 0.0
+                    && s.f(&["submit_latency", "p99_us"]) <= 5000.0
+            },
+            &|s| s.f(&["accepted_per_sec"]),
+        )
     };
     let tput_x = match (tput("sluice-to-v2"), tput("translator_sv2")) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -1051,7 +1055,7 @@ fn write_report(
         ),
         ("translator's p99 ≥ sluice's (every step)", p99_x, 1.0),
         (
-            "sluice's best throughput ≥ 3× the translator's (at most the offered load)",
+            "sluice's throughput at p99 ≤ 5 ms ≥ 3× the translator's",
             tput_x,
             3.0,
         ),

@@ -46,12 +46,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::v2node::V2Node as Node;
 use common::wait_until;
 use sluice::config::{Config, Mode, PoolNodeConfig};
-use sluice::run::Running;
 use sluice_engine::stats::Reject;
 use sluice_loadgen::{MinerConfig, MinerStats};
-use sluice_sv2::noise::AuthorityPublicKey;
 use tokio_util::sync::CancellationToken;
 
 const TRANSLATOR_VERSION: &str = "0.6.0";
@@ -134,24 +133,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A pool node in this process with its V2 listener served.
-struct Node {
-    v2: SocketAddr,
-    authority: AuthorityPublicKey,
-    running: Running,
-    cancel: CancellationToken,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
 /// A pool node at a pinned share difficulty, with a fresh authority key
 /// and a V2 listener on 127.0.0.1; a new block from elsewhere every
 /// `block_interval_secs` (0: never).
-async fn launch_pool(dir: &Path, block_interval_secs: f64) -> Node {
+async fn launch_pool(block_interval_secs: f64) -> Node {
     let mut cfg = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
     cfg.pool_node = PoolNodeConfig {
         // The miners find no block (2^32 × 1e6 hashes a block).
@@ -165,21 +150,7 @@ async fn launch_pool(dir: &Path, block_interval_secs: f64) -> Node {
     cfg.difficulty.min = POOL_DIFFICULTY;
     cfg.difficulty.start = POOL_DIFFICULTY;
     cfg.difficulty.max = POOL_DIFFICULTY;
-    let auth = dir.join("authority.toml");
-    let _ = std::fs::remove_file(&auth);
-    sluice::keys::keygen(&auth).unwrap();
-    cfg.v2.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.v2.authority_key = Some(auth);
-    let (_v1, mut running, cancel) = common::serve(&cfg).await;
-    let (listener, identity, authority) = running.listener_v2.take().unwrap();
-    let v2 = listener.local_addr().unwrap();
-    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
-    Node {
-        v2,
-        authority,
-        running,
-        cancel,
-    }
+    common::v2node::launch(cfg, "translator-pool").await
 }
 
 /// How the translator is set up.
@@ -552,7 +523,7 @@ async fn v1_miners_through_translator_sv2_are_booked_per_channel() {
     std::fs::create_dir_all(&dir).unwrap();
     // No new block: every job stays valid, so no share can turn stale
     // between the translator's answer and sluice's.
-    let pool = launch_pool(&dir, 0.0).await;
+    let pool = launch_pool(0.0).await;
     // With its vardiff off the translator still gives each miner the
     // difficulty of min_individual_miner_hashrate / shares_per_minute
     // until the pool sends a SetTarget (sluice, pinned, sends none): 4,400
@@ -615,7 +586,7 @@ async fn translator_sv2_aggregating_forwards_the_shares_that_meet_the_pool_targe
     };
     let dir = common::scratch_dir().join("translator-aggregated");
     std::fs::create_dir_all(&dir).unwrap();
-    let pool = launch_pool(&dir, 0.0).await;
+    let pool = launch_pool(0.0).await;
     // 1,000 H/s at 60 shares a minute: 1,001 hashes a share, p ≈ 0.233 of
     // sluice's 4,295. The channel's max_target is that same easy target,
     // which sluice takes as the channel's floor; its pinned max wins.
@@ -679,7 +650,7 @@ async fn with_new_blocks_every_share_translator_sv2_accepted_is_booked_or_stale(
     };
     let dir = common::scratch_dir().join("translator-blocks");
     std::fs::create_dir_all(&dir).unwrap();
-    let pool = launch_pool(&dir, 1.0).await;
+    let pool = launch_pool(1.0).await;
     let setup = Setup {
         aggregate: false,
         vardiff: false,

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::v2node::{V2Node as Node, launch};
 use common::wait_until;
 use sluice::config::{Config, Mode, PoolConfig, PoolNodeConfig};
-use sluice::run::Running;
 use sluice_engine::upstream::{Health, PoolUrl};
 use sluice_loadgen::{MinerConfig, MinerStats, V2Config};
 use sluice_sv2::noise::AuthorityPublicKey;
@@ -25,44 +25,45 @@ use tokio_util::sync::CancellationToken;
 
 const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
 
-/// An instance in this process with its V2 listener served.
-struct Node {
-    v1: SocketAddr,
-    v2: SocketAddr,
-    authority: AuthorityPublicKey,
-    running: Running,
-    cancel: CancellationToken,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+/// A node's V2 (or V1) URL.
+fn pool_url(n: &Node, v2: bool) -> PoolUrl {
+    if v2 {
+        PoolUrl::v2("127.0.0.1", n.v2.port(), n.authority)
+    } else {
+        PoolUrl::v1("127.0.0.1", n.v1.port())
     }
 }
 
-/// `cfg` with a fresh authority key and a V2 listener on 127.0.0.1.
-async fn launch(mut cfg: Config, name: &str) -> Node {
-    // Tests run at once in this process: each instance its own folder.
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = common::scratch_dir().join(format!("{name}-{n}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let auth = dir.join("authority.toml");
-    let _ = std::fs::remove_file(&auth);
-    sluice::keys::keygen(&auth).unwrap();
-    cfg.v2.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.v2.authority_key = Some(auth);
-    let (v1, mut running, cancel) = common::serve(&cfg).await;
-    let (listener, identity, authority) = running.listener_v2.take().unwrap();
-    let v2 = listener.local_addr().unwrap();
-    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
-    Node {
-        v1,
-        v2,
-        authority,
-        running,
-        cancel,
+/// `sluice proxy` in front of `urls` (each its own failover level, in
+/// order), its miners held at difficulty `d`; with `ready`, once every
+/// upstream is up.
+async fn proxy(urls: &[PoolUrl], d: f64, ready: bool) -> Node {
+    let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
+    xc.pools = urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| PoolConfig {
+            level: i as u32,
+            ..PoolConfig::new(u.clone(), "farm")
+        })
+        .collect();
+    xc.difficulty.min = d;
+    xc.difficulty.start = d;
+    xc.difficulty.max = d;
+    let proxy = launch(xc, "v2-money-proxy").await;
+    if ready {
+        wait_until("every upstream ready", Duration::from_secs(15), || {
+            proxy
+                .running
+                .engine
+                .router
+                .snapshot()
+                .iter()
+                .all(|p| p.connections.iter().any(|(_, h, _)| *h == Health::Ready))
+        })
+        .await;
     }
+    proxy
 }
 
 /// A pool node whose share difficulty is held at `d` (min = max).
@@ -264,27 +265,7 @@ async fn through_the_proxy(name: &str, upstream_v2: bool, kinds: &[Kind]) {
     pc.difficulty.start = d / 10.0;
     pc.difficulty.vardiff.target_share_interval_secs = 0.1;
     let pool = launch(pc, "v2-money-upstream").await;
-    let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
-    let url = if upstream_v2 {
-        PoolUrl::v2("127.0.0.1", pool.v2.port(), pool.authority)
-    } else {
-        PoolUrl::v1("127.0.0.1", pool.v1.port())
-    };
-    xc.pools = vec![PoolConfig::new(url, "farm")];
-    xc.difficulty.min = d;
-    xc.difficulty.start = d;
-    xc.difficulty.max = d;
-    let proxy = launch(xc, "v2-money-proxy").await;
-    wait_until("the upstream ready", Duration::from_secs(15), || {
-        proxy
-            .running
-            .engine
-            .router
-            .snapshot()
-            .iter()
-            .all(|p| p.connections.iter().any(|(_, h, _)| *h == Health::Ready))
-    })
-    .await;
+    let proxy = proxy(&[pool_url(&pool, upstream_v2)], d, true).await;
     let stop = CancellationToken::new();
     let miners: Vec<_> = kinds
         .iter()
@@ -431,38 +412,11 @@ async fn failover_between_a_v2_and_a_v1_pool_keeps_every_miner_connected() {
         let d = 1e-6;
         let primary = launch(pool_config(d), "failover-primary").await;
         let backup = launch(pool_config(d), "failover-backup").await;
-        let url = |n: &Node, v2: bool| {
-            if v2 {
-                PoolUrl::v2("127.0.0.1", n.v2.port(), n.authority)
-            } else {
-                PoolUrl::v1("127.0.0.1", n.v1.port())
-            }
-        };
-        let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
-        xc.pools = vec![
-            PoolConfig {
-                level: 0,
-                ..PoolConfig::new(url(&primary, primary_v2), "farm")
-            },
-            PoolConfig {
-                level: 1,
-                ..PoolConfig::new(url(&backup, !primary_v2), "farm")
-            },
+        let urls = [
+            pool_url(&primary, primary_v2),
+            pool_url(&backup, !primary_v2),
         ];
-        xc.difficulty.min = d;
-        xc.difficulty.start = d;
-        xc.difficulty.max = d;
-        let proxy = launch(xc, "failover-proxy").await;
-        wait_until("both upstreams ready", Duration::from_secs(15), || {
-            proxy
-                .running
-                .engine
-                .router
-                .snapshot()
-                .iter()
-                .all(|p| p.connections.iter().any(|(_, h, _)| *h == Health::Ready))
-        })
-        .await;
+        let proxy = proxy(&urls, d, true).await;
         let stop = CancellationToken::new();
         let miners = [
             v1_miner(&proxy, "farm.f0", 40_000.0, &stop),
@@ -593,21 +547,11 @@ async fn a_hostile_v2_pool_is_cut_with_its_reason_and_the_miners_mine_on() {
         (Hostile::BadMessage, "undecodable message from pool"),
     ] {
         let (addr, key) = hostile_pool(how).await;
-        let mut xc = Config::new(Mode::Proxy, "127.0.0.1:0".parse().unwrap());
-        xc.pools = vec![
-            PoolConfig {
-                level: 0,
-                ..PoolConfig::new(PoolUrl::v2("127.0.0.1", addr.port(), key), "farm")
-            },
-            PoolConfig {
-                level: 1,
-                ..PoolConfig::new(PoolUrl::v1("127.0.0.1", backup.v1.port()), "farm")
-            },
+        let urls = [
+            PoolUrl::v2("127.0.0.1", addr.port(), key),
+            pool_url(&backup, false),
         ];
-        xc.difficulty.min = d;
-        xc.difficulty.start = d;
-        xc.difficulty.max = d;
-        let proxy = launch(xc, "hostile-proxy").await;
+        let proxy = proxy(&urls, d, false).await;
         let router = proxy.running.engine.router.clone();
         let reason = || {
             router.snapshot()[0]

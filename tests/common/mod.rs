@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod double;
+pub mod v2node;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -366,16 +366,9 @@ impl ClientState {
             && self.subscribed.is_some()
             && difficulty.is_finite()
             && difficulty > 0.0;
-        if !can {
+        if !can || !suggestion_due(&mut self.suggested, difficulty) {
             return None;
         }
-        if self
-            .suggested
-            .is_some_and(|s| difficulty < 2.0 * s && difficulty > 0.5 * s)
-        {
-            return None;
-        }
-        self.suggested = Some(difficulty);
         self.suggest_id = self.id();
         Some(msg::encode_request(
             self.suggest_id,
@@ -701,6 +694,16 @@ impl ClientState {
             now,
         )
     }
+}
+
+/// Whether a difficulty is worth telling the pool: the first, or one off
+/// the last told by more than half or double (then it is the last told).
+fn suggestion_due(last: &mut Option<f64>, difficulty: f64) -> bool {
+    if last.is_some_and(|s| difficulty < 2.0 * s && difficulty > 0.5 * s) {
+        return false;
+    }
+    *last = Some(difficulty);
+    true
 }
 
 /// Shares a gone connection leaves unanswered: each a reject for its

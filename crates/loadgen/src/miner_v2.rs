@@ -76,6 +76,30 @@ struct Channel {
     target: Target,
 }
 
+impl Channel {
+    /// From the server's answer (noting the prefix in the stats, as the
+    /// V1 miner does its extranonce1).
+    fn opened(
+        stats: &MinerStats,
+        id: u32,
+        prefix: &[u8],
+        extranonce_size: u16,
+        target: &[u8; 32],
+    ) -> Self {
+        let v = prefix
+            .iter()
+            .take(8)
+            .fold(0u64, |a, &b| (a << 8) | u64::from(b));
+        stats.extranonce1.store(v, Ordering::Relaxed);
+        Channel {
+            id,
+            prefix: prefix.to_vec(),
+            extranonce_size: usize::from(extranonce_size),
+            target: Target::from_le_bytes(target),
+        }
+    }
+}
+
 /// What the miner hashes on.
 struct Work {
     job_id: u32,
@@ -360,27 +384,12 @@ pub(crate) async fn mine(
                             return Err(MinerError::Protocol(format!("setup refused: {}", e.error_code)));
                         }
                         Message::OpenExtendedMiningChannelSuccess(ok) => {
-                            let prefix = ok.extranonce_prefix.to_vec();
-                            let v = prefix.iter().take(8).fold(0u64, |a, &b| (a << 8) | u64::from(b));
-                            stats.extranonce1.store(v, Ordering::Relaxed);
-                            channel = Some(Channel {
-                                id: ok.channel_id,
-                                prefix,
-                                extranonce_size: usize::from(ok.extranonce_size),
-                                target: Target::from_le_bytes(&ok.target),
-                            });
+                            channel = Some(Channel::opened(&stats, ok.channel_id, &ok.extranonce_prefix, ok.extranonce_size, &ok.target));
                             rebuild = true;
                         }
                         Message::OpenStandardMiningChannelSuccess(ok) => {
-                            let prefix = ok.extranonce_prefix.to_vec();
-                            let v = prefix.iter().take(8).fold(0u64, |a, &b| (a << 8) | u64::from(b));
-                            stats.extranonce1.store(v, Ordering::Relaxed);
-                            channel = Some(Channel {
-                                id: ok.channel_id,
-                                prefix,
-                                extranonce_size: 0,
-                                target: Target::from_le_bytes(&ok.target),
-                            });
+                            // The whole extranonce is the channel's.
+                            channel = Some(Channel::opened(&stats, ok.channel_id, &ok.extranonce_prefix, 0, &ok.target));
                             rebuild = true;
                         }
                         Message::OpenMiningChannelError(e) => {

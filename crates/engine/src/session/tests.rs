@@ -1267,20 +1267,25 @@ fn a_difficulty_set_now_applies_to_live_jobs_at_once() {
     let target_low = Target::from_difficulty(1e-5).unwrap();
     let target_high = Target::from_difficulty(1e-3).unwrap();
     let mut c = ShareChecker::new(j.template.clone(), &[0xab, 0xcd], 4, target_low).unwrap();
-    let nonce = (0u32..)
-        .find(|&n| {
-            let h = c
-                .check(&Submission {
-                    extranonce2: &en2,
-                    time: j.ntime,
-                    nonce: n,
-                    version: j.version,
-                })
-                .unwrap()
-                .hash;
-            target_low.is_met_by(&h) && !target_high.is_met_by(&h)
-        })
-        .unwrap();
+    // The first nonce from `from` whose share falls between the two.
+    let mut between = |from: u32| {
+        (from..)
+            .find(|&n| {
+                let h = c
+                    .check(&Submission {
+                        extranonce2: &en2,
+                        time: j.ntime,
+                        nonce: n,
+                        version: j.version,
+                    })
+                    .unwrap()
+                    .hash;
+                target_low.is_met_by(&h) && !target_high.is_met_by(&h)
+            })
+            .unwrap()
+    };
+    let nonce = between(0);
+    let nonce2 = between(nonce + 1);
     let share = Share {
         extranonce: &en2,
         ntime: j.ntime,
@@ -1311,20 +1316,6 @@ fn a_difficulty_set_now_applies_to_live_jobs_at_once() {
             .unwrap();
     assert_eq!(fwd.difficulty, before);
     // Back down: a share at the new, easier target is credited at it.
-    let nonce2 = (nonce + 1..)
-        .find(|&n| {
-            let h = c
-                .check(&Submission {
-                    extranonce2: &en2,
-                    time: j.ntime,
-                    nonce: n,
-                    version: j.version,
-                })
-                .unwrap()
-                .hash;
-            target_low.is_met_by(&h) && !target_high.is_met_by(&h)
-        })
-        .unwrap();
     assert_eq!(r.s.ch.set_difficulty_now(1e-5, late), Some(1e-5));
     assert_eq!(r.s.ch.grace, None, "lowering leaves nothing to grace");
     let fwd =

@@ -6,7 +6,7 @@ use super::*;
 use crate::job::Extranonce;
 use crate::job::fixtures::test_share;
 
-fn cfg(pass_through: bool) -> Arc<UpstreamConfig> {
+pub(super) fn cfg(pass_through: bool) -> Arc<UpstreamConfig> {
     Arc::new(UpstreamConfig {
         url: "stratum+tcp://127.0.0.1:3333".parse().unwrap(),
         user: "acct".into(),

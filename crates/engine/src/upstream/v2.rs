@@ -393,16 +393,13 @@ impl V2Client {
     /// than half or double: the pool sets its target from it.
     pub fn suggest(&mut self, difficulty: f64) -> Option<Bytes> {
         let c = self.channel.as_ref()?;
-        if !(self.cfg.suggest_difficulty && difficulty.is_finite() && difficulty > 0.0) {
+        let due = self.cfg.suggest_difficulty
+            && difficulty.is_finite()
+            && difficulty > 0.0
+            && super::suggestion_due(&mut self.stated, difficulty);
+        if !due {
             return None;
         }
-        if self
-            .stated
-            .is_some_and(|s| difficulty < 2.0 * s && difficulty > 0.5 * s)
-        {
-            return None;
-        }
-        self.stated = Some(difficulty);
         // The router asks for about two shares a second at `difficulty`.
         let hashrate = difficulty * 4_294_967_296.0 * 2.0;
         Some(frame(m::UpdateChannel {

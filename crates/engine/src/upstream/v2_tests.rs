@@ -1,6 +1,5 @@
 //! The V2 pool client on decoded messages, without sockets.
 
-use std::time::Duration;
 
 use sluice_pow::Target;
 use sluice_pow::version::RollingRule;
@@ -9,33 +8,20 @@ use sluice_sv2::frame::FrameDecoder;
 use sluice_sv2::message::{self as m, Message};
 
 use super::*;
-use crate::extranonce::Geometry;
 use crate::job::fixtures::{synthetic_template, test_job, test_links, test_share};
 use crate::job::{Extranonce, Job};
 use crate::upstream::{PoolReject, UpstreamConfig, build_job};
 
+/// The V1 tests' settings, for a V2 pool (and the OR rule, which V2
+/// must not use: its shares carry the whole version).
 fn cfg() -> Arc<UpstreamConfig> {
     let key = sluice_sv2::noise::AuthorityKeypair::generate()
         .unwrap()
         .public_key();
     Arc::new(UpstreamConfig {
         url: crate::url::PoolUrl::v2("127.0.0.1", 3336, key),
-        user: "acct".into(),
-        password: "x".into(),
-        pass_through_workers: false,
         rolling_rule: RollingRule::Or,
-        version_mask: 0x1fff_e000,
-        geometry: Geometry {
-            prefix_len: 2,
-            downstream_len: 4,
-        },
-        stall_timeout: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(5),
-        max_consecutive_rejects: 3,
-        max_line: 1 << 16,
-        user_agent: "sluice/test".into(),
-        suggest_difficulty: true,
-        reconnect_hosts: vec!["backup.example".into()],
+        ..(*crate::upstream::tests::cfg(false)).clone()
     })
 }
 
