@@ -1002,10 +1002,10 @@ fn write_report(
     ));
     // Against the reference translator (V1 miners into a V2 pool): the
     // worst step for sluice counts.
-    let worst = |f: &dyn Fn(&Step) -> f64| -> Option<f64> {
+    let worst = |series: Option<&str>, f: &dyn Fn(&Step) -> f64| -> Option<f64> {
         steps
             .iter()
-            .filter(|s| s.proxy == "translator_sv2")
+            .filter(|s| s.proxy == "translator_sv2" && series.is_none_or(|x| s.series == x))
             .filter_map(|t| {
                 let s = steps.iter().find(|s| {
                     s.proxy == "sluice-to-v2"
@@ -1018,9 +1018,11 @@ fn write_report(
             })
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))
     };
-    let cpu_x = worst(&|s| s.cpu_per_1000());
-    let rss_x = worst(&|s| s.rss_per_conn_kib());
-    let p99_x = worst(&|s| s.f(&["submit_latency", "p99_us"]));
+    let cpu_x = worst(None, &|s| s.cpu_per_1000());
+    // Memory per connection means something only where each step has a
+    // fresh process: the connections series.
+    let rss_x = worst(Some("connections"), &|s| s.rss_per_conn_kib());
+    let p99_x = worst(None, &|s| s.f(&["submit_latency", "p99_us"]));
     // Throughput as the targets above count it: the most accepted shares/s
     // of a step whose p99 stayed within 5 ms.
     let tput = |name: &str| {
@@ -1034,8 +1036,12 @@ fn write_report(
             &|s| s.f(&["accepted_per_sec"]),
         )
     };
+    // A translator that ran but kept no step within 5 ms sustains nothing
+    // by this measure: any sluice figure is then more than 3x.
+    let translator_ran = steps.iter().any(|s| s.proxy == "translator_sv2");
     let tput_x = match (tput("sluice-to-v2"), tput("translator_sv2")) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        (Some(_), None) if translator_ran => Some(f64::INFINITY),
         _ => None,
     };
     let show = |v: Option<f64>, want: f64| match v {
@@ -1049,7 +1055,7 @@ fn write_report(
             5.0,
         ),
         (
-            "translator's RSS per connection ≥ 5× sluice's (every step)",
+            "translator's RSS per connection ≥ 5× sluice's (every connections step)",
             rss_x,
             5.0,
         ),

@@ -1,6 +1,5 @@
 //! The V2 pool client on decoded messages, without sockets.
 
-
 use sluice_pow::Target;
 use sluice_pow::version::RollingRule;
 use sluice_sv2::binary::{B032, Str0255};
