@@ -135,7 +135,9 @@ impl Job {
             job_id: self.id as u32,
             min_ntime: Some(self.ntime),
             version: self.version,
-            version_rolling_allowed: true,
+            // Only when the upstream lets miners roll at all (the bits
+            // they may roll are then BIP 320's, as the spec has it).
+            version_rolling_allowed: self.version_mask & !self.version != 0,
             merkle_path: Seq0255::new(t.branches().to_vec()).unwrap_or_default(),
             coinbase_tx_prefix: B064K::new(t.coinb1().to_vec()).unwrap_or_default(),
             coinbase_tx_suffix: B064K::new(t.coinb2().to_vec()).unwrap_or_default(),

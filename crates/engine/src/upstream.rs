@@ -696,6 +696,26 @@ impl ClientState {
     }
 }
 
+/// Why a block cannot go to the pool on this connection, if it cannot:
+/// its coinbase carries another extranonce1 than the connection's (V1:
+/// the pool did not resume the session), or (V2) its job came from an
+/// earlier channel, whose job ids the new one does not know.
+fn unsendable(st: &Proto, b: &BlockForward, first_epoch: Option<u64>) -> Option<&'static str> {
+    let en1 = st.subscription().map(|s| s.extranonce1.as_slice());
+    if en1 != Some(&*b.share.job.upstream_extranonce1) {
+        return Some(
+            "the pool gave the new connection another extranonce1 (it did not resume the session), so it cannot rebuild this block's coinbase: submit it from the log",
+        );
+    }
+    let earlier = first_epoch.is_none_or(|f| b.share.job.epoch < f);
+    if matches!(st, Proto::V2(_)) && earlier {
+        return Some(
+            "a V2 pool knows a job only on the channel that sent it, and this block's job came from an earlier connection: submit it from the log",
+        );
+    }
+    None
+}
+
 /// Whether a difficulty is worth telling the pool: the first, or one off
 /// the last told by more than half or double (then it is the last told).
 fn suggestion_due(last: &mut Option<f64>, difficulty: f64) -> bool {
@@ -1024,6 +1044,17 @@ impl UpstreamTask {
     ) -> Result<(), String> {
         let lines = st.submit_block(b.id, &b.share, Instant::now());
         let id = b.id;
+        if lines.is_empty() {
+            // Nothing this pool could take (it cannot happen with the
+            // jobs we build; a record that says so beats a silent limbo).
+            self.block_log.set(
+                id,
+                BlockStatus::Failed,
+                Some("could not be encoded for this pool: submit it from the log".into()),
+            );
+            self.undelivered(&b.share);
+            return Ok(());
+        }
         // In flight before the write: a failed write brings it back.
         owed.inflight.insert(id, (b, tried + 1));
         for line in lines {
@@ -1126,6 +1157,11 @@ impl UpstreamTask {
                 b = self.blocks.recv() => {
                     let Some(b) = b else { return Ok(None) };
                     if ready {
+                        if let Some(why) = unsendable(st, &b, first_epoch) {
+                            self.block_log.set(b.id, BlockStatus::Failed, Some(why.into()));
+                            self.undelivered(&b.share);
+                            continue;
+                        }
                         self.send_block(st, &mut wr, &mut wire, owed, b, 0).await?;
                     } else {
                         self.owe(owed, b, 0, "pool not ready; sent when it is");
@@ -1200,15 +1236,12 @@ impl UpstreamTask {
                                 // One at a time off the list, so a write
                                 // failing midway leaves the rest owed.
                                 while let Some((b, tried)) = owed.waiting.pop() {
-                                    let en1 = st.subscription().map(|s| s.extranonce1.as_slice());
-                                    if en1 != Some(&*b.share.job.upstream_extranonce1) {
-                                        // Its coinbase carries the old
-                                        // extranonce1: the pool cannot
-                                        // rebuild it. Say so, not "rejected".
+                                    // Say why, not "rejected".
+                                    if let Some(why) = unsendable(st, &b, first_epoch) {
                                         self.block_log.set(
                                             b.id,
                                             BlockStatus::Failed,
-                                            Some("the pool gave the new connection another extranonce1 (it did not resume the session), so it cannot rebuild this block's coinbase".into()),
+                                            Some(why.into()),
                                         );
                                         self.undelivered(&b.share);
                                         continue;

@@ -356,6 +356,7 @@ pub(crate) async fn mine(
     let mut seq: u32 = 0;
     // Sequence number → when sent and at what difficulty, until answered.
     let mut pending: BTreeMap<u32, (Instant, f64)> = BTreeMap::new();
+    let mut forgot = false;
     // Independent hardware starts anywhere in its extranonce space.
     let mut en_counter: u64 = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
     let mut nonce: u32 = 0;
@@ -429,7 +430,7 @@ pub(crate) async fn mine(
                                 .range(..=ok.last_sequence_number)
                                 .map(|(k, v)| (*k, *v))
                                 .collect();
-                            if answered.len() != ok.new_submits_accepted_count as usize {
+                            if !forgot && answered.len() != ok.new_submits_accepted_count as usize {
                                 return Err(MinerError::Protocol(format!(
                                     "SubmitShares.Success counts {} shares up to {}, but {} were waiting",
                                     ok.new_submits_accepted_count, ok.last_sequence_number, answered.len()
@@ -548,9 +549,11 @@ pub(crate) async fn mine(
                 if roll.is_multiple_of(64) {
                     en_counter += 1;
                 }
-                // Shares never answered must not pile up.
+                // Shares never answered must not pile up (then batches can
+                // no longer be checked against what waits).
                 if pending.len() > 100_000 {
                     pending.clear();
+                    forgot = true;
                 }
                 if !out.is_empty() {
                     wr.write_all(&out).await?;

@@ -460,9 +460,17 @@ impl Channel {
                 c.set_share_target(e.target);
             }
         }
-        self.grace = before
+        // The easiest target still in grace stays taken (two raises in a
+        // row must not refuse shares found before the first); a new raise
+        // starts a grace of its own for the target before it.
+        let kept = self.grace.filter(|&(g, until)| now < until && g < d);
+        let raised = before
             .filter(|&b| b < d)
             .map(|b| (b, now + SET_TARGET_GRACE));
+        self.grace = match (kept, raised) {
+            (Some(k), Some(r)) => Some(if k.0 <= r.0 { (k.0, r.1) } else { r }),
+            (k, r) => r.or(k),
+        };
     }
 
     /// The difficulty a V2 miner is to work at now: vardiff's, never

@@ -1334,3 +1334,22 @@ fn a_difficulty_set_now_applies_to_live_jobs_at_once() {
     assert_eq!(fwd.difficulty, 1e-5);
     assert_eq!(r.s.ch.set_difficulty_now(f64::NAN, late), None);
 }
+
+/// Two raises in a row: shares found at the target before the first are
+/// still taken (the grace keeps the easiest target, for as long as the
+/// latest raise's); a fall below it ends the grace.
+#[test]
+fn two_raises_in_a_row_keep_the_first_target_in_grace() {
+    let mut r = Rig::new();
+    r.ready();
+    let before = r.s.ch.sent_difficulty.unwrap();
+    let t1 = r.now + Duration::from_secs(1);
+    r.s.ch.set_difficulty_now(before * 2.0, r.now);
+    r.s.ch.set_difficulty_now(before * 4.0, t1);
+    assert_eq!(r.s.ch.grace, Some((before, t1 + SET_TARGET_GRACE)));
+    // Easing to a target still harder than the first: the grace stays.
+    r.s.ch.set_difficulty_now(before * 3.0, t1);
+    assert_eq!(r.s.ch.grace.map(|g| g.0), Some(before));
+    r.s.ch.set_difficulty_now(before / 2.0, t1);
+    assert_eq!(r.s.ch.grace, None);
+}

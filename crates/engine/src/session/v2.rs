@@ -403,9 +403,10 @@ impl V2Conn {
         };
         let rate = f64::from(u.nominal_hash_rate);
         if rate.is_finite() && rate > 0.0 && !c.ch.fixed_difficulty {
-            let d =
-                c.ch.vardiff
-                    .set(rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0, now);
+            c.ch.vardiff
+                .set(rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0, now);
+            // Never above what the pool credits the job in force at.
+            let d = c.ch.difficulty_now();
             retarget(c, d, now, out);
         }
     }
@@ -425,6 +426,7 @@ impl V2Conn {
             _ => {
                 self.core.count_reject(Reject::Malformed);
                 self.core.consecutive_bad += 1;
+                flush_one(c, out);
                 return share_error(out, s, Reject::Malformed);
             }
         };

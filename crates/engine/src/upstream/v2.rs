@@ -64,8 +64,10 @@ pub struct V2Client {
     prev: Option<m::SetNewPrevHash>,
     /// The pool requires the job's version as is (no rolling).
     fixed_version: bool,
-    next_seq: u32,
-    pending: BTreeMap<u32, Pending>,
+    /// Shares numbered since the channel opened; the wire carries the low
+    /// 32 bits (the sequence number), which wrap.
+    next_seq: u64,
+    pending: BTreeMap<u64, Pending>,
     last_job: Option<Instant>,
     consecutive_rejects: u32,
     /// The next job published must be clean (the prefix changed).
@@ -227,11 +229,10 @@ impl V2Client {
                 self.publish(true, now, &mut out);
             }
             Message::SubmitSharesSuccess(ok) if self.ours(ok.channel_id) => {
-                let upto: Vec<u32> = self
-                    .pending
-                    .range(..=ok.last_sequence_number)
-                    .map(|(k, _)| *k)
-                    .collect();
+                let Some(last) = self.unwrap_seq(ok.last_sequence_number) else {
+                    return out;
+                };
+                let upto: Vec<u64> = self.pending.range(..=last).map(|(k, _)| *k).collect();
                 if upto.len() != ok.new_submits_accepted_count as usize {
                     tracing::warn!(
                         said = ok.new_submits_accepted_count,
@@ -247,7 +248,8 @@ impl V2Client {
                 }
             }
             Message::SubmitSharesError(e) if self.ours(e.channel_id) => {
-                if let Some(p) = self.pending.remove(&e.sequence_number) {
+                let seq = self.unwrap_seq(e.sequence_number);
+                if let Some(p) = seq.and_then(|n| self.pending.remove(&n)) {
                     let code = e.error_code.to_string();
                     let reject = PoolReject::of_v2(&code);
                     self.consecutive_rejects += 1;
@@ -293,6 +295,13 @@ impl V2Client {
             other => tracing::debug!(message = other.name(), "unhandled message from pool"),
         }
         out
+    }
+
+    /// The share number a wire sequence number names: the latest sent
+    /// whose low 32 bits are `seq` (`None` before any was sent).
+    fn unwrap_seq(&self, seq: u32) -> Option<u64> {
+        let latest = self.next_seq.checked_sub(1)?;
+        latest.checked_sub(u64::from((latest as u32).wrapping_sub(seq)))
     }
 
     /// Whether a channel id names our channel, or the group it is in
@@ -354,7 +363,7 @@ impl V2Client {
             return Vec::new();
         };
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq += 1;
         self.pending.insert(
             seq,
             Pending {
@@ -367,7 +376,7 @@ impl V2Client {
         );
         vec![frame(m::SubmitSharesExtended {
             channel_id: c.id,
-            sequence_number: seq,
+            sequence_number: seq as u32,
             job_id,
             nonce: s.nonce,
             ntime: s.ntime,

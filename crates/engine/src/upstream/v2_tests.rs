@@ -439,3 +439,89 @@ fn the_hashrate_behind_the_channel_is_stated_when_it_moves() {
     assert!(c.suggest(1.5e-3).is_none(), "within 2x: nothing new");
     assert!(c.suggest(5e-3).is_some());
 }
+
+/// Sequence numbers wrap at 2^32: a batch names its last share by the
+/// low 32 bits, and the shares before the wrap are still the ones it
+/// acknowledges (not the ones after it).
+#[test]
+fn sequence_numbers_wrap_without_mixing_shares_up() {
+    let (mut c, now) = opened();
+    c.on_message(ext_job(CHANNEL, 5, None), now);
+    let a = c.on_message(prev_hash(CHANNEL, 5), now);
+    let job = built(&c, parts(&a)[0]);
+    c.next_seq = u64::from(u32::MAX) - 1;
+    let seqs: Vec<u32> = (0..4)
+        .map(|i| submitted(&mut c, job.clone(), 100 + i).sequence_number)
+        .collect();
+    assert_eq!(seqs, [u32::MAX - 1, u32::MAX, 0, 1]);
+    // The two before the wrap accepted...
+    let a = c.on_message(
+        m::SubmitSharesSuccess {
+            channel_id: CHANNEL,
+            last_sequence_number: u32::MAX,
+            new_submits_accepted_count: 2,
+            new_shares_sum: 4,
+        }
+        .into(),
+        now,
+    );
+    let ok: Vec<u64> = a
+        .iter()
+        .filter_map(|a| match a {
+            ClientAction::Result(r) if r.accepted => Some(r.session),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ok, [100, 101]);
+    // ...then one after it refused, by its wire number.
+    let a = c.on_message(
+        m::SubmitSharesError {
+            channel_id: CHANNEL,
+            sequence_number: 0,
+            error_code: Str0255::from("duplicate-share"),
+        }
+        .into(),
+        now,
+    );
+    assert!(matches!(&a[..], [ClientAction::Result(r)] if r.session == 102 && !r.accepted));
+    assert_eq!(c.pending(), 1);
+}
+
+/// A pool that lets miners roll nothing: the jobs say so.
+#[test]
+fn a_job_without_rolling_is_published_with_no_mask() {
+    let (mut c, now) = opened();
+    let Message::NewExtendedMiningJob(mut j) = ext_job(CHANNEL, 5, None) else {
+        panic!()
+    };
+    j.version_rolling_allowed = false;
+    c.on_message(j.into(), now);
+    c.on_message(prev_hash(CHANNEL, 5), now);
+    assert_eq!(c.version_mask(), 0);
+}
+
+/// A block found on a job of an earlier V2 connection cannot go on this
+/// one (its job id belongs to the old channel): it is marked for a manual
+/// submission instead of sent to be refused. One of this connection's
+/// jobs goes.
+#[test]
+fn a_block_from_an_earlier_channel_is_not_sent_on_this_one() {
+    let (mut c, now) = opened();
+    c.on_message(ext_job(CHANNEL, 5, None), now);
+    let a = c.on_message(prev_hash(CHANNEL, 5), now);
+    let job = built(&c, parts(&a)[0]);
+    let st = super::super::proto::Proto::V2(c);
+    let block = |epoch: u64| crate::job::BlockForward {
+        id: 1,
+        share: test_share(Arc::new(Job {
+            epoch,
+            upstream_extranonce1: job.upstream_extranonce1.clone(),
+            ..test_job(synthetic_template(1, 0x1d00_ffff), test_links(1).links)
+        })),
+    };
+    assert!(
+        crate::upstream::unsendable(&st, &block(3), Some(4))
+            .is_some_and(|w| w.contains("earlier connection"))
+    );
+    assert_eq!(crate::upstream::unsendable(&st, &block(4), Some(4)), None);
+}
