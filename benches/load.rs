@@ -282,6 +282,16 @@ struct Step {
     cpu_secs: f64,
 }
 
+/// `proxy`'s step under the same load as `s` (series, miners, rate).
+fn twin<'a>(steps: &'a [Step], s: &Step, proxy: &str) -> Option<&'a Step> {
+    steps.iter().find(|p| {
+        p.proxy == proxy
+            && p.series == s.series
+            && p.miners == s.miners
+            && p.share_rate == s.share_rate
+    })
+}
+
 impl Step {
     fn f(&self, path: &[&str]) -> f64 {
         let mut v = &self.report;
@@ -834,12 +844,7 @@ fn ratio_table(md: &mut String, title: &str, steps: &[Step], a: (&str, &str), b:
         }
     };
     for x in steps.iter().filter(|s| s.proxy == an) {
-        let Some(y) = steps.iter().find(|p| {
-            p.proxy == bn
-                && p.series == x.series
-                && p.miners == x.miners
-                && p.share_rate == x.share_rate
-        }) else {
+        let Some(y) = twin(steps, x, bn) else {
             continue;
         };
         md.push_str(&format!(
@@ -910,12 +915,7 @@ fn write_report(
     }
     md.push_str("\n## Ratios (sluice vs peer, same step)\n\n| series | miners | shares/s/miner | p99 latency peer/sluice | RSS/conn peer/sluice | CPU per share peer/sluice |\n|---|---|---|---|---|---|\n");
     for s in steps.iter().filter(|s| s.proxy == "sluice") {
-        if let Some(p) = steps.iter().find(|p| {
-            p.proxy == "aiostratum-proxy"
-                && p.series == s.series
-                && p.miners == s.miners
-                && p.share_rate == s.share_rate
-        }) {
+        if let Some(p) = twin(steps, s, "aiostratum-proxy") {
             let r = |a: f64, b: f64| {
                 if a > 0.0 && b > 0.0 {
                     format!("{:.2}×", a / b)
@@ -1007,12 +1007,7 @@ fn write_report(
             .iter()
             .filter(|s| s.proxy == "translator_sv2" && series.is_none_or(|x| s.series == x))
             .filter_map(|t| {
-                let s = steps.iter().find(|s| {
-                    s.proxy == "sluice-to-v2"
-                        && s.series == t.series
-                        && s.miners == t.miners
-                        && s.share_rate == t.share_rate
-                })?;
+                let s = twin(steps, t, "sluice-to-v2")?;
                 let (a, b) = (f(t), f(s));
                 (a > 0.0 && b > 0.0).then_some(a / b)
             })

@@ -479,21 +479,13 @@ impl ClientState {
                         self.consecutive_rejects += 1;
                         self.log_reject(error.as_ref(), now);
                     }
-                    if let Some((b, _)) = p.block {
-                        out.push(ClientAction::Block {
-                            id: b,
-                            accepted,
-                            detail: error.as_ref().map(|e| e.message.clone()),
-                        });
-                    }
-                    out.push(ClientAction::Result(UpstreamResult {
-                        session: p.session,
-                        accepted,
-                        difficulty: p.difficulty,
-                        latency: Some(now.saturating_duration_since(p.sent)),
+                    answer(
+                        p,
                         reject,
-                        share: p.share,
-                    }));
+                        error.as_ref().map(|e| e.message.clone()),
+                        now,
+                        &mut out,
+                    );
                     if self.consecutive_rejects >= self.cfg.max_consecutive_rejects {
                         out.push(ClientAction::Fail(format!(
                             "pool rejected {} shares in a row",
@@ -694,6 +686,33 @@ impl ClientState {
             now,
         )
     }
+}
+
+/// A share's verdict as actions: the block's fate first (if it was one),
+/// then the result for its session.
+fn answer(
+    p: Pending,
+    reject: Option<PoolReject>,
+    detail: Option<String>,
+    now: Instant,
+    out: &mut Vec<ClientAction>,
+) {
+    let accepted = reject.is_none();
+    if let Some((b, _)) = p.block {
+        out.push(ClientAction::Block {
+            id: b,
+            accepted,
+            detail,
+        });
+    }
+    out.push(ClientAction::Result(UpstreamResult {
+        session: p.session,
+        accepted,
+        difficulty: p.difficulty,
+        latency: Some(now.saturating_duration_since(p.sent)),
+        reject,
+        share: p.share,
+    }));
 }
 
 /// Why a block cannot go to the pool on this connection, if it cannot:

@@ -30,7 +30,7 @@ use sluice_sv1::{Notify, SubscribeResult};
 use sluice_sv2::binary::{B032, Str0255};
 use sluice_sv2::message::{self as m, Message, setup_flags};
 
-use super::{ClientAction, JobParts, Pending, PoolReject, UpstreamConfig, UpstreamResult};
+use super::{ClientAction, JobParts, Pending, PoolReject, UpstreamConfig, UpstreamResult, answer};
 use crate::job::ShareForward;
 use crate::upstream::{ShareInfo, pending_checks};
 
@@ -433,32 +433,6 @@ impl V2Client {
             now,
         )
     }
-}
-
-/// A share's verdict as actions: the block's fate first, then the result.
-fn answer(
-    p: Pending,
-    reject: Option<PoolReject>,
-    detail: Option<String>,
-    now: Instant,
-    out: &mut Vec<ClientAction>,
-) {
-    let accepted = reject.is_none();
-    if let Some((b, _)) = p.block {
-        out.push(ClientAction::Block {
-            id: b,
-            accepted,
-            detail,
-        });
-    }
-    out.push(ClientAction::Result(UpstreamResult {
-        session: p.session,
-        accepted,
-        difficulty: p.difficulty,
-        latency: Some(now.saturating_duration_since(p.sent)),
-        reject,
-        share: p.share,
-    }));
 }
 
 fn frame(msg: impl Into<Message>) -> Bytes {
