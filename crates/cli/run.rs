@@ -14,7 +14,8 @@ use dashmap::DashMap;
 use sluice_engine::blocks::BlockLog;
 use sluice_engine::connect::{LocalConnector, RemoteConnector, Shared, deliver_results};
 use sluice_engine::local::{
-    BlockAccepted, LocalConfig, LocalJob, TemplateSource, WorkerTally, unix_now,
+    BlockAccepted, BlockRefused, BlockSubmit, LocalConfig, LocalJob, TemplateSource, WorkerTally,
+    unix_now,
 };
 use sluice_engine::router::{PoolEntry, Router, RouterConfig};
 use sluice_engine::server::Engine;
@@ -34,6 +35,8 @@ pub struct SyntheticSource {
     chain: SyntheticChain,
     block_interval: Option<Duration>,
     next_external: Instant,
+    /// The tip moved since the last poll.
+    tip_moved: bool,
 }
 
 impl SyntheticSource {
@@ -58,6 +61,7 @@ impl SyntheticSource {
             chain,
             next_external: Instant::now() + block_interval.unwrap_or(Duration::ZERO),
             block_interval,
+            tip_moved: false,
         })
     }
 }
@@ -78,24 +82,37 @@ impl TemplateSource for SyntheticSource {
             ntime: t.cur_time,
             height: t.height,
             coinbase_value_sat: t.coinbase_value_sat,
+            // One template per tip: a block on an older tip is stale anyway.
+            token: u64::from(t.height),
         })
     }
 
-    fn submit_block(&mut self, header: &Header, coinbase: &[u8]) -> Result<BlockAccepted, String> {
-        let f = self
+    fn submit_block(&mut self, _token: u64, header: &Header, coinbase: &[u8]) -> BlockSubmit {
+        // Every refusal of the synthetic chain is a verdict on the block.
+        let r = self
             .chain
             .submit_block(header, coinbase)
-            .map_err(|e| e.to_string())?;
-        if let Some(iv) = self.block_interval {
-            self.next_external = Instant::now() + iv;
+            .map(|f| BlockAccepted {
+                height: f.height,
+                hash: hex::encode_reversed(&f.hash),
+            })
+            .map_err(|e| BlockRefused {
+                reason: e.to_string(),
+                is_final: true,
+            });
+        if r.is_ok() {
+            self.tip_moved = true;
+            if let Some(iv) = self.block_interval {
+                self.next_external = Instant::now() + iv;
+            }
         }
-        Ok(BlockAccepted {
-            height: f.height,
-            hash: hex::encode_reversed(&f.hash),
-        })
+        Box::pin(std::future::ready(r))
     }
 
     fn poll(&mut self, now_unix: u32) -> bool {
+        if std::mem::take(&mut self.tip_moved) {
+            return true;
+        }
         match self.block_interval {
             Some(iv) if Instant::now() >= self.next_external => {
                 self.chain.advance_external(now_unix.max(self.chain.now()));

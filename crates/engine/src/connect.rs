@@ -195,6 +195,7 @@ impl<S: TemplateSource> Connector for LocalConnector<S> {
             workers: self.workers.clone(),
             found: self.found.clone(),
             cancel: p.cancel,
+            tokens: Default::default(),
         };
         tokio::spawn(tracing::Instrument::instrument(
             task.run(),

@@ -1,12 +1,17 @@
 //! The pool-node role's upstream: jobs from a local template source
 //! instead of a remote pool.
 //!
-//! The task asks a [`TemplateSource`] (the synthetic chain today, Bitcoin
-//! Core later) for the job to mine, publishes it like any upstream, keeps a
-//! per-worker tally of the shares sessions accepted, and submits a block the
-//! moment a share meets the network target — before anything else is done
-//! with it.
+//! The task asks a [`TemplateSource`] (Bitcoin Core, or the synthetic
+//! chain) for the job to mine, publishes it like any upstream, keeps a
+//! per-worker tally of the shares sessions accepted, and starts submitting
+//! a block the moment a share meets the network target — before anything
+//! else is done with it. A source never makes this task wait on the
+//! network: jobs come from the template it already holds, and a
+//! submission runs on its own task and reports back.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -44,6 +49,9 @@ pub struct LocalJob {
     pub height: u32,
     /// Subsidy plus fees, satoshi.
     pub coinbase_value_sat: u64,
+    /// Names the template the job was built from; a block on the job is
+    /// assembled from it.
+    pub token: u64,
 }
 
 /// A block the source accepted.
@@ -55,17 +63,39 @@ pub struct BlockAccepted {
     pub hash: String,
 }
 
-/// Where pool-node jobs come from.
-pub trait TemplateSource: Send + 'static {
-    /// The job to mine now, its coinbase split around `extranonce_len`
-    /// bytes.
-    fn job(&mut self, now_unix: u32, extranonce_len: usize) -> Result<LocalJob, String>;
-    /// Submits a solved block: the header and the legacy coinbase bytes.
-    fn submit_block(&mut self, header: &Header, coinbase: &[u8]) -> Result<BlockAccepted, String>;
-    /// Lets time pass; true when the chain tip moved without us (a block
-    /// found elsewhere), so a clean job is due.
-    fn poll(&mut self, now_unix: u32) -> bool;
+/// Why a block did not go in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRefused {
+    /// What the node said.
+    pub reason: String,
+    /// True for a verdict on the block (trying again changes nothing);
+    /// false when the node was away or busy.
+    pub is_final: bool,
 }
+
+/// A block submission under way.
+pub type BlockSubmit = Pin<Box<dyn Future<Output = Result<BlockAccepted, BlockRefused>> + Send>>;
+
+/// Where pool-node jobs come from. No method may wait on the network.
+pub trait TemplateSource: Send + 'static {
+    /// The job to mine now, from the template the source holds, its
+    /// coinbase split around `extranonce_len` bytes.
+    fn job(&mut self, now_unix: u32, extranonce_len: usize) -> Result<LocalJob, String>;
+    /// Starts submitting a solved block of the job built from template
+    /// `token`: the header and the legacy coinbase bytes.
+    fn submit_block(&mut self, token: u64, header: &Header, coinbase: &[u8]) -> BlockSubmit;
+    /// Lets time pass; true when the chain tip moved since the last call
+    /// (a block found here or elsewhere), so a clean job is due.
+    fn poll(&mut self, now_unix: u32) -> bool;
+    /// Changes when the source has news for [`Self::poll`]; `None`: the
+    /// task's 250 ms tick is enough.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// Jobs whose template token is remembered for their blocks.
+const TOKENS_KEPT: usize = 256;
 
 /// Shares the pool accepted from one worker.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -125,7 +155,12 @@ pub struct LocalTask<S: TemplateSource> {
     pub found: Arc<std::sync::Mutex<Vec<BlockAccepted>>>,
     /// Stops the task.
     pub cancel: CancellationToken,
+    /// Template token of each recent job (fill with `Default`).
+    pub tokens: VecDeque<(u64, u64)>,
 }
+
+/// A submission's outcome, back on the task.
+type Done = (BlockForward, u32, Result<BlockAccepted, BlockRefused>);
 
 /// Seconds since the Unix epoch, as a block time.
 pub fn unix_now() -> u32 {
@@ -158,6 +193,10 @@ impl<S: TemplateSource> LocalTask<S> {
                 }
             };
         let id = self.job_ids.next();
+        self.tokens.push_back((id, lj.token));
+        if self.tokens.len() > TOKENS_KEPT {
+            self.tokens.pop_front();
+        }
         let job = Job {
             id,
             upstream: self.id,
@@ -194,14 +233,39 @@ impl<S: TemplateSource> LocalTask<S> {
         let _ = self.health.send(Health::Ready);
     }
 
-    /// Submits a block to the source and checks the answer. True when done
-    /// with it: accepted, or refused for what it is (high-hash, bad-…,
-    /// stale). Any other refusal (a busy or restarting node) is tried again
-    /// on the next ticks, up to [`MAX_BLOCK_ATTEMPTS`] times.
-    fn submit(&mut self, b: &BlockForward, attempts: u32, epoch: &mut u64) -> bool {
+    /// Starts submitting a block (attempt `attempts`); its outcome comes
+    /// back on `done`.
+    fn submit(&mut self, b: BlockForward, attempts: u32, done: &mpsc::UnboundedSender<Done>) {
         let (header, coinbase) = b.share.block_parts();
         self.block_log.set(b.id, BlockStatus::Submitted, None);
-        match self.source.submit_block(&header, &coinbase) {
+        let token = self
+            .tokens
+            .iter()
+            .find(|(id, _)| *id == b.share.job.id)
+            .map(|(_, t)| *t);
+        let fut = match token {
+            Some(t) => self.source.submit_block(t, &header, &coinbase),
+            None => Box::pin(std::future::ready(Err(BlockRefused {
+                reason: "its job is too old to know its template".into(),
+                is_final: true,
+            }))) as BlockSubmit,
+        };
+        let done = done.clone();
+        tokio::spawn(async move {
+            let r = fut.await;
+            let _ = done.send((b, attempts, r));
+        });
+    }
+
+    /// Takes a submission's outcome. True when the block should be tried
+    /// again: the node was away or busy, and attempts remain.
+    fn finish(
+        &mut self,
+        b: &BlockForward,
+        attempts: u32,
+        r: Result<BlockAccepted, BlockRefused>,
+    ) -> bool {
+        match r {
             Ok(acc) => {
                 tracing::info!(height = acc.height, hash = %acc.hash, worker = %b.share.worker, "block found");
                 self.block_log.set(
@@ -216,30 +280,18 @@ impl<S: TemplateSource> LocalTask<S> {
                     .entry(b.share.worker.clone())
                     .or_default()
                     .blocks += 1;
-                self.publish(true, epoch);
-                true
+                false
             }
             Err(e) => {
-                tracing::warn!(error = %e, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
-                let lower = e.to_ascii_lowercase();
-                // A node that already has it took an earlier try.
-                if attempts > 1 && lower.contains("duplicate") {
-                    self.block_log.set(b.id, BlockStatus::Accepted, Some(e));
-                    return true;
-                }
-                // A verdict on the block itself will not change on a retry;
-                // anything else (busy, unreachable) might.
-                let verdict = ["high-hash", "bad-", "invalid", "stale", "prev"]
-                    .iter()
-                    .any(|w| lower.contains(w));
-                let status = if verdict || attempts >= MAX_BLOCK_ATTEMPTS {
-                    BlockStatus::Rejected
-                } else {
+                tracing::warn!(error = %e.reason, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
+                let again = !e.is_final && attempts < MAX_BLOCK_ATTEMPTS;
+                let status = if again {
                     BlockStatus::Found
+                } else {
+                    BlockStatus::Rejected
                 };
-                self.block_log.set(b.id, status, Some(e));
-                // Done with it either way once it is a verdict.
-                verdict
+                self.block_log.set(b.id, status, Some(e.reason));
+                again
             }
         }
     }
@@ -272,28 +324,46 @@ impl<S: TemplateSource> LocalTask<S> {
         self.publish(true, &mut epoch);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut last_publish = Instant::now();
-        // Refused blocks to try again, with their attempts so far.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        // Blocks to try again on the next tick, with their attempts so far.
         let mut retry: Vec<(BlockForward, u32)> = Vec::new();
+        let mut changes = self.source.changes();
         loop {
             tokio::select! {
                 biased;
                 b = self.blocks.recv() => {
                     let Some(b) = b else { return };
                     // The block first; the books after.
-                    if !self.submit(&b, 1, &mut epoch) {
-                        retry.push((b.clone(), 1));
-                    }
+                    self.submit(b.clone(), 1, &done_tx);
                     self.on_share(b.share);
+                }
+                Some((b, n, r)) = done_rx.recv() => {
+                    if self.finish(&b, n, r) {
+                        retry.push((b, n));
+                    }
+                    if self.source.poll(unix_now()) {
+                        self.publish(true, &mut epoch);
+                        last_publish = Instant::now();
+                    }
                 }
                 s = self.shares.recv() => {
                     let Some(s) = s else { return };
                     self.on_share(s);
                 }
+                Ok(()) = async {
+                    match changes.as_mut() {
+                        Some(c) => c.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if self.source.poll(unix_now()) {
+                        self.publish(true, &mut epoch);
+                        last_publish = Instant::now();
+                    }
+                }
                 _ = ticker.tick() => {
                     for (b, n) in std::mem::take(&mut retry) {
-                        if !self.submit(&b, n + 1, &mut epoch) && n + 1 < MAX_BLOCK_ATTEMPTS {
-                            retry.push((b, n + 1));
-                        }
+                        self.submit(b, n + 1, &done_tx);
                     }
                     if self.source.poll(unix_now()) {
                         self.publish(true, &mut epoch);

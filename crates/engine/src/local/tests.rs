@@ -11,6 +11,9 @@ use crate::job::fixtures::test_share;
 /// A node that refuses the first `refusals` submissions of each block.
 struct FlakyNode {
     refusals: u32,
+    final_refusals: bool,
+    /// Submissions never finish (a node that hangs).
+    hang: bool,
     submissions: Arc<Mutex<Vec<[u8; 32]>>>,
 }
 
@@ -27,20 +30,30 @@ impl TemplateSource for FlakyNode {
             ntime: now_unix,
             height: 7,
             coinbase_value_sat: 312_500_000,
+            token: 42,
         })
     }
 
-    fn submit_block(&mut self, header: &Header, _coinbase: &[u8]) -> Result<BlockAccepted, String> {
+    fn submit_block(&mut self, token: u64, header: &Header, _coinbase: &[u8]) -> BlockSubmit {
+        assert_eq!(token, 42, "the job's own template");
         let mut s = self.submissions.lock().unwrap();
         s.push(header.block_hash());
-        let tries = s.iter().filter(|h| **h == header.block_hash()).count() as u32;
-        if tries <= self.refusals {
-            return Err(format!("node busy (try {tries})"));
+        if self.hang {
+            return Box::pin(std::future::pending());
         }
-        Ok(BlockAccepted {
-            height: 7,
-            hash: hex::encode_reversed(&header.block_hash()),
-        })
+        let tries = s.iter().filter(|h| **h == header.block_hash()).count() as u32;
+        let r = if tries <= self.refusals {
+            Err(BlockRefused {
+                reason: format!("node busy (try {tries})"),
+                is_final: self.final_refusals,
+            })
+        } else {
+            Ok(BlockAccepted {
+                height: 7,
+                hash: hex::encode_reversed(&header.block_hash()),
+            })
+        };
+        Box::pin(std::future::ready(r))
     }
 
     fn poll(&mut self, _now_unix: u32) -> bool {
@@ -58,6 +71,16 @@ struct Rig {
 }
 
 async fn start(refusals: u32) -> Rig {
+    start_with(FlakyNode {
+        refusals,
+        final_refusals: false,
+        hang: false,
+        submissions: Arc::new(Mutex::new(Vec::new())),
+    })
+    .await
+}
+
+async fn start_with(node: FlakyNode) -> Rig {
     let stats = Arc::new(Stats::default());
     let log = Arc::new(BlockLog::in_memory(stats.clone()));
     let (jobs_tx, mut jobs_rx) = watch::channel(None);
@@ -65,7 +88,7 @@ async fn start(refusals: u32) -> Rig {
     let (share_tx, share_rx) = mpsc::channel(16);
     let (block_tx, block_rx) = mpsc::unbounded_channel();
     let (results_tx, results) = mpsc::unbounded_channel();
-    let submissions = Arc::new(Mutex::new(Vec::new()));
+    let submissions = node.submissions.clone();
     let cancel = CancellationToken::new();
     let task = LocalTask {
         id: 1,
@@ -74,10 +97,7 @@ async fn start(refusals: u32) -> Rig {
             version_mask: 0x1fff_e000,
             extranonce_len: 6,
         },
-        source: FlakyNode {
-            refusals,
-            submissions: submissions.clone(),
-        },
+        source: node,
         job_ids: Arc::new(JobIds::default()),
         stats,
         pool: 0,
@@ -96,6 +116,7 @@ async fn start(refusals: u32) -> Rig {
         workers: Arc::new(DashMap::new()),
         found: Arc::new(std::sync::Mutex::new(Vec::new())),
         cancel: cancel.clone(),
+        tokens: Default::default(),
     };
     tokio::spawn(task.run());
     let job = loop {
@@ -169,5 +190,57 @@ async fn a_block_the_node_keeps_refusing_is_given_up_after_the_limit() {
         r.submissions.lock().unwrap().len() as u32,
         MAX_BLOCK_ATTEMPTS
     );
+    r.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verdict_on_the_block_is_not_tried_again() {
+    let r = start_with(FlakyNode {
+        refusals: u32::MAX,
+        final_refusals: true,
+        hang: false,
+        submissions: Arc::new(Mutex::new(Vec::new())),
+    })
+    .await;
+    let b = block(&r.job, 13);
+    let id = r.log.found(&b);
+    r.block_tx.send(BlockForward { id, share: b }).unwrap();
+    let rec = status_of(&r.log, id, BlockStatus::Rejected).await;
+    assert_eq!(rec.attempts, 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(r.submissions.lock().unwrap().len(), 1);
+    r.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_hangs_on_a_block_does_not_hold_up_shares() {
+    let mut r = start_with(FlakyNode {
+        refusals: 0,
+        final_refusals: false,
+        hang: true,
+        submissions: Arc::new(Mutex::new(Vec::new())),
+    })
+    .await;
+    let b = block(&r.job, 14);
+    let id = r.log.found(&b);
+    r.block_tx.send(BlockForward { id, share: b }).unwrap();
+    // The block's own share and a plain one are both answered while the
+    // submission is still out.
+    let share = ShareForward {
+        nonce: 15,
+        is_block: false,
+        ..block(&r.job, 15)
+    };
+    r.job.links.share_tx.send(share).await.unwrap();
+    for _ in 0..2 {
+        let res = tokio::time::timeout(Duration::from_secs(10), r.results.recv())
+            .await
+            .expect("answered while the block is out")
+            .unwrap();
+        assert!(res.accepted);
+    }
+    assert_eq!(r.submissions.lock().unwrap().len(), 1);
+    let rec = r.log.list().into_iter().find(|x| x.id == id).unwrap();
+    assert_eq!(rec.status, BlockStatus::Submitted);
     r.cancel.cancel();
 }

@@ -1,0 +1,434 @@
+//! Templates and blocks over Bitcoin Core's RPC: a watcher that always
+//! holds the node's latest template, and a block submitter.
+//!
+//! The pool node never waits on the network to hand out work: it reads the
+//! template held here. Two loops keep it fresh — a `getblocktemplate` long
+//! poll (the node answers when its tip or mempool changes), and a poller
+//! that compares `getbestblockhash` with the template's parent every
+//! `poll_interval` and also refetches every `refresh_interval` for fees.
+//! Either alone is enough; a node that refuses long polls still works.
+//!
+//! Every template gets a token. A job remembers its token, and a block is
+//! assembled from that job's own template, never the latest one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_pow::{Header, hex};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::block;
+use crate::rpc::{RpcClient, RpcError};
+use crate::template::BlockTemplate;
+
+/// Templates kept for blocks on older jobs: a few tips' worth.
+const HISTORY: usize = 64;
+
+/// How the watcher paces itself.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Compare the node's best block with our template this often.
+    pub poll_interval: Duration,
+    /// Fetch a new template this often even without a new tip (fees).
+    pub refresh_interval: Duration,
+    /// Longest a long poll is left open.
+    pub longpoll_wait: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            refresh_interval: Duration::from_secs(30),
+            longpoll_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Counters a pool operator watches.
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    /// Templates taken (each new one, not each fetch).
+    pub templates: AtomicU64,
+    /// New tips seen.
+    pub tip_changes: AtomicU64,
+    /// RPC calls that failed.
+    pub rpc_errors: AtomicU64,
+    /// Templates the node sent that did not parse or check out.
+    pub bad_templates: AtomicU64,
+}
+
+/// Why a block did not go in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the node (or assembly) said.
+    pub reason: String,
+    /// True when trying again can change nothing (a verdict on the
+    /// block); false when the node was away or busy.
+    pub is_final: bool,
+}
+
+/// A block the node took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its height.
+    pub height: u32,
+    /// Its hash, display hex.
+    pub hash: String,
+    /// What the node said beyond "taken": `duplicate`, or that another
+    /// block is its tip.
+    pub note: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    next_token: u64,
+    latest: Option<(u64, Arc<BlockTemplate>)>,
+    history: VecDeque<(u64, Arc<BlockTemplate>)>,
+    tip_generation: u64,
+    longpollid: Option<String>,
+    /// The last error was logged; quiet until the node is back.
+    failing: bool,
+}
+
+struct Inner {
+    rpc: RpcClient,
+    cfg: CoreConfig,
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+    kick: Notify,
+    stats: CoreStats,
+}
+
+/// The node's latest template, kept fresh; cheap to clone.
+#[derive(Clone)]
+pub struct CoreTemplates {
+    inner: Arc<Inner>,
+}
+
+/// Why the node cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The node is on another network than the configured one.
+    #[error("bitcoind is on {node}, but the pool is configured for {configured}")]
+    WrongChain {
+        /// What `getblockchaininfo` said.
+        node: String,
+        /// What the config said.
+        configured: String,
+    },
+    /// A call failed in a way waiting will not fix.
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    /// Cancelled while waiting for the node.
+    #[error("stopped while waiting for bitcoind")]
+    Cancelled,
+}
+
+impl CoreTemplates {
+    /// Checks the node is on `chain` (Core's name: `main`, `test`,
+    /// `testnet4`, `signet`, `regtest`) and waits for a first template,
+    /// retrying while the node is away, warming up or syncing.
+    pub async fn connect(
+        rpc: RpcClient,
+        cfg: CoreConfig,
+        chain: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Self, ConnectError> {
+        let me = Self {
+            inner: Arc::new(Inner {
+                rpc,
+                cfg,
+                state: Mutex::new(State::default()),
+                changed: watch::Sender::new(0),
+                kick: Notify::new(),
+                stats: CoreStats::default(),
+            }),
+        };
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let attempt = async {
+                let info = me.inner.rpc.get_blockchain_info().await?;
+                if info.chain != chain {
+                    return Err(ConnectError::WrongChain {
+                        node: info.chain,
+                        configured: chain.to_owned(),
+                    });
+                }
+                me.fetch(None).await.map_err(ConnectError::Rpc)
+            };
+            match attempt.await {
+                Ok(true) => return Ok(me),
+                Ok(false) => {}
+                Err(ConnectError::Rpc(e)) if e.retryable() => {
+                    tracing::warn!(error = %e, "waiting for bitcoind");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(ConnectError::Cancelled),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the long poll and the poller; they stop with `cancel`.
+    pub fn spawn(&self, cancel: CancellationToken) {
+        let me = self.clone();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = c.cancelled() => {}
+                _ = me.longpoll_loop() => {}
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = me.poll_loop() => {}
+            }
+        });
+    }
+
+    /// The latest template and its token.
+    pub fn latest(&self) -> Option<(u64, Arc<BlockTemplate>)> {
+        self.lock().latest.clone()
+    }
+
+    /// A recent template by token.
+    pub fn template(&self, token: u64) -> Option<Arc<BlockTemplate>> {
+        let s = self.lock();
+        s.history
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, t)| t.clone())
+    }
+
+    /// Counts new tips: a change means a clean job is due.
+    pub fn tip_generation(&self) -> u64 {
+        self.lock().tip_generation
+    }
+
+    /// Counts templates taken; changes whenever a new one arrives.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &CoreStats {
+        &self.inner.stats
+    }
+
+    /// The RPC client (for address checks at start).
+    pub fn rpc(&self) -> &RpcClient {
+        &self.inner.rpc
+    }
+
+    /// Asks for a fresh template now (a block was found).
+    pub fn refresh_now(&self) {
+        self.inner.kick.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere mid-update; the
+        // state itself is always consistent between statements.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fetches a template (long polling on `longpollid`) and takes it.
+    /// True when a template is held afterwards.
+    async fn fetch(&self, longpollid: Option<&str>) -> Result<bool, RpcError> {
+        let wait = if longpollid.is_some() {
+            self.inner.cfg.longpoll_wait
+        } else {
+            Duration::from_secs(30)
+        };
+        match self.inner.rpc.get_block_template(longpollid, wait).await {
+            Ok(v) => {
+                self.take(&v);
+                let mut s = self.lock();
+                if s.failing {
+                    s.failing = false;
+                    tracing::info!("bitcoind answers again");
+                }
+                Ok(s.latest.is_some())
+            }
+            Err(e) => {
+                self.inner.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn take(&self, v: &Value) {
+        let t = match BlockTemplate::from_gbt_json(v) {
+            Ok(t) => t,
+            Err(e) => {
+                self.inner
+                    .stats
+                    .bad_templates
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "bitcoind sent a template that does not check out");
+                return;
+            }
+        };
+        let mut s = self.lock();
+        s.longpollid = v
+            .get("longpollid")
+            .and_then(Value::as_str)
+            .map(|id| id.chars().take(200).collect());
+        let new_tip = s
+            .latest
+            .as_ref()
+            .is_none_or(|(_, l)| l.prev_hash != t.prev_hash || l.height != t.height);
+        if let Some((_, l)) = &s.latest
+            && !new_tip
+            && same_work(l, &t)
+        {
+            return;
+        }
+        let token = s.next_token;
+        s.next_token += 1;
+        let t = Arc::new(t);
+        if new_tip {
+            s.tip_generation += 1;
+            self.inner.stats.tip_changes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(height = t.height, "new template on a new tip");
+        }
+        s.latest = Some((token, t.clone()));
+        s.history.push_back((token, t));
+        while s.history.len() > HISTORY {
+            s.history.pop_front();
+        }
+        drop(s);
+        self.inner.stats.templates.fetch_add(1, Ordering::Relaxed);
+        self.inner.changed.send_modify(|n| *n += 1);
+    }
+
+    fn note_failure(&self, e: &RpcError) {
+        let mut s = self.lock();
+        if !s.failing {
+            s.failing = true;
+            tracing::warn!(error = %e, "bitcoind call failed; mining on the last template until it answers");
+        }
+    }
+
+    async fn longpoll_loop(&self) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let id = self.lock().longpollid.clone();
+            let Some(id) = id else {
+                // A node without long polls: the poller does the work.
+                tokio::time::sleep(self.inner.cfg.refresh_interval).await;
+                continue;
+            };
+            match self.fetch(Some(&id)).await {
+                Ok(_) => backoff = Duration::from_secs(1),
+                Err(e) => {
+                    self.note_failure(&e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn poll_loop(&self) {
+        let mut tick = tokio::time::interval(self.inner.cfg.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_fetch = tokio::time::Instant::now();
+        loop {
+            let kicked = tokio::select! {
+                _ = tick.tick() => false,
+                _ = self.inner.kick.notified() => true,
+            };
+            let due = kicked || last_fetch.elapsed() >= self.inner.cfg.refresh_interval;
+            let stale = if due {
+                true
+            } else {
+                match self.inner.rpc.get_best_block_hash().await {
+                    Ok(best) => self.latest().is_none_or(|(_, t)| {
+                        hex::decode_reversed(&best).is_ok_and(|b| b != t.prev_hash)
+                    }),
+                    Err(e) => {
+                        self.inner.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
+                        self.note_failure(&e);
+                        false
+                    }
+                }
+            };
+            if stale {
+                last_fetch = tokio::time::Instant::now();
+                if let Err(e) = self.fetch(None).await {
+                    self.note_failure(&e);
+                }
+            }
+        }
+    }
+
+    /// Assembles the block from template `token` and submits it, then
+    /// checks the node's tip. Asks for a new template when it went in.
+    pub async fn submit(
+        &self,
+        token: u64,
+        header: Header,
+        coinbase: Vec<u8>,
+    ) -> Result<Accepted, Refusal> {
+        let refuse = |reason: String, is_final| Refusal { reason, is_final };
+        let Some(t) = self.template(token) else {
+            return Err(refuse(
+                format!("template {token} is no longer held (job too old)"),
+                true,
+            ));
+        };
+        let hex_block = block::block_hex(&t, &header, &coinbase)
+            .map_err(|e| refuse(format!("cannot assemble the block: {e}"), true))?;
+        let hash = hex::encode_reversed(&header.block_hash());
+        let note = match self.inner.rpc.submit_block(&hex_block).await {
+            Ok(None) => None,
+            // The node has it: an earlier try of ours went in.
+            Ok(Some(r)) if r == "duplicate" || r == "inconclusive" => Some(r),
+            Ok(Some(r)) => return Err(refuse(r, true)),
+            Err(e) => {
+                self.inner.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
+                let retry = e.retryable() || matches!(e, RpcError::Timeout { .. });
+                return Err(refuse(e.to_string(), !retry));
+            }
+        };
+        self.refresh_now();
+        let note = match self.inner.rpc.get_best_block_hash().await {
+            Ok(best) if best == hash => note,
+            Ok(best) => Some(format!(
+                "{}the node's tip is {best}",
+                note.map(|n| format!("{n}; ")).unwrap_or_default()
+            )),
+            Err(e) => Some(format!("tip not checked: {e}")),
+        };
+        Ok(Accepted {
+            height: t.height,
+            hash,
+            note,
+        })
+    }
+}
+
+/// Same parent, same transactions, same value: nothing to re-issue.
+fn same_work(a: &BlockTemplate, b: &BlockTemplate) -> bool {
+    a.coinbase_value_sat == b.coinbase_value_sat
+        && a.bits == b.bits
+        && a.version == b.version
+        && a.transactions.len() == b.transactions.len()
+        && a.transactions
+            .iter()
+            .zip(&b.transactions)
+            .all(|(x, y)| x.wtxid == y.wtxid)
+}
