@@ -447,19 +447,47 @@ fn default_rejects() -> u32 {
     50
 }
 
-/// The pool-node role's synthetic chain.
+/// The pool-node role: Bitcoin Core, or a synthetic chain without one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolNodeConfig {
-    /// Network difficulty of the synthetic chain (fractional allowed).
+    /// Bitcoin Core's RPC address (`http://127.0.0.1:8332`); absent: a
+    /// synthetic chain (demo, tests, benches).
+    pub bitcoind: Option<String>,
+    /// RPC user (with `rpc_password`).
+    pub rpc_user: Option<String>,
+    /// RPC password.
+    pub rpc_password: Option<String>,
+    /// Or the node's cookie file (`~/.bitcoin/.cookie`), read afresh on
+    /// every call so a restarted node's new cookie is used.
+    pub rpc_cookie: Option<std::path::PathBuf>,
+    /// The network: mainnet, testnet4, testnet3, signet or regtest. Must
+    /// match the node's; addresses are checked against it.
+    pub network: Option<String>,
+    /// Solo mining: each miner's username is `ADDRESS` or
+    /// `ADDRESS.WORKER`, and the coinbase of its jobs pays that address
+    /// (less `fee` to `payout_address`).
+    pub solo: bool,
+    /// The pool's address: the whole coinbase in pool mode, the fee in
+    /// solo mode.
+    pub payout_address: Option<String>,
+    /// Text put after the extranonce in every coinbase.
+    pub coinbase_tag: String,
+    /// Seconds between checks of the node's best block, a fallback to the
+    /// template long poll.
+    pub tip_poll_secs: f64,
+    /// Synthetic chain: its network difficulty (fractional allowed).
     pub network_difficulty: f64,
-    /// Seconds between blocks found elsewhere on the network (0: never).
+    /// Synthetic chain: seconds between blocks found elsewhere on the
+    /// network (0: never).
     pub block_interval_secs: f64,
-    /// Synthetic transactions per block.
+    /// Synthetic chain: transactions per block.
     pub txs_per_block: usize,
-    /// Seconds between job refreshes (new ntime) without a new block.
+    /// Seconds between job refreshes (new ntime, and with Bitcoin Core a
+    /// new template for fees) without a new block.
     pub refresh_interval_secs: f64,
-    /// Coinbase payout script, hex (default: a regtest P2WPKH).
+    /// Synthetic chain: coinbase payout script, hex (default: a regtest
+    /// P2WPKH).
     pub payout_script_hex: Option<String>,
     /// Fee the node's miners pay, a fraction (their books show earnings
     /// after it).
@@ -475,6 +503,78 @@ impl Default for PoolNodeConfig {
             refresh_interval_secs: 30.0,
             payout_script_hex: None,
             fee: 0.0,
+            bitcoind: None,
+            rpc_user: None,
+            rpc_password: None,
+            rpc_cookie: None,
+            network: None,
+            solo: false,
+            payout_address: None,
+            coinbase_tag: "/sluice/".into(),
+            tip_poll_secs: 0.5,
+        }
+    }
+}
+
+impl PoolNodeConfig {
+    /// The network, parsed.
+    pub fn network(&self) -> anyhow::Result<sluice_node::payout::Network> {
+        let name = self
+            .network
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("pool_node.network is needed with bitcoind"))?;
+        Ok(sluice_node::payout::parse_network(name)?)
+    }
+
+    /// The pool's payout script, when an address is set.
+    pub fn payout_script(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        match &self.payout_address {
+            Some(a) => Ok(Some(
+                sluice_node::payout::address_script(a, self.network()?)
+                    .context("pool_node.payout_address")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn validate_node(&self) -> anyhow::Result<()> {
+        if !(0.0..1.0).contains(&self.fee) {
+            bail!("pool_node.fee must be at least 0 and below 1");
+        }
+        let Some(url) = &self.bitcoind else {
+            if self.solo || self.payout_address.is_some() || self.network.is_some() {
+                bail!("pool_node.solo, payout_address and network need pool_node.bitcoind");
+            }
+            return Ok(());
+        };
+        sluice_node::rpc::RpcClient::new(url, self.rpc_auth()?, Duration::from_secs(1))
+            .map_err(|e| anyhow::anyhow!("pool_node.bitcoind: {e}"))?;
+        self.network()?;
+        let has_address = self.payout_script()?.is_some();
+        if !self.solo && !has_address {
+            bail!("pool_node: give payout_address (pool mode) or solo = true");
+        }
+        if self.solo && self.fee > 0.0 && !has_address {
+            bail!("pool_node: a solo fee needs payout_address to pay it to");
+        }
+        positive("pool_node.tip_poll_secs", self.tip_poll_secs)?;
+        let cb = sluice_node::coinbase::MAX_SCRIPT_SIG_LEN;
+        if self.coinbase_tag.len() > cb / 2 {
+            bail!("pool_node.coinbase_tag must be at most {} bytes", cb / 2);
+        }
+        Ok(())
+    }
+
+    /// How to log in to the node.
+    pub fn rpc_auth(&self) -> anyhow::Result<sluice_node::rpc::Auth> {
+        use sluice_node::rpc::Auth;
+        match (&self.rpc_user, &self.rpc_password, &self.rpc_cookie) {
+            (Some(u), Some(p), None) => Ok(Auth::UserPass {
+                user: u.clone(),
+                password: p.clone(),
+            }),
+            (None, None, Some(c)) => Ok(Auth::Cookie(c.clone())),
+            _ => bail!("pool_node: give rpc_user and rpc_password, or rpc_cookie (not both)"),
         }
     }
 }
@@ -642,6 +742,7 @@ impl Config {
                 if let Some(h) = &self.pool_node.payout_script_hex {
                     sluice_pow::hex::decode(h).context("pool_node.payout_script_hex")?;
                 }
+                self.pool_node.validate_node()?;
             }
         }
         Ok(())
@@ -866,10 +967,24 @@ impl Config {
                     ));
                 }
             }
-            Mode::Pool => s.push_str(&format!(
-                "pool node: network difficulty {}, external block every {} s\n",
-                self.pool_node.network_difficulty, self.pool_node.block_interval_secs
-            )),
+            Mode::Pool => match &self.pool_node.bitcoind {
+                Some(url) => {
+                    let n = &self.pool_node;
+                    s.push_str(&format!(
+                        "pool node: bitcoind {url} ({}), {}\n",
+                        n.network.as_deref().unwrap_or("?"),
+                        match (n.solo, &n.payout_address) {
+                            (true, Some(a)) => format!("solo, fee {} to {a}", n.fee),
+                            (true, None) => "solo".into(),
+                            (false, a) => format!("pool, paying {}", a.as_deref().unwrap_or("?")),
+                        }
+                    ))
+                }
+                None => s.push_str(&format!(
+                    "pool node: synthetic chain, network difficulty {}, external block every {} s\n",
+                    self.pool_node.network_difficulty, self.pool_node.block_interval_secs
+                )),
+            },
         }
         if let Some(a) = self.v2.listen {
             let id = match (&self.v2.identity, &self.v2.authority_key) {

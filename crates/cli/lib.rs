@@ -4,6 +4,7 @@
 //! Map:
 //! - [`config`]: the TOML config, its validation, and the quick flags.
 //! - [`run`]: wiring a config into a running proxy or pool node.
+//! - [`core_source`]: Bitcoin Core as the pool node's template source.
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
@@ -11,6 +12,7 @@
 pub mod bench_hash;
 pub mod books;
 pub mod config;
+pub mod core_source;
 pub mod keys;
 pub mod load;
 pub mod money;

@@ -210,6 +210,31 @@ struct PoolArgs {
     /// Seconds between job refreshes without a new block.
     #[arg(long, default_value_t = 30.0)]
     refresh_interval: f64,
+    /// Bitcoin Core's RPC (`http://127.0.0.1:8332`); absent: a synthetic
+    /// chain.
+    #[arg(long, value_name = "URL")]
+    bitcoind: Option<String>,
+    /// RPC user (with --rpc-password).
+    #[arg(long, requires = "rpc_password")]
+    rpc_user: Option<String>,
+    /// RPC password.
+    #[arg(long, requires = "rpc_user")]
+    rpc_password: Option<String>,
+    /// Or the node's cookie file.
+    #[arg(long, value_name = "FILE", conflicts_with = "rpc_user")]
+    rpc_cookie: Option<PathBuf>,
+    /// mainnet, testnet4, testnet3, signet or regtest (the node's).
+    #[arg(long)]
+    network: Option<String>,
+    /// Solo: each miner's username is its payout address.
+    #[arg(long)]
+    solo: bool,
+    /// The pool's address: the whole coinbase, or in solo mode the fee.
+    #[arg(long, value_name = "ADDRESS")]
+    payout_address: Option<String>,
+    /// The pool's fee, a fraction (solo: an output to --payout-address).
+    #[arg(long, default_value_t = 0.0)]
+    fee: f64,
     #[command(flatten)]
     books: BooksFlags,
     #[command(flatten)]
@@ -458,6 +483,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 network_difficulty: a.network_difficulty,
                 block_interval_secs: a.block_interval,
                 refresh_interval_secs: a.refresh_interval,
+                bitcoind: a.bitcoind,
+                rpc_user: a.rpc_user,
+                rpc_password: a.rpc_password,
+                rpc_cookie: a.rpc_cookie,
+                network: a.network,
+                solo: a.solo,
+                payout_address: a.payout_address,
+                fee: a.fee,
                 ..Default::default()
             };
             a.books.apply(&mut cfg);

@@ -128,6 +128,48 @@ impl TemplateSource for SyntheticSource {
     }
 }
 
+/// Connects to Bitcoin Core (waiting while it is away or syncing) and
+/// checks the payout address with it.
+async fn core_source(
+    n: &crate::config::PoolNodeConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<crate::core_source::CoreSource> {
+    use sluice_node::rpc::RpcClient;
+    let url = n.bitcoind.as_deref().unwrap_or_default();
+    let rpc = RpcClient::new(url, n.rpc_auth()?, Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let net = n.network()?;
+    let core_cfg = sluice_node::CoreConfig {
+        poll_interval: Duration::from_secs_f64(n.tip_poll_secs),
+        refresh_interval: Duration::from_secs_f64(n.refresh_interval_secs),
+        ..Default::default()
+    };
+    let core = sluice_node::CoreTemplates::connect(
+        rpc,
+        core_cfg,
+        sluice_node::payout::core_chain(net),
+        cancel,
+    )
+    .await
+    .with_context(|| format!("bitcoind at {url}"))?;
+    let script = n.payout_script()?.unwrap_or_default();
+    if let Some(a) = &n.payout_address
+        && !core.rpc().validate_address(a).await?
+    {
+        anyhow::bail!("bitcoind calls pool_node.payout_address {a:?} invalid");
+    }
+    if n.solo {
+        anyhow::bail!("pool_node.solo is not available yet");
+    }
+    core.spawn(cancel.clone());
+    tracing::info!(url, network = %net, "jobs from bitcoind");
+    Ok(crate::core_source::CoreSource::new(
+        core,
+        script,
+        n.coinbase_tag.as_bytes().to_vec(),
+    ))
+}
+
 /// A running instance (for the binary and for tests of the wiring).
 pub struct Running {
     /// The engine (counters, router).
@@ -224,23 +266,30 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
             })
             .collect(),
         Mode::Pool => {
-            let source = SyntheticSource::new(&cfg.pool_node)?;
-            let local = LocalConnector::new(
-                source,
-                LocalConfig {
-                    refresh_interval: Duration::from_secs_f64(cfg.pool_node.refresh_interval_secs),
-                    version_mask: session_cfg.version_mask,
-                    extranonce_len: geometry.prefix_len + geometry.downstream_len,
-                },
-                shared.clone(),
-            );
-            pool_workers = Some(local.workers.clone());
-            blocks = Some(local.found.clone());
+            let local_cfg = LocalConfig {
+                refresh_interval: Duration::from_secs_f64(cfg.pool_node.refresh_interval_secs),
+                version_mask: session_cfg.version_mask,
+                extranonce_len: geometry.prefix_len + geometry.downstream_len,
+            };
+            let connector: Box<dyn sluice_engine::router::Connector> =
+                if cfg.pool_node.bitcoind.is_some() {
+                    let source = core_source(&cfg.pool_node, &cancel).await?;
+                    let local = LocalConnector::new(source, local_cfg, shared.clone());
+                    pool_workers = Some(local.workers.clone());
+                    blocks = Some(local.found.clone());
+                    Box::new(local)
+                } else {
+                    let source = SyntheticSource::new(&cfg.pool_node)?;
+                    let local = LocalConnector::new(source, local_cfg, shared.clone());
+                    pool_workers = Some(local.workers.clone());
+                    blocks = Some(local.found.clone());
+                    Box::new(local)
+                };
             vec![PoolEntry {
                 name: crate::config::POOL_NODE_NAME.into(),
                 weight: 1.0,
                 level: 0,
-                connector: Box::new(local),
+                connector,
             }]
         }
     };

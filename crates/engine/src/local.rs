@@ -203,7 +203,9 @@ impl<S: TemplateSource> LocalTask<S> {
             upstream_job_id: format!("{id:x}").into(),
             template: Arc::new(template),
             version: lj.version,
-            version_mask: self.cfg.version_mask,
+            // Bits the template sets (a signalled deployment) are not
+            // offered: BIP 310 and OR rollers then build the same header.
+            version_mask: self.cfg.version_mask & !lj.version,
             rolling_rule: RollingRule::Replace,
             ntime: lj.ntime,
             clean,

@@ -1,0 +1,335 @@
+//! The pool node on Bitcoin Core, end to end against a JSON-RPC stand-in
+//! that serves the real regtest templates in shared/fixtures: jobs from
+//! each template, a found block assembled from the job's own template and
+//! checked with the `bitcoin` crate, new tips, a node that goes away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::consensus::{deserialize, serialize};
+use common::core_standin::{PASSWORD, POOL_ADDRESS, Standin, USER, fixture};
+use common::wait_until;
+use serde_json::Value;
+use sluice::config::{Config, Mode, PoolNodeConfig};
+use sluice_engine::blocks::BlockStatus;
+use sluice_loadgen::{MinerConfig, MinerStats};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+fn pool_config(node: &Standin) -> Config {
+    let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    c.pool_node = PoolNodeConfig {
+        bitcoind: Some(node.url()),
+        rpc_user: Some(USER.into()),
+        rpc_password: Some(PASSWORD.into()),
+        network: Some("regtest".into()),
+        payout_address: Some(POOL_ADDRESS.into()),
+        tip_poll_secs: 0.1,
+        ..Default::default()
+    };
+    c.blocks.log = None;
+    c.difficulty.min = 1e-7;
+    c.difficulty.start = 1e-6;
+    c
+}
+
+fn miner(addr: SocketAddr, worker: &str, cancel: &CancellationToken) -> Arc<MinerStats> {
+    let stats = Arc::new(MinerStats::default());
+    let cfg = MinerConfig {
+        addr: addr.to_string(),
+        worker: worker.into(),
+        password: "x".into(),
+        version_rolling: true,
+        hashes_per_sec: 20_000.0,
+        user_agent: "sluice-test/1".into(),
+        ..MinerConfig::default()
+    };
+    let (s, c) = (stats.clone(), cancel.clone());
+    tokio::spawn(async move {
+        let _ = sluice_loadgen::run(cfg, s, c).await;
+    });
+    stats
+}
+
+fn payout_script() -> bitcoin::ScriptBuf {
+    bitcoin::Address::from_str(POOL_ADDRESS)
+        .unwrap()
+        .require_network(bitcoin::Network::Regtest)
+        .unwrap()
+        .script_pubkey()
+}
+
+/// What a node checks of a block that a stand-in can: it deserialises,
+/// holds the template's transactions in order, its merkle root and
+/// witness commitment hold, it meets its target, its coinbase has the
+/// template's height and pays the template's value to the pool.
+fn check_block(bytes: &[u8], t: &Value) -> bitcoin::Block {
+    let b: bitcoin::Block = deserialize(bytes).expect("the block deserialises");
+    assert_eq!(serialize(&b), bytes, "nothing after the block");
+    assert_eq!(
+        b.header.prev_blockhash.to_string(),
+        t["previousblockhash"].as_str().unwrap()
+    );
+    let want: Vec<&str> = t["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["txid"].as_str().unwrap())
+        .collect();
+    let got: Vec<String> = b.txdata[1..]
+        .iter()
+        .map(|x| x.compute_txid().to_string())
+        .collect();
+    assert_eq!(got, want, "the template's transactions, in order");
+    assert!(b.check_merkle_root(), "merkle root");
+    assert!(b.check_witness_commitment(), "witness commitment");
+    b.header
+        .validate_pow(b.header.target())
+        .expect("meets its target");
+    assert_eq!(
+        b.header.bits.to_consensus(),
+        u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap()
+    );
+    assert_eq!(
+        b.bip34_block_height().unwrap(),
+        t["height"].as_u64().unwrap()
+    );
+    let cb = &b.txdata[0];
+    assert!(cb.is_coinbase());
+    let paid: u64 = cb
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == payout_script())
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert_eq!(paid, t["coinbasevalue"].as_u64().unwrap());
+    assert!(b.weight().to_wu() <= 4_000_000);
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_real_template_gives_jobs_and_a_block_the_node_would_take() {
+    for gbt in [
+        "gbt-regtest-1.json",
+        "gbt-regtest-2.json",
+        "gbt-regtest-3.json",
+        "gbt-regtest-4.json",
+    ] {
+        let node = Standin::start(gbt).await;
+        let (addr, running, cancel) = common::serve(&pool_config(&node)).await;
+        let stats = miner(addr, "rig1", &cancel);
+        // On regtest about every other hash meets the network target: the
+        // first share is a block.
+        wait_until(
+            &format!("a block from {gbt}"),
+            Duration::from_secs(30),
+            || !node.submitted().is_empty(),
+        )
+        .await;
+        let bytes = node.submitted()[0].clone();
+        let b = check_block(&bytes, &fixture(gbt));
+        // The node answered null: the block log says so, with the hash
+        // the node computed.
+        let log = running.engine.blocks.clone();
+        wait_until("the block marked accepted", Duration::from_secs(10), || {
+            log.list()
+                .iter()
+                .any(|r| r.status == BlockStatus::Accepted && r.hash == b.block_hash().to_string())
+        })
+        .await;
+        assert!(stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        cancel.cancel();
+    }
+}
+
+/// A raw V1 miner that only reads jobs.
+struct Watcher {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    _w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Watcher {
+    async fn connect(addr: SocketAddr) -> Self {
+        let (r, mut w) = TcpStream::connect(addr).await.unwrap().into_split();
+        w.write_all(
+            b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n",
+        )
+        .await
+        .unwrap();
+        Self {
+            lines: BufReader::new(r).lines(),
+            _w: w,
+        }
+    }
+
+    /// The next `mining.notify`'s params.
+    async fn notify(&mut self) -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .expect("a job in time")
+                .unwrap()
+                .expect("connection open");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["method"] == "mining.notify" {
+                return v["params"].clone();
+            }
+        }
+    }
+}
+
+/// V1's prevhash field: the internal byte order, word-swapped.
+fn v1_prevhash(display: &str) -> String {
+    let internal = sluice_pow::hex::decode_reversed(display).unwrap();
+    sluice_pow::hex::encode(&sluice_pow::hex::swap_words(&internal))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tip_reaches_miners_as_a_clean_job_at_once() {
+    let node = Standin::start("gbt-regtest-3.json").await;
+    let (addr, _running, cancel) = common::serve(&pool_config(&node)).await;
+    let mut w = Watcher::connect(addr).await;
+    let first = w.notify().await;
+    let t3 = fixture("gbt-regtest-3.json");
+    assert_eq!(
+        first[1],
+        v1_prevhash(t3["previousblockhash"].as_str().unwrap())
+    );
+    // The version leaves the template's signalling bits alone.
+    assert_eq!(first[5], "30000000");
+    node.set_template("gbt-regtest-4.json");
+    let t4 = fixture("gbt-regtest-4.json");
+    let want = v1_prevhash(t4["previousblockhash"].as_str().unwrap());
+    loop {
+        let n = w.notify().await;
+        if n[1] == want {
+            assert_eq!(n[8], true, "a new tip is a clean job");
+            break;
+        }
+    }
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_goes_away_keeps_miners_mining_and_is_picked_up_again() {
+    let node = Standin::start("gbt-regtest-3.json").await;
+    let (addr, running, cancel) = common::serve(&pool_config(&node)).await;
+    // Blocks would be judged against a moving tip: only shares here.
+    node.set(|s| s.submit_answer = Some(Value::Null));
+    let mut w = Watcher::connect(addr).await;
+    w.notify().await;
+    let stats = miner(addr, "rig1", &cancel);
+    node.set(|s| s.warming = true);
+    let before = node.calls("getbestblockhash");
+    wait_until(
+        "the node polled while away",
+        Duration::from_secs(10),
+        || node.calls("getbestblockhash") > before + 3,
+    )
+    .await;
+    // Shares are still answered while the node is away.
+    let shares = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until(
+        "shares answered while away",
+        Duration::from_secs(20),
+        || stats.accepted.load(std::sync::atomic::Ordering::Relaxed) > shares + 2,
+    )
+    .await;
+    assert_eq!(
+        stats.finished.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the miner stayed connected"
+    );
+    // Back, on a new tip: miners hear of it.
+    node.set_template("gbt-regtest-4.json");
+    node.set(|s| s.warming = false);
+    let t4 = fixture("gbt-regtest-4.json");
+    let want = v1_prevhash(t4["previousblockhash"].as_str().unwrap());
+    while w.notify().await[1] != want {}
+    assert_eq!(
+        stats.finished.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the miner stayed connected"
+    );
+    drop(running);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_from_the_node_marks_the_block_rejected_once() {
+    let node = Standin::start("gbt-regtest-2.json").await;
+    node.set(|s| s.submit_answer = Some(Value::String("bad-cb-amount".into())));
+    let (addr, running, cancel) = common::serve(&pool_config(&node)).await;
+    let _stats = miner(addr, "rig1", &cancel);
+    let log = running.engine.blocks.clone();
+    wait_until("a rejected block", Duration::from_secs(30), || {
+        log.list().iter().any(|r| {
+            r.status == BlockStatus::Rejected && r.detail.as_deref() == Some("bad-cb-amount")
+        })
+    })
+    .await;
+    cancel.cancel();
+    let r = log
+        .list()
+        .into_iter()
+        .find(|r| r.status == BlockStatus::Rejected)
+        .unwrap();
+    assert_eq!(r.attempts, 1, "a verdict is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_network_or_credentials_stop_the_start_with_a_clear_error() {
+    let node = Standin::start("gbt-regtest-1.json").await;
+    let mut c = pool_config(&node);
+    c.pool_node.network = Some("mainnet".into());
+    c.pool_node.payout_address = Some("1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2".into());
+    let e = sluice::run::start(&c, CancellationToken::new())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{e:#}").contains("bitcoind is on regtest, but the pool is configured for main"),
+        "{e:#}"
+    );
+    let mut c = pool_config(&node);
+    c.pool_node.rpc_password = Some("wrong".into());
+    let e = sluice::run::start(&c, CancellationToken::new())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{e:#}").contains("refused the RPC credentials"),
+        "{e:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_warming_up_at_start_is_waited_for() {
+    let node = Standin::start("gbt-regtest-1.json").await;
+    node.set(|s| s.warming = true);
+    let c = pool_config(&node);
+    let cancel = CancellationToken::new();
+    let start = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { sluice::run::start(&c, cancel).await.map(|_| ()) }
+    });
+    wait_until("start asks the node", Duration::from_secs(10), || {
+        node.calls("getblockchaininfo") >= 2
+    })
+    .await;
+    assert!(!start.is_finished());
+    node.set(|s| s.warming = false);
+    tokio::time::timeout(Duration::from_secs(20), start)
+        .await
+        .expect("starts once the node is ready")
+        .unwrap()
+        .unwrap();
+    cancel.cancel();
+}
