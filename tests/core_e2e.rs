@@ -71,6 +71,17 @@ fn payout_script() -> bitcoin::ScriptBuf {
 /// witness commitment hold, it meets its target, its coinbase has the
 /// template's height and pays the template's value to the pool.
 fn check_block(bytes: &[u8], t: &Value) -> bitcoin::Block {
+    let value = t["coinbasevalue"].as_u64().unwrap();
+    check_block_paying(bytes, t, &[(payout_script(), value)])
+}
+
+/// [`check_block`], with the coinbase paying exactly `pays` (the witness
+/// commitment aside).
+fn check_block_paying(
+    bytes: &[u8],
+    t: &Value,
+    pays: &[(bitcoin::ScriptBuf, u64)],
+) -> bitcoin::Block {
     let b: bitcoin::Block = deserialize(bytes).expect("the block deserialises");
     assert_eq!(serialize(&b), bytes, "nothing after the block");
     assert_eq!(
@@ -103,13 +114,13 @@ fn check_block(bytes: &[u8], t: &Value) -> bitcoin::Block {
     );
     let cb = &b.txdata[0];
     assert!(cb.is_coinbase());
-    let paid: u64 = cb
+    let paid: Vec<(bitcoin::ScriptBuf, u64)> = cb
         .output
         .iter()
-        .filter(|o| o.script_pubkey == payout_script())
-        .map(|o| o.value.to_sat())
-        .sum();
-    assert_eq!(paid, t["coinbasevalue"].as_u64().unwrap());
+        .filter(|o| o.value.to_sat() > 0)
+        .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+        .collect();
+    assert_eq!(paid, pays);
     assert!(b.weight().to_wu() <= 4_000_000);
     b
 }
@@ -331,5 +342,124 @@ async fn a_node_warming_up_at_start_is_waited_for() {
         .expect("starts once the node is ready")
         .unwrap()
         .unwrap();
+    cancel.cancel();
+}
+
+fn regtest_address(n: u8) -> (String, bitcoin::ScriptBuf) {
+    // A P2WSH of a trivial script: any valid regtest address will do.
+    let a = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::from(vec![0x51, n]),
+        bitcoin::Network::Regtest,
+    );
+    (a.to_string(), a.script_pubkey())
+}
+
+fn solo_config(node: &Standin, fee: f64) -> Config {
+    let mut c = pool_config(node);
+    c.pool_node.solo = true;
+    c.pool_node.fee = fee;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solo_blocks_pay_each_miners_own_address_less_the_fee() {
+    let gbt = "gbt-regtest-4.json";
+    let node = Standin::start(gbt).await;
+    let (addr, running, cancel) = common::serve(&solo_config(&node, 0.01)).await;
+    let (a, a_script) = regtest_address(1);
+    let (b, b_script) = regtest_address(2);
+    let _ma = miner(addr, &format!("{a}.rig1"), &cancel);
+    let _mb = miner(addr, &b, &cancel);
+    let t = fixture(gbt);
+    let value = t["coinbasevalue"].as_u64().unwrap();
+    let fee = (value as f64 * 0.01).floor() as u64;
+    let pays =
+        |script: &bitcoin::ScriptBuf| vec![(script.clone(), value - fee), (payout_script(), fee)];
+    wait_until(
+        "a block from each solo miner",
+        Duration::from_secs(30),
+        || {
+            let subs = node.submitted();
+            let paying = |s: &bitcoin::ScriptBuf| {
+                subs.iter().any(|x| {
+                    deserialize::<bitcoin::Block>(x)
+                        .is_ok_and(|b| b.txdata[0].output[0].script_pubkey == *s)
+                })
+            };
+            paying(&a_script) && paying(&b_script)
+        },
+    )
+    .await;
+    cancel.cancel();
+    let mut seen = 0;
+    for bytes in node.submitted() {
+        let blk: bitcoin::Block = deserialize(&bytes).unwrap();
+        let to = blk.txdata[0].output[0].script_pubkey.clone();
+        assert!(
+            to == a_script || to == b_script,
+            "a solo block pays one of its miners"
+        );
+        check_block_paying(&bytes, &t, &pays(&to));
+        seen += 1;
+    }
+    assert!(seen >= 2);
+    // The books know the worker by its full username.
+    let names: Vec<String> = running
+        .pool_workers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|w| w.key().to_string())
+        .collect();
+    assert!(names.contains(&format!("{a}.rig1")), "{names:?}");
+}
+
+/// Authorizes `user` on a raw V1 connection; the reply's error, if any.
+async fn authorize(addr: SocketAddr, user: &str) -> Value {
+    let (r, mut w) = TcpStream::connect(addr).await.unwrap().into_split();
+    let req = serde_json::json!({"id": 2, "method": "mining.authorize", "params": [user, "x"]});
+    w.write_all(
+        format!("{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}}\n{req}\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut lines = BufReader::new(r).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == 2 {
+            return v["error"].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_solo_username_that_is_not_an_address_of_the_network_is_refused_clearly() {
+    let node = Standin::start("gbt-regtest-1.json").await;
+    let (addr, running, cancel) = common::serve(&solo_config(&node, 0.0)).await;
+    let e = authorize(addr, "rig1").await;
+    assert_eq!(e[0], 24);
+    assert!(
+        e[1].as_str()
+            .unwrap()
+            .contains("\"rig1\" is not a Bitcoin address"),
+        "{e}"
+    );
+    let e = authorize(addr, "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2.rig1").await;
+    assert!(
+        e[1].as_str().unwrap().contains("is not a regtest address"),
+        "{e}"
+    );
+    assert!(e[1].as_str().unwrap().contains("ADDRESS.WORKER"), "{e}");
+    let (good, _) = regtest_address(3);
+    assert_eq!(authorize(addr, &format!("{good}.x")).await, Value::Null);
+    let unauthorized = running.engine.stats.rejected
+        [sluice_engine::stats::Reject::Unauthorized as usize]
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(unauthorized, 2, "each refusal is counted");
     cancel.cancel();
 }

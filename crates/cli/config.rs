@@ -906,8 +906,30 @@ impl Config {
             vardiff: d.vardiff.clone(),
             ntime_max_forward_secs: d.ntime_max_forward_secs,
             max_workers_per_connection: self.listen.max_workers_per_connection,
+            solo: self.solo_check(),
             ..SessionConfig::default()
         }
+    }
+
+    /// Solo pool node on Bitcoin Core: usernames are payout addresses of
+    /// its network.
+    fn solo_check(&self) -> Option<sluice_engine::session::SoloCheck> {
+        let n = &self.pool_node;
+        if self.mode != Mode::Pool || !n.solo || n.bitcoind.is_none() {
+            return None;
+        }
+        let net = n.network().ok()?;
+        Some(sluice_engine::session::SoloCheck(std::sync::Arc::new(
+            move |username: &str| {
+                sluice_node::payout::solo_user(username, net)
+                    .map(|u| std::sync::Arc::from(u.script))
+                    .map_err(|e| {
+                        format!(
+                            "{e}: solo mining here needs ADDRESS or ADDRESS.WORKER as the username"
+                        )
+                    })
+            },
+        )))
     }
 
     /// Listener limits for the engine.

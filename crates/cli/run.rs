@@ -82,6 +82,7 @@ impl TemplateSource for SyntheticSource {
             ntime: t.cur_time,
             height: t.height,
             coinbase_value_sat: t.coinbase_value_sat,
+            payout: None,
             // One template per tip: a block on an older tip is stale anyway.
             token: u64::from(t.height),
         })
@@ -152,20 +153,22 @@ async fn core_source(
     )
     .await
     .with_context(|| format!("bitcoind at {url}"))?;
-    let script = n.payout_script()?.unwrap_or_default();
+    let script = n.payout_script()?;
     if let Some(a) = &n.payout_address
         && !core.rpc().validate_address(a).await?
     {
         anyhow::bail!("bitcoind calls pool_node.payout_address {a:?} invalid");
     }
-    if n.solo {
-        anyhow::bail!("pool_node.solo is not available yet");
-    }
+    let payout = match (n.solo, script) {
+        (true, pool) => crate::core_source::Payout::Solo { fee: n.fee, pool },
+        (false, Some(s)) => crate::core_source::Payout::Pool(s),
+        (false, None) => anyhow::bail!("pool_node.payout_address is needed in pool mode"),
+    };
     core.spawn(cancel.clone());
-    tracing::info!(url, network = %net, "jobs from bitcoind");
+    tracing::info!(url, network = %net, solo = n.solo, "jobs from bitcoind");
     Ok(crate::core_source::CoreSource::new(
         core,
-        script,
+        payout,
         n.coinbase_tag.as_bytes().to_vec(),
     ))
 }

@@ -78,6 +78,22 @@ pub struct Job {
     /// upstream job): sessions keep one duplicate set and difficulty for
     /// both ids.
     pub republish_of: Option<u64>,
+    /// Solo pool node: builds this job's coinbase for another payout
+    /// script (see [`Job::for_payout`]); `None` elsewhere.
+    pub payout: Option<PayoutSplit>,
+}
+
+/// Builds a job's `(coinb1, coinb2)` paying a given output script.
+#[derive(Clone)]
+pub struct PayoutSplit(pub Arc<SplitFn>);
+
+/// `script → (coinb1, coinb2)`, or why not.
+pub type SplitFn = dyn Fn(&[u8]) -> Result<(Vec<u8>, Vec<u8>), String> + Send + Sync;
+
+impl std::fmt::Debug for PayoutSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PayoutSplit")
+    }
 }
 
 /// A job's ways back to the upstream it came from.
@@ -94,6 +110,50 @@ pub struct JobLinks {
 }
 
 impl Job {
+    /// The same job (same id, work and links) with a coinbase paying
+    /// `script`: what a solo miner mines. Its encodings are its own.
+    pub fn for_payout(&self, script: &[u8]) -> Result<Arc<Job>, String> {
+        let split = self
+            .payout
+            .as_ref()
+            .ok_or("this job cannot pay a miner's own address")?;
+        let (coinb1, coinb2) = (split.0)(script)?;
+        let t = &self.template;
+        let template = JobTemplate::new(
+            *t.prev_hash(),
+            coinb1,
+            coinb2,
+            t.branches().to_vec(),
+            t.bits(),
+        )
+        .map_err(|e| e.to_string())?;
+        let job = Job {
+            id: self.id,
+            upstream: self.upstream,
+            upstream_job_id: self.upstream_job_id.clone(),
+            template: Arc::new(template),
+            version: self.version,
+            version_mask: self.version_mask,
+            rolling_rule: self.rolling_rule,
+            ntime: self.ntime,
+            clean: self.clean,
+            epoch: self.epoch,
+            upstream_target: self.upstream_target,
+            pool_difficulty: self.pool_difficulty,
+            upstream_extranonce1: self.upstream_extranonce1.clone(),
+            links: self.links.clone(),
+            wire: JobWire::default(),
+            pool: self.pool,
+            value: self.value,
+            extranonce_pad: self.extranonce_pad,
+            received: self.received,
+            republish_of: self.republish_of,
+            payout: None,
+        };
+        job.encode_wire();
+        Ok(Arc::new(job))
+    }
+
     /// Version bits to submit upstream for a validated header version:
     /// both rules rebuild `version` from these (see `RollingRule`).
     pub fn version_bits(&self, version: u32) -> Option<u32> {

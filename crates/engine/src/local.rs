@@ -29,7 +29,7 @@ use crate::upstream::{Health, JobIds, MAX_BLOCK_ATTEMPTS, UpstreamResult};
 
 /// A job from a template source, with the coinbase split around an
 /// extranonce of the requested length.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LocalJob {
     /// Previous block hash, header byte order.
     pub prev_hash: [u8; 32],
@@ -52,6 +52,8 @@ pub struct LocalJob {
     /// Names the template the job was built from; a block on the job is
     /// assembled from it.
     pub token: u64,
+    /// Solo mining: the coinbase for a miner's own payout script.
+    pub payout: Option<crate::job::PayoutSplit>,
 }
 
 /// A block the source accepted.
@@ -225,6 +227,7 @@ impl<S: TemplateSource> LocalTask<S> {
             extranonce_pad: 0,
             received: Instant::now(),
             republish_of: None,
+            payout: lj.payout.clone(),
         };
         if let Some(b) = &self.books {
             b.on_job(self.pool, &job.value, b.clock().now_ms());

@@ -863,6 +863,7 @@ pub fn build_job(
         extranonce_pad: pad,
         received: now,
         republish_of: None,
+        payout: None,
     })
 }
 

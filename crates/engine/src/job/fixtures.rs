@@ -42,6 +42,7 @@ pub(crate) fn test_job(template: JobTemplate, links: JobLinks) -> Job {
         extranonce_pad: 0,
         received: Instant::now(),
         republish_of: None,
+        payout: None,
     }
 }
 

@@ -31,6 +31,7 @@ impl TemplateSource for FlakyNode {
             height: 7,
             coinbase_value_sat: 312_500_000,
             token: 42,
+            payout: None,
         })
     }
 

@@ -151,6 +151,8 @@ pub(super) struct Channel {
     pub(super) last_value: (Option<usize>, JobValue),
     /// How far past its job's ntime a share's ntime may be, in seconds.
     pub(super) ntime_max_forward_secs: u32,
+    /// Solo mining: the script this channel's coinbases pay.
+    pub(super) payout: Option<Arc<[u8]>>,
 }
 
 impl Channel {
@@ -181,6 +183,7 @@ impl Channel {
             force_clean: true,
             last_value: (None, JobValue::default()),
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
+            payout: None,
         }
     }
 
@@ -340,9 +343,20 @@ impl Channel {
     /// and it joins the live jobs. The adapter then tells the miner what
     /// [`Started`] says changed, and sends the job.
     pub(super) fn start_job(&mut self, max_jobs: usize) -> Option<Started> {
-        let job = self.latest.take()?;
+        let mut job = self.latest.take()?;
         if self.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.force_clean {
             return None;
+        }
+        if let Some(script) = &self.payout {
+            // A solo miner mines its own coinbase: never the shared one,
+            // which pays someone else.
+            match job.for_payout(script) {
+                Ok(j) => job = j,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build a solo miner's coinbase; job not sent");
+                    return None;
+                }
+            }
         }
         // Work in = work credited: never above what the pool credits a
         // forwarded share of this job at. A job re-issued under a new mask

@@ -15,6 +15,7 @@
 //! target → duplicate → forward (blocks first) → reply. No lock, and no
 //! allocation beyond the duplicate set's growth.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -62,6 +63,23 @@ pub struct SessionConfig {
     /// Distinct worker names one connection may authorize (a proxy in
     /// front of us with pass-through names carries many).
     pub max_workers_per_connection: usize,
+    /// Solo mining: each miner's username names the script its jobs'
+    /// coinbase pays; `None`: everyone mines the upstream's job.
+    pub solo: Option<SoloCheck>,
+}
+
+/// Turns a solo miner's username into its payout script, or says why it
+/// cannot be paid.
+#[derive(Clone)]
+pub struct SoloCheck(pub Arc<SoloFn>);
+
+/// `username → payout script`, or why it cannot be paid.
+pub type SoloFn = dyn Fn(&str) -> Result<Arc<[u8]>, String> + Send + Sync;
+
+impl std::fmt::Debug for SoloCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SoloCheck")
+    }
 }
 
 impl Default for SessionConfig {
@@ -77,6 +95,7 @@ impl Default for SessionConfig {
             max_consecutive_bad: 30,
             max_worker_len: 256,
             max_workers_per_connection: 10_000,
+            solo: None,
         }
     }
 }

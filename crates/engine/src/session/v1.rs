@@ -127,6 +127,23 @@ impl Session {
         }
     }
 
+    /// Solo mining: the script `username` is paid at, refused when it is
+    /// not an address of the pool's network, or not the address this
+    /// connection already mines for (one coinbase per connection).
+    fn solo_payout(&self, username: &str) -> Result<Option<Arc<[u8]>>, String> {
+        let Some(solo) = &self.core.cfg.solo else {
+            return Ok(None);
+        };
+        let script = (solo.0)(username)?;
+        match &self.ch.payout {
+            Some(p) if *p != script => Err(
+                "This connection already mines for another address: one payout address per connection"
+                    .into(),
+            ),
+            _ => Ok(Some(script)),
+        }
+    }
+
     fn bad(&mut self, r: Reject, id: &[u8], out: &mut Vec<Output>) {
         self.core.consecutive_bad += 1;
         self.reject(r, id, out);
@@ -193,9 +210,22 @@ impl Session {
                     self.ch.vardiff.set(d, now);
                     self.ch.fixed_difficulty = true;
                 }
+                let payout = match self.solo_payout(&username) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        self.core.consecutive_bad += 1;
+                        self.core.count_reject(Reject::Unauthorized);
+                        let code = Reject::Unauthorized.code();
+                        out.push(Output::Send(msg::encode_error(id, code, &why)));
+                        return;
+                    }
+                };
                 if let Err(r) = self.core.authorize(&username) {
                     self.bad(r, id, out);
                     return;
+                }
+                if payout.is_some() {
+                    self.ch.payout = payout;
                 }
                 out.push(Output::Send(msg::encode_true(id)));
                 self.maybe_start(now, out);

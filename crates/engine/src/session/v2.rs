@@ -243,7 +243,10 @@ impl V2Conn {
             return refuse(unsupported, error_code::UNSUPPORTED_FEATURE_FLAGS, out);
         }
         self.setup = true;
-        self.standard_jobs = s.flags & setup_flags::REQUIRES_STANDARD_JOBS != 0;
+        // Solo: every channel pays its own address, so no job is shared
+        // by a group.
+        self.standard_jobs =
+            s.flags & setup_flags::REQUIRES_STANDARD_JOBS != 0 || self.core.cfg.solo.is_some();
         self.core.user_agent = s.vendor.as_str().map(|v| {
             let fw = s.firmware.as_str().unwrap_or("");
             if fw.is_empty() {
@@ -292,6 +295,17 @@ impl V2Conn {
             self.core.count_reject(Reject::TooManyWorkers);
             return refuse(Reject::TooManyWorkers.v2_error(), out);
         }
+        let payout = match &self.core.cfg.solo {
+            Some(solo) => match (solo.0)(name) {
+                Ok(script) => Some(script),
+                Err(why) => {
+                    tracing::debug!(user = name, why, "solo channel refused");
+                    self.core.count_reject(Reject::Unauthorized);
+                    return refuse(Reject::Unauthorized.v2_error(), out);
+                }
+            },
+            None => None,
+        };
         let worker = match self.core.authorize(name) {
             Ok(w) => w,
             Err(r) => {
@@ -304,6 +318,7 @@ impl V2Conn {
         };
         let mut ch = Channel::new(prefix.clone(), self.extranonce_size, &self.core.cfg, now);
         ch.version_mask = V2_VERSION_MASK;
+        ch.payout = payout;
         // The first difficulty from the stated hashrate, within the
         // configured bounds (vardiff takes over from there).
         let rate = f64::from(o.nominal_hash_rate);
