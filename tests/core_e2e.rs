@@ -157,6 +157,14 @@ async fn every_real_template_gives_jobs_and_a_block_the_node_would_take() {
         .await;
         assert!(stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1);
         cancel.cancel();
+        // Siblings found on the same parent before the tip moved are
+        // stale ("inconclusive"), never counted as blocks.
+        let accepted = log
+            .list()
+            .iter()
+            .filter(|r| r.status == BlockStatus::Accepted)
+            .count();
+        assert_eq!(accepted, 1, "one block per parent");
     }
 }
 

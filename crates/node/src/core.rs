@@ -396,7 +396,15 @@ impl CoreTemplates {
         let note = match self.inner.rpc.submit_block(&hex_block).await {
             Ok(None) => None,
             // The node has it: an earlier try of ours went in.
-            Ok(Some(r)) if r == "duplicate" || r == "inconclusive" => Some(r),
+            Ok(Some(r)) if r == "duplicate" => Some(r),
+            // Stored but not connected: a block at this height came first,
+            // so this one is stale. Not a block found for the books.
+            Ok(Some(r)) if r == "inconclusive" => {
+                return Err(refuse(
+                    "inconclusive: the node stored it off its best chain (another block at this height came first)".into(),
+                    true,
+                ));
+            }
             Ok(Some(r)) => return Err(refuse(r, true)),
             Err(e) => {
                 self.inner.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
