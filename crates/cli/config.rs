@@ -476,6 +476,14 @@ pub struct PoolNodeConfig {
     /// Seconds between checks of the node's best block, a fallback to the
     /// template long poll.
     pub tip_poll_secs: f64,
+    /// The share ledger: `sqlite:PATH` (embedded) or `postgres://…` (one
+    /// ledger for several instances). Absent: no ledger.
+    pub ledger: Option<String>,
+    /// This instance's name in the ledger (several instances, one ledger).
+    pub instance: String,
+    /// PPLNS window: this many times the network difficulty of the block,
+    /// in units of share difficulty.
+    pub pplns_window: f64,
     /// Synthetic chain: its network difficulty (fractional allowed).
     pub network_difficulty: f64,
     /// Synthetic chain: seconds between blocks found elsewhere on the
@@ -512,6 +520,9 @@ impl Default for PoolNodeConfig {
             payout_address: None,
             coinbase_tag: "/sluice/".into(),
             tip_poll_secs: 0.5,
+            ledger: None,
+            instance: "sluice".into(),
+            pplns_window: 2.0,
         }
     }
 }
@@ -558,6 +569,14 @@ impl PoolNodeConfig {
             bail!("pool_node: a solo fee needs payout_address to pay it to");
         }
         positive("pool_node.tip_poll_secs", self.tip_poll_secs)?;
+        positive("pool_node.pplns_window", self.pplns_window)?;
+        if let Some(l) = &self.ledger
+            && !(l.starts_with("sqlite:")
+                || l.starts_with("postgres://")
+                || l.starts_with("postgresql://"))
+        {
+            bail!("pool_node.ledger {l:?}: use sqlite:PATH or postgres://…");
+        }
         let cb = sluice_node::coinbase::MAX_SCRIPT_SIG_LEN;
         if self.coinbase_tag.len() > cb / 2 {
             bail!("pool_node.coinbase_tag must be at most {} bytes", cb / 2);

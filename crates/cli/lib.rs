@@ -7,6 +7,7 @@
 //! - [`core_source`]: Bitcoin Core as the pool node's template source.
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
+//! - [`ledger`]: `sluice ledger`, blocks and payouts from a share ledger.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
 
 pub mod bench_hash;
@@ -14,6 +15,7 @@ pub mod books;
 pub mod config;
 pub mod core_source;
 pub mod keys;
+pub mod ledger;
 pub mod load;
 pub mod money;
 pub mod run;

@@ -63,6 +63,9 @@ enum Command {
     /// The hashprice calculator: network hashprice from difficulty, reward
     /// and price, and a machine's break-even (no running instance needed).
     Hashprice(HashpriceArgs),
+    /// Blocks and payouts (PPLNS, FPPS) from a pool node's share ledger,
+    /// as JSON.
+    Ledger(LedgerArgs),
     /// Measure this machine's capacity.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -235,6 +238,13 @@ struct PoolArgs {
     /// The pool's fee, a fraction (solo: an output to --payout-address).
     #[arg(long, default_value_t = 0.0)]
     fee: f64,
+    /// The share ledger: sqlite:PATH or postgres://… (several instances
+    /// can share one PostgreSQL ledger).
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// This instance's name in the ledger.
+    #[arg(long, default_value = "sluice")]
+    instance: String,
     #[command(flatten)]
     books: BooksFlags,
     #[command(flatten)]
@@ -344,6 +354,39 @@ impl BooksFlags {
         cfg.books.store = self.books_store;
         cfg.blocks.log = Some(self.block_log);
     }
+}
+
+#[derive(Debug, Args)]
+struct LedgerArgs {
+    /// The ledger: sqlite:PATH or postgres://…
+    #[arg(long, value_name = "URL")]
+    ledger: String,
+    #[command(subcommand)]
+    what: LedgerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Every block found, newest first.
+    Blocks,
+    /// A block's PPLNS payouts.
+    Pplns {
+        /// The block's hash.
+        #[arg(long)]
+        block: String,
+        /// Window: this many times the block's network difficulty.
+        #[arg(long, default_value_t = 2.0)]
+        window: f64,
+    },
+    /// FPPS earnings per worker over a span.
+    Fpps {
+        /// The span, ending now (1h, 24h, 7d…).
+        #[arg(long, default_value = "24h", value_parser = load::parse_duration)]
+        since: std::time::Duration,
+        /// Pool fee, a fraction.
+        #[arg(long, default_value_t = 0.0)]
+        fee: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -491,6 +534,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 solo: a.solo,
                 payout_address: a.payout_address,
                 fee: a.fee,
+                ledger: a.ledger,
+                instance: a.instance,
                 ..Default::default()
             };
             a.books.apply(&mut cfg);
@@ -526,6 +571,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", sluice::money::workers_table(&page));
             }
+            Ok(())
+        }
+        Command::Ledger(a) => {
+            use sluice::ledger::Query;
+            let q = match a.what {
+                LedgerCommand::Blocks => Query::Blocks,
+                LedgerCommand::Pplns { block, window } => Query::Pplns { block, window },
+                LedgerCommand::Fpps { since, fee } => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_millis() as u64;
+                    Query::Fpps {
+                        from_ms: now.saturating_sub(since.as_millis() as u64),
+                        to_ms: now + 1,
+                        fee,
+                    }
+                }
+            };
+            let v = runtime()?.block_on(sluice::ledger::query(&a.ledger, q))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Command::Hashprice(a) => {

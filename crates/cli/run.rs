@@ -190,6 +190,8 @@ pub struct Running {
     pub pool_workers: Option<Arc<DashMap<Arc<str>, WorkerTally>>>,
     /// Pool-node role: blocks found.
     pub blocks: Option<Arc<std::sync::Mutex<Vec<BlockAccepted>>>>,
+    /// Pool-node role: the share ledger, when kept.
+    pub ledger: Option<Arc<sluice_books::ledger::Ledger>>,
     /// Per-worker books.
     pub books: Arc<Books>,
     /// Their store, when configured.
@@ -236,6 +238,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     };
     let mut pool_workers = None;
     let mut blocks = None;
+    let mut ledger = None;
     let pools: Vec<PoolEntry> = match cfg.mode {
         Mode::Proxy => cfg
             .pools
@@ -274,16 +277,28 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 version_mask: session_cfg.version_mask,
                 extranonce_len: geometry.prefix_len + geometry.downstream_len,
             };
+            if let Some(url) = &cfg.pool_node.ledger {
+                let l = sluice_books::ledger::Ledger::open(sluice_books::ledger::LedgerConfig {
+                    url: url.clone(),
+                    instance: cfg.pool_node.instance.clone(),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("opening the ledger {url}"))?;
+                ledger = Some(l);
+            }
             let connector: Box<dyn sluice_engine::router::Connector> =
                 if cfg.pool_node.bitcoind.is_some() {
                     let source = core_source(&cfg.pool_node, &cancel).await?;
-                    let local = LocalConnector::new(source, local_cfg, shared.clone());
+                    let mut local = LocalConnector::new(source, local_cfg, shared.clone());
+                    local.ledger = ledger.clone();
                     pool_workers = Some(local.workers.clone());
                     blocks = Some(local.found.clone());
                     Box::new(local)
                 } else {
                     let source = SyntheticSource::new(&cfg.pool_node)?;
-                    let local = LocalConnector::new(source, local_cfg, shared.clone());
+                    let mut local = LocalConnector::new(source, local_cfg, shared.clone());
+                    local.ledger = ledger.clone();
                     pool_workers = Some(local.workers.clone());
                     blocks = Some(local.found.clone());
                     Box::new(local)
@@ -361,6 +376,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         listener_v2,
         pool_workers,
         blocks,
+        ledger,
         books,
         store,
         api,
@@ -409,6 +425,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Whatever the block log was told last (submissions, verdicts) is on
     // disk before the process ends.
     running.engine.blocks.sync().await;
+    // Every share answered before the stop is in the ledger.
+    if let Some(l) = &running.ledger {
+        match tokio::time::timeout(Duration::from_secs(30), l.flush()).await {
+            Ok(Ok(())) => tracing::info!("ledger flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "ledger flush failed"),
+            Err(_) => tracing::error!("ledger flush timed out after 30 s"),
+        }
+    }
     if let Some(store) = running.store {
         let books = running.books;
         let _ = tokio::task::spawn_blocking(move || crate::books::snapshot(&store, &books)).await;

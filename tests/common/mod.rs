@@ -4,6 +4,7 @@
 
 pub mod core_standin;
 pub mod double;
+pub mod pg;
 pub mod v2node;
 
 use std::io::{BufRead, BufReader};

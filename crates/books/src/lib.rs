@@ -9,12 +9,15 @@
 //! - [`books`]: the registry the engine records into and the API reads:
 //!   workers, pools, farm, network and BTC price; sorted, filtered pages.
 //! - [`store`]: SQLite snapshots, so the books survive a restart.
+//! - [`ledger`]: the pool node's share ledger (SQLite or PostgreSQL),
+//!   blocks, and PPLNS and FPPS payouts computed from it.
 //!
 //! The share path locks only its own worker's mutex and one of a few
 //! shards of its pool's and the farm's books; nothing here allocates per
 //! share.
 
 pub mod books;
+pub mod ledger;
 pub mod money;
 pub mod ring;
 pub mod store;

@@ -150,6 +150,8 @@ pub struct LocalConnector<S: TemplateSource> {
     pub workers: Arc<DashMap<Arc<str>, WorkerTally>>,
     /// Blocks found.
     pub found: Arc<Mutex<Vec<BlockAccepted>>>,
+    /// The share ledger, when kept.
+    pub ledger: Option<Arc<sluice_books::ledger::Ledger>>,
 }
 
 impl<S: TemplateSource> LocalConnector<S> {
@@ -161,6 +163,7 @@ impl<S: TemplateSource> LocalConnector<S> {
             shared,
             workers: Arc::new(DashMap::new()),
             found: Arc::new(Mutex::new(Vec::new())),
+            ledger: None,
         }
     }
 }
@@ -196,6 +199,9 @@ impl<S: TemplateSource> Connector for LocalConnector<S> {
             found: self.found.clone(),
             cancel: p.cancel,
             tokens: Default::default(),
+            ledger: self.ledger.clone(),
+            ledger_blocked: false,
+            block_times: Default::default(),
         };
         tokio::spawn(tracing::Instrument::instrument(
             task.run(),

@@ -9,7 +9,7 @@
 //! network: jobs come from the template it already holds, and a
 //! submission runs on its own task and reports back.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use sluice_books::ledger::{BlockRow, Ledger, ShareRow};
 use sluice_pow::version::RollingRule;
 use sluice_pow::{Header, JobTemplate, Target, hex};
 use tokio::sync::{mpsc, watch};
@@ -157,12 +158,35 @@ pub struct LocalTask<S: TemplateSource> {
     pub found: Arc<std::sync::Mutex<Vec<BlockAccepted>>>,
     /// Stops the task.
     pub cancel: CancellationToken,
-    /// Template token of each recent job (fill with `Default`).
-    pub tokens: VecDeque<(u64, u64)>,
+    /// Template token and height of each recent job (fill with
+    /// `Default`).
+    pub tokens: VecDeque<(u64, u64, u32)>,
+    /// The share ledger, when kept.
+    pub ledger: Option<Arc<Ledger>>,
+    /// The ledger is too far behind: sessions are told no pool can take
+    /// shares until it catches up.
+    pub ledger_blocked: bool,
+    /// Time of each block's share (Unix ms), until the node's verdict.
+    pub block_times: HashMap<u64, u64>,
 }
+
+/// Rows waiting for the ledger's writer above which no share is taken
+/// (sessions answer "no pool" and miners fail over), and below which
+/// shares are taken again: the queue's other half absorbs shares already
+/// on their way.
+const LEDGER_HIGH_WATER: u64 = 1 << 19;
+const LEDGER_LOW_WATER: u64 = 1 << 17;
 
 /// A submission's outcome, back on the task.
 type Done = (BlockForward, u32, Result<BlockAccepted, BlockRefused>);
+
+/// When the pool received `s`, Unix milliseconds.
+fn share_time_ms(s: &ShareForward) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(s.received.elapsed()).as_millis() as u64
+}
 
 /// Seconds since the Unix epoch, as a block time.
 pub fn unix_now() -> u32 {
@@ -195,7 +219,7 @@ impl<S: TemplateSource> LocalTask<S> {
                 }
             };
         let id = self.job_ids.next();
-        self.tokens.push_back((id, lj.token));
+        self.tokens.push_back((id, lj.token, lj.height));
         if self.tokens.len() > TOKENS_KEPT {
             self.tokens.pop_front();
         }
@@ -234,7 +258,7 @@ impl<S: TemplateSource> LocalTask<S> {
         }
         job.encode_wire();
         let _ = self.jobs.send(Some(Arc::new(job)));
-        self.links.up.store(true, Ordering::Release);
+        self.links.up.store(!self.ledger_blocked, Ordering::Release);
         let _ = self.health.send(Health::Ready);
     }
 
@@ -246,8 +270,8 @@ impl<S: TemplateSource> LocalTask<S> {
         let token = self
             .tokens
             .iter()
-            .find(|(id, _)| *id == b.share.job.id)
-            .map(|(_, t)| *t);
+            .find(|(id, _, _)| *id == b.share.job.id)
+            .map(|(_, t, _)| *t);
         let fut = match token {
             Some(t) => self.source.submit_block(t, &header, &coinbase),
             None => Box::pin(std::future::ready(Err(BlockRefused {
@@ -278,6 +302,20 @@ impl<S: TemplateSource> LocalTask<S> {
                     BlockStatus::Accepted,
                     Some(format!("height {}", acc.height)),
                 );
+                if let Some(l) = &self.ledger {
+                    l.record_block(BlockRow {
+                        hash: acc.hash.clone(),
+                        height: acc.height,
+                        worker: b.share.worker.clone(),
+                        time_ms: self
+                            .block_times
+                            .remove(&b.id)
+                            .unwrap_or_else(|| share_time_ms(&b.share)),
+                        reward_sat: b.share.job.value.reward_sat.unwrap_or(0),
+                        network_difficulty: b.share.job.value.difficulty,
+                        instance: String::new(),
+                    });
+                }
                 if let Ok(mut f) = self.found.lock() {
                     f.push(acc);
                 }
@@ -290,6 +328,9 @@ impl<S: TemplateSource> LocalTask<S> {
             Err(e) => {
                 tracing::warn!(error = %e.reason, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
                 let again = !e.is_final && attempts < MAX_BLOCK_ATTEMPTS;
+                if !again {
+                    self.block_times.remove(&b.id);
+                }
                 let status = if again {
                     BlockStatus::Found
                 } else {
@@ -301,7 +342,38 @@ impl<S: TemplateSource> LocalTask<S> {
         }
     }
 
-    fn on_share(&mut self, s: ShareForward) {
+    /// Books a share (the ledger first, when kept) and answers it;
+    /// returns the time it is booked at.
+    fn on_share(&mut self, s: ShareForward) -> u64 {
+        let time_ms = share_time_ms(&s);
+        if let Some(l) = &self.ledger {
+            let height = self
+                .tokens
+                .iter()
+                .rev()
+                .find(|(id, _, _)| *id == s.job.id)
+                .map_or(0, |(_, _, h)| *h);
+            let row = ShareRow {
+                worker: s.worker.clone(),
+                difficulty: s.difficulty,
+                job: s.job.id,
+                height,
+                time_ms,
+                hash_prefix: u64::from_le_bytes(s.hash[24..32].try_into().unwrap_or_default()),
+                network_difficulty: s.job.value.difficulty,
+                reward_sat: s.job.value.reward_sat.unwrap_or(0),
+            };
+            let appended = l.append(row);
+            self.gate_on_ledger();
+            if appended.is_err() {
+                // Not in the ledger, so not booked: the session's books
+                // take it back.
+                let _ = self
+                    .results
+                    .send(UpstreamResult::undelivered(&s, &self.stats));
+                return time_ms;
+            }
+        }
         let mut t = self.workers.entry(s.worker.clone()).or_insert_with(|| {
             // Once per worker, not per share.
             tracing::info!(worker = %s.worker, "first share from worker");
@@ -321,6 +393,26 @@ impl<S: TemplateSource> LocalTask<S> {
             reject: None,
             share: crate::upstream::ShareInfo::of(&s),
         });
+        time_ms
+    }
+
+    /// Stops taking shares while the ledger is far behind, and takes
+    /// them again once it has caught up.
+    fn gate_on_ledger(&mut self) {
+        let Some(l) = &self.ledger else { return };
+        let pending = l.stats().pending.load(Ordering::Relaxed);
+        if !self.ledger_blocked && pending > LEDGER_HIGH_WATER {
+            self.ledger_blocked = true;
+            tracing::error!(
+                pending,
+                "the ledger is far behind: refusing shares until it catches up"
+            );
+            self.links.up.store(false, Ordering::Release);
+        } else if self.ledger_blocked && pending < LEDGER_LOW_WATER {
+            self.ledger_blocked = false;
+            tracing::info!(pending, "the ledger caught up");
+            self.links.up.store(true, Ordering::Release);
+        }
     }
 
     /// Runs until cancelled.
@@ -340,7 +432,9 @@ impl<S: TemplateSource> LocalTask<S> {
                     let Some(b) = b else { return };
                     // The block first; the books after.
                     self.submit(b.clone(), 1, &done_tx);
-                    self.on_share(b.share);
+                    let id = b.id;
+                    let t = self.on_share(b.share);
+                    self.block_times.insert(id, t);
                 }
                 Some((b, n, r)) = done_rx.recv() => {
                     if self.finish(&b, n, r) {
@@ -367,6 +461,8 @@ impl<S: TemplateSource> LocalTask<S> {
                     }
                 }
                 _ = ticker.tick() => {
+                    // A quiet pool still notices the ledger catching up.
+                    self.gate_on_ledger();
                     for (b, n) in std::mem::take(&mut retry) {
                         self.submit(b, n + 1, &done_tx);
                     }

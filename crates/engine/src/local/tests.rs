@@ -118,6 +118,9 @@ async fn start_with(node: FlakyNode) -> Rig {
         found: Arc::new(std::sync::Mutex::new(Vec::new())),
         cancel: cancel.clone(),
         tokens: Default::default(),
+        ledger: None,
+        ledger_blocked: false,
+        block_times: HashMap::new(),
     };
     tokio::spawn(task.run());
     let job = loop {

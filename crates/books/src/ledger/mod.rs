@@ -1,0 +1,386 @@
+//! The share ledger: every share the pool node accepted, and every block
+//! it found, in a database — SQLite embedded, or PostgreSQL for a pool
+//! that runs several instances on one ledger.
+//!
+//! - [`Ledger::append`] never waits: it queues the row for the writer and
+//!   refuses (so the share is refused, not answered `true` and lost) only
+//!   when the queue is full.
+//! - The writer commits whatever queued while the last commit ran, in one
+//!   transaction (group commit): batches grow with the load, and a share
+//!   waits at most one commit before it is durable. That is the loss
+//!   window on a crash: rows queued or in the transaction being written.
+//! - A commit that fails is tried again with the same rows until it goes
+//!   in; nothing is dropped.
+//! - [`payout`]: PPLNS for a found block and FPPS over a span, computed
+//!   from the ledger's rows.
+
+pub mod payout;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use payout::Payout;
+
+/// One accepted share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShareRow {
+    /// Worker name.
+    pub worker: Arc<str>,
+    /// The difficulty it was accepted at.
+    pub difficulty: f64,
+    /// The job (the instance's job number).
+    pub job: u64,
+    /// Height of the block being mined.
+    pub height: u32,
+    /// When the pool received it, Unix milliseconds.
+    pub time_ms: u64,
+    /// The first 8 bytes of its hash (display order).
+    pub hash_prefix: u64,
+    /// Network difficulty of its job.
+    pub network_difficulty: f64,
+    /// Block reward of its job (subsidy + fees), satoshi.
+    pub reward_sat: u64,
+}
+
+/// A block the node took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockRow {
+    /// Display hex.
+    pub hash: String,
+    /// Height.
+    pub height: u32,
+    /// Who found it.
+    pub worker: Arc<str>,
+    /// The time of its share (the PPLNS window ends there), Unix ms.
+    pub time_ms: u64,
+    /// Coinbase value, satoshi.
+    pub reward_sat: u64,
+    /// Network difficulty.
+    pub network_difficulty: f64,
+    /// The instance that found it.
+    pub instance: String,
+}
+
+/// How to open a ledger.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    /// `sqlite:PATH` (or a bare path), or `postgres://…`.
+    pub url: String,
+    /// This instance's name in the rows it writes.
+    pub instance: String,
+    /// Rows waiting for the writer before appends are refused.
+    pub queue: usize,
+    /// Most rows in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:sluice-ledger.db".into(),
+            instance: "sluice".into(),
+            queue: 1 << 20,
+            max_batch: 65_536,
+        }
+    }
+}
+
+/// Why the ledger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite said no.
+    #[error("ledger (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("ledger (PostgreSQL): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The URL is neither.
+    #[error("ledger URL {0:?}: use sqlite:PATH or postgres://…")]
+    Url(String),
+    /// A block the ledger does not hold.
+    #[error("no block {0} in the ledger")]
+    NoBlock(String),
+    /// The writer is gone (shutting down).
+    #[error("the ledger writer has stopped")]
+    Stopped,
+    /// A blocking task failed.
+    #[error("ledger task: {0}")]
+    Task(String),
+}
+
+/// The queue is full: the database is not keeping up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the ledger is not keeping up")]
+pub struct LedgerFull;
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    /// Shares committed.
+    pub shares_written: AtomicU64,
+    /// Blocks committed.
+    pub blocks_written: AtomicU64,
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Commits that failed (and were tried again).
+    pub commit_errors: AtomicU64,
+    /// Appends refused because the queue was full.
+    pub refused: AtomicU64,
+    /// Rows queued, not yet committed.
+    pub pending: AtomicU64,
+}
+
+enum Entry {
+    Share(ShareRow),
+    Block(BlockRow),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Where rows go and how they are read back.
+enum Backend {
+    Sqlite(sqlite::Db),
+    Postgres(postgres::Db),
+}
+
+/// The ledger; cheap to share.
+pub struct Ledger {
+    tx: mpsc::Sender<Entry>,
+    blocks_tx: mpsc::UnboundedSender<Entry>,
+    stats: Arc<LedgerStats>,
+    reader: Backend,
+    instance: String,
+}
+
+impl Ledger {
+    /// Opens (creating the tables when missing) and starts the writer.
+    pub async fn open(cfg: LedgerConfig) -> Result<Arc<Self>, LedgerError> {
+        let (writer, reader) =
+            if cfg.url.starts_with("postgres://") || cfg.url.starts_with("postgresql://") {
+                let w = postgres::Db::connect(&cfg.url).await?;
+                w.create_tables().await?;
+                let r = postgres::Db::connect(&cfg.url).await?;
+                (Backend::Postgres(w), Backend::Postgres(r))
+            } else {
+                let path = cfg.url.strip_prefix("sqlite:").unwrap_or(&cfg.url);
+                if path.is_empty() || cfg.url.contains("://") {
+                    return Err(LedgerError::Url(cfg.url.clone()));
+                }
+                let w = sqlite::Db::open(path.into()).await?;
+                let r = sqlite::Db::open(path.into()).await?;
+                (Backend::Sqlite(w), Backend::Sqlite(r))
+            };
+        let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+        let (blocks_tx, blocks_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(LedgerStats::default());
+        tokio::spawn(write_loop(
+            writer,
+            rx,
+            blocks_rx,
+            stats.clone(),
+            cfg.instance.clone(),
+            cfg.max_batch.max(1),
+        ));
+        Ok(Arc::new(Self {
+            tx,
+            blocks_tx,
+            stats,
+            reader,
+            instance: cfg.instance,
+        }))
+    }
+
+    /// Queues an accepted share; refused only when the queue is full.
+    pub fn append(&self, row: ShareRow) -> Result<(), LedgerFull> {
+        match self.tx.try_send(Entry::Share(row)) {
+            Ok(()) => {
+                self.stats.pending.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                Err(LedgerFull)
+            }
+        }
+    }
+
+    /// Records a block the node took (never refused: blocks are rare).
+    pub fn record_block(&self, mut row: BlockRow) {
+        row.instance = self.instance.clone();
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        let _ = self.blocks_tx.send(Entry::Block(row));
+    }
+
+    /// Waits until every row queued so far is committed.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Entry::Flush(tx))
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.await.map_err(|_| LedgerError::Stopped)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<LedgerStats> {
+        &self.stats
+    }
+
+    /// This instance's name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Shares in the ledger (every instance's).
+    pub async fn share_count(&self) -> Result<u64, LedgerError> {
+        match &self.reader {
+            Backend::Sqlite(d) => d.share_count().await,
+            Backend::Postgres(d) => d.share_count().await,
+        }
+    }
+
+    /// Blocks in the ledger, newest first.
+    pub async fn blocks(&self) -> Result<Vec<BlockRow>, LedgerError> {
+        match &self.reader {
+            Backend::Sqlite(d) => d.blocks().await,
+            Backend::Postgres(d) => d.blocks().await,
+        }
+    }
+
+    /// PPLNS for block `hash`: its reward split over the last
+    /// `factor × D` units of difficulty up to its share (D: the network
+    /// difficulty of the block), across every instance.
+    pub async fn pplns(&self, hash: &str, factor: f64) -> Result<Vec<Payout>, LedgerError> {
+        let b = self
+            .blocks()
+            .await?
+            .into_iter()
+            .find(|b| b.hash == hash)
+            .ok_or_else(|| LedgerError::NoBlock(hash.to_owned()))?;
+        let window = factor * b.network_difficulty;
+        let rows = match &self.reader {
+            Backend::Sqlite(d) => d.window(b.time_ms, window).await?,
+            Backend::Postgres(d) => d.window(b.time_ms, window).await?,
+        };
+        Ok(payout::pplns(
+            rows.iter().map(|(w, d)| (w.as_str(), *d)),
+            window,
+            b.reward_sat,
+        ))
+    }
+
+    /// FPPS earnings of every worker for shares in `[from_ms, to_ms)`.
+    pub async fn fpps(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        fee: f64,
+    ) -> Result<Vec<Payout>, LedgerError> {
+        let rows = match &self.reader {
+            Backend::Sqlite(d) => d.span(from_ms, to_ms).await?,
+            Backend::Postgres(d) => d.span(from_ms, to_ms).await?,
+        };
+        Ok(payout::fpps(
+            rows.iter().map(|(w, d, n, r)| (w.as_str(), *d, *n, *r)),
+            fee,
+        ))
+    }
+}
+
+/// Rows of one transaction.
+#[derive(Default)]
+struct Batch {
+    shares: Vec<ShareRow>,
+    blocks: Vec<BlockRow>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn push(&mut self, e: Entry) {
+        match e {
+            Entry::Share(s) => self.shares.push(s),
+            Entry::Block(b) => self.blocks.push(b),
+            Entry::Flush(f) => self.flushes.push(f),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.shares.len() + self.blocks.len()
+    }
+}
+
+async fn write_loop(
+    mut db: Backend,
+    mut rx: mpsc::Receiver<Entry>,
+    mut blocks_rx: mpsc::UnboundedReceiver<Entry>,
+    stats: Arc<LedgerStats>,
+    instance: String,
+    max_batch: usize,
+) {
+    loop {
+        let mut batch = Batch::default();
+        // Blocks first, as everywhere.
+        tokio::select! {
+            biased;
+            Some(e) = blocks_rx.recv() => batch.push(e),
+            e = rx.recv() => match e {
+                Some(e) => batch.push(e),
+                None => return,
+            },
+        }
+        while let Ok(e) = blocks_rx.try_recv() {
+            batch.push(e);
+        }
+        // Everything that queued during the last commit goes in this one.
+        while batch.rows() < max_batch {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        // A block recorded before a flush taken above goes in with it.
+        while let Ok(e) = blocks_rx.try_recv() {
+            batch.push(e);
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let r = match &mut db {
+                Backend::Sqlite(d) => d.write(&instance, &batch.shares, &batch.blocks).await,
+                Backend::Postgres(d) => d.write(&instance, &batch.shares, &batch.blocks).await,
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) => {
+                    stats.commit_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, rows = batch.rows(), "ledger commit failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if let Backend::Postgres(d) = &mut db {
+                        d.reconnect().await;
+                    }
+                }
+            }
+        }
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .shares_written
+            .fetch_add(batch.shares.len() as u64, Ordering::Relaxed);
+        stats
+            .blocks_written
+            .fetch_add(batch.blocks.len() as u64, Ordering::Relaxed);
+        stats
+            .pending
+            .fetch_sub(batch.rows() as u64, Ordering::Relaxed);
+        for f in batch.flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

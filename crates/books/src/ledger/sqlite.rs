@@ -1,0 +1,205 @@
+//! The ledger in an embedded SQLite file (WAL, `synchronous = FULL`: a
+//! commit is on disk before it returns).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, params};
+
+use super::{BlockRow, LedgerError, ShareRow};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS shares (
+    id INTEGER PRIMARY KEY,
+    instance TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    difficulty REAL NOT NULL,
+    job INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    hash_prefix INTEGER NOT NULL,
+    network_difficulty REAL NOT NULL,
+    reward_sat INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shares_by_time ON shares (time_ms, id);
+CREATE TABLE IF NOT EXISTS blocks (
+    hash TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    reward_sat INTEGER NOT NULL,
+    network_difficulty REAL NOT NULL
+);
+";
+
+/// Rows per page when walking a PPLNS window.
+const PAGE: i64 = 50_000;
+
+pub(super) struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn lock(c: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Db {
+    pub(super) async fn open(path: PathBuf) -> Result<Self, LedgerError> {
+        let conn = blocking(move || {
+            let c = Connection::open(&path)?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "FULL")?;
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            c.execute_batch(SCHEMA)?;
+            Ok(c)
+        })
+        .await?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let c = self.conn.clone();
+        blocking(move || f(&mut lock(&c))).await
+    }
+
+    pub(super) async fn write(
+        &mut self,
+        instance: &str,
+        shares: &[ShareRow],
+        blocks: &[BlockRow],
+    ) -> Result<(), LedgerError> {
+        // The rows are cloned once per commit to cross into the blocking
+        // pool; the commit itself costs far more.
+        let (instance, shares, blocks) = (instance.to_owned(), shares.to_vec(), blocks.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO shares (instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for s in &shares {
+                    st.execute(params![
+                        instance,
+                        &*s.worker,
+                        s.difficulty,
+                        s.job as i64,
+                        s.height,
+                        s.time_ms as i64,
+                        s.hash_prefix as i64,
+                        s.network_difficulty,
+                        s.reward_sat as i64,
+                    ])?;
+                }
+                let mut st = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for b in &blocks {
+                    st.execute(params![
+                        b.hash,
+                        b.instance,
+                        b.height,
+                        &*b.worker,
+                        b.time_ms as i64,
+                        b.reward_sat as i64,
+                        b.network_difficulty,
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    pub(super) async fn share_count(&self) -> Result<u64, LedgerError> {
+        self.with(|c| c.query_row("SELECT COUNT(*) FROM shares", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n as u64)
+    }
+
+    pub(super) async fn blocks(&self) -> Result<Vec<BlockRow>, LedgerError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT hash, instance, height, worker, time_ms, reward_sat, network_difficulty FROM blocks ORDER BY time_ms DESC",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(BlockRow {
+                    hash: r.get(0)?,
+                    instance: r.get(1)?,
+                    height: r.get(2)?,
+                    worker: r.get::<_, String>(3)?.into(),
+                    time_ms: r.get::<_, i64>(4)? as u64,
+                    reward_sat: r.get::<_, i64>(5)? as u64,
+                    network_difficulty: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// `(worker, difficulty)` newest first from `until_ms` back, until
+    /// `window` difficulty is covered.
+    pub(super) async fn window(
+        &self,
+        until_ms: u64,
+        window: f64,
+    ) -> Result<Vec<(String, f64)>, LedgerError> {
+        self.with(move |c| {
+            let mut out = Vec::new();
+            let mut covered = 0.0;
+            let mut st = c.prepare(
+                "SELECT worker, difficulty FROM shares WHERE time_ms <= ?1 ORDER BY time_ms DESC, id DESC LIMIT ?2 OFFSET ?3",
+            )?;
+            let mut offset = 0;
+            while covered < window {
+                let page: Vec<(String, f64)> = st
+                    .query_map(params![until_ms as i64, PAGE, offset], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let n = page.len() as i64;
+                covered += page.iter().map(|(_, d)| d).sum::<f64>();
+                out.extend(page);
+                if n < PAGE {
+                    break;
+                }
+                offset += PAGE;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// `(worker, difficulty, network difficulty, reward)` in `[from, to)`.
+    pub(super) async fn span(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(String, f64, f64, u64)>, LedgerError> {
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "SELECT worker, difficulty, network_difficulty, reward_sat FROM shares WHERE time_ms >= ?1 AND time_ms < ?2",
+            )?;
+            let rows = st.query_map(params![from_ms as i64, to_ms as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, rusqlite::Error> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LedgerError::Task(e.to_string()))?
+        .map_err(LedgerError::from)
+}

@@ -1,0 +1,254 @@
+//! The share ledger end to end: `sluice pool` killed with SIGKILL under
+//! load keeps every share it answered before the stated loss window, on
+//! SQLite and on a real PostgreSQL server; two pool instances on one
+//! PostgreSQL ledger are one pool (one PPLNS window, every block).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::core_standin::{PASSWORD, POOL_ADDRESS, Standin, USER};
+use common::wait_until;
+use serde_json::Value;
+use sluice::config::{Config, Mode, PoolNodeConfig};
+use sluice_books::ledger::{Ledger, LedgerConfig};
+use sluice_loadgen::{MinerConfig, MinerStats};
+use tokio_util::sync::CancellationToken;
+
+/// The loss window the README states: a share answered at least this
+/// long before a crash is in the ledger.
+const LOSS_WINDOW: Duration = Duration::from_secs(1);
+
+fn miners(
+    addr: SocketAddr,
+    prefix: &str,
+    n: usize,
+    share_rate: f64,
+    cancel: &CancellationToken,
+) -> Vec<Arc<MinerStats>> {
+    (0..n)
+        .map(|i| {
+            let stats = Arc::new(MinerStats::default());
+            let cfg = MinerConfig {
+                addr: addr.to_string(),
+                worker: format!("{prefix}{i}"),
+                password: "x".into(),
+                version_rolling: true,
+                hashes_per_sec: 2_000_000.0,
+                share_rate: Some(share_rate),
+                seed: i as u64,
+                user_agent: "sluice-test/1".into(),
+                ..MinerConfig::default()
+            };
+            let (s, c) = (stats.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let _ = sluice_loadgen::run(cfg, s, c).await;
+            });
+            stats
+        })
+        .collect()
+}
+
+fn accepted(m: &[Arc<MinerStats>]) -> u64 {
+    m.iter().map(|s| s.accepted.load(Ordering::Relaxed)).sum()
+}
+
+async fn open(url: &str) -> Arc<Ledger> {
+    Ledger::open(LedgerConfig {
+        url: url.into(),
+        instance: "reader".into(),
+        ..LedgerConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `sluice pool --ledger URL` under load, kills it with SIGKILL, and
+/// checks every share answered `true` before the loss window is there.
+async fn survives_kill9(url: &str) {
+    let pool = common::spawn(&[
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--block-interval",
+        "0",
+        "--min-difficulty",
+        "0.0000001",
+        "--start-difficulty",
+        "0.000001",
+        "--ledger",
+        url,
+    ]);
+    let addr: SocketAddr = format!("127.0.0.1:{}", pool.port).parse().unwrap();
+    let cancel = CancellationToken::new();
+    let m = miners(addr, "rig", 8, 40.0, &cancel);
+    wait_until("2,000 shares answered", Duration::from_secs(60), || {
+        accepted(&m) >= 2_000
+    })
+    .await;
+    let before = accepted(&m);
+    // The window itself is what is measured: the load goes on meanwhile.
+    tokio::time::sleep(LOSS_WINDOW).await;
+    let at_kill = accepted(&m);
+    common::kill9(pool);
+    cancel.cancel();
+    let rows = open(url).await.share_count().await.unwrap();
+    eprintln!(
+        "{url}: {before} answered {LOSS_WINDOW:?} before the kill, {at_kill} at the kill, {rows} in the ledger ({} answered but lost)",
+        at_kill.saturating_sub(rows)
+    );
+    assert!(
+        rows >= before,
+        "{rows} rows, but {before} shares were answered before the loss window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ledger_keeps_every_share_answered_before_a_kill9() {
+    let dir = common::scratch_dir().join("kill9-ledger");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("ledger.db").display());
+    survives_kill9(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ledger_keeps_every_share_answered_before_a_kill9() {
+    let url = common::pg::server().database("kill9").await;
+    survives_kill9(&url).await;
+}
+
+fn instance(node: &Standin, ledger: &str, name: &str) -> Config {
+    let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
+    c.pool_node = PoolNodeConfig {
+        bitcoind: Some(node.url()),
+        rpc_user: Some(USER.into()),
+        rpc_password: Some(PASSWORD.into()),
+        network: Some("regtest".into()),
+        payout_address: Some(POOL_ADDRESS.into()),
+        tip_poll_secs: 0.1,
+        ledger: Some(ledger.into()),
+        instance: name.into(),
+        ..Default::default()
+    };
+    c.blocks.log = None;
+    c.difficulty.min = 1e-7;
+    c.difficulty.start = 1e-6;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_ledger_are_one_pool() {
+    let url = common::pg::server().database("scaleout").await;
+    let node = Standin::start("gbt-regtest-3.json").await;
+    // No block goes in until both instances have shares in the ledger.
+    node.set(|s| s.submit_answer = Some(Value::String("high-hash".into())));
+    let (addr_a, run_a, cancel_a) = common::serve(&instance(&node, &url, "a")).await;
+    let (addr_b, run_b, cancel_b) = common::serve(&instance(&node, &url, "b")).await;
+    let cancel = CancellationToken::new();
+    let ma = miners(addr_a, "a-rig", 2, 20.0, &cancel);
+    let mb = miners(addr_b, "b-rig", 2, 20.0, &cancel);
+    wait_until("shares on both instances", Duration::from_secs(30), || {
+        accepted(&ma) >= 40 && accepted(&mb) >= 40
+    })
+    .await;
+    // The node moves to a new tip, then takes the next block on it.
+    node.set_template("gbt-regtest-4.json");
+    node.set(|s| s.submit_answer = None);
+    let ledger = open(&url).await;
+    let mut block = None;
+    for _ in 0..600 {
+        run_a.ledger.as_ref().unwrap().flush().await.unwrap();
+        run_b.ledger.as_ref().unwrap().flush().await.unwrap();
+        if let Some(b) = ledger.blocks().await.unwrap().into_iter().next() {
+            block = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let block = block.expect("a block in the ledger within 30 s");
+    cancel.cancel();
+    assert!(block.instance == "a" || block.instance == "b");
+    assert_eq!(block.height, 204);
+    // One PPLNS window over both instances' shares: 2 × 10^6 × D covers
+    // about 930 shares of difficulty 10^-6 on regtest.
+    let p = ledger.pplns(&block.hash, 2e6).await.unwrap();
+    let workers: Vec<&str> = p.iter().map(|x| x.worker.as_str()).collect();
+    assert!(
+        workers.iter().any(|w| w.starts_with("a-rig")),
+        "{workers:?}"
+    );
+    assert!(
+        workers.iter().any(|w| w.starts_with("b-rig")),
+        "{workers:?}"
+    );
+    assert_eq!(p.iter().map(|x| x.sat).sum::<u64>(), block.reward_sat);
+    assert_eq!(
+        block.reward_sat,
+        common::core_standin::fixture("gbt-regtest-4.json")["coinbasevalue"]
+            .as_u64()
+            .unwrap()
+    );
+    // Every share either instance answered is in the one ledger.
+    cancel_a.cancel();
+    cancel_b.cancel();
+    run_a.ledger.as_ref().unwrap().flush().await.unwrap();
+    run_b.ledger.as_ref().unwrap().flush().await.unwrap();
+    let rows = ledger.share_count().await.unwrap();
+    assert!(rows >= accepted(&ma) + accepted(&mb), "{rows} rows");
+}
+
+#[test]
+fn the_ledger_command_prints_blocks_and_payouts() {
+    let dir = common::scratch_dir().join("ledger-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("l.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let l = open(&url).await;
+        for (w, d, t) in [("a", 2.0, 10), ("b", 2.0, 11)] {
+            l.append(sluice_books::ledger::ShareRow {
+                worker: w.into(),
+                difficulty: d,
+                job: 1,
+                height: 9,
+                time_ms: t,
+                hash_prefix: 0,
+                network_difficulty: 2.0,
+                reward_sat: 1_000,
+            })
+            .unwrap();
+        }
+        l.record_block(sluice_books::ledger::BlockRow {
+            hash: "00ff".into(),
+            height: 9,
+            worker: "b".into(),
+            time_ms: 11,
+            reward_sat: 1_000,
+            network_difficulty: 2.0,
+            instance: String::new(),
+        });
+        l.flush().await.unwrap();
+    });
+    let out = common::output(["ledger", "--ledger", &url, "pplns", "--block", "00ff"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_sat"], 1_000);
+    assert_eq!(v["payouts"][0]["sat"], 500);
+    let out = common::output(["ledger", "--ledger", &url, "blocks"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["hash"], "00ff");
+    let out = common::output(["ledger", "--ledger", &url, "pplns", "--block", "beef"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no block beef"));
+}
