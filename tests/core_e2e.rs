@@ -471,3 +471,41 @@ async fn a_solo_username_that_is_not_an_address_of_the_network_is_refused_clearl
     assert_eq!(unauthorized, 2, "each refusal is counted");
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zmq_hashblock_announcement_brings_the_new_tip_at_once() {
+    use zeromq::{Socket, SocketSend};
+    let node = Standin::start("gbt-regtest-3.json").await;
+    // No long poll, and tip polls a minute apart: only ZMQ can be quick.
+    node.set(|s| s.no_longpoll = true);
+    let mut publisher = zeromq::PubSocket::new();
+    let ep = publisher.bind("tcp://127.0.0.1:0").await.unwrap();
+    let mut c = pool_config(&node);
+    c.pool_node.tip_poll_secs = 60.0;
+    c.pool_node.refresh_interval_secs = 120.0;
+    c.pool_node.zmq_hashblock = Some(ep.to_string());
+    let (addr, _running, cancel) = common::serve(&c).await;
+    let mut w = Watcher::connect(addr).await;
+    w.notify().await;
+    node.set_template("gbt-regtest-4.json");
+    let t4 = fixture("gbt-regtest-4.json");
+    let want = v1_prevhash(t4["previousblockhash"].as_str().unwrap());
+    // Announce until the pool's subscription is up (a PUB socket drops
+    // messages for subscribers it does not have yet), then the job comes.
+    let announce = tokio::spawn(async move {
+        loop {
+            let mut m = zeromq::ZmqMessage::from("hashblock");
+            m.push_back(bytes::Bytes::from(vec![0u8; 32]));
+            m.push_back(bytes::Bytes::from(vec![0u8; 4]));
+            let _ = publisher.send(m).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while w.notify().await[1] != want {}
+    })
+    .await
+    .expect("the new tip within 20 s, not the minute polls take");
+    announce.abort();
+    cancel.cancel();
+}

@@ -476,6 +476,9 @@ pub struct PoolNodeConfig {
     /// Seconds between checks of the node's best block, a fallback to the
     /// template long poll.
     pub tip_poll_secs: f64,
+    /// The node's ZMQ `hashblock` publisher (its `-zmqpubhashblock`,
+    /// e.g. `tcp://127.0.0.1:28332`): new tips the moment it has them.
+    pub zmq_hashblock: Option<String>,
     /// The share ledger: `sqlite:PATH` (embedded) or `postgres://…` (one
     /// ledger for several instances). Absent: no ledger.
     pub ledger: Option<String>,
@@ -520,6 +523,7 @@ impl Default for PoolNodeConfig {
             payout_address: None,
             coinbase_tag: "/sluice/".into(),
             tip_poll_secs: 0.5,
+            zmq_hashblock: None,
             ledger: None,
             instance: "sluice".into(),
             pplns_window: 2.0,
@@ -570,6 +574,11 @@ impl PoolNodeConfig {
         }
         positive("pool_node.tip_poll_secs", self.tip_poll_secs)?;
         positive("pool_node.pplns_window", self.pplns_window)?;
+        if let Some(z) = &self.zmq_hashblock
+            && !z.starts_with("tcp://")
+        {
+            bail!("pool_node.zmq_hashblock {z:?}: give tcp://HOST:PORT");
+        }
         if let Some(l) = &self.ledger
             && !(l.starts_with("sqlite:")
                 || l.starts_with("postgres://")

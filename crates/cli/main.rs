@@ -226,6 +226,9 @@ struct PoolArgs {
     /// Or the node's cookie file.
     #[arg(long, value_name = "FILE", conflicts_with = "rpc_user")]
     rpc_cookie: Option<PathBuf>,
+    /// The node's ZMQ hashblock publisher (tcp://127.0.0.1:28332).
+    #[arg(long, value_name = "URL")]
+    zmq_hashblock: Option<String>,
     /// mainnet, testnet4, testnet3, signet or regtest (the node's).
     #[arg(long)]
     network: Option<String>,
@@ -535,6 +538,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 payout_address: a.payout_address,
                 fee: a.fee,
                 ledger: a.ledger,
+                zmq_hashblock: a.zmq_hashblock,
                 instance: a.instance,
                 ..Default::default()
             };

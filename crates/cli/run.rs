@@ -143,6 +143,7 @@ async fn core_source(
     let core_cfg = sluice_node::CoreConfig {
         poll_interval: Duration::from_secs_f64(n.tip_poll_secs),
         refresh_interval: Duration::from_secs_f64(n.refresh_interval_secs),
+        zmq_hashblock: n.zmq_hashblock.clone(),
         ..Default::default()
     };
     let core = sluice_node::CoreTemplates::connect(

@@ -45,6 +45,8 @@ pub struct State {
     pub submit_answer: Option<Value>,
     /// Calls by method.
     pub calls: std::collections::HashMap<String, u64>,
+    /// Leave `longpollid` out of templates (a node without long polls).
+    pub no_longpoll: bool,
 }
 
 #[derive(Clone)]
@@ -174,7 +176,11 @@ async fn rpc(AxState(sh): AxState<Shared>, headers: HeaderMap, body: String) -> 
             }
             let s = sh.state.lock().unwrap();
             let mut t = s.template.clone();
-            t["longpollid"] = json!(s.generation.to_string());
+            if !s.no_longpoll {
+                t["longpollid"] = json!(s.generation.to_string());
+            } else if let Some(o) = t.as_object_mut() {
+                o.remove("longpollid");
+            }
             reply(&id, Ok(t))
         }
         "submitblock" => {

@@ -37,6 +37,9 @@ pub struct CoreConfig {
     pub refresh_interval: Duration,
     /// Longest a long poll is left open.
     pub longpoll_wait: Duration,
+    /// The node's ZMQ `hashblock` publisher (`tcp://127.0.0.1:28332`):
+    /// a new tip is fetched the moment the node announces it.
+    pub zmq_hashblock: Option<String>,
 }
 
 impl Default for CoreConfig {
@@ -45,6 +48,7 @@ impl Default for CoreConfig {
             poll_interval: Duration::from_millis(500),
             refresh_interval: Duration::from_secs(30),
             longpoll_wait: Duration::from_secs(600),
+            zmq_hashblock: None,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct CoreStats {
     pub rpc_errors: AtomicU64,
     /// Templates the node sent that did not parse or check out.
     pub bad_templates: AtomicU64,
+    /// `hashblock` announcements received over ZMQ.
+    pub zmq_announcements: AtomicU64,
 }
 
 /// Why a block did not go in.
@@ -187,6 +193,16 @@ impl CoreTemplates {
                 _ = me.longpoll_loop() => {}
             }
         });
+        if let Some(endpoint) = self.inner.cfg.zmq_hashblock.clone() {
+            let me = self.clone();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = c.cancelled() => {}
+                    _ = me.zmq_loop(endpoint) => {}
+                }
+            });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -194,6 +210,39 @@ impl CoreTemplates {
                 _ = me.poll_loop() => {}
             }
         });
+    }
+
+    /// Listens for the node's `hashblock` announcements and fetches a
+    /// template on each; reconnects when the publisher goes away.
+    async fn zmq_loop(&self, endpoint: String) {
+        use zeromq::{Socket, SocketRecv};
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut sub = zeromq::SubSocket::new();
+            let r = async {
+                sub.connect(&endpoint).await?;
+                sub.subscribe("hashblock").await?;
+                tracing::info!(%endpoint, "listening for new blocks over ZMQ");
+                loop {
+                    let m = sub.recv().await?;
+                    if m.get(0).is_some_and(|t| &t[..] == b"hashblock") {
+                        self.inner
+                            .stats
+                            .zmq_announcements
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.refresh_now();
+                    }
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), zeromq::ZmqError>(())
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(%endpoint, error = %e, "ZMQ hashblock feed lost; polling meanwhile");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
     }
 
     /// The latest template and its token.
