@@ -146,6 +146,8 @@ fn main() {
             Stats::default(),
         ))),
         "proxy",
+        None,
+        None,
     );
     let cancel = tokio_util::sync::CancellationToken::new();
     let addr = rt

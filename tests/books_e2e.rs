@@ -75,19 +75,6 @@ async fn get(url: String) -> Value {
         .unwrap()
 }
 
-async fn get_status(url: String) -> (u16, String) {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut r = agent.get(&url).call().unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    })
-    .await
-    .unwrap()
-}
-
 /// Four miners at a fixed difficulty of 10⁻⁶ (one share per ~4,295
 /// hashes), 5 % of their shares sent bad, for 20 s.
 ///
@@ -241,26 +228,30 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
     assert!((hp["network_hashprice_usd"].as_f64().unwrap() - network).abs() < 1e-6 * network);
 
     // Probes and metrics.
-    assert_eq!(get_status(format!("{api}/healthz")).await.0, 200);
-    assert_eq!(get_status(format!("{api}/readyz")).await.0, 200);
-    let (status, bad) = get_status(format!("{api}/api/v1/workers?sort=bogus")).await;
+    assert_eq!(common::http_get(format!("{api}/healthz")).await.0, 200);
+    assert_eq!(common::http_get(format!("{api}/readyz")).await.0, 200);
+    let (status, bad) = common::http_get(format!("{api}/api/v1/workers?sort=bogus")).await;
     assert_eq!(status, 400);
     assert!(bad.contains("unknown sort field"), "{bad}");
     assert_eq!(
-        get_status(format!("{api}/api/v1/workers?window=2h"))
+        common::http_get(format!("{api}/api/v1/workers?window=2h"))
             .await
             .0,
         400
     );
     assert_eq!(
-        get_status(format!("{api}/api/v1/workers?limit=-1")).await.0,
+        common::http_get(format!("{api}/api/v1/workers?limit=-1"))
+            .await
+            .0,
         400
     );
     assert_eq!(
-        get_status(format!("{api}/api/v1/workers/nobody")).await.0,
+        common::http_get(format!("{api}/api/v1/workers/nobody"))
+            .await
+            .0,
         404
     );
-    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    let (_, metrics) = common::http_get(format!("{api}/metrics")).await;
     for needle in [
         "sluice_build_info{version=",
         "sluice_shares_accepted_total ",
@@ -342,7 +333,7 @@ async fn price_feed_down_marks_money_stale() {
     assert!(hp["price"]["age_s"].as_f64().unwrap() > 1.0);
     let page = get(format!("{api}/api/v1/workers")).await;
     assert_eq!(page["price"]["stale"], true);
-    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    let (_, metrics) = common::http_get(format!("{api}/metrics")).await;
     assert!(metrics.contains("sluice_btc_price_stale 1"), "{metrics}");
     let errors: f64 = metrics
         .lines()
@@ -613,7 +604,7 @@ async fn deploy_files_use_only_exported_metrics() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
-    let (_, metrics) = get_status(format!("{api}/metrics")).await;
+    let (_, metrics) = common::http_get(format!("{api}/metrics")).await;
     let mut exported = std::collections::HashSet::new();
     for line in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let mut f = line.split(' ');

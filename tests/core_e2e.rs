@@ -509,3 +509,35 @@ async fn a_zmq_hashblock_announcement_brings_the_new_tip_at_once() {
     announce.abort();
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_and_the_ledger_are_in_the_metrics() {
+    let node = Standin::start("gbt-regtest-2.json").await;
+    let dir = common::scratch_dir().join("core-metrics");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = pool_config(&node);
+    c.pool_node.ledger = Some(format!("sqlite:{}", dir.join("l.db").display()));
+    c.api.listen = Some("127.0.0.1:0".parse().unwrap());
+    let (addr, running, cancel) = common::serve(&c).await;
+    let stats = miner(addr, "rig1", &cancel);
+    wait_until("shares", Duration::from_secs(30), || {
+        stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 5
+    })
+    .await;
+    running.ledger.as_ref().unwrap().flush().await.unwrap();
+    let (status, m) = common::http_get(format!("http://{}/metrics", running.api.unwrap())).await;
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("sluice_node_templates_total") >= 1.0);
+    assert!(value("sluice_ledger_shares_written_total") >= 5.0);
+    assert!(value("sluice_ledger_commits_total") >= 1.0);
+    assert_eq!(value("sluice_ledger_refused_total"), 0.0);
+    cancel.cancel();
+}

@@ -49,6 +49,11 @@ impl CoreSource {
         }
     }
 
+    /// The node's RPC and template counters.
+    pub fn node_stats(&self) -> std::sync::Arc<sluice_node::core::CoreStats> {
+        self.core.stats().clone()
+    }
+
     fn pool_or_unspendable(&self) -> &[u8] {
         match &self.payout {
             Payout::Pool(s) | Payout::Solo { pool: Some(s), .. } => s,

@@ -240,6 +240,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
     let mut pool_workers = None;
     let mut blocks = None;
     let mut ledger = None;
+    let mut node_stats = None;
     let pools: Vec<PoolEntry> = match cfg.mode {
         Mode::Proxy => cfg
             .pools
@@ -291,6 +292,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
             let connector: Box<dyn sluice_engine::router::Connector> =
                 if cfg.pool_node.bitcoind.is_some() {
                     let source = core_source(&cfg.pool_node, &cancel).await?;
+                    node_stats = Some(source.node_stats());
                     let mut local = LocalConnector::new(source, local_cfg, shared.clone());
                     local.ledger = ledger.clone();
                     pool_workers = Some(local.workers.clone());
@@ -362,7 +364,15 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 Mode::Proxy => "proxy",
                 Mode::Pool => "pool",
             };
-            let state = sluice_api::ApiState::new(books.clone(), stats, router, block_log, mode);
+            let state = sluice_api::ApiState::new(
+                books.clone(),
+                stats,
+                router,
+                block_log,
+                mode,
+                ledger.as_ref().map(|l| l.stats().clone()),
+                node_stats,
+            );
             Some(
                 sluice_api::spawn(addr, state, cancel)
                     .await

@@ -161,3 +161,17 @@ pub async fn serve(
     tokio::spawn(running.engine.clone().serve(listener));
     (addr, running, cancel)
 }
+
+/// GET `url`: its status and body (any status; the body as text).
+pub async fn http_get(url: String) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent.get(&url).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    })
+    .await
+    .unwrap()
+}

@@ -45,6 +45,10 @@ pub struct ApiState {
     pub mode: &'static str,
     /// Requests refused as bad (400/404).
     pub bad_requests: AtomicU64,
+    /// Pool node: the share ledger's counters, when kept.
+    pub ledger: Option<Arc<sluice_books::ledger::LedgerStats>>,
+    /// Pool node on Bitcoin Core: its RPC and template counters.
+    pub node: Option<Arc<sluice_node::core::CoreStats>>,
 }
 
 impl ApiState {
@@ -55,6 +59,8 @@ impl ApiState {
         router: Arc<Router>,
         blocks: Arc<BlockLog>,
         mode: &'static str,
+        ledger: Option<Arc<sluice_books::ledger::LedgerStats>>,
+        node: Option<Arc<sluice_node::core::CoreStats>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             books,
@@ -63,6 +69,8 @@ impl ApiState {
             blocks,
             mode,
             bad_requests: AtomicU64::new(0),
+            ledger,
+            node,
         })
     }
 

@@ -514,6 +514,74 @@ pub fn metrics(st: &ApiState) -> String {
         &[],
         get(&stats.upstream_failures),
     );
+    if let Some(l) = &st.ledger {
+        for (name, help, v) in [
+            (
+                "sluice_ledger_shares_written_total",
+                "Shares committed to the ledger.",
+                &l.shares_written,
+            ),
+            (
+                "sluice_ledger_blocks_written_total",
+                "Blocks committed to the ledger.",
+                &l.blocks_written,
+            ),
+            (
+                "sluice_ledger_commits_total",
+                "Ledger transactions committed (one per batch).",
+                &l.commits,
+            ),
+            (
+                "sluice_ledger_commit_errors_total",
+                "Ledger commits that failed and were tried again.",
+                &l.commit_errors,
+            ),
+            (
+                "sluice_ledger_refused_total",
+                "Shares refused because the ledger queue was full.",
+                &l.refused,
+            ),
+        ] {
+            e.counter(name, help, &[], get(v));
+        }
+        e.gauge(
+            "sluice_ledger_pending",
+            "Rows queued for the ledger, not yet committed (the crash loss window).",
+            &[],
+            get(&l.pending),
+        );
+    }
+    if let Some(n) = &st.node {
+        for (name, help, v) in [
+            (
+                "sluice_node_templates_total",
+                "Block templates taken from Bitcoin Core.",
+                &n.templates,
+            ),
+            (
+                "sluice_node_tip_changes_total",
+                "New chain tips seen.",
+                &n.tip_changes,
+            ),
+            (
+                "sluice_node_rpc_errors_total",
+                "Bitcoin Core RPC calls that failed.",
+                &n.rpc_errors,
+            ),
+            (
+                "sluice_node_bad_templates_total",
+                "Templates that did not parse or check out.",
+                &n.bad_templates,
+            ),
+            (
+                "sluice_node_zmq_announcements_total",
+                "hashblock announcements received over ZMQ.",
+                &n.zmq_announcements,
+            ),
+        ] {
+            e.counter(name, help, &[], get(v));
+        }
+    }
     e.counter(
         "sluice_reconnects_refused_total",
         "client.reconnect requests to hosts the pool's config does not list.",

@@ -107,7 +107,7 @@ struct Inner {
     state: Mutex<State>,
     changed: watch::Sender<u64>,
     kick: Notify,
-    stats: CoreStats,
+    stats: Arc<CoreStats>,
 }
 
 /// The node's latest template, kept fresh; cheap to clone.
@@ -152,7 +152,7 @@ impl CoreTemplates {
                 state: Mutex::new(State::default()),
                 changed: watch::Sender::new(0),
                 kick: Notify::new(),
-                stats: CoreStats::default(),
+                stats: Arc::new(CoreStats::default()),
             }),
         };
         let mut backoff = Duration::from_millis(250);
@@ -270,7 +270,7 @@ impl CoreTemplates {
     }
 
     /// The counters.
-    pub fn stats(&self) -> &CoreStats {
+    pub fn stats(&self) -> &Arc<CoreStats> {
         &self.inner.stats
     }
 
