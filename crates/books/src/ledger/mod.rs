@@ -5,10 +5,10 @@
 //! - [`Ledger::append`] never waits: it queues the row for the writer and
 //!   refuses (so the share is refused, not answered `true` and lost) only
 //!   when the queue is full.
-//! - The writer commits whatever queued while the last commit ran, in one
-//!   transaction (group commit): batches grow with the load, and a share
-//!   waits at most one commit before it is durable. That is the loss
-//!   window on a crash: rows queued or in the transaction being written.
+//! - The writer gathers rows for `gather` (20 ms) after the first, then
+//!   commits them in one transaction (group commit): one fsync for many
+//!   shares. A share is durable at most `gather` plus one commit after it
+//!   was queued; that is the loss window on a crash.
 //! - A commit that fails is tried again with the same rows until it goes
 //!   in; nothing is dropped.
 //! - [`payout`]: PPLNS for a found block and FPPS over a span, computed
@@ -77,6 +77,10 @@ pub struct LedgerConfig {
     pub queue: usize,
     /// Most rows in one transaction.
     pub max_batch: usize,
+    /// How long the writer gathers rows after the first before it commits:
+    /// fewer, larger commits (each one an fsync), at the price of this
+    /// much more in the crash loss window.
+    pub gather: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -86,6 +90,7 @@ impl Default for LedgerConfig {
             instance: "sluice".into(),
             queue: 1 << 20,
             max_batch: 65_536,
+            gather: Duration::from_millis(20),
         }
     }
 }
@@ -185,6 +190,7 @@ impl Ledger {
             stats.clone(),
             cfg.instance.clone(),
             cfg.max_batch.max(1),
+            cfg.gather,
         ));
         Ok(Arc::new(Self {
             tx,
@@ -300,6 +306,9 @@ struct Batch {
     flushes: Vec<oneshot::Sender<()>>,
 }
 
+/// A batch's rows, shared with the blocking pool without a copy.
+type Rows = (Arc<Vec<ShareRow>>, Arc<Vec<BlockRow>>);
+
 impl Batch {
     fn push(&mut self, e: Entry) {
         match e {
@@ -321,6 +330,7 @@ async fn write_loop(
     stats: Arc<LedgerStats>,
     instance: String,
     max_batch: usize,
+    gather: Duration,
 ) {
     loop {
         let mut batch = Batch::default();
@@ -336,11 +346,12 @@ async fn write_loop(
         while let Ok(e) = blocks_rx.try_recv() {
             batch.push(e);
         }
-        // Everything that queued during the last commit goes in this one.
-        while batch.rows() < max_batch {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+        // Everything that queues within `gather` goes in this commit.
+        let deadline = tokio::time::Instant::now() + gather;
+        while batch.rows() < max_batch && batch.flushes.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => batch.push(e),
+                Ok(None) | Err(_) => break,
             }
         }
         // A block recorded before a flush taken above goes in with it.
@@ -348,10 +359,15 @@ async fn write_loop(
             batch.push(e);
         }
         let mut backoff = Duration::from_millis(50);
+        let (n_shares, n_blocks) = (batch.shares.len(), batch.blocks.len());
+        let rows: Rows = (
+            Arc::new(std::mem::take(&mut batch.shares)),
+            Arc::new(std::mem::take(&mut batch.blocks)),
+        );
         loop {
             let r = match &mut db {
-                Backend::Sqlite(d) => d.write(&instance, &batch.shares, &batch.blocks).await,
-                Backend::Postgres(d) => d.write(&instance, &batch.shares, &batch.blocks).await,
+                Backend::Sqlite(d) => d.write(&instance, &rows.0, &rows.1).await,
+                Backend::Postgres(d) => d.write(&instance, &rows.0, &rows.1).await,
             };
             match r {
                 Ok(()) => break,
@@ -369,13 +385,13 @@ async fn write_loop(
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .shares_written
-            .fetch_add(batch.shares.len() as u64, Ordering::Relaxed);
+            .fetch_add(n_shares as u64, Ordering::Relaxed);
         stats
             .blocks_written
-            .fetch_add(batch.blocks.len() as u64, Ordering::Relaxed);
+            .fetch_add(n_blocks as u64, Ordering::Relaxed);
         stats
             .pending
-            .fetch_sub(batch.rows() as u64, Ordering::Relaxed);
+            .fetch_sub((n_shares + n_blocks) as u64, Ordering::Relaxed);
         for f in batch.flushes {
             let _ = f.send(());
         }

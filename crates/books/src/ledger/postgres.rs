@@ -85,6 +85,7 @@ impl Db {
         shares: &[ShareRow],
         blocks: &[BlockRow],
     ) -> Result<(), LedgerError> {
+        // (Slices of the batch's shared vectors: nothing is copied.)
         let tx = self.client.transaction().await?;
         if !shares.is_empty() {
             let worker: Vec<&str> = shares.iter().map(|s| &*s.worker).collect();

@@ -36,6 +36,42 @@ CREATE TABLE IF NOT EXISTS blocks (
 /// Rows per page when walking a PPLNS window.
 const PAGE: i64 = 50_000;
 
+/// Share rows per INSERT statement (9 values each).
+const ROWS_PER_INSERT: usize = 64;
+
+fn insert_shares(rows: usize) -> String {
+    let mut q = String::from(
+        "INSERT INTO shares (instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            q.push(',');
+        }
+        q.push_str("(?,?,?,?,?,?,?,?,?)");
+    }
+    q
+}
+
+fn bind_shares(
+    st: &mut rusqlite::CachedStatement<'_>,
+    instance: &str,
+    rows: &[ShareRow],
+) -> Result<(), rusqlite::Error> {
+    for (i, s) in rows.iter().enumerate() {
+        let b = i * 9;
+        st.raw_bind_parameter(b + 1, instance)?;
+        st.raw_bind_parameter(b + 2, &*s.worker)?;
+        st.raw_bind_parameter(b + 3, s.difficulty)?;
+        st.raw_bind_parameter(b + 4, s.job as i64)?;
+        st.raw_bind_parameter(b + 5, s.height)?;
+        st.raw_bind_parameter(b + 6, s.time_ms as i64)?;
+        st.raw_bind_parameter(b + 7, s.hash_prefix as i64)?;
+        st.raw_bind_parameter(b + 8, s.network_difficulty)?;
+        st.raw_bind_parameter(b + 9, s.reward_sat as i64)?;
+    }
+    Ok(())
+}
+
 pub(super) struct Db {
     conn: Arc<Mutex<Connection>>,
 }
@@ -71,35 +107,31 @@ impl Db {
     pub(super) async fn write(
         &mut self,
         instance: &str,
-        shares: &[ShareRow],
-        blocks: &[BlockRow],
+        shares: &Arc<Vec<ShareRow>>,
+        blocks: &Arc<Vec<BlockRow>>,
     ) -> Result<(), LedgerError> {
-        // The rows are cloned once per commit to cross into the blocking
-        // pool; the commit itself costs far more.
-        let (instance, shares, blocks) = (instance.to_owned(), shares.to_vec(), blocks.to_vec());
+        let (instance, shares, blocks) = (instance.to_owned(), shares.clone(), blocks.clone());
         self.with(move |c| {
             let tx = c.transaction()?;
             {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO shares (instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for s in &shares {
-                    st.execute(params![
-                        instance,
-                        &*s.worker,
-                        s.difficulty,
-                        s.job as i64,
-                        s.height,
-                        s.time_ms as i64,
-                        s.hash_prefix as i64,
-                        s.network_difficulty,
-                        s.reward_sat as i64,
-                    ])?;
+                // Many rows per statement: SQLite's cost is per statement
+                // step far more than per value bound.
+                let mut chunks = shares.chunks_exact(ROWS_PER_INSERT);
+                let mut st = tx.prepare_cached(&insert_shares(ROWS_PER_INSERT))?;
+                for chunk in &mut chunks {
+                    bind_shares(&mut st, &instance, chunk)?;
+                    st.raw_execute()?;
+                }
+                let rest = chunks.remainder();
+                if !rest.is_empty() {
+                    let mut st = tx.prepare_cached(&insert_shares(rest.len()))?;
+                    bind_shares(&mut st, &instance, rest)?;
+                    st.raw_execute()?;
                 }
                 let mut st = tx.prepare_cached(
                     "INSERT OR IGNORE INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                for b in &blocks {
+                for b in blocks.iter() {
                     st.execute(params![
                         b.hash,
                         b.instance,
