@@ -541,3 +541,112 @@ async fn the_node_and_the_ledger_are_in_the_metrics() {
     assert_eq!(value("sluice_ledger_refused_total"), 0.0);
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solo_v2_channels_extended_and_standard_each_pay_their_own_address() {
+    let gbt = "gbt-regtest-3.json";
+    let node = Standin::start(gbt).await;
+    let mut c = solo_config(&node, 0.0);
+    // V2 miners start at the difficulty of their stated hashrate (6 shares
+    // a minute); capped here so that blocks come in seconds.
+    c.difficulty.max = 1e-6;
+    let pool = common::v2node::launch(c, "solo-v2").await;
+    let cancel = CancellationToken::new();
+    let (a, a_script) = regtest_address(4);
+    let (b, b_script) = regtest_address(5);
+    let mut stats = Vec::new();
+    for (user, standard) in [(format!("{a}.ext"), false), (format!("{b}.std"), true)] {
+        let cfg = MinerConfig {
+            addr: pool.v2.to_string(),
+            worker: user,
+            hashes_per_sec: 20_000.0,
+            v2: Some(sluice_loadgen::miner_v2::V2Config {
+                authority: pool.authority,
+                standard,
+            }),
+            ..MinerConfig::default()
+        };
+        let c = cancel.clone();
+        let st = Arc::new(MinerStats::default());
+        stats.push(st.clone());
+        tokio::spawn(async move { sluice_loadgen::run(cfg, st, c).await });
+    }
+    let t = fixture(gbt);
+    let value = t["coinbasevalue"].as_u64().unwrap();
+    wait_until(
+        "a block from each V2 solo miner",
+        Duration::from_secs(30),
+        || {
+            let subs = node.submitted();
+            let paying = |s: &bitcoin::ScriptBuf| {
+                subs.iter().any(|x| {
+                    deserialize::<bitcoin::Block>(x)
+                        .is_ok_and(|b| b.txdata[0].output[0].script_pubkey == *s)
+                })
+            };
+            paying(&a_script) && paying(&b_script)
+        },
+    )
+    .await;
+    cancel.cancel();
+    // The template signals a deployment (version 0x30000000, bit 28 inside
+    // BIP 320's range); V2 miners roll that bit too, and are right to.
+    for st in &stats {
+        assert!(
+            st.rejected_v2.lock().unwrap().is_empty(),
+            "{:?}",
+            st.rejected_v2
+        );
+    }
+    for bytes in node.submitted() {
+        let blk: bitcoin::Block = deserialize(&bytes).unwrap();
+        let to = blk.txdata[0].output[0].script_pubkey.clone();
+        assert!(to == a_script || to == b_script);
+        check_block_paying(&bytes, &t, &[(to, value)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_solo_v1_connection_mines_for_one_address_only() {
+    let node = Standin::start("gbt-regtest-1.json").await;
+    let (addr, _running, cancel) = common::serve(&solo_config(&node, 0.0)).await;
+    let (a, _) = regtest_address(6);
+    let (b, _) = regtest_address(7);
+    let (r, mut w) = TcpStream::connect(addr).await.unwrap().into_split();
+    let req = |id: u32, user: &str| {
+        serde_json::json!({"id": id, "method": "mining.authorize", "params": [user, "x"]})
+            .to_string()
+            + "\n"
+    };
+    let lines = format!(
+        "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}}\n{}{}{}",
+        req(2, &format!("{a}.one")),
+        req(3, &format!("{a}.two")),
+        req(4, &b)
+    );
+    w.write_all(lines.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(r).lines();
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if let Some(id) = v["id"].as_u64().filter(|i| (2..=4).contains(i)) {
+            answers.insert(id, v);
+        }
+    }
+    // Two workers of one address are fine; another address is not.
+    assert_eq!(answers[&2]["result"], true);
+    assert_eq!(answers[&3]["result"], true);
+    assert_eq!(answers[&4]["error"][0], 24);
+    assert!(
+        answers[&4]["error"][1]
+            .as_str()
+            .unwrap()
+            .contains("one payout address per connection")
+    );
+    cancel.cancel();
+}

@@ -229,9 +229,9 @@ impl<S: TemplateSource> LocalTask<S> {
             upstream_job_id: format!("{id:x}").into(),
             template: Arc::new(template),
             version: lj.version,
-            // Bits the template sets (a signalled deployment) are not
-            // offered: BIP 310 and OR rollers then build the same header.
-            version_mask: self.cfg.version_mask & !lj.version,
+            // Sessions leave out the bits the template sets where the
+            // miner can be told so (see the channel's `rollable`).
+            version_mask: self.cfg.version_mask,
             rolling_rule: RollingRule::Replace,
             ntime: lj.ntime,
             clean,

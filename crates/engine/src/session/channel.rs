@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_books::JobValue;
+use sluice_pow::version::RollingRule;
 use sluice_pow::{ShareChecker, Submission, Target};
 
 use super::{SessionConfig, SessionId};
@@ -153,6 +154,23 @@ pub(super) struct Channel {
     pub(super) ntime_max_forward_secs: u32,
     /// Solo mining: the script this channel's coinbases pay.
     pub(super) payout: Option<Arc<[u8]>>,
+    /// The miner is never told a mask (Stratum V2: it rolls every BIP 320
+    /// bit when rolling is allowed).
+    pub(super) mask_untold: bool,
+}
+
+/// The version bits a miner may roll on a job: its own mask and the
+/// pool's, without the bits the job version already sets, so that BIP
+/// 310's replace rule and ckpool's OR rule build the same header. A miner
+/// that cannot be told a mask (V2) keeps those bits where the pool
+/// replaces: every value of them gives the header we check.
+fn rollable(mine: u32, untold: bool, pool_mask: u32, version: u32, rule: RollingRule) -> u32 {
+    let set = if untold && rule == RollingRule::Replace {
+        0
+    } else {
+        version
+    };
+    mine & pool_mask & !set
 }
 
 impl Channel {
@@ -184,7 +202,18 @@ impl Channel {
             last_value: (None, JobValue::default()),
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
             payout: None,
+            mask_untold: false,
         }
+    }
+
+    fn rollable(&self, pool_mask: u32, version: u32, rule: RollingRule) -> u32 {
+        rollable(
+            self.version_mask,
+            self.mask_untold,
+            pool_mask,
+            version,
+            rule,
+        )
     }
 
     /// What a share on a job the channel does not know counts as: almost
@@ -377,7 +406,7 @@ impl Channel {
         // bits the job version already sets — then BIP 310's replace rule
         // and ckpool's OR rule build the same header, and every pool
         // agrees with our hash.
-        let mask = self.version_mask & job.version_mask & !job.version;
+        let mask = self.rollable(job.version_mask, job.version, job.rolling_rule);
         let mut new_mask = None;
         if self.version_mask != 0 && self.sent_mask != Some(mask) {
             new_mask = Some(mask);
@@ -390,7 +419,13 @@ impl Channel {
                 .iter_mut()
                 .filter(|e| e.job.upstream == job.upstream)
             {
-                e.mask = self.version_mask & job.version_mask & !e.job.version;
+                e.mask = rollable(
+                    self.version_mask,
+                    self.mask_untold,
+                    job.version_mask,
+                    e.job.version,
+                    e.job.rolling_rule,
+                );
                 e.pool_mask = job.version_mask;
             }
         }
@@ -584,4 +619,23 @@ pub(super) fn seen_key(hash: &[u8; 32]) -> u64 {
     u64::from_le_bytes([
         hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
     ])
+}
+
+#[cfg(test)]
+mod rolling_tests {
+    use super::*;
+
+    #[test]
+    fn signalled_bits_are_left_out_unless_the_miner_cannot_be_told_and_the_pool_replaces() {
+        let (mask, v) = (0x1fff_e000, 0x3000_0000);
+        // V1: told the mask, so the signalled bit 28 is left out.
+        assert_eq!(
+            rollable(mask, false, mask, v, RollingRule::Replace),
+            0x0fff_e000
+        );
+        // V2 into a replacing pool: every BIP 320 bit gives our header.
+        assert_eq!(rollable(mask, true, mask, v, RollingRule::Replace), mask);
+        // V2 into an OR pool: a cleared bit 28 would come back upstream.
+        assert_eq!(rollable(mask, true, mask, v, RollingRule::Or), 0x0fff_e000);
+    }
 }

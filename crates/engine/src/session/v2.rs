@@ -318,6 +318,7 @@ impl V2Conn {
         };
         let mut ch = Channel::new(prefix.clone(), self.extranonce_size, &self.core.cfg, now);
         ch.version_mask = V2_VERSION_MASK;
+        ch.mask_untold = true;
         ch.payout = payout;
         // The first difficulty from the stated hashrate, within the
         // configured bounds (vardiff takes over from there).
