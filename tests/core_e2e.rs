@@ -650,3 +650,102 @@ async fn a_solo_v1_connection_mines_for_one_address_only() {
     );
     cancel.cancel();
 }
+
+#[test]
+fn check_config_checks_the_node_keys() {
+    let dir = common::scratch_dir().join("core-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = "[pool_node]\nbitcoind = \"http://127.0.0.1:18443\"\n";
+    let creds = "rpc_user = \"u\"\nrpc_password = \"p\"\n";
+    let good = format!(
+        "mode = \"pool\"\n{node}{creds}network = \"regtest\"\npayout_address = \"{POOL_ADDRESS}\"\nledger = \"postgres://pool@127.0.0.1/pool\"\nzmq_hashblock = \"tcp://127.0.0.1:28332\"\n"
+    );
+    let p = dir.join("good.toml");
+    std::fs::write(&p, &good).unwrap();
+    let out = common::output(["check-config", p.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "pool node: bitcoind http://127.0.0.1:18443 (regtest), pool, paying {POOL_ADDRESS}"
+        )),
+        "{text}"
+    );
+    let mainnet = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2";
+    for (name, body, expect) in [
+        (
+            "net.toml",
+            format!(
+                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\npayout_address = \"{mainnet}\"\n"
+            ),
+            "is not a regtest address",
+        ),
+        (
+            "nonet.toml",
+            format!("mode = \"pool\"\n{node}{creds}payout_address = \"{POOL_ADDRESS}\"\n"),
+            "pool_node.network is needed",
+        ),
+        (
+            "badnet.toml",
+            format!("mode = \"pool\"\n{node}{creds}network = \"dogecoin\"\n"),
+            "unknown network",
+        ),
+        (
+            "both.toml",
+            format!(
+                "mode = \"pool\"\n{node}{creds}rpc_cookie = \"/c\"\nnetwork = \"regtest\"\nsolo = true\n"
+            ),
+            "not both",
+        ),
+        (
+            "nopayee.toml",
+            format!("mode = \"pool\"\n{node}{creds}network = \"regtest\"\n"),
+            "payout_address (pool mode) or solo",
+        ),
+        (
+            "solofee.toml",
+            format!(
+                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nfee = 0.01\n"
+            ),
+            "solo fee needs payout_address",
+        ),
+        (
+            "ledger.toml",
+            format!(
+                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nledger = \"mysql://x\"\n"
+            ),
+            "use sqlite:PATH or postgres",
+        ),
+        (
+            "zmq.toml",
+            format!(
+                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nzmq_hashblock = \"127.0.0.1:1\"\n"
+            ),
+            "tcp://HOST:PORT",
+        ),
+        (
+            "https.toml",
+            format!(
+                "mode = \"pool\"\n[pool_node]\nbitcoind = \"https://x:1\"\n{creds}network = \"regtest\"\nsolo = true\n"
+            ),
+            "only http://",
+        ),
+        (
+            "nonode.toml",
+            "mode = \"pool\"\n[pool_node]\nsolo = true\n".to_string(),
+            "need pool_node.bitcoind",
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = common::output(["check-config", p.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}

@@ -251,4 +251,8 @@ fn the_ledger_command_prints_blocks_and_payouts() {
     let out = common::output(["ledger", "--ledger", &url, "pplns", "--block", "beef"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no block beef"));
+    let missing = format!("sqlite:{}", dir.join("typo.db").display());
+    let out = common::output(["ledger", "--ledger", &missing, "blocks"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ledger at"));
+    assert!(!dir.join("typo.db").exists(), "nothing created");
 }

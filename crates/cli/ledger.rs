@@ -37,6 +37,12 @@ fn payouts(p: &[Payout]) -> Value {
 
 /// Runs `q` against the ledger at `url`, as JSON.
 pub async fn query(url: &str, q: Query) -> anyhow::Result<Value> {
+    // Reading must not leave an empty ledger behind a typo.
+    if let Some(path) = url.strip_prefix("sqlite:")
+        && !std::path::Path::new(path).exists()
+    {
+        anyhow::bail!("no ledger at {path}");
+    }
     let l = Ledger::open(LedgerConfig {
         url: url.to_owned(),
         instance: "sluice-ledger-cli".into(),
