@@ -109,77 +109,73 @@ fn check_config_accepts_the_example_and_rejects_mistakes() {
 
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, body, expect) in [
-        ("unknown.toml", "mode = \"pool\"\nbogus = 1\n", "bogus"),
-        ("nopools.toml", "mode = \"proxy\"\n", "at least one"),
-        (
-            "badurl.toml",
-            "mode = \"proxy\"\n[[pools]]\nurl = \"http://x:1\"\nuser = \"u\"\n",
-            "stratum+tcp",
-        ),
-        (
-            "baddiff.toml",
-            "mode = \"pool\"\n[difficulty]\nmin = 10.0\nmax = 1.0\n",
-            "above",
-        ),
-        (
-            "en2.toml",
-            "mode = \"pool\"\n[extranonce]\ndownstream_extranonce2_size = 9\n",
-            "at most 8",
-        ),
-        (
-            "power.toml",
-            "mode = \"pool\"\n[[books.power.rules]]\npattern = \"s9-*\"\nwatts = 1300.0\nefficiency_j_per_th = 98.0\n",
-            "not both",
-        ),
-        (
-            "fee.toml",
-            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nfee = 2.5\n",
-            "fraction",
-        ),
-        (
-            "twice.toml",
-            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"v\"\n",
-            "listed twice",
-        ),
-        (
-            "feed.toml",
-            "mode = \"pool\"\n[books.price]\nfeed_url = \"ftp://prices\"\n",
-            "http://",
-        ),
-        (
-            "grace.toml",
-            "mode = \"pool\"\n[listen]\nno_upstream_grace_secs = -1.0\n",
-            "no_upstream_grace_secs",
-        ),
-        (
-            "names.toml",
-            "mode = \"pool\"\n[listen]\nmax_workers_per_ip = 0\n",
-            "max_workers_per_ip",
-        ),
-        (
-            "queue.toml",
-            "mode = \"pool\"\n[routing]\nshare_queue = 0\n",
-            "share_queue",
-        ),
-        (
-            "rolling.toml",
-            "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nrolling = \"xor\"\n",
-            "rolling",
-        ),
-        (
-            "feedkey.toml",
-            "mode = \"pool\"\n[books.price]\nfeed = \"http://x\"\n",
-            "unknown field",
-        ),
-    ] {
-        let p = dir.join(name);
-        std::fs::write(&p, body).unwrap();
-        let out = common::output(["check-config", p.to_str().unwrap()]);
-        assert!(!out.status.success(), "{name} should fail");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(expect), "{name}: {err}");
-    }
+    common::check_config_refuses(
+        &dir,
+        &[
+            ("unknown.toml", "mode = \"pool\"\nbogus = 1\n", "bogus"),
+            ("nopools.toml", "mode = \"proxy\"\n", "at least one"),
+            (
+                "badurl.toml",
+                "mode = \"proxy\"\n[[pools]]\nurl = \"http://x:1\"\nuser = \"u\"\n",
+                "stratum+tcp",
+            ),
+            (
+                "baddiff.toml",
+                "mode = \"pool\"\n[difficulty]\nmin = 10.0\nmax = 1.0\n",
+                "above",
+            ),
+            (
+                "en2.toml",
+                "mode = \"pool\"\n[extranonce]\ndownstream_extranonce2_size = 9\n",
+                "at most 8",
+            ),
+            (
+                "power.toml",
+                "mode = \"pool\"\n[[books.power.rules]]\npattern = \"s9-*\"\nwatts = 1300.0\nefficiency_j_per_th = 98.0\n",
+                "not both",
+            ),
+            (
+                "fee.toml",
+                "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nfee = 2.5\n",
+                "fraction",
+            ),
+            (
+                "twice.toml",
+                "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"v\"\n",
+                "listed twice",
+            ),
+            (
+                "feed.toml",
+                "mode = \"pool\"\n[books.price]\nfeed_url = \"ftp://prices\"\n",
+                "http://",
+            ),
+            (
+                "grace.toml",
+                "mode = \"pool\"\n[listen]\nno_upstream_grace_secs = -1.0\n",
+                "no_upstream_grace_secs",
+            ),
+            (
+                "names.toml",
+                "mode = \"pool\"\n[listen]\nmax_workers_per_ip = 0\n",
+                "max_workers_per_ip",
+            ),
+            (
+                "queue.toml",
+                "mode = \"pool\"\n[routing]\nshare_queue = 0\n",
+                "share_queue",
+            ),
+            (
+                "rolling.toml",
+                "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://x:1\"\nuser = \"u\"\nrolling = \"xor\"\n",
+                "rolling",
+            ),
+            (
+                "feedkey.toml",
+                "mode = \"pool\"\n[books.price]\nfeed = \"http://x\"\n",
+                "unknown field",
+            ),
+        ],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

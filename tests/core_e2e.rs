@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::consensus::{deserialize, serialize};
-use common::core_standin::{PASSWORD, POOL_ADDRESS, Standin, USER, fixture};
+use common::core_standin::{POOL_ADDRESS, Standin, fixture};
 use common::wait_until;
 use serde_json::Value;
-use sluice::config::{Config, Mode, PoolNodeConfig};
+use sluice::config::{Config, Mode};
 use sluice_engine::blocks::BlockStatus;
 use sluice_loadgen::{MinerConfig, MinerStats};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -25,15 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 fn pool_config(node: &Standin) -> Config {
     let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
-    c.pool_node = PoolNodeConfig {
-        bitcoind: Some(node.url()),
-        rpc_user: Some(USER.into()),
-        rpc_password: Some(PASSWORD.into()),
-        network: Some("regtest".into()),
-        payout_address: Some(POOL_ADDRESS.into()),
-        tip_poll_secs: 0.1,
-        ..Default::default()
-    };
+    c.pool_node = node.pool_node();
     c.blocks.log = None;
     c.difficulty.min = 1e-7;
     c.difficulty.start = 1e-6;
@@ -41,21 +33,7 @@ fn pool_config(node: &Standin) -> Config {
 }
 
 fn miner(addr: SocketAddr, worker: &str, cancel: &CancellationToken) -> Arc<MinerStats> {
-    let stats = Arc::new(MinerStats::default());
-    let cfg = MinerConfig {
-        addr: addr.to_string(),
-        worker: worker.into(),
-        password: "x".into(),
-        version_rolling: true,
-        hashes_per_sec: 20_000.0,
-        user_agent: "sluice-test/1".into(),
-        ..MinerConfig::default()
-    };
-    let (s, c) = (stats.clone(), cancel.clone());
-    tokio::spawn(async move {
-        let _ = sluice_loadgen::run(cfg, s, c).await;
-    });
-    stats
+    common::spawn_miner(common::v1_miner(addr, worker, 20_000.0), cancel)
 }
 
 fn payout_script() -> bitcoin::ScriptBuf {
@@ -362,6 +340,38 @@ fn regtest_address(n: u8) -> (String, bitcoin::ScriptBuf) {
     (a.to_string(), a.script_pubkey())
 }
 
+/// True once the node has received a block paying each of `scripts`.
+fn blocks_pay_each(node: &Standin, scripts: &[&bitcoin::ScriptBuf]) -> bool {
+    let subs = node.submitted();
+    scripts.iter().all(|s| {
+        subs.iter().any(|x| {
+            deserialize::<bitcoin::Block>(x)
+                .is_ok_and(|b| b.txdata[0].output[0].script_pubkey == **s)
+        })
+    })
+}
+
+/// Checks every block the node received: each pays one of `scripts`
+/// (its first output), as `pays` says for that script.
+fn check_solo_blocks(
+    node: &Standin,
+    t: &Value,
+    scripts: &[&bitcoin::ScriptBuf],
+    pays: impl Fn(&bitcoin::ScriptBuf) -> Vec<(bitcoin::ScriptBuf, u64)>,
+) -> usize {
+    let subs = node.submitted();
+    for bytes in &subs {
+        let blk: bitcoin::Block = deserialize(bytes).unwrap();
+        let to = blk.txdata[0].output[0].script_pubkey.clone();
+        assert!(
+            scripts.contains(&&to),
+            "a solo block pays one of its miners"
+        );
+        check_block_paying(bytes, t, &pays(&to));
+    }
+    subs.len()
+}
+
 fn solo_config(node: &Standin, fee: f64) -> Config {
     let mut c = pool_config(node);
     c.pool_node.solo = true;
@@ -386,30 +396,11 @@ async fn solo_blocks_pay_each_miners_own_address_less_the_fee() {
     wait_until(
         "a block from each solo miner",
         Duration::from_secs(30),
-        || {
-            let subs = node.submitted();
-            let paying = |s: &bitcoin::ScriptBuf| {
-                subs.iter().any(|x| {
-                    deserialize::<bitcoin::Block>(x)
-                        .is_ok_and(|b| b.txdata[0].output[0].script_pubkey == *s)
-                })
-            };
-            paying(&a_script) && paying(&b_script)
-        },
+        || blocks_pay_each(&node, &[&a_script, &b_script]),
     )
     .await;
     cancel.cancel();
-    let mut seen = 0;
-    for bytes in node.submitted() {
-        let blk: bitcoin::Block = deserialize(&bytes).unwrap();
-        let to = blk.txdata[0].output[0].script_pubkey.clone();
-        assert!(
-            to == a_script || to == b_script,
-            "a solo block pays one of its miners"
-        );
-        check_block_paying(&bytes, &t, &pays(&to));
-        seen += 1;
-    }
+    let seen = check_solo_blocks(&node, &t, &[&a_script, &b_script], pays);
     assert!(seen >= 2);
     // The books know the worker by its full username.
     let names: Vec<String> = running
@@ -576,16 +567,7 @@ async fn solo_v2_channels_extended_and_standard_each_pay_their_own_address() {
     wait_until(
         "a block from each V2 solo miner",
         Duration::from_secs(30),
-        || {
-            let subs = node.submitted();
-            let paying = |s: &bitcoin::ScriptBuf| {
-                subs.iter().any(|x| {
-                    deserialize::<bitcoin::Block>(x)
-                        .is_ok_and(|b| b.txdata[0].output[0].script_pubkey == *s)
-                })
-            };
-            paying(&a_script) && paying(&b_script)
-        },
+        || blocks_pay_each(&node, &[&a_script, &b_script]),
     )
     .await;
     cancel.cancel();
@@ -598,12 +580,9 @@ async fn solo_v2_channels_extended_and_standard_each_pay_their_own_address() {
             st.rejected_v2
         );
     }
-    for bytes in node.submitted() {
-        let blk: bitcoin::Block = deserialize(&bytes).unwrap();
-        let to = blk.txdata[0].output[0].script_pubkey.clone();
-        assert!(to == a_script || to == b_script);
-        check_block_paying(&bytes, &t, &[(to, value)]);
-    }
+    check_solo_blocks(&node, &t, &[&a_script, &b_script], |to| {
+        vec![(to.clone(), value)]
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,15 +640,7 @@ fn check_config_checks_the_node_keys() {
     let good = format!(
         "mode = \"pool\"\n{node}{creds}network = \"regtest\"\npayout_address = \"{POOL_ADDRESS}\"\nledger = \"postgres://pool@127.0.0.1/pool\"\nzmq_hashblock = \"tcp://127.0.0.1:28332\"\n"
     );
-    let p = dir.join("good.toml");
-    std::fs::write(&p, &good).unwrap();
-    let out = common::output(["check-config", p.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::check_config_passes(&dir, "good.toml", &good);
     assert!(
         text.contains(&format!(
             "pool node: bitcoind http://127.0.0.1:18443 (regtest), pool, paying {POOL_ADDRESS}"
@@ -677,75 +648,71 @@ fn check_config_checks_the_node_keys() {
         "{text}"
     );
     let mainnet = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2";
-    for (name, body, expect) in [
-        (
-            "net.toml",
-            format!(
-                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\npayout_address = \"{mainnet}\"\n"
+    common::check_config_refuses(
+        &dir,
+        &[
+            (
+                "net.toml",
+                format!(
+                    "mode = \"pool\"\n{node}{creds}network = \"regtest\"\npayout_address = \"{mainnet}\"\n"
+                ),
+                "is not a regtest address",
             ),
-            "is not a regtest address",
-        ),
-        (
-            "nonet.toml",
-            format!("mode = \"pool\"\n{node}{creds}payout_address = \"{POOL_ADDRESS}\"\n"),
-            "pool_node.network is needed",
-        ),
-        (
-            "badnet.toml",
-            format!("mode = \"pool\"\n{node}{creds}network = \"dogecoin\"\n"),
-            "unknown network",
-        ),
-        (
-            "both.toml",
-            format!(
-                "mode = \"pool\"\n{node}{creds}rpc_cookie = \"/c\"\nnetwork = \"regtest\"\nsolo = true\n"
+            (
+                "nonet.toml",
+                format!("mode = \"pool\"\n{node}{creds}payout_address = \"{POOL_ADDRESS}\"\n"),
+                "pool_node.network is needed",
             ),
-            "not both",
-        ),
-        (
-            "nopayee.toml",
-            format!("mode = \"pool\"\n{node}{creds}network = \"regtest\"\n"),
-            "payout_address (pool mode) or solo",
-        ),
-        (
-            "solofee.toml",
-            format!(
-                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nfee = 0.01\n"
+            (
+                "badnet.toml",
+                format!("mode = \"pool\"\n{node}{creds}network = \"dogecoin\"\n"),
+                "unknown network",
             ),
-            "solo fee needs payout_address",
-        ),
-        (
-            "ledger.toml",
-            format!(
-                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nledger = \"mysql://x\"\n"
+            (
+                "both.toml",
+                format!(
+                    "mode = \"pool\"\n{node}{creds}rpc_cookie = \"/c\"\nnetwork = \"regtest\"\nsolo = true\n"
+                ),
+                "not both",
             ),
-            "use sqlite:PATH or postgres",
-        ),
-        (
-            "zmq.toml",
-            format!(
-                "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nzmq_hashblock = \"127.0.0.1:1\"\n"
+            (
+                "nopayee.toml",
+                format!("mode = \"pool\"\n{node}{creds}network = \"regtest\"\n"),
+                "payout_address (pool mode) or solo",
             ),
-            "tcp://HOST:PORT",
-        ),
-        (
-            "https.toml",
-            format!(
-                "mode = \"pool\"\n[pool_node]\nbitcoind = \"https://x:1\"\n{creds}network = \"regtest\"\nsolo = true\n"
+            (
+                "solofee.toml",
+                format!(
+                    "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nfee = 0.01\n"
+                ),
+                "solo fee needs payout_address",
             ),
-            "only http://",
-        ),
-        (
-            "nonode.toml",
-            "mode = \"pool\"\n[pool_node]\nsolo = true\n".to_string(),
-            "need pool_node.bitcoind",
-        ),
-    ] {
-        let p = dir.join(name);
-        std::fs::write(&p, body).unwrap();
-        let out = common::output(["check-config", p.to_str().unwrap()]);
-        assert!(!out.status.success(), "{name} should fail");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(expect), "{name}: {err}");
-    }
+            (
+                "ledger.toml",
+                format!(
+                    "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nledger = \"mysql://x\"\n"
+                ),
+                "use sqlite:PATH or postgres",
+            ),
+            (
+                "zmq.toml",
+                format!(
+                    "mode = \"pool\"\n{node}{creds}network = \"regtest\"\nsolo = true\nzmq_hashblock = \"127.0.0.1:1\"\n"
+                ),
+                "tcp://HOST:PORT",
+            ),
+            (
+                "https.toml",
+                format!(
+                    "mode = \"pool\"\n[pool_node]\nbitcoind = \"https://x:1\"\n{creds}network = \"regtest\"\nsolo = true\n"
+                ),
+                "only http://",
+            ),
+            (
+                "nonode.toml",
+                "mode = \"pool\"\n[pool_node]\nsolo = true\n".to_string(),
+                "need pool_node.bitcoind",
+            ),
+        ],
+    );
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::core_standin::{PASSWORD, POOL_ADDRESS, Standin, USER};
+use common::core_standin::Standin;
 use common::wait_until;
 use serde_json::Value;
 use sluice::config::{Config, Mode, PoolNodeConfig};
@@ -33,23 +33,12 @@ fn miners(
 ) -> Vec<Arc<MinerStats>> {
     (0..n)
         .map(|i| {
-            let stats = Arc::new(MinerStats::default());
             let cfg = MinerConfig {
-                addr: addr.to_string(),
-                worker: format!("{prefix}{i}"),
-                password: "x".into(),
-                version_rolling: true,
-                hashes_per_sec: 2_000_000.0,
                 share_rate: Some(share_rate),
                 seed: i as u64,
-                user_agent: "sluice-test/1".into(),
-                ..MinerConfig::default()
+                ..common::v1_miner(addr, &format!("{prefix}{i}"), 2_000_000.0)
             };
-            let (s, c) = (stats.clone(), cancel.clone());
-            tokio::spawn(async move {
-                let _ = sluice_loadgen::run(cfg, s, c).await;
-            });
-            stats
+            common::spawn_miner(cfg, cancel)
         })
         .collect()
 }
@@ -126,15 +115,9 @@ async fn postgres_ledger_keeps_every_share_answered_before_a_kill9() {
 fn instance(node: &Standin, ledger: &str, name: &str) -> Config {
     let mut c = Config::new(Mode::Pool, "127.0.0.1:0".parse().unwrap());
     c.pool_node = PoolNodeConfig {
-        bitcoind: Some(node.url()),
-        rpc_user: Some(USER.into()),
-        rpc_password: Some(PASSWORD.into()),
-        network: Some("regtest".into()),
-        payout_address: Some(POOL_ADDRESS.into()),
-        tip_poll_secs: 0.1,
         ledger: Some(ledger.into()),
         instance: name.into(),
-        ..Default::default()
+        ..node.pool_node()
     };
     c.blocks.log = None;
     c.difficulty.min = 1e-7;

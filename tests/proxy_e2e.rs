@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use sluice_engine::local::WorkerTally;
 use sluice_engine::server::Engine;
 use sluice_engine::stats::Reject;
 use sluice_engine::upstream::PoolUrl;
-use sluice_loadgen::{MinerConfig, MinerStats};
+use sluice_loadgen::MinerStats;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -109,24 +111,7 @@ fn miner(
     hashes_per_sec: f64,
     cancel: &CancellationToken,
 ) -> Arc<MinerStats> {
-    let stats = Arc::new(MinerStats::default());
-    let cfg = MinerConfig {
-        addr: addr.to_string(),
-        worker: worker.into(),
-        password: "x".into(),
-        version_rolling: true,
-        hashes_per_sec,
-        user_agent: "sluice-test/1".into(),
-        ..MinerConfig::default()
-    };
-    let s = stats.clone();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if let Err(e) = sluice_loadgen::run(cfg, s, c).await {
-            panic!("miner stopped: {e}");
-        }
-    });
-    stats
+    common::spawn_miner(common::v1_miner(addr, worker, hashes_per_sec), cancel)
 }
 
 async fn upstreams_ready(proxy: &Node) {

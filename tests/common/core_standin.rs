@@ -86,6 +86,20 @@ impl Standin {
         format!("http://{}", self.addr)
     }
 
+    /// A pool node on this stand-in: regtest, paying [`POOL_ADDRESS`],
+    /// polling the tip every 0.1 s.
+    pub fn pool_node(&self) -> sluice::config::PoolNodeConfig {
+        sluice::config::PoolNodeConfig {
+            bitcoind: Some(self.url()),
+            rpc_user: Some(USER.into()),
+            rpc_password: Some(PASSWORD.into()),
+            network: Some("regtest".into()),
+            payout_address: Some(POOL_ADDRESS.into()),
+            tip_poll_secs: 0.1,
+            ..Default::default()
+        }
+    }
+
     /// Serves another fixture template (a new tip when its parent differs).
     pub fn set_template(&self, gbt: &str) {
         let t = fixture(gbt);

@@ -175,3 +175,59 @@ pub async fn http_get(url: String) -> (u16, String) {
     .await
     .unwrap()
 }
+
+/// Runs a simulated miner until `stop` (a miner the server disconnects
+/// just ends); its counters.
+pub fn spawn_miner(
+    cfg: sluice_loadgen::MinerConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Arc<sluice_loadgen::MinerStats> {
+    let stats = Arc::new(sluice_loadgen::MinerStats::default());
+    let (s, c) = (stats.clone(), stop.clone());
+    tokio::spawn(async move { sluice_loadgen::run(cfg, s, c).await });
+    stats
+}
+
+/// A V1 miner rolling versions at `hashes_per_sec`.
+pub fn v1_miner(
+    addr: std::net::SocketAddr,
+    worker: &str,
+    hashes_per_sec: f64,
+) -> sluice_loadgen::MinerConfig {
+    sluice_loadgen::MinerConfig {
+        addr: addr.to_string(),
+        worker: worker.into(),
+        password: "x".into(),
+        version_rolling: true,
+        hashes_per_sec,
+        user_agent: "sluice-test/1".into(),
+        ..sluice_loadgen::MinerConfig::default()
+    }
+}
+
+/// `sluice check-config` on `body` (written to `dir/name`): its stdout,
+/// after asserting it passed.
+pub fn check_config_passes(dir: &std::path::Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    let out = output(["check-config", p.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sluice check-config` on each `(name, body, expected error text)`:
+/// each must fail, saying so.
+pub fn check_config_refuses<B: AsRef<str>>(dir: &std::path::Path, cases: &[(&str, B, &str)]) {
+    for (name, body, expect) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, body.as_ref()).unwrap();
+        let out = output(["check-config", p.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}
