@@ -716,3 +716,34 @@ fn check_config_checks_the_node_keys() {
         ],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_node_gets_the_block_again_until_it_takes_it() {
+    let node = Standin::start("gbt-regtest-2.json").await;
+    let (addr, running, cancel) = common::serve(&pool_config(&node)).await;
+    node.set(|s| s.busy = true);
+    let _m = miner(addr, "rig1", &cancel);
+    let log = running.engine.blocks.clone();
+    wait_until(
+        "a block offered twice to a busy node",
+        Duration::from_secs(30),
+        || {
+            log.list()
+                .iter()
+                .any(|r| r.attempts >= 2 && r.status != BlockStatus::Rejected)
+        },
+    )
+    .await;
+    node.set(|s| s.busy = false);
+    wait_until(
+        "the block taken once the node has room",
+        Duration::from_secs(30),
+        || {
+            log.list()
+                .iter()
+                .any(|r| r.status == BlockStatus::Accepted && r.attempts >= 2)
+        },
+    )
+    .await;
+    cancel.cancel();
+}

@@ -482,11 +482,11 @@ pub struct PoolNodeConfig {
     /// The share ledger: `sqlite:PATH` (embedded) or `postgres://…` (one
     /// ledger for several instances). Absent: no ledger.
     pub ledger: Option<String>,
-    /// This instance's name in the ledger (several instances, one ledger).
+    /// This instance's name: in the ledger's rows and, with Bitcoin Core,
+    /// in every coinbase (after `coinbase_tag`). Instances of one pool must
+    /// have different names: then they never hand out the same work, and
+    /// their ledger rows never collide.
     pub instance: String,
-    /// PPLNS window: this many times the network difficulty of the block,
-    /// in units of share difficulty.
-    pub pplns_window: f64,
     /// Synthetic chain: its network difficulty (fractional allowed).
     pub network_difficulty: f64,
     /// Synthetic chain: seconds between blocks found elsewhere on the
@@ -526,7 +526,6 @@ impl Default for PoolNodeConfig {
             zmq_hashblock: None,
             ledger: None,
             instance: "sluice".into(),
-            pplns_window: 2.0,
         }
     }
 }
@@ -572,8 +571,9 @@ impl PoolNodeConfig {
         if self.solo && self.fee > 0.0 && !has_address {
             bail!("pool_node: a solo fee needs payout_address to pay it to");
         }
-        positive("pool_node.tip_poll_secs", self.tip_poll_secs)?;
-        positive("pool_node.pplns_window", self.pplns_window)?;
+        if !(0.01..=3600.0).contains(&self.tip_poll_secs) {
+            bail!("pool_node.tip_poll_secs must be 0.01–3600");
+        }
         if let Some(z) = &self.zmq_hashblock
             && !z.starts_with("tcp://")
         {
@@ -587,8 +587,14 @@ impl PoolNodeConfig {
             bail!("pool_node.ledger {l:?}: use sqlite:PATH or postgres://…");
         }
         let cb = sluice_node::coinbase::MAX_SCRIPT_SIG_LEN;
-        if self.coinbase_tag.len() > cb / 2 {
-            bail!("pool_node.coinbase_tag must be at most {} bytes", cb / 2);
+        if self.coinbase_tag.len() + self.instance.len() + 1 > cb / 2 {
+            bail!(
+                "pool_node.coinbase_tag and instance (both go in the coinbase) must be at most {} bytes together",
+                cb / 2 - 1
+            );
+        }
+        if self.instance.is_empty() || !self.instance.chars().all(|c| c.is_ascii_graphic()) {
+            bail!("pool_node.instance must be a non-empty printable name");
         }
         Ok(())
     }

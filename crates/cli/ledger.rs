@@ -61,6 +61,9 @@ pub async fn query(url: &str, q: Query) -> anyhow::Result<Value> {
                 }))
                 .collect::<Vec<_>>()
         ),
+        Query::Pplns { window, .. } if !(window.is_finite() && window > 0.0) => {
+            anyhow::bail!("--window must be a positive number (times the network difficulty)")
+        }
         Query::Pplns { block, window } => {
             let p = l.pplns(&block, window).await?;
             json!({"block": block, "window": window, "total_sat": p.iter().map(|x| x.sat).sum::<u64>(), "payouts": payouts(&p)})

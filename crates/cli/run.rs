@@ -170,7 +170,9 @@ async fn core_source(
     Ok(crate::core_source::CoreSource::new(
         core,
         payout,
-        n.coinbase_tag.as_bytes().to_vec(),
+        // The instance's name in every coinbase: instances of one pool
+        // (one ledger) never hand out the same work.
+        format!("{}{}/", n.coinbase_tag, n.instance).into_bytes(),
     ))
 }
 

@@ -47,6 +47,10 @@ pub struct State {
     pub calls: std::collections::HashMap<String, u64>,
     /// Leave `longpollid` out of templates (a node without long polls).
     pub no_longpoll: bool,
+    /// Blocks on the best chain (display hex).
+    pub chain: Vec<String>,
+    /// Answer every call with HTTP 503 "Work queue depth exceeded".
+    pub busy: bool,
 }
 
 #[derive(Clone)]
@@ -160,6 +164,9 @@ async fn rpc(AxState(sh): AxState<Shared>, headers: HeaderMap, body: String) -> 
         if s.warming {
             return reply(&id, Err((-28, "Loading block index…")));
         }
+        if s.busy {
+            return (StatusCode::SERVICE_UNAVAILABLE, "Work queue depth exceeded").into_response();
+        }
     }
     match method.as_str() {
         "getblocktemplate" => {
@@ -226,6 +233,7 @@ async fn rpc(AxState(sh): AxState<Shared>, headers: HeaderMap, body: String) -> 
                 // A sibling of a block already taken: stored, not the tip.
                 json!("inconclusive")
             } else {
+                s.chain.push(hash.clone());
                 s.best = hash;
                 Value::Null
             };
@@ -236,6 +244,15 @@ async fn rpc(AxState(sh): AxState<Shared>, headers: HeaderMap, body: String) -> 
             let s = sh.state.lock().unwrap();
             v["bestblockhash"] = json!(s.best);
             reply(&id, Ok(v))
+        }
+        "getblockheader" => {
+            let s = sh.state.lock().unwrap();
+            let h = params[0].as_str().unwrap_or_default();
+            if s.chain.iter().any(|c| c == h) {
+                reply(&id, Ok(json!({"hash": h, "confirmations": 1})))
+            } else {
+                reply(&id, Err((-5, "Block not found")))
+            }
         }
         "getbestblockhash" => {
             let s = sh.state.lock().unwrap();

@@ -81,6 +81,9 @@ pub struct Job {
     /// Solo pool node: builds this job's coinbase for another payout
     /// script (see [`Job::for_payout`]); `None` elsewhere.
     pub payout: Option<PayoutSplit>,
+    /// The script this job's coinbase was built for by
+    /// [`Job::for_payout`] (a solo miner's own job).
+    pub paid_to: Option<Arc<[u8]>>,
 }
 
 /// Builds a job's `(coinb1, coinb2)` paying a given output script.
@@ -112,7 +115,7 @@ pub struct JobLinks {
 impl Job {
     /// The same job (same id, work and links) with a coinbase paying
     /// `script`: what a solo miner mines. Its encodings are its own.
-    pub fn for_payout(&self, script: &[u8]) -> Result<Arc<Job>, String> {
+    pub fn for_payout(&self, script: &Arc<[u8]>) -> Result<Arc<Job>, String> {
         let split = self
             .payout
             .as_ref()
@@ -149,6 +152,7 @@ impl Job {
             received: self.received,
             republish_of: self.republish_of,
             payout: None,
+            paid_to: Some(script.clone()),
         };
         job.encode_wire();
         Ok(Arc::new(job))

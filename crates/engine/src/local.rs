@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::blocks::{BlockLog, BlockStatus};
 use crate::job::{BlockForward, Job, JobLinks, ShareForward, UpstreamId};
 use crate::stats::Stats;
-use crate::upstream::{Health, JobIds, MAX_BLOCK_ATTEMPTS, UpstreamResult};
+use crate::upstream::{Health, JobIds, UpstreamResult};
 
 /// A job from a template source, with the coinbase split around an
 /// extranonce of the requested length.
@@ -166,8 +166,30 @@ pub struct LocalTask<S: TemplateSource> {
     /// The ledger is too far behind: sessions are told no pool can take
     /// shares until it catches up.
     pub ledger_blocked: bool,
-    /// Time of each block's share (Unix ms), until the node's verdict.
-    pub block_times: HashMap<u64, u64>,
+    /// Blocks out for submission, by block-log id, until the node's
+    /// verdict (fill with `Default`).
+    pub block_times: HashMap<u64, BlockOut>,
+}
+
+/// A block between its first submission and the node's verdict.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockOut {
+    /// The time of its share, Unix ms (its PPLNS window ends there).
+    pub time_ms: u64,
+    /// When it was first submitted (tokio's clock: tests pause it).
+    pub first: tokio::time::Instant,
+}
+
+/// How long a block the node could not take (away, restarting, warming
+/// up, busy) is offered again: a node's restart takes minutes, and the
+/// block is worth the wait. A verdict on the block ends it at once.
+pub const BLOCK_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// The wait before the n-th retry: 250 ms, doubling, at most 10 s.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_millis(250)
+        .saturating_mul(1 << attempts.saturating_sub(1).min(6))
+        .min(Duration::from_secs(10))
 }
 
 /// Rows waiting for the ledger's writer above which no share is taken
@@ -252,6 +274,7 @@ impl<S: TemplateSource> LocalTask<S> {
             received: Instant::now(),
             republish_of: None,
             payout: lj.payout.clone(),
+            paid_to: None,
         };
         if let Some(b) = &self.books {
             b.on_job(self.pool, &job.value, b.clock().now_ms());
@@ -287,7 +310,7 @@ impl<S: TemplateSource> LocalTask<S> {
     }
 
     /// Takes a submission's outcome. True when the block should be tried
-    /// again: the node was away or busy, and attempts remain.
+    /// again: the node was away or busy, and the retry window is open.
     fn finish(
         &mut self,
         b: &BlockForward,
@@ -302,19 +325,9 @@ impl<S: TemplateSource> LocalTask<S> {
                     BlockStatus::Accepted,
                     Some(format!("height {}", acc.height)),
                 );
+                self.block_times.remove(&b.id);
                 if let Some(l) = &self.ledger {
-                    l.record_block(BlockRow {
-                        hash: acc.hash.clone(),
-                        height: acc.height,
-                        worker: b.share.worker.clone(),
-                        time_ms: self
-                            .block_times
-                            .remove(&b.id)
-                            .unwrap_or_else(|| share_time_ms(&b.share)),
-                        reward_sat: b.share.job.value.reward_sat.unwrap_or(0),
-                        network_difficulty: b.share.job.value.difficulty,
-                        instance: String::new(),
-                    });
+                    l.block_status(&hex::encode_reversed(&b.share.hash), "accepted");
                 }
                 if let Ok(mut f) = self.found.lock() {
                     f.push(acc);
@@ -327,13 +340,18 @@ impl<S: TemplateSource> LocalTask<S> {
             }
             Err(e) => {
                 tracing::warn!(error = %e.reason, hash = %hex::encode_reversed(&b.share.hash), attempts, "block refused");
-                let again = !e.is_final && attempts < MAX_BLOCK_ATTEMPTS;
-                if !again {
-                    self.block_times.remove(&b.id);
-                }
+                let open = self
+                    .block_times
+                    .get(&b.id)
+                    .is_some_and(|o| o.first.elapsed() < BLOCK_RETRY_FOR);
+                let again = !e.is_final && open;
                 let status = if again {
                     BlockStatus::Found
                 } else {
+                    self.block_times.remove(&b.id);
+                    if let Some(l) = &self.ledger {
+                        l.block_status(&hex::encode_reversed(&b.share.hash), "rejected");
+                    }
                     BlockStatus::Rejected
                 };
                 self.block_log.set(b.id, status, Some(e.reason));
@@ -422,8 +440,10 @@ impl<S: TemplateSource> LocalTask<S> {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut last_publish = Instant::now();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        // Blocks to try again on the next tick, with their attempts so far.
-        let mut retry: Vec<(BlockForward, u32)> = Vec::new();
+        // Blocks to try again, with their attempts so far and when.
+        let mut retry: Vec<(BlockForward, u32, tokio::time::Instant)> = Vec::new();
+        // Submissions whose outcome has not come back.
+        let mut in_flight = 0usize;
         let mut changes = self.source.changes();
         loop {
             tokio::select! {
@@ -432,13 +452,16 @@ impl<S: TemplateSource> LocalTask<S> {
                     let Some(b) = b else { return };
                     // The block first; the books after.
                     self.submit(b.clone(), 1, &done_tx);
-                    let id = b.id;
-                    let t = self.on_share(b.share);
-                    self.block_times.insert(id, t);
+                    in_flight += 1;
+                    let first = tokio::time::Instant::now();
+                    let time_ms = self.on_share(b.share.clone());
+                    self.block_times.insert(b.id, BlockOut { time_ms, first });
+                    self.record_block(&b, time_ms);
                 }
                 Some((b, n, r)) = done_rx.recv() => {
+                    in_flight -= 1;
                     if self.finish(&b, n, r) {
-                        retry.push((b, n));
+                        retry.push((b, n, tokio::time::Instant::now() + retry_delay(n)));
                     }
                     if self.source.poll(unix_now()) {
                         self.publish(true, &mut epoch);
@@ -463,8 +486,14 @@ impl<S: TemplateSource> LocalTask<S> {
                 _ = ticker.tick() => {
                     // A quiet pool still notices the ledger catching up.
                     self.gate_on_ledger();
-                    for (b, n) in std::mem::take(&mut retry) {
-                        self.submit(b, n + 1, &done_tx);
+                    let now = tokio::time::Instant::now();
+                    for (b, n, at) in std::mem::take(&mut retry) {
+                        if at <= now {
+                            self.submit(b, n + 1, &done_tx);
+                            in_flight += 1;
+                        } else {
+                            retry.push((b, n, at));
+                        }
                     }
                     if self.source.poll(unix_now()) {
                         self.publish(true, &mut epoch);
@@ -474,9 +503,45 @@ impl<S: TemplateSource> LocalTask<S> {
                         last_publish = Instant::now();
                     }
                 }
-                _ = self.cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => {
+                    // Verdicts already on their way are recorded (a few
+                    // seconds at most); blocks still waiting for a retry
+                    // stay "found" in the block log for the next start.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while in_flight > 0 {
+                        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                            Ok(Some((b, n, r))) => {
+                                in_flight -= 1;
+                                self.finish(&b, n, r);
+                            }
+                            _ => break,
+                        }
+                    }
+                    return;
+                }
             }
         }
+    }
+
+    /// The block in the ledger, `submitted`, before the node answers.
+    fn record_block(&self, b: &BlockForward, time_ms: u64) {
+        let Some(l) = &self.ledger else { return };
+        let height = self
+            .tokens
+            .iter()
+            .rev()
+            .find(|(id, _, _)| *id == b.share.job.id)
+            .map_or(0, |(_, _, h)| *h);
+        l.record_block(BlockRow {
+            hash: hex::encode_reversed(&b.share.hash),
+            height,
+            worker: b.share.worker.clone(),
+            time_ms,
+            reward_sat: b.share.job.value.reward_sat.unwrap_or(0),
+            network_difficulty: b.share.job.value.difficulty,
+            instance: String::new(),
+            status: "submitted".into(),
+        });
     }
 }
 

@@ -864,6 +864,7 @@ pub fn build_job(
         received: now,
         republish_of: None,
         payout: None,
+        paid_to: None,
     })
 }
 

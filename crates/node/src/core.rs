@@ -47,7 +47,9 @@ impl Default for CoreConfig {
         Self {
             poll_interval: Duration::from_millis(500),
             refresh_interval: Duration::from_secs(30),
-            longpoll_wait: Duration::from_secs(600),
+            // Core keeps a long poll's RPC thread until its tip or mempool
+            // changes, even after we give up on it: give up rarely.
+            longpoll_wait: Duration::from_secs(3600),
             zmq_hashblock: None,
         }
     }
@@ -99,6 +101,9 @@ struct State {
     longpollid: Option<String>,
     /// The last error was logged; quiet until the node is back.
     failing: bool,
+    /// Parents we moved on from: a template built on one is a late reply
+    /// from before the new tip, not work to hand out.
+    superseded: VecDeque<[u8; 32]>,
 }
 
 struct Inner {
@@ -145,16 +150,7 @@ impl CoreTemplates {
         chain: &str,
         cancel: &CancellationToken,
     ) -> Result<Self, ConnectError> {
-        let me = Self {
-            inner: Arc::new(Inner {
-                rpc,
-                cfg,
-                state: Mutex::new(State::default()),
-                changed: watch::Sender::new(0),
-                kick: Notify::new(),
-                stats: Arc::new(CoreStats::default()),
-            }),
-        };
+        let me = Self::new(rpc, cfg);
         let mut backoff = Duration::from_millis(250);
         loop {
             let attempt = async {
@@ -164,6 +160,11 @@ impl CoreTemplates {
                         node: info.chain,
                         configured: chain.to_owned(),
                     });
+                }
+                if info.initial_block_download {
+                    // Its templates would be for a tip long gone.
+                    tracing::warn!(blocks = info.blocks, "bitcoind is still syncing; waiting");
+                    return Ok(false);
                 }
                 me.fetch(None).await.map_err(ConnectError::Rpc)
             };
@@ -180,6 +181,19 @@ impl CoreTemplates {
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn new(rpc: RpcClient, cfg: CoreConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rpc,
+                cfg,
+                state: Mutex::new(State::default()),
+                changed: watch::Sender::new(0),
+                kick: Notify::new(),
+                stats: Arc::new(CoreStats::default()),
+            }),
         }
     }
 
@@ -335,10 +349,21 @@ impl CoreTemplates {
             .get("longpollid")
             .and_then(Value::as_str)
             .map(|id| id.chars().take(200).collect());
+        if s.superseded.contains(&t.prev_hash) {
+            // A reply that left the node before its tip moved.
+            return;
+        }
         let new_tip = s
             .latest
             .as_ref()
             .is_none_or(|(_, l)| l.prev_hash != t.prev_hash || l.height != t.height);
+        if new_tip && let Some((_, old)) = &s.latest {
+            let old = old.prev_hash;
+            s.superseded.push_back(old);
+            if s.superseded.len() > HISTORY {
+                s.superseded.pop_front();
+            }
+        }
         if let Some((_, l)) = &s.latest
             && !new_tip
             && same_work(l, &t)
@@ -382,6 +407,8 @@ impl CoreTemplates {
             };
             match self.fetch(Some(&id)).await {
                 Ok(_) => backoff = Duration::from_secs(1),
+                // Nothing changed for a long while: ask again.
+                Err(RpcError::Timeout { .. }) => {}
                 Err(e) => {
                     self.note_failure(&e);
                     tokio::time::sleep(backoff).await;
@@ -444,7 +471,8 @@ impl CoreTemplates {
         let hash = hex::encode_reversed(&header.block_hash());
         let note = match self.inner.rpc.submit_block(&hex_block).await {
             Ok(None) => None,
-            // The node has it: an earlier try of ours went in.
+            // The node has it (an earlier try of ours went in); where, the
+            // header check below says.
             Ok(Some(r)) if r == "duplicate" => Some(r),
             // Stored but not connected: a block at this height came first,
             // so this one is stale. Not a block found for the books.
@@ -457,18 +485,32 @@ impl CoreTemplates {
             Ok(Some(r)) => return Err(refuse(r, true)),
             Err(e) => {
                 self.inner.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
-                let retry = e.retryable() || matches!(e, RpcError::Timeout { .. });
-                return Err(refuse(e.to_string(), !retry));
+                // Only the node's verdict on the block is final: a block
+                // it could not decode will not decode later. Anything
+                // else (away, busy, a reply cut short, even credentials
+                // being fixed) may go through on a later try.
+                let is_final = matches!(e, RpcError::Rpc { code: -22, .. });
+                return Err(refuse(e.to_string(), is_final));
             }
         };
         self.refresh_now();
-        let note = match self.inner.rpc.get_best_block_hash().await {
-            Ok(best) if best == hash => note,
-            Ok(best) => Some(format!(
-                "{}the node's tip is {best}",
+        // Taken is not enough: on the best chain is a block; stored off
+        // it (a block at this height came first) is stale.
+        let note = match self.inner.rpc.block_confirmations(&hash).await {
+            Ok(c) if c >= 0 => note,
+            Ok(_) => {
+                return Err(refuse(
+                    format!(
+                        "{}stored off the node's best chain (another block at this height came first)",
+                        note.map(|n| format!("{n}: ")).unwrap_or_default()
+                    ),
+                    true,
+                ));
+            }
+            Err(e) => Some(format!(
+                "{}not checked against the best chain: {e}",
                 note.map(|n| format!("{n}; ")).unwrap_or_default()
             )),
-            Err(e) => Some(format!("tip not checked: {e}")),
         };
         Ok(Accepted {
             height: t.height,
@@ -488,4 +530,68 @@ fn same_work(a: &BlockTemplate, b: &BlockTemplate) -> bool {
             .iter()
             .zip(&b.transactions)
             .all(|(x, y)| x.wtxid == y.wtxid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::Auth;
+
+    fn gbt(n: u32) -> Value {
+        let p = format!(
+            "{}/../../../shared/fixtures/gbt-regtest-{n}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        v.get("result").cloned().unwrap_or(v)
+    }
+
+    fn templates() -> CoreTemplates {
+        let rpc = RpcClient::new(
+            "127.0.0.1:1",
+            Auth::Cookie("/nonexistent".into()),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        CoreTemplates::new(rpc, CoreConfig::default())
+    }
+
+    #[test]
+    fn a_late_reply_from_before_the_new_tip_is_not_taken() {
+        let c = templates();
+        c.take(&gbt(3));
+        let (t3, _) = c.latest().unwrap();
+        c.take(&gbt(4));
+        let (t4, l4) = c.latest().unwrap();
+        assert_ne!(t3, t4);
+        assert_eq!((l4.height, c.tip_generation()), (204, 2));
+        // The poller's fetch of the old tip, answered late.
+        c.take(&gbt(3));
+        assert_eq!(c.latest().unwrap().0, t4, "still the new tip's template");
+        assert_eq!(c.tip_generation(), 2, "no clean job for a stale tip");
+        // Both are still held for blocks on their jobs.
+        assert!(c.template(t3).is_some() && c.template(t4).is_some());
+    }
+
+    #[test]
+    fn the_same_work_again_is_not_a_new_template_but_new_fees_are() {
+        let c = templates();
+        c.take(&gbt(1));
+        c.take(&gbt(1));
+        assert_eq!(c.stats().templates.load(Ordering::Relaxed), 1);
+        // gbt-2: the same parent with one transaction more.
+        c.take(&gbt(2));
+        assert_eq!(c.stats().templates.load(Ordering::Relaxed), 2);
+        assert_eq!(c.tip_generation(), 1, "same tip: not a clean job");
+    }
+
+    #[test]
+    fn a_template_that_does_not_check_out_is_counted_and_not_taken() {
+        let c = templates();
+        let mut bad = gbt(3);
+        bad["transactions"][0]["txid"] = serde_json::json!("00".repeat(32));
+        c.take(&bad);
+        assert!(c.latest().is_none());
+        assert_eq!(c.stats().bad_templates.load(Ordering::Relaxed), 1);
+    }
 }

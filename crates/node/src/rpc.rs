@@ -76,6 +76,15 @@ pub enum RpcError {
         /// Its message.
         message: String,
     },
+    /// An HTTP error without a JSON-RPC body: Core's "Work queue depth
+    /// exceeded" (503) and the like.
+    #[error("bitcoind is busy (HTTP {status} to {method})")]
+    Busy {
+        /// The call.
+        method: &'static str,
+        /// The HTTP status.
+        status: u16,
+    },
     /// The reply was not a JSON-RPC reply.
     #[error("bad reply from bitcoind to {method}: {reason}")]
     BadReply {
@@ -91,7 +100,7 @@ impl RpcError {
     /// the node is away, busy, warming up or still syncing.
     pub fn retryable(&self) -> bool {
         match self {
-            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Busy { .. } => true,
             // -28 warming up, -9 not connected, -10 initial block download.
             Self::Rpc { code, .. } => matches!(code, -28 | -9 | -10),
             Self::Cookie { .. } => true,
@@ -211,19 +220,27 @@ impl RpcClient {
             driver.abort();
             return Err(RpcError::Auth(status));
         }
+        // A connection that drops mid-reply is the node going away, not a
+        // verdict; an oversized reply is refused like one.
         let bytes = Limited::new(resp.into_body(), MAX_REPLY_BYTES)
             .collect()
             .await
-            .map_err(|e| RpcError::BadReply {
-                method,
-                reason: format!("HTTP {status}: {e}"),
+            .map_err(|e| RpcError::Unreachable {
+                addr: self.addr.clone(),
+                reason: format!("reply cut short (HTTP {status}): {e}"),
             })?
             .to_bytes();
         driver.abort();
-        let reply: Value = serde_json::from_slice(&bytes).map_err(|_| RpcError::BadReply {
-            method,
-            reason: format!("HTTP {status}, {} bytes that are not JSON", bytes.len()),
-        })?;
+        let reply: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) if status >= 500 => return Err(RpcError::Busy { method, status }),
+            Err(_) => {
+                return Err(RpcError::BadReply {
+                    method,
+                    reason: format!("HTTP {status}, {} bytes that are not JSON", bytes.len()),
+                });
+            }
+        };
         match reply.get("error") {
             None | Some(Value::Null) => {}
             Some(err) => {
@@ -323,6 +340,20 @@ impl RpcClient {
         }
     }
 
+    /// `getblockheader`'s confirmations: 0 or more on the best chain, −1
+    /// off it.
+    pub async fn block_confirmations(&self, hash: &str) -> Result<i64, RpcError> {
+        let v = self
+            .call("getblockheader", json!([hash, true]), None)
+            .await?;
+        v.get("confirmations")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| RpcError::BadReply {
+                method: "getblockheader",
+                reason: "no confirmations".into(),
+            })
+    }
+
     /// `validateaddress`: whether the node calls `address` valid.
     pub async fn validate_address(&self, address: &str) -> Result<bool, RpcError> {
         let v = self.call("validateaddress", json!([address]), None).await?;
@@ -386,6 +417,65 @@ mod tests {
         let e = c.get_best_block_hash().await.unwrap_err();
         assert!(matches!(e, RpcError::Cookie { .. }), "{e}");
         assert!(e.retryable());
+    }
+
+    /// One canned HTTP reply (`status`, `body`, the length it claims)
+    /// to whoever connects.
+    async fn canned(status: &str, body: &str, claimed_len: usize) -> String {
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {claimed_len}\r\nConnection: close\r\n\r\n{body}"
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    async fn client_for(status: &str, body: &str, claimed_len: usize) -> RpcClient {
+        let addr = canned(status, body, claimed_len).await;
+        let auth = Auth::UserPass {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        RpcClient::new(&addr, auth, Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_busy_node_is_retryable_not_a_verdict() {
+        let body = "Work queue depth exceeded";
+        let c = client_for("503 Service Unavailable", body, body.len()).await;
+        let e = c.submit_block("00").await.unwrap_err();
+        assert!(matches!(e, RpcError::Busy { status: 503, .. }), "{e}");
+        assert!(e.retryable());
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_short_is_the_node_going_away() {
+        let c = client_for("200 OK", "{\"result\":", 100).await;
+        let e = c.get_best_block_hash().await.unwrap_err();
+        assert!(matches!(e, RpcError::Unreachable { .. }), "{e}");
+        assert!(e.retryable());
+    }
+
+    #[tokio::test]
+    async fn an_rpc_error_and_a_reply_for_another_call_are_told_apart() {
+        let body = r#"{"result":null,"error":{"code":-28,"message":"Loading"},"id":1}"#;
+        let c = client_for("500 Internal Server Error", body, body.len()).await;
+        let e = c.get_best_block_hash().await.unwrap_err();
+        assert!(matches!(e, RpcError::Rpc { code: -28, .. }), "{e}");
+        assert!(e.retryable(), "warming up");
+        let body = r#"{"result":"x","error":null,"id":999}"#;
+        let c = client_for("200 OK", body, body.len()).await;
+        let e = c.get_best_block_hash().await.unwrap_err();
+        assert!(matches!(e, RpcError::BadReply { .. }), "{e}");
+        assert!(!e.retryable());
     }
 
     #[tokio::test]

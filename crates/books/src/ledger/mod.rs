@@ -47,7 +47,8 @@ pub struct ShareRow {
     pub reward_sat: u64,
 }
 
-/// A block the node took.
+/// A block: recorded when found, its status updated with the node's
+/// verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockRow {
     /// Display hex.
@@ -64,6 +65,15 @@ pub struct BlockRow {
     pub network_difficulty: f64,
     /// The instance that found it.
     pub instance: String,
+    /// `submitted`, `accepted` or `rejected`.
+    pub status: String,
+}
+
+/// A block's new status.
+#[derive(Clone, Debug, PartialEq)]
+struct BlockStatus {
+    hash: String,
+    status: String,
 }
 
 /// How to open a ledger.
@@ -110,6 +120,9 @@ pub enum LedgerError {
     /// A block the ledger does not hold.
     #[error("no block {0} in the ledger")]
     NoBlock(String),
+    /// A block the node refused pays nothing.
+    #[error("block {0} was refused by the node: it pays nothing")]
+    Rejected(String),
     /// The writer is gone (shutting down).
     #[error("the ledger writer has stopped")]
     Stopped,
@@ -143,6 +156,7 @@ pub struct LedgerStats {
 enum Entry {
     Share(ShareRow),
     Block(BlockRow),
+    Status(BlockStatus),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -160,6 +174,14 @@ pub struct Ledger {
     stats: Arc<LedgerStats>,
     reader: Backend,
     instance: String,
+}
+
+/// A share row as written: its id unique to this instance, so that a
+/// batch written again after a lost commit reply is not written twice.
+#[derive(Clone, Debug)]
+struct Stamped {
+    uid: i64,
+    row: ShareRow,
 }
 
 impl Ledger {
@@ -203,23 +225,35 @@ impl Ledger {
 
     /// Queues an accepted share; refused only when the queue is full.
     pub fn append(&self, row: ShareRow) -> Result<(), LedgerFull> {
+        // Counted before the writer can see it, so `pending` never dips
+        // below what is queued.
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Entry::Share(row)) {
-            Ok(()) => {
-                self.stats.pending.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(_) => {
+                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 Err(LedgerFull)
             }
         }
     }
 
-    /// Records a block the node took (never refused: blocks are rare).
+    /// Records a block found, status `submitted` (never refused: blocks
+    /// are rare), before its submission's outcome is known: a crash
+    /// mid-submission still leaves it in the ledger.
     pub fn record_block(&self, mut row: BlockRow) {
         row.instance = self.instance.clone();
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
         let _ = self.blocks_tx.send(Entry::Block(row));
+    }
+
+    /// The node's verdict on a recorded block: `accepted` or `rejected`.
+    pub fn block_status(&self, hash: &str, status: &str) {
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        let _ = self.blocks_tx.send(Entry::Status(BlockStatus {
+            hash: hash.to_owned(),
+            status: status.to_owned(),
+        }));
     }
 
     /// Waits until every row queued so far is committed.
@@ -268,16 +302,15 @@ impl Ledger {
             .into_iter()
             .find(|b| b.hash == hash)
             .ok_or_else(|| LedgerError::NoBlock(hash.to_owned()))?;
-        let window = factor * b.network_difficulty;
-        let rows = match &self.reader {
+        if b.status == "rejected" {
+            return Err(LedgerError::Rejected(hash.to_owned()));
+        }
+        let window = payout::Window::new(factor * b.network_difficulty);
+        let window = match &self.reader {
             Backend::Sqlite(d) => d.window(b.time_ms, window).await?,
             Backend::Postgres(d) => d.window(b.time_ms, window).await?,
         };
-        Ok(payout::pplns(
-            rows.iter().map(|(w, d)| (w.as_str(), *d)),
-            window,
-            b.reward_sat,
-        ))
+        Ok(window.pay(b.reward_sat))
     }
 
     /// FPPS earnings of every worker for shares in `[from_ms, to_ms)`.
@@ -301,26 +334,48 @@ impl Ledger {
 /// Rows of one transaction.
 #[derive(Default)]
 struct Batch {
-    shares: Vec<ShareRow>,
+    shares: Vec<Stamped>,
     blocks: Vec<BlockRow>,
+    statuses: Vec<BlockStatus>,
     flushes: Vec<oneshot::Sender<()>>,
 }
 
 /// A batch's rows, shared with the blocking pool without a copy.
-type Rows = (Arc<Vec<ShareRow>>, Arc<Vec<BlockRow>>);
+#[derive(Clone)]
+struct Rows {
+    shares: Arc<Vec<Stamped>>,
+    blocks: Arc<Vec<BlockRow>>,
+    statuses: Arc<Vec<BlockStatus>>,
+}
 
 impl Batch {
-    fn push(&mut self, e: Entry) {
+    fn push(&mut self, e: Entry, uids: &mut i64) {
         match e {
-            Entry::Share(s) => self.shares.push(s),
+            Entry::Share(row) => {
+                *uids += 1;
+                self.shares.push(Stamped { uid: *uids, row });
+            }
             Entry::Block(b) => self.blocks.push(b),
+            Entry::Status(s) => self.statuses.push(s),
             Entry::Flush(f) => self.flushes.push(f),
         }
     }
 
     fn rows(&self) -> usize {
-        self.shares.len() + self.blocks.len()
+        self.shares.len() + self.blocks.len() + self.statuses.len()
     }
+}
+
+/// Longest a commit may take before it is tried again.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first share id of a run: microseconds since the epoch, so a
+/// restarted instance never reuses an id (it would need over a million
+/// shares a second to catch up with the clock).
+fn first_uid() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 async fn write_loop(
@@ -332,48 +387,76 @@ async fn write_loop(
     max_batch: usize,
     gather: Duration,
 ) {
+    let mut uids = first_uid();
     loop {
         let mut batch = Batch::default();
         // Blocks first, as everywhere.
         tokio::select! {
             biased;
-            Some(e) = blocks_rx.recv() => batch.push(e),
+            Some(e) = blocks_rx.recv() => batch.push(e, &mut uids),
             e = rx.recv() => match e {
-                Some(e) => batch.push(e),
+                Some(e) => batch.push(e, &mut uids),
                 None => return,
             },
-        }
-        while let Ok(e) = blocks_rx.try_recv() {
-            batch.push(e);
         }
         // Everything that queues within `gather` goes in this commit.
         let deadline = tokio::time::Instant::now() + gather;
         while batch.rows() < max_batch && batch.flushes.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => batch.push(e),
+                Ok(Some(e)) => batch.push(e, &mut uids),
                 Ok(None) | Err(_) => break,
             }
         }
-        // A block recorded before a flush taken above goes in with it.
+        // Blocks (and verdicts) recorded before a flush taken above go in
+        // with it.
         while let Ok(e) = blocks_rx.try_recv() {
-            batch.push(e);
+            batch.push(e, &mut uids);
         }
-        let mut backoff = Duration::from_millis(50);
+        let n = batch.rows();
         let (n_shares, n_blocks) = (batch.shares.len(), batch.blocks.len());
-        let rows: Rows = (
-            Arc::new(std::mem::take(&mut batch.shares)),
-            Arc::new(std::mem::take(&mut batch.blocks)),
+        // A verdict on a block of the same batch goes in with its row: one
+        // statement fewer.
+        batch.statuses.retain(
+            |v| match batch.blocks.iter_mut().find(|b| b.hash == v.hash) {
+                Some(b) => {
+                    b.status = v.status.clone();
+                    false
+                }
+                None => true,
+            },
         );
+        let rows = Rows {
+            shares: Arc::new(std::mem::take(&mut batch.shares)),
+            blocks: Arc::new(std::mem::take(&mut batch.blocks)),
+            statuses: Arc::new(std::mem::take(&mut batch.statuses)),
+        };
+        let mut backoff = Duration::from_millis(50);
         loop {
-            let r = match &mut db {
-                Backend::Sqlite(d) => d.write(&instance, &rows.0, &rows.1).await,
-                Backend::Postgres(d) => d.write(&instance, &rows.0, &rows.1).await,
+            let write = async {
+                match &mut db {
+                    Backend::Sqlite(d) => d.write(&instance, &rows).await,
+                    Backend::Postgres(d) => d.write(&instance, &rows).await,
+                }
+            };
+            // A commit that does not come back in time is tried again on
+            // a fresh connection (the server rolls back the old one's
+            // transaction); share ids make a second write harmless.
+            let r = match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+                Ok(r) => r,
+                Err(_) => {
+                    if let Backend::Postgres(d) = &mut db {
+                        d.drop_connection().await;
+                    }
+                    Err(LedgerError::Task(format!(
+                        "commit took over {COMMIT_TIMEOUT:?}"
+                    )))
+                }
             };
             match r {
                 Ok(()) => break,
                 Err(e) => {
                     stats.commit_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, rows = batch.rows(), "ledger commit failed; trying again");
+                    tracing::error!(error = %e, rows = n, "ledger commit failed; trying again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     if let Backend::Postgres(d) = &mut db {
@@ -389,9 +472,7 @@ async fn write_loop(
         stats
             .blocks_written
             .fetch_add(n_blocks as u64, Ordering::Relaxed);
-        stats
-            .pending
-            .fetch_sub((n_shares + n_blocks) as u64, Ordering::Relaxed);
+        stats.pending.fetch_sub(n as u64, Ordering::Relaxed);
         for f in batch.flushes {
             let _ = f.send(());
         }

@@ -27,20 +27,57 @@ pub fn pplns<'a>(
     window: f64,
     reward_sat: u64,
 ) -> Vec<Payout> {
-    let mut work: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut left = window;
+    let mut w = Window::new(window);
     for (worker, d) in newest_first {
-        if left <= 0.0 {
+        if !w.add(worker, d) {
             break;
         }
-        if !(d.is_finite() && d > 0.0) {
-            continue;
-        }
-        let take = d.min(left);
-        *work.entry(worker).or_default() += take;
-        left -= take;
     }
-    split(work, reward_sat)
+    w.pay(reward_sat)
+}
+
+/// A PPLNS window filled share by share, newest first: memory per worker,
+/// not per share, so a ledger can be walked page by page.
+#[derive(Debug)]
+pub struct Window {
+    work: BTreeMap<String, f64>,
+    left: f64,
+}
+
+impl Window {
+    /// An empty window of `size` units of difficulty.
+    pub fn new(size: f64) -> Self {
+        Self {
+            work: BTreeMap::new(),
+            left: if size.is_finite() { size.max(0.0) } else { 0.0 },
+        }
+    }
+
+    /// Takes the next older share; false once the window is full.
+    pub fn add(&mut self, worker: &str, d: f64) -> bool {
+        if self.left <= 0.0 {
+            return false;
+        }
+        if d.is_finite() && d > 0.0 {
+            let take = d.min(self.left);
+            match self.work.get_mut(worker) {
+                Some(w) => *w += take,
+                None => {
+                    self.work.insert(worker.to_owned(), take);
+                }
+            }
+            self.left -= take;
+        }
+        self.left > 0.0
+    }
+
+    /// The reward split over the window.
+    pub fn pay(self, reward_sat: u64) -> Vec<Payout> {
+        split(
+            self.work.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            reward_sat,
+        )
+    }
 }
 
 /// Full pay per share: each accepted share is worth its expected share of

@@ -4,11 +4,13 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use super::{BlockRow, LedgerError, ShareRow};
+use super::payout::Window;
+use super::{BlockRow, LedgerError, Rows};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shares (
     id BIGSERIAL PRIMARY KEY,
+    uid BIGINT NOT NULL,
     instance TEXT NOT NULL,
     worker TEXT NOT NULL,
     difficulty DOUBLE PRECISION NOT NULL,
@@ -20,6 +22,7 @@ CREATE TABLE IF NOT EXISTS shares (
     reward_sat BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shares_by_time ON shares (time_ms, id);
+CREATE UNIQUE INDEX IF NOT EXISTS shares_once ON shares (instance, uid);
 CREATE TABLE IF NOT EXISTS blocks (
     hash TEXT PRIMARY KEY,
     instance TEXT NOT NULL,
@@ -27,7 +30,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     worker TEXT NOT NULL,
     time_ms BIGINT NOT NULL,
     reward_sat BIGINT NOT NULL,
-    network_difficulty DOUBLE PRECISION NOT NULL
+    network_difficulty DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL
 );
 ";
 
@@ -69,6 +73,15 @@ impl Db {
         Ok(())
     }
 
+    /// After a commit that hung: a new connection (closing the old one
+    /// rolls back its transaction on the server).
+    pub(super) async fn drop_connection(&mut self) {
+        match connect(&self.url).await {
+            Ok(c) => self.client = c,
+            Err(e) => tracing::warn!(error = %e, "ledger cannot reach PostgreSQL"),
+        }
+    }
+
     /// After a failed commit: a new connection if the old one is gone.
     pub(super) async fn reconnect(&mut self) {
         if self.client.is_closed() {
@@ -79,34 +92,33 @@ impl Db {
         }
     }
 
-    pub(super) async fn write(
-        &mut self,
-        instance: &str,
-        shares: &[ShareRow],
-        blocks: &[BlockRow],
-    ) -> Result<(), LedgerError> {
-        // (Slices of the batch's shared vectors: nothing is copied.)
+    pub(super) async fn write(&mut self, instance: &str, rows: &Rows) -> Result<(), LedgerError> {
         let tx = self.client.transaction().await?;
+        let shares = &rows.shares;
         if !shares.is_empty() {
-            let worker: Vec<&str> = shares.iter().map(|s| &*s.worker).collect();
-            let difficulty: Vec<f64> = shares.iter().map(|s| s.difficulty).collect();
-            let job: Vec<i64> = shares.iter().map(|s| s.job as i64).collect();
-            let height: Vec<i32> = shares.iter().map(|s| s.height as i32).collect();
-            let time: Vec<i64> = shares.iter().map(|s| s.time_ms as i64).collect();
-            let prefix: Vec<i64> = shares.iter().map(|s| s.hash_prefix as i64).collect();
-            let net: Vec<f64> = shares.iter().map(|s| s.network_difficulty).collect();
-            let reward: Vec<i64> = shares.iter().map(|s| s.reward_sat as i64).collect();
+            let uid: Vec<i64> = shares.iter().map(|s| s.uid).collect();
+            let worker: Vec<&str> = shares.iter().map(|s| &*s.row.worker).collect();
+            let difficulty: Vec<f64> = shares.iter().map(|s| s.row.difficulty).collect();
+            let job: Vec<i64> = shares.iter().map(|s| s.row.job as i64).collect();
+            let height: Vec<i32> = shares.iter().map(|s| s.row.height as i32).collect();
+            let time: Vec<i64> = shares.iter().map(|s| s.row.time_ms as i64).collect();
+            let prefix: Vec<i64> = shares.iter().map(|s| s.row.hash_prefix as i64).collect();
+            let net: Vec<f64> = shares.iter().map(|s| s.row.network_difficulty).collect();
+            let reward: Vec<i64> = shares.iter().map(|s| s.row.reward_sat as i64).collect();
+            // A batch written again after a lost commit reply: its rows
+            // are already there, and stay there once.
             tx.execute(
-                "INSERT INTO shares (instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat)
-                 SELECT $1, * FROM UNNEST($2::text[], $3::float8[], $4::int8[], $5::int4[], $6::int8[], $7::int8[], $8::float8[], $9::int8[])",
-                &[&instance, &worker, &difficulty, &job, &height, &time, &prefix, &net, &reward],
+                "INSERT INTO shares (instance, uid, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat)
+                 SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::float8[], $5::int8[], $6::int4[], $7::int8[], $8::int8[], $9::float8[], $10::int8[])
+                 ON CONFLICT (instance, uid) DO NOTHING",
+                &[&instance, &uid, &worker, &difficulty, &job, &height, &time, &prefix, &net, &reward],
             )
             .await?;
         }
-        for b in blocks {
+        for b in rows.blocks.iter() {
             tx.execute(
-                "INSERT INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
+                "INSERT INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING",
                 &[
                     &b.hash,
                     &b.instance,
@@ -115,7 +127,15 @@ impl Db {
                     &(b.time_ms as i64),
                     &(b.reward_sat as i64),
                     &b.network_difficulty,
+                    &b.status,
                 ],
+            )
+            .await?;
+        }
+        for v in rows.statuses.iter() {
+            tx.execute(
+                "UPDATE blocks SET status = $2 WHERE hash = $1",
+                &[&v.hash, &v.status],
             )
             .await?;
         }
@@ -135,7 +155,7 @@ impl Db {
         let rows = self
             .client
             .query(
-                "SELECT hash, instance, height, worker, time_ms, reward_sat, network_difficulty FROM blocks ORDER BY time_ms DESC",
+                "SELECT hash, instance, height, worker, time_ms, reward_sat, network_difficulty, status FROM blocks ORDER BY time_ms DESC",
                 &[],
             )
             .await?;
@@ -149,38 +169,34 @@ impl Db {
                 time_ms: r.get::<_, i64>(4) as u64,
                 reward_sat: r.get::<_, i64>(5) as u64,
                 network_difficulty: r.get(6),
+                status: r.get(7),
             })
             .collect())
     }
 
-    pub(super) async fn window(
-        &self,
-        until_ms: u64,
-        window: f64,
-    ) -> Result<Vec<(String, f64)>, LedgerError> {
-        let mut out = Vec::new();
-        let mut covered = 0.0;
-        let mut offset = 0i64;
-        while covered < window {
+    /// Fills `w` with shares newest first from `until_ms` back, a page at
+    /// a time (keyset paging: each page starts below the last row seen).
+    pub(super) async fn window(&self, until_ms: u64, mut w: Window) -> Result<Window, LedgerError> {
+        let mut cursor = (until_ms as i64, i64::MAX);
+        loop {
             let page = self
                 .client
                 .query(
-                    "SELECT worker, difficulty FROM shares WHERE time_ms <= $1 ORDER BY time_ms DESC, id DESC LIMIT $2 OFFSET $3",
-                    &[&(until_ms as i64), &PAGE, &offset],
+                    "SELECT worker, difficulty, time_ms, id FROM shares WHERE (time_ms, id) < ($1, $2) ORDER BY time_ms DESC, id DESC LIMIT $3",
+                    &[&cursor.0, &cursor.1, &PAGE],
                 )
                 .await?;
             let n = page.len() as i64;
             for r in page {
-                let d: f64 = r.get(1);
-                covered += d;
-                out.push((r.get(0), d));
+                cursor = (r.get(2), r.get(3));
+                if !w.add(r.get::<_, &str>(0), r.get(1)) {
+                    return Ok(w);
+                }
             }
             if n < PAGE {
-                break;
+                return Ok(w);
             }
-            offset += PAGE;
         }
-        Ok(out)
     }
 
     pub(super) async fn span(

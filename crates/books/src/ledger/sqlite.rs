@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
-use super::{BlockRow, LedgerError, ShareRow};
+use super::payout::Window;
+use super::{BlockRow, LedgerError, Rows, Stamped};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shares (
     id INTEGER PRIMARY KEY,
+    uid INTEGER NOT NULL,
     instance TEXT NOT NULL,
     worker TEXT NOT NULL,
     difficulty REAL NOT NULL,
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS shares (
     reward_sat INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shares_by_time ON shares (time_ms, id);
+CREATE UNIQUE INDEX IF NOT EXISTS shares_once ON shares (instance, uid);
 CREATE TABLE IF NOT EXISTS blocks (
     hash TEXT PRIMARY KEY,
     instance TEXT NOT NULL,
@@ -29,25 +32,26 @@ CREATE TABLE IF NOT EXISTS blocks (
     worker TEXT NOT NULL,
     time_ms INTEGER NOT NULL,
     reward_sat INTEGER NOT NULL,
-    network_difficulty REAL NOT NULL
+    network_difficulty REAL NOT NULL,
+    status TEXT NOT NULL
 );
 ";
 
 /// Rows per page when walking a PPLNS window.
 const PAGE: i64 = 50_000;
 
-/// Share rows per INSERT statement (9 values each).
+/// Share rows per INSERT statement (10 values each).
 const ROWS_PER_INSERT: usize = 64;
 
 fn insert_shares(rows: usize) -> String {
     let mut q = String::from(
-        "INSERT INTO shares (instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat) VALUES ",
+        "INSERT OR IGNORE INTO shares (uid, instance, worker, difficulty, job, height, time_ms, hash_prefix, network_difficulty, reward_sat) VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
             q.push(',');
         }
-        q.push_str("(?,?,?,?,?,?,?,?,?)");
+        q.push_str("(?,?,?,?,?,?,?,?,?,?)");
     }
     q
 }
@@ -55,19 +59,20 @@ fn insert_shares(rows: usize) -> String {
 fn bind_shares(
     st: &mut rusqlite::CachedStatement<'_>,
     instance: &str,
-    rows: &[ShareRow],
+    rows: &[Stamped],
 ) -> Result<(), rusqlite::Error> {
-    for (i, s) in rows.iter().enumerate() {
-        let b = i * 9;
-        st.raw_bind_parameter(b + 1, instance)?;
-        st.raw_bind_parameter(b + 2, &*s.worker)?;
-        st.raw_bind_parameter(b + 3, s.difficulty)?;
-        st.raw_bind_parameter(b + 4, s.job as i64)?;
-        st.raw_bind_parameter(b + 5, s.height)?;
-        st.raw_bind_parameter(b + 6, s.time_ms as i64)?;
-        st.raw_bind_parameter(b + 7, s.hash_prefix as i64)?;
-        st.raw_bind_parameter(b + 8, s.network_difficulty)?;
-        st.raw_bind_parameter(b + 9, s.reward_sat as i64)?;
+    for (i, r) in rows.iter().enumerate() {
+        let (b, s) = (i * 10, &r.row);
+        st.raw_bind_parameter(b + 1, r.uid)?;
+        st.raw_bind_parameter(b + 2, instance)?;
+        st.raw_bind_parameter(b + 3, &*s.worker)?;
+        st.raw_bind_parameter(b + 4, s.difficulty)?;
+        st.raw_bind_parameter(b + 5, s.job as i64)?;
+        st.raw_bind_parameter(b + 6, s.height)?;
+        st.raw_bind_parameter(b + 7, s.time_ms as i64)?;
+        st.raw_bind_parameter(b + 8, s.hash_prefix as i64)?;
+        st.raw_bind_parameter(b + 9, s.network_difficulty)?;
+        st.raw_bind_parameter(b + 10, s.reward_sat as i64)?;
     }
     Ok(())
 }
@@ -104,19 +109,14 @@ impl Db {
         blocking(move || f(&mut lock(&c))).await
     }
 
-    pub(super) async fn write(
-        &mut self,
-        instance: &str,
-        shares: &Arc<Vec<ShareRow>>,
-        blocks: &Arc<Vec<BlockRow>>,
-    ) -> Result<(), LedgerError> {
-        let (instance, shares, blocks) = (instance.to_owned(), shares.clone(), blocks.clone());
+    pub(super) async fn write(&mut self, instance: &str, rows: &Rows) -> Result<(), LedgerError> {
+        let (instance, rows) = (instance.to_owned(), rows.clone());
         self.with(move |c| {
             let tx = c.transaction()?;
             {
                 // Many rows per statement: SQLite's cost is per statement
                 // step far more than per value bound.
-                let mut chunks = shares.chunks_exact(ROWS_PER_INSERT);
+                let mut chunks = rows.shares.chunks_exact(ROWS_PER_INSERT);
                 let mut st = tx.prepare_cached(&insert_shares(ROWS_PER_INSERT))?;
                 for chunk in &mut chunks {
                     bind_shares(&mut st, &instance, chunk)?;
@@ -129,9 +129,9 @@ impl Db {
                     st.raw_execute()?;
                 }
                 let mut st = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO blocks (hash, instance, height, worker, time_ms, reward_sat, network_difficulty, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
-                for b in blocks.iter() {
+                for b in rows.blocks.iter() {
                     st.execute(params![
                         b.hash,
                         b.instance,
@@ -140,7 +140,12 @@ impl Db {
                         b.time_ms as i64,
                         b.reward_sat as i64,
                         b.network_difficulty,
+                        b.status,
                     ])?;
+                }
+                let mut st = tx.prepare_cached("UPDATE blocks SET status = ?2 WHERE hash = ?1")?;
+                for v in rows.statuses.iter() {
+                    st.execute(params![v.hash, v.status])?;
                 }
             }
             tx.commit()
@@ -157,7 +162,7 @@ impl Db {
     pub(super) async fn blocks(&self) -> Result<Vec<BlockRow>, LedgerError> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT hash, instance, height, worker, time_ms, reward_sat, network_difficulty FROM blocks ORDER BY time_ms DESC",
+                "SELECT hash, instance, height, worker, time_ms, reward_sat, network_difficulty, status FROM blocks ORDER BY time_ms DESC",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(BlockRow {
@@ -168,6 +173,7 @@ impl Db {
                     time_ms: r.get::<_, i64>(4)? as u64,
                     reward_sat: r.get::<_, i64>(5)? as u64,
                     network_difficulty: r.get(6)?,
+                    status: r.get(7)?,
                 })
             })?;
             rows.collect()
@@ -175,35 +181,30 @@ impl Db {
         .await
     }
 
-    /// `(worker, difficulty)` newest first from `until_ms` back, until
-    /// `window` difficulty is covered.
-    pub(super) async fn window(
-        &self,
-        until_ms: u64,
-        window: f64,
-    ) -> Result<Vec<(String, f64)>, LedgerError> {
+    /// Fills `w` with shares newest first from `until_ms` back, a page at
+    /// a time (keyset paging: each page starts below the last row seen).
+    pub(super) async fn window(&self, until_ms: u64, mut w: Window) -> Result<Window, LedgerError> {
         self.with(move |c| {
-            let mut out = Vec::new();
-            let mut covered = 0.0;
             let mut st = c.prepare(
-                "SELECT worker, difficulty FROM shares WHERE time_ms <= ?1 ORDER BY time_ms DESC, id DESC LIMIT ?2 OFFSET ?3",
+                "SELECT worker, difficulty, time_ms, id FROM shares WHERE (time_ms, id) < (?1, ?2) ORDER BY time_ms DESC, id DESC LIMIT ?3",
             )?;
-            let mut offset = 0;
-            while covered < window {
-                let page: Vec<(String, f64)> = st
-                    .query_map(params![until_ms as i64, PAGE, offset], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let n = page.len() as i64;
-                covered += page.iter().map(|(_, d)| d).sum::<f64>();
-                out.extend(page);
+            let mut cursor = (until_ms as i64, i64::MAX);
+            'pages: loop {
+                let mut rows = st.query(params![cursor.0, cursor.1, PAGE])?;
+                let mut n = 0;
+                while let Some(r) = rows.next()? {
+                    n += 1;
+                    let worker: String = r.get(0)?;
+                    cursor = (r.get(2)?, r.get(3)?);
+                    if !w.add(&worker, r.get(1)?) {
+                        break 'pages;
+                    }
+                }
                 if n < PAGE {
                     break;
                 }
-                offset += PAGE;
             }
-            Ok(out)
+            Ok(w)
         })
         .await
     }

@@ -22,6 +22,7 @@ fn block(hash: &str, time_ms: u64) -> BlockRow {
         reward_sat: 312_500_000,
         network_difficulty: 10.0,
         instance: String::new(),
+        status: "accepted".into(),
     }
 }
 
@@ -73,6 +74,18 @@ async fn shares_and_blocks_survive_a_reopen_and_pay_pplns_exactly() {
     assert!(matches!(
         l.pplns("ffff", 1.0).await,
         Err(LedgerError::NoBlock(_))
+    ));
+    // A block recorded when found, then refused by the node, pays nothing.
+    l.record_block(BlockRow {
+        status: "submitted".into(),
+        ..block("00cd", 1_003)
+    });
+    l.block_status("00cd", "rejected");
+    l.flush().await.unwrap();
+    assert_eq!(l.blocks().await.unwrap().len(), 2);
+    assert!(matches!(
+        l.pplns("00cd", 1.0).await,
+        Err(LedgerError::Rejected(_))
     ));
     // FPPS over the five shares before the late one: Σd = 114 at D = 1000.
     let f = l.fpps(1_000, 1_005, 0.0).await.unwrap();

@@ -43,6 +43,7 @@ pub(crate) fn test_job(template: JobTemplate, links: JobLinks) -> Job {
         received: Instant::now(),
         republish_of: None,
         payout: None,
+        paid_to: None,
     }
 }
 

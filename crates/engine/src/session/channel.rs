@@ -376,9 +376,14 @@ impl Channel {
         if self.jobs.back().is_some_and(|e| e.job.id == job.id) && !self.force_clean {
             return None;
         }
-        if let Some(script) = &self.payout {
+        if let Some(script) = self
+            .payout
+            .as_ref()
+            .filter(|p| job.paid_to.as_ref() != Some(*p))
+        {
             // A solo miner mines its own coinbase: never the shared one,
-            // which pays someone else.
+            // which pays someone else. (Its own job again, after a
+            // re-subscribe, is already that.)
             match job.for_payout(script) {
                 Ok(j) => job = j,
                 Err(e) => {
