@@ -722,7 +722,8 @@ async fn a_busy_node_gets_the_block_again_until_it_takes_it() {
     let node = Standin::start("gbt-regtest-2.json").await;
     let (addr, running, cancel) = common::serve(&pool_config(&node)).await;
     node.set(|s| s.busy = true);
-    let _m = miner(addr, "rig1", &cancel);
+    let stop = CancellationToken::new();
+    let _m = miner(addr, "rig1", &stop);
     let log = running.engine.blocks.clone();
     wait_until(
         "a block offered twice to a busy node",
@@ -733,6 +734,13 @@ async fn a_busy_node_gets_the_block_again_until_it_takes_it() {
                 .any(|r| r.attempts >= 2 && r.status != BlockStatus::Rejected)
         },
     )
+    .await;
+    // No new blocks; every one found has been offered twice, so the one
+    // the node takes when it has room is a retried one.
+    stop.cancel();
+    wait_until("every block offered twice", Duration::from_secs(60), || {
+        log.list().iter().all(|r| r.attempts >= 2)
+    })
     .await;
     node.set(|s| s.busy = false);
     wait_until(
