@@ -129,6 +129,18 @@ impl TemplateSource for SyntheticSource {
     }
 }
 
+/// The pool node's one upstream over `source`, booking into `ledger`.
+fn local_connector<S: TemplateSource>(
+    source: S,
+    cfg: &LocalConfig,
+    shared: &Shared,
+    ledger: &Option<Arc<sluice_books::ledger::Ledger>>,
+) -> LocalConnector<S> {
+    let mut local = LocalConnector::new(source, cfg.clone(), shared.clone());
+    local.ledger = ledger.clone();
+    local
+}
+
 /// Connects to Bitcoin Core (waiting while it is away or syncing) and
 /// checks the payout address with it.
 async fn core_source(
@@ -295,18 +307,14 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 if cfg.pool_node.bitcoind.is_some() {
                     let source = core_source(&cfg.pool_node, &cancel).await?;
                     node_stats = Some(source.node_stats());
-                    let mut local = LocalConnector::new(source, local_cfg, shared.clone());
-                    local.ledger = ledger.clone();
-                    pool_workers = Some(local.workers.clone());
-                    blocks = Some(local.found.clone());
-                    Box::new(local)
+                    let l = local_connector(source, &local_cfg, &shared, &ledger);
+                    (pool_workers, blocks) = (Some(l.workers.clone()), Some(l.found.clone()));
+                    Box::new(l)
                 } else {
                     let source = SyntheticSource::new(&cfg.pool_node)?;
-                    let mut local = LocalConnector::new(source, local_cfg, shared.clone());
-                    local.ledger = ledger.clone();
-                    pool_workers = Some(local.workers.clone());
-                    blocks = Some(local.found.clone());
-                    Box::new(local)
+                    let l = local_connector(source, &local_cfg, &shared, &ledger);
+                    (pool_workers, blocks) = (Some(l.workers.clone()), Some(l.found.clone()));
+                    Box::new(l)
                 };
             vec![PoolEntry {
                 name: crate::config::POOL_NODE_NAME.into(),

@@ -192,13 +192,6 @@ fn retry_delay(attempts: u32) -> Duration {
         .min(Duration::from_secs(10))
 }
 
-/// Rows waiting for the ledger's writer above which no share is taken
-/// (sessions answer "no pool" and miners fail over), and below which
-/// shares are taken again: the queue's other half absorbs shares already
-/// on their way.
-const LEDGER_HIGH_WATER: u64 = 1 << 19;
-const LEDGER_LOW_WATER: u64 = 1 << 17;
-
 /// A submission's outcome, back on the task.
 type Done = (BlockForward, u32, Result<BlockAccepted, BlockRefused>);
 
@@ -418,15 +411,19 @@ impl<S: TemplateSource> LocalTask<S> {
     /// them again once it has caught up.
     fn gate_on_ledger(&mut self) {
         let Some(l) = &self.ledger else { return };
+        // Above half the ledger's queue no share is taken (sessions answer
+        // "no pool" and miners fail over); the other half absorbs shares
+        // already on their way. Below an eighth, shares are taken again.
         let pending = l.stats().pending.load(Ordering::Relaxed);
-        if !self.ledger_blocked && pending > LEDGER_HIGH_WATER {
+        let (high, low) = (l.capacity() / 2, l.capacity() / 8);
+        if !self.ledger_blocked && pending > high {
             self.ledger_blocked = true;
             tracing::error!(
                 pending,
                 "the ledger is far behind: refusing shares until it catches up"
             );
             self.links.up.store(false, Ordering::Release);
-        } else if self.ledger_blocked && pending < LEDGER_LOW_WATER {
+        } else if self.ledger_blocked && pending < low {
             self.ledger_blocked = false;
             tracing::info!(pending, "the ledger caught up");
             self.links.up.store(true, Ordering::Release);

@@ -271,9 +271,9 @@ impl Ledger {
         &self.stats
     }
 
-    /// This instance's name.
-    pub fn instance(&self) -> &str {
-        &self.instance
+    /// Rows the queue holds before appends are refused.
+    pub fn capacity(&self) -> u64 {
+        self.tx.max_capacity() as u64
     }
 
     /// Shares in the ledger (every instance's).
