@@ -8,6 +8,8 @@
 //!   as ARCHITECTURE.md defines them.
 //! - [`books`]: the registry the engine records into and the API reads:
 //!   workers, pools, farm, network and BTC price; sorted, filtered pages.
+//! - [`earnings`]: what a pool really pays per unit of work, and the
+//!   statistical uncertainty of that figure.
 //! - [`store`]: SQLite snapshots, so the books survive a restart.
 //! - [`ledger`]: the pool node's share ledger (SQLite or PostgreSQL),
 //!   blocks, and PPLNS and FPPS payouts computed from it.
@@ -17,6 +19,7 @@
 //! share.
 
 pub mod books;
+pub mod earnings;
 pub mod ledger;
 pub mod money;
 pub mod ring;

@@ -10,7 +10,11 @@
 //! - [`upstream`]: the V1 pool client (sans-IO state + connection task).
 //! - [`limits`]: prefixes taken at subscribe, worker names per address.
 //! - [`local`]: the pool-node upstream over a [`local::TemplateSource`].
+//! - [`policy`]: the hashprice routing policy (sans-IO): tiers of pools
+//!   by measured pay, floors, ceilings, hysteresis.
 //! - [`router`]: weights, failover levels, rebalancing, session moves.
+//! - [`routing`]: the task that measures each pool's pay from the books,
+//!   runs the policy and sets the router's split; its report.
 //! - [`connect`]: connectors that open remote and local upstreams.
 //! - [`server`]: the listener, limits, and the per-connection task.
 //! - [`stats`]: reject and disconnect reasons, engine counters.
@@ -21,7 +25,9 @@ pub mod extranonce;
 pub mod job;
 pub mod limits;
 pub mod local;
+pub mod policy;
 pub mod router;
+pub mod routing;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -56,10 +56,34 @@ pub struct SessionSlot {
     pub tx: mpsc::Sender<SessionEvent>,
     /// Its current upstream.
     pub upstream: AtomicU32,
+    /// Its accepted work so far, written by the session task only.
+    pub work: Arc<SessionWork>,
+}
+
+/// A session's accepted work and share count, for balancing.
+#[derive(Debug, Default)]
+pub struct SessionWork {
     /// Σ accepted difficulty as `f64` bits (fixed point would truncate the
-    /// tiny fractional difficulties of test and load rigs), written by the
-    /// session task only.
-    pub work: Arc<AtomicU64>,
+    /// tiny fractional difficulties of test and load rigs).
+    work: AtomicU64,
+    /// Accepted shares.
+    shares: AtomicU64,
+}
+
+impl SessionWork {
+    /// Records the session's totals so far.
+    pub fn set(&self, work: f64, shares: u64) {
+        self.work.store(work.to_bits(), Ordering::Relaxed);
+        self.shares.store(shares, Ordering::Relaxed);
+    }
+
+    /// (Σ accepted difficulty, accepted shares).
+    pub fn get(&self) -> (f64, u64) {
+        (
+            f64::from_bits(self.work.load(Ordering::Relaxed)),
+            self.shares.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// One pool's connections: (id, health, sessions).
@@ -134,9 +158,22 @@ struct Inner {
     by_id: HashMap<UpstreamId, (usize, Arc<UpstreamHandle>)>,
     next_id: UpstreamId,
     last_rebalance: Instant,
-    last_work: HashMap<SessionId, f64>,
+    last_work: HashMap<SessionId, (f64, u64)>,
     last_suggest: Instant,
     suggest_work: HashMap<SessionId, f64>,
+    /// Target shares set by a routing policy, in place of the weights.
+    split: Option<Vec<f64>>,
+}
+
+impl Inner {
+    /// What pool `i` should get, relative to the others: the policy's
+    /// split when one is set, else the configured weight.
+    fn weight(&self, i: usize) -> f64 {
+        match &self.split {
+            Some(s) => s.get(i).copied().unwrap_or(0.0),
+            None => self.pools[i].entry.weight,
+        }
+    }
 }
 
 /// How often each connection's aggregate difficulty is worked out.
@@ -179,6 +216,7 @@ impl Router {
             last_work: HashMap::new(),
             last_suggest: Instant::now(),
             suggest_work: HashMap::new(),
+            split: None,
         };
         for (i, entry) in pools.into_iter().enumerate() {
             let id = inner.next_id;
@@ -211,7 +249,7 @@ impl Router {
         &self,
         session: SessionId,
         tx: mpsc::Sender<SessionEvent>,
-        work: Arc<AtomicU64>,
+        work: Arc<SessionWork>,
     ) -> Option<Arc<UpstreamHandle>> {
         let mut inner = self.lock();
         let level = Self::active_level(&inner);
@@ -292,6 +330,40 @@ impl Router {
             .collect()
     }
 
+    /// Replaces the weights with a policy's target shares (config order);
+    /// new sessions and the next rebalance follow them.
+    pub fn set_split(&self, split: Vec<f64>) {
+        self.lock().split = Some(split);
+    }
+
+    /// What each pool is routed by now: the policy's split, or the
+    /// weights.
+    pub fn targets(&self) -> Vec<f64> {
+        let inner = self.lock();
+        (0..inner.pools.len()).map(|i| inner.weight(i)).collect()
+    }
+
+    /// Pools that can take work now: healthy and in the active failover
+    /// level.
+    pub fn routable(&self) -> Vec<bool> {
+        let inner = self.lock();
+        let active = Self::active_level(&inner);
+        inner
+            .pools
+            .iter()
+            .map(|p| Some(p.entry.level) == active && p.conns.iter().any(|h| is_ready(h)))
+            .collect()
+    }
+
+    /// Each pool's level and weight as configured.
+    pub fn configured(&self) -> Vec<(u32, f64)> {
+        self.lock()
+            .pools
+            .iter()
+            .map(|p| (p.entry.level, p.entry.weight))
+            .collect()
+    }
+
     fn active_level(inner: &Inner) -> Option<u32> {
         inner
             .pools
@@ -330,7 +402,7 @@ impl Router {
                         .iter()
                         .map(|h| h.sessions.load(Ordering::Relaxed))
                         .sum();
-                    (n as f64 + 1.0) / p.entry.weight.max(1e-9)
+                    (n as f64 + 1.0) / inner.weight(i).max(1e-9)
                 };
                 load(a).total_cmp(&load(b))
             })
@@ -496,7 +568,7 @@ impl Router {
         let mut per_conn: HashMap<UpstreamId, f64> = HashMap::new();
         let mut seen = HashMap::with_capacity(self.sessions.len());
         for s in self.sessions.iter() {
-            let w = f64::from_bits(s.work.load(Ordering::Relaxed));
+            let w = s.work.get().0;
             let last = inner.suggest_work.get(s.key()).copied().unwrap_or(w);
             seen.insert(*s.key(), w);
             *per_conn
@@ -525,10 +597,13 @@ impl Router {
             p.window_work = 0.0;
         }
         let mut seen = HashMap::new();
+        // Variance of the window's work: shares arrive at random, so Σd
+        // over n shares of difficulty d varies by about d·√n.
+        let mut variance = 0.0;
         for s in self.sessions.iter() {
-            let w = f64::from_bits(s.work.load(Ordering::Relaxed));
-            let last = inner.last_work.get(s.key()).copied().unwrap_or(0.0);
-            seen.insert(*s.key(), w);
+            let (w, n) = s.work.get();
+            let (last, last_n) = inner.last_work.get(s.key()).copied().unwrap_or((0.0, 0));
+            seen.insert(*s.key(), (w, n));
             let Some((pool, h)) = inner.by_id.get(&s.upstream.load(Ordering::Relaxed)) else {
                 continue;
             };
@@ -536,6 +611,10 @@ impl Router {
                 continue;
             }
             let delta = (w - last).max(0.0);
+            let shares = n.saturating_sub(last_n);
+            if shares > 0 {
+                variance += delta * delta / shares as f64;
+            }
             per_session.push((*s.key(), *pool, delta));
         }
         inner.last_work = seen;
@@ -549,7 +628,7 @@ impl Router {
             })
             .collect();
         let total_work: f64 = members.iter().map(|&i| inner.pools[i].window_work).sum();
-        let total_weight: f64 = members.iter().map(|&i| inner.pools[i].entry.weight).sum();
+        let total_weight: f64 = members.iter().map(|&i| inner.weight(i)).sum();
         if members.len() < 2 || total_work <= 0.0 || total_weight <= 0.0 {
             return;
         }
@@ -559,26 +638,35 @@ impl Router {
             .map(|&i| {
                 (
                     i,
-                    inner.pools[i].window_work
-                        - total_work * inner.pools[i].entry.weight / total_weight,
+                    inner.pools[i].window_work - total_work * inner.weight(i) / total_weight,
                 )
             })
             .collect();
         let worst = surplus.values().fold(0.0f64, |m, v| m.max(v.abs()));
-        if worst / total_work <= self.cfg.rebalance_tolerance {
+        // Off by more than the tolerance, and by more than chance (three
+        // standard deviations of the window's work): random share arrival
+        // alone never moves a session.
+        if worst / total_work <= self.cfg.rebalance_tolerance || worst <= 3.0 * variance.sqrt() {
             return;
         }
         // Largest sessions first from over-served pools into under-served
         // ones, never overshooting a deficit by more than half a session.
+        // A pool only gives or only takes in one round: a session is never
+        // moved back and forth to even out rounding.
         per_session.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let givers: Vec<usize> = surplus
+            .iter()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(i, _)| *i)
+            .collect();
         let mut moved = 0;
         for (session, from, work) in per_session {
-            if work <= 0.0 || surplus[&from] < work / 2.0 {
+            if work <= 0.0 || !givers.contains(&from) || surplus[&from] < work / 2.0 {
                 continue;
             }
             let Some((&to, &deficit)) = surplus
                 .iter()
-                .filter(|(i, _)| **i != from)
+                .filter(|(i, _)| !givers.contains(i))
                 .min_by(|a, b| a.1.total_cmp(b.1))
             else {
                 continue;
@@ -606,7 +694,8 @@ impl Router {
         let mut t = tokio::time::interval(self.cfg.tick);
         loop {
             tokio::select! {
-                _ = t.tick() => self.tick(Instant::now()),
+                // tokio's clock, so paused-time tests rebalance too.
+                _ = t.tick() => self.tick(tokio::time::Instant::now().into_std()),
                 _ = cancel.cancelled() => return,
             }
         }

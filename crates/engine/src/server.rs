@@ -280,7 +280,7 @@ impl Engine {
             }
         };
         let (tx, rx) = mpsc::channel(256);
-        let work = Arc::new(AtomicU64::new(0));
+        let work = Arc::new(crate::router::SessionWork::default());
         let Some(up) = self.router.assign(id, tx, work.clone()) else {
             return Disconnect::NoUpstream;
         };
@@ -302,7 +302,7 @@ impl Engine {
         mut wire: Wire,
         mut up: Arc<crate::upstream::UpstreamHandle>,
         mut events: mpsc::Receiver<SessionEvent>,
-        work: Arc<AtomicU64>,
+        work: Arc<crate::router::SessionWork>,
     ) -> Disconnect {
         let cfg = &self.server_cfg;
         let peer = stream.peer_addr().ok();
@@ -501,7 +501,8 @@ impl Engine {
             if let Err(d) = written {
                 return d;
             }
-            work.store(core.counters().accepted_work.to_bits(), Ordering::Relaxed);
+            let c = core.counters();
+            work.set(c.accepted_work, c.accepted);
             if let Some(d) = disconnect {
                 return d;
             }

@@ -1,0 +1,119 @@
+//! What a pool really pays per unit of work done for it, and how sure the
+//! books are of that figure.
+//!
+//! The figure is the pool's effective hashprice in BTC: earned BTC (after
+//! its fee, its rejects, stale work and shares it refused) per PH/s of
+//! submitted work per day. It is `r · p`, where `r` is what an accepted
+//! unit of work earns (the pool's configured payout, or the job's reward
+//! less its fee) and `p` the share of submitted work it accepted. `r` is
+//! known from the config and the jobs; `p` is measured, so the
+//! uncertainty is the binomial standard error of `p` over the window's
+//! `n` shares: `σ = r · √(max(p(1 − p), 1/n) / n)`. The `1/n` floor keeps
+//! a pool with no rejects yet from looking certain (with no reject in `n`
+//! shares, a reject rate near `1/n` is still plausible).
+//!
+//! FPPS pays this figure; PPLNS and solo pay it only on average, and
+//! their luck is not in `σ`.
+
+use serde::Serialize;
+
+use crate::money;
+use crate::tally::Figures;
+
+/// A pool's measured pay over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct PoolPay {
+    /// Seconds the figures cover.
+    pub span_s: f64,
+    /// Shares in the window (accepted and rejected).
+    pub shares: u64,
+    /// Accepted work / submitted work.
+    pub accept_rate: Option<f64>,
+    /// Effective hashprice, BTC per PH/s per day (None without work).
+    pub hashprice_btc: Option<f64>,
+    /// Its standard error, BTC per PH/s per day.
+    pub sigma_btc: Option<f64>,
+}
+
+impl PoolPay {
+    /// The pay a window's figures show.
+    pub fn of(f: &Figures) -> Self {
+        let s = &f.sums;
+        let submitted = s.submitted_work();
+        let n = (s.accepted + s.rejected).round().max(0.0);
+        if submitted <= 0.0 || n < 1.0 {
+            return Self {
+                span_s: f.span_s,
+                shares: n as u64,
+                ..Self::default()
+            };
+        }
+        let p = (s.accepted_work / submitted).clamp(0.0, 1.0);
+        // What an accepted unit of work earns; with nothing accepted, its
+        // network value stands in (the fee is then unknown, and moot).
+        let per_work = if s.accepted_work > 0.0 {
+            s.earned_btc / s.accepted_work
+        } else {
+            s.value_btc / submitted
+        };
+        let r = money::effective_hashprice(per_work, 1.0, 1.0).unwrap_or(0.0);
+        let sigma_p = ((p * (1.0 - p)).max(1.0 / n) / n).sqrt();
+        Self {
+            span_s: f.span_s,
+            shares: n as u64,
+            accept_rate: Some(p),
+            hashprice_btc: money::effective_hashprice(s.earned_btc, submitted, 1.0),
+            sigma_btc: Some(r * sigma_p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::Sums;
+
+    fn figures(accepted: f64, rejected: f64, earned_per_share: f64) -> Figures {
+        Figures {
+            span_s: 600.0,
+            sums: Sums {
+                accepted_work: accepted,
+                rejected_work: rejected,
+                earned_btc: accepted * earned_per_share,
+                value_btc: (accepted + rejected) * earned_per_share,
+                accepted,
+                rejected,
+                ..Sums::default()
+            },
+        }
+    }
+
+    #[test]
+    fn pay_is_the_accepted_share_of_the_rate_with_a_binomial_error() {
+        let x = 1e-12;
+        let per_share = money::effective_hashprice(x, 1.0, 1.0).unwrap_or(0.0);
+        let pay = PoolPay::of(&figures(900.0, 100.0, x));
+        let h = pay.hashprice_btc.unwrap_or(0.0);
+        assert!((h / per_share - 0.9).abs() < 1e-12, "{h} vs {per_share}");
+        // σ_p = √(0.9 · 0.1 / 1000) = 0.009487.
+        let s = pay.sigma_btc.unwrap_or(0.0) / per_share;
+        assert!((s - 0.009_486_8).abs() < 1e-6, "{s}");
+        assert_eq!(pay.shares, 1000);
+    }
+
+    #[test]
+    fn no_rejects_is_not_certainty_and_no_work_is_no_figure() {
+        let pay = PoolPay::of(&figures(400.0, 0.0, 1e-12));
+        let per_share = money::effective_hashprice(1e-12, 1.0, 1.0).unwrap_or(0.0);
+        // Floor: √(1/n / n) = 1/n.
+        let s = pay.sigma_btc.unwrap_or(0.0) / per_share;
+        assert!((s - 1.0 / 400.0).abs() < 1e-12, "{s}");
+        let none = PoolPay::of(&figures(0.0, 0.0, 1e-12));
+        assert_eq!(none.hashprice_btc, None);
+        assert_eq!(none.sigma_btc, None);
+        // Everything rejected: pays nothing, and says how sure that is.
+        let all = PoolPay::of(&figures(0.0, 50.0, 1e-12));
+        assert_eq!(all.hashprice_btc, Some(0.0));
+        assert!(all.sigma_btc.unwrap_or(0.0) > 0.0);
+    }
+}
