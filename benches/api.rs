@@ -149,6 +149,7 @@ fn main() {
         None,
         None,
     );
+    let state = Arc::new(state);
     let cancel = tokio_util::sync::CancellationToken::new();
     let addr = rt
         .block_on(sluice_api::spawn(

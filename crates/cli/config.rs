@@ -348,6 +348,32 @@ pub struct RoutingConfig {
     /// error 20 rather than `true` and dropped. Blocks never wait here.
     /// In pool mode the node's own queue holds 16 times this.
     pub share_queue: usize,
+    /// `"weights"` (the configured weights) or `"hashprice"` (toward the
+    /// pools that pay more per unit of work, within each pool's floor and
+    /// ceiling).
+    pub policy: RoutingPolicy,
+    /// Window each pool's pay is measured over: `5m`, `1h` or `24h`.
+    pub window: String,
+    /// Seconds between routing decisions.
+    pub decide_interval_secs: f64,
+    /// Fraction a pool must pay more by, beyond the noise, to be ranked
+    /// ahead (0.02 = 2 %).
+    pub margin: f64,
+    /// Standard errors the difference must clear (2 ≈ 95 %).
+    pub confidence: f64,
+    /// Shares in the window before a pool's pay is used.
+    pub min_shares: u64,
+}
+
+/// Which policy routes hashrate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingPolicy {
+    /// The configured weights.
+    #[default]
+    Weights,
+    /// Measured pay per unit of work.
+    Hashprice,
 }
 
 impl Default for RoutingConfig {
@@ -358,6 +384,12 @@ impl Default for RoutingConfig {
             rebalance_tolerance: 0.05,
             failback_after_secs: 5.0,
             share_queue: 4096,
+            policy: RoutingPolicy::Weights,
+            window: "1h".into(),
+            decide_interval_secs: 60.0,
+            margin: 0.02,
+            confidence: 2.0,
+            min_shares: 100,
         }
     }
 }
@@ -389,6 +421,13 @@ pub struct PoolConfig {
     /// Relative weight among pools of the same level.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// Hashprice routing: least share of the hashrate while the pool is up
+    /// (a contract, a hedge, and enough work to keep measuring it).
+    #[serde(default)]
+    pub floor: f64,
+    /// Hashprice routing: most share of the hashrate.
+    #[serde(default = "default_ceiling")]
+    pub ceiling: f64,
     /// Failover level: 0 is used first; higher levels only when every pool
     /// of the lower levels is down.
     #[serde(default)]
@@ -438,6 +477,9 @@ fn default_password() -> String {
     "x".into()
 }
 fn default_weight() -> f64 {
+    1.0
+}
+fn default_ceiling() -> f64 {
     1.0
 }
 fn default_stall() -> u64 {
@@ -628,6 +670,8 @@ impl PoolConfig {
             user: user.into(),
             password: default_password(),
             weight: default_weight(),
+            floor: 0.0,
+            ceiling: default_ceiling(),
             level: 0,
             pass_through_workers: false,
             rolling: Rolling::default(),
@@ -715,6 +759,7 @@ impl Config {
                 "extranonce.downstream_extranonce2_size must be 1–8 (WhatsMiner firmware allows at most 8)"
             );
         }
+        self.validate_routing()?;
         if self.routing.share_queue == 0 {
             bail!("routing.share_queue must be at least 1");
         }
@@ -780,6 +825,76 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_routing(&self) -> anyhow::Result<()> {
+        let r = &self.routing;
+        sluice_books::Window::parse(&r.window)
+            .filter(|w| *w != sluice_books::Window::M1)
+            .with_context(|| format!("routing.window must be 5m, 1h or 24h, not {:?}", r.window))?;
+        positive("routing.decide_interval_secs", r.decide_interval_secs)?;
+        if !(r.margin.is_finite() && (0.0..1.0).contains(&r.margin)) {
+            bail!(
+                "routing.margin must be a fraction in [0, 1), got {}",
+                r.margin
+            );
+        }
+        if !(r.confidence.is_finite() && r.confidence >= 0.0) {
+            bail!(
+                "routing.confidence must be 0 or positive, got {}",
+                r.confidence
+            );
+        }
+        let mut levels: std::collections::BTreeMap<u32, (f64, f64)> = Default::default();
+        for p in &self.pools {
+            let (f, c) = (p.floor, p.ceiling);
+            if !(0.0..=1.0).contains(&f) {
+                bail!("floor of {} must be a fraction in [0, 1], got {f}", p.url);
+            }
+            if !(c > 0.0 && c <= 1.0) {
+                bail!("ceiling of {} must be a fraction in (0, 1], got {c}", p.url);
+            }
+            if f > c {
+                bail!("floor of {} ({f}) is above its ceiling ({c})", p.url);
+            }
+            let e = levels.entry(p.level).or_default();
+            e.0 += f;
+            e.1 += c;
+        }
+        for (level, (floors, ceilings)) in levels {
+            if floors > 1.0 + 1e-9 {
+                bail!(
+                    "the floors of level {level} add up to {:.0} %, more than all the hashrate",
+                    floors * 100.0
+                );
+            }
+            if ceilings < 1.0 - 1e-9 {
+                bail!(
+                    "the ceilings of level {level} add up to {:.0} %: the rest of the hashrate would have nowhere to go",
+                    ceilings * 100.0
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing task's settings.
+    pub fn routing_settings(&self) -> sluice_engine::routing::RoutingSettings {
+        use sluice_engine::routing::{PolicyKind, RoutingSettings};
+        let r = &self.routing;
+        RoutingSettings {
+            policy: match r.policy {
+                RoutingPolicy::Weights => PolicyKind::Weights,
+                RoutingPolicy::Hashprice => PolicyKind::Hashprice,
+            },
+            window: sluice_books::Window::parse(&r.window).unwrap_or(sluice_books::Window::H1),
+            interval: Duration::from_secs_f64(r.decide_interval_secs.max(0.05)),
+            cfg: sluice_engine::policy::PolicyConfig {
+                margin: r.margin,
+                confidence: r.confidence,
+                min_shares: r.min_shares,
+            },
+        }
     }
 
     fn validate_books(&self) -> anyhow::Result<()> {
@@ -1001,12 +1116,26 @@ impl Config {
         );
         match self.mode {
             Mode::Proxy => {
+                let r = &self.routing;
+                s.push_str(&match r.policy {
+                    RoutingPolicy::Weights => "routing: by weight\n".to_string(),
+                    RoutingPolicy::Hashprice => format!(
+                        "routing: by hashprice over {} (decided every {} s; a pool must pay {} % more beyond {} standard errors; {} shares before a pool's pay is used)\n",
+                        r.window,
+                        r.decide_interval_secs,
+                        r.margin * 100.0,
+                        r.confidence,
+                        r.min_shares
+                    ),
+                });
                 for p in &self.pools {
                     s.push_str(&format!(
-                        "pool: {} user {} weight {} level {} fee {} % {:?}; version rolling: {}; suggest difficulty: {}; reconnect: same host{}\n",
+                        "pool: {} user {} weight {} floor {} % ceiling {} % level {} fee {} % {:?}; version rolling: {}; suggest difficulty: {}; reconnect: same host{}\n",
                         p.url,
                         p.user,
                         p.weight,
+                        p.floor * 100.0,
+                        p.ceiling * 100.0,
                         p.level,
                         p.fee * 100.0,
                         p.payout,

@@ -8,6 +8,7 @@
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
 //! - [`ledger`]: `sluice ledger`, blocks and payouts from a share ledger.
+//! - [`routing`]: `sluice routing`, the routing report as a table.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
 
 pub mod bench_hash;
@@ -18,4 +19,5 @@ pub mod keys;
 pub mod ledger;
 pub mod load;
 pub mod money;
+pub mod routing;
 pub mod run;

@@ -60,6 +60,9 @@ enum Command {
     /// Per-worker hashrate, earnings and profit from a running instance's
     /// API, as a table.
     Workers(WorkersArgs),
+    /// How hashrate is routed across pools: what each pays per unit of
+    /// work, its uncertainty, the target split and why.
+    Routing(ApiArgs),
     /// The hashprice calculator: network hashprice from difficulty, reward
     /// and price, and a machine's break-even (no running instance needed).
     Hashprice(HashpriceArgs),
@@ -284,6 +287,26 @@ struct WorkersArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApiArgs {
+    /// The instance's API (its `--api-listen` address).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `base` (with or without a scheme) joined with `path`.
+fn api_url(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.contains("://") {
+        format!("{base}{path}")
+    } else {
+        format!("http://{base}{path}")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -548,21 +571,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
         }
-        Command::Workers(a) => {
-            let base = a.api.trim_end_matches('/');
-            let base = if base.contains("://") {
-                base.to_string()
+        Command::Routing(a) => {
+            let r = sluice::money::get_json(&api_url(&a.api, "/api/v1/routing"))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                format!("http://{base}")
-            };
-            let mut url = format!(
-                "{base}/api/v1/workers?sort={}&order={}&window={}&limit={}&offset={}",
+                print!("{}", sluice::routing::routing_table(&r));
+            }
+            Ok(())
+        }
+        Command::Workers(a) => {
+            let mut url = api_url(&a.api, "/api/v1/workers");
+            url.push_str(&format!(
+                "?sort={}&order={}&window={}&limit={}&offset={}",
                 a.sort,
                 if a.asc { "asc" } else { "desc" },
                 a.window,
                 a.limit,
                 a.offset
-            );
+            ));
             if let Some(p) = &a.prefix {
                 url.push_str(&format!("&prefix={}", sluice::money::url_escape(p)));
             }

@@ -18,6 +18,7 @@ use sluice_engine::local::{
     unix_now,
 };
 use sluice_engine::router::{PoolEntry, Router, RouterConfig};
+use sluice_engine::routing::Routing;
 use sluice_engine::server::Engine;
 use sluice_engine::stats::Stats;
 use sluice_engine::upstream::UpstreamConfig;
@@ -213,6 +214,8 @@ pub struct Running {
     pub store: Option<SharedStore>,
     /// Where the HTTP API listens, when enabled.
     pub api: Option<SocketAddr>,
+    /// The routing task (its report).
+    pub routing: Arc<Routing>,
 }
 
 /// Builds everything a config describes and binds the listener.
@@ -331,6 +334,28 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         Some(books.clone()),
     ));
     tokio::spawn(router.clone().run(cancel.clone()));
+    let routing = {
+        let (names, limits) = match cfg.mode {
+            Mode::Proxy => cfg
+                .pools
+                .iter()
+                .map(|p| (p.url.to_string(), (p.floor, p.ceiling)))
+                .unzip(),
+            Mode::Pool => (
+                vec![crate::config::POOL_NODE_NAME.to_string()],
+                vec![(0.0, 1.0)],
+            ),
+        };
+        let routing = Routing::new(
+            cfg.routing_settings(),
+            books.clone(),
+            router.clone(),
+            names,
+            limits,
+        );
+        tokio::spawn(routing.clone().run(cancel.clone()));
+        routing
+    };
     let listener = TcpListener::bind(cfg.listen.address)
         .await
         .with_context(|| format!("binding {}", cfg.listen.address))?;
@@ -382,7 +407,9 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 mode,
                 ledger.as_ref().map(|l| l.stats().clone()),
                 node_stats,
-            );
+            )
+            .with_routing(routing.clone());
+            let state = Arc::new(state);
             Some(
                 sluice_api::spawn(addr, state, cancel)
                     .await
@@ -401,6 +428,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         books,
         store,
         api,
+        routing,
     })
 }
 

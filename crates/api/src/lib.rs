@@ -1,7 +1,7 @@
 //! sluice's HTTP surface.
 //!
 //! - [`router`]: the axum routes — `/api/v1/{workers, workers/{name},
-//!   pools, farm, hashprice, blocks}`, `/healthz`, `/readyz`, `/metrics`.
+//!   pools, farm, hashprice, blocks, routing}`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`views`]: the JSON shapes of pools, farm, hashprice and one worker.
 //! - [`prom`]: the Prometheus text exposition.
 //!
@@ -49,6 +49,8 @@ pub struct ApiState {
     pub ledger: Option<Arc<sluice_books::ledger::LedgerStats>>,
     /// Pool node on Bitcoin Core: its RPC and template counters.
     pub node: Option<Arc<sluice_node::core::CoreStats>>,
+    /// The routing task, for its report.
+    pub routing: Option<Arc<sluice_engine::routing::Routing>>,
 }
 
 impl ApiState {
@@ -61,8 +63,8 @@ impl ApiState {
         mode: &'static str,
         ledger: Option<Arc<sluice_books::ledger::LedgerStats>>,
         node: Option<Arc<sluice_node::core::CoreStats>>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Self {
+        Self {
             books,
             stats,
             router,
@@ -71,7 +73,14 @@ impl ApiState {
             bad_requests: AtomicU64::new(0),
             ledger,
             node,
-        })
+            routing: None,
+        }
+    }
+
+    /// The same with the routing task's report served.
+    pub fn with_routing(mut self, routing: Arc<sluice_engine::routing::Routing>) -> Self {
+        self.routing = Some(routing);
+        self
     }
 
     fn bad(&self, status: StatusCode, msg: String) -> Response {
@@ -89,6 +98,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/api/v1/farm", get(farm))
         .route("/api/v1/hashprice", get(hashprice))
         .route("/api/v1/blocks", get(blocks))
+        .route("/api/v1/routing", get(routing))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -231,6 +241,19 @@ async fn farm(State(st): State<Arc<ApiState>>) -> Response {
     match blocking(move || views::farm(&st.books, &st.stats)).await {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
+    }
+}
+
+async fn routing(State(st): State<Arc<ApiState>>) -> Response {
+    match &st.routing {
+        Some(r) => {
+            let r = r.clone();
+            match blocking(move || r.report()).await {
+                Ok(v) => Json(v).into_response(),
+                Err(e) => e,
+            }
+        }
+        None => st.bad(StatusCode::NOT_FOUND, "routing is not running here".into()),
     }
 }
 

@@ -766,5 +766,53 @@ pub fn metrics(st: &ApiState) -> String {
         &[],
         get(&st.bad_requests),
     );
+    if let Some(r) = &st.routing {
+        routing_metrics(&mut e, &r.report());
+    }
     e.finish()
+}
+
+fn routing_metrics(e: &mut Exposition, r: &sluice_engine::routing::RoutingReport) {
+    e.counter(
+        "sluice_routing_split_changes_total",
+        "Times the hashprice policy changed the split of hashrate across pools.",
+        &[],
+        r.split_changes as f64,
+    );
+    for (reason, v) in [("split", r.session_moves), ("failover", r.failover_moves)] {
+        e.counter(
+            "sluice_routing_session_moves_total",
+            "Sessions moved between pools (with a clean job), to follow the split or weights, or off a failed pool.",
+            &[("reason", reason)],
+            v as f64,
+        );
+    }
+    for p in &r.pools {
+        e.gauge(
+            "sluice_routing_target_share",
+            "Share of the hashrate each pool is routed (policy target or weight share).",
+            &[("pool", &p.name)],
+            p.target_share,
+        );
+    }
+    for p in &r.pools {
+        if let Some(h) = p.measured.hashprice_btc {
+            e.gauge(
+                "sluice_pool_effective_hashprice_btc",
+                "What each pool pays per unit of submitted work over the routing window, BTC per PH/s per day.",
+                &[("pool", &p.name)],
+                h,
+            );
+        }
+    }
+    for p in &r.pools {
+        if let Some(h) = p.hashprice_usd {
+            e.gauge(
+                "sluice_pool_effective_hashprice_usd",
+                "The same in USD per PH/s per day at the current BTC price.",
+                &[("pool", &p.name)],
+                h,
+            );
+        }
+    }
 }

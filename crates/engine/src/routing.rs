@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::policy::{HashpricePolicy, Measure, PolicyConfig, PolicyPool};
 use crate::router::Router;
 
+/// How often pool health is checked for a decision out of turn.
+const HEALTH_CHECK: Duration = Duration::from_millis(250);
+
 /// Which policy routes hashrate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,7 +183,12 @@ impl Routing {
             .collect();
         let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
         let decision = policy.decide(&measures, &routable, now_ms);
-        if self.settings.policy == PolicyKind::Hashprice && decision.changed {
+        // With no pool up there is nothing to split: the router keeps the
+        // last split for when they return.
+        if self.settings.policy == PolicyKind::Hashprice
+            && decision.changed
+            && routable.iter().any(|r| *r)
+        {
             let split = decision.split();
             self.router.set_split(split.clone());
             self.split_changes.fetch_add(1, Ordering::Relaxed);
@@ -289,17 +297,27 @@ impl Routing {
             .ms(tokio::time::Instant::now().into_std())
     }
 
-    /// Decides every `interval` until cancelled.
+    /// Decides every `interval`, and at once when a pool goes up or down,
+    /// until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut t = tokio::time::interval(self.settings.interval);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut health = tokio::time::interval(HEALTH_CHECK);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = self.router.routable();
         loop {
             tokio::select! {
-                _ = t.tick() => {
-                    self.step(self.now_ms());
+                _ = t.tick() => {}
+                _ = health.tick() => {
+                    let now = self.router.routable();
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
                 }
                 _ = cancel.cancelled() => return,
             }
+            self.step(self.now_ms());
         }
     }
 }
