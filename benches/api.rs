@@ -32,7 +32,11 @@ fn books() -> Arc<Books> {
             reward: Reward::Coinbase,
         }],
         power_price_usd_per_kwh: 0.06,
-        power_rules: vec![("*.s19-*".into(), Power::Watts(3_250.0))],
+        power_rules: vec![sluice_books::money::PowerRule {
+            class: "s19".into(),
+            pattern: "*.s19-*".into(),
+            power: Power::Watts(3_250.0),
+        }],
         default_power: Some(Power::EfficiencyJPerTh(17.5)),
         price: PriceConfig::Fixed(91_000.0),
         reasons: vec!["job_not_found", "stale", "duplicate", "low_difficulty"],

@@ -278,6 +278,11 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
 
 /// Serves `{"bitcoin":{"usd":P}}` on 127.0.0.1 until the token fires.
 async fn price_server(price: f64, stop: CancellationToken) -> SocketAddr {
+    json_server(format!("{{\"bitcoin\":{{\"usd\":{price}}}}}"), stop).await
+}
+
+/// Serves `body` as JSON to every request until `stop`.
+async fn json_server(body: String, stop: CancellationToken) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -288,7 +293,6 @@ async fn price_server(price: f64, stop: CancellationToken) -> SocketAddr {
             };
             let mut buf = [0u8; 2048];
             let _ = s.read(&mut buf).await;
-            let body = format!("{{\"bitcoin\":{{\"usd\":{price}}}}}");
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
@@ -343,6 +347,50 @@ async fn price_feed_down_marks_money_stale() {
         .parse()
         .unwrap();
     assert!(errors >= 3.0, "failed polls are counted: {errors}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_price_feed_overrides_the_schedule_while_fresh() {
+    let feed_stop = CancellationToken::new();
+    let feed = json_server(r#"{"usd_per_kwh":0.21}"#.into(), feed_stop.clone()).await;
+    let mut cfg = pool_config();
+    cfg.books.power.feed_url = Some(format!("http://{feed}/now"));
+    cfg.books.power.poll_interval_secs = 0.1;
+    cfg.books.power.max_age_secs = 1.0;
+    let (_addr, api, cancel, _running) = launch(&cfg).await;
+    common::wait_until_async("the fed power price", Duration::from_secs(15), || {
+        let url = format!("{api}/api/v1/hashprice");
+        async move { get(url).await["power_price_usd_per_kwh"] == 0.21 }
+    })
+    .await;
+    let page = get(format!("{api}/api/v1/workers")).await;
+    assert_eq!(page["price"]["power_source"], "feed", "{page}");
+    assert_eq!(page["price"]["power_usd_per_kwh"], 0.21, "{page}");
+    // The advice uses it for the current hour.
+    let a = get(format!("{api}/api/v1/advice?hashprice=40")).await;
+    let hour = a["scenario"]["hour"].as_u64().unwrap() as usize;
+    assert_eq!(a["scenario"]["prices"][hour], 0.21, "{a}");
+    // An S21 (17.5 J/TH) costs 24 · 17.5 · 0.21 = 88.2 $/PH/day now.
+    assert!(
+        (a["classes"][0]["break_even_hashprice"].as_f64().unwrap() - 88.2).abs() < 1e-9,
+        "{a}"
+    );
+    feed_stop.cancel();
+    common::wait_until_async("the configured price back", Duration::from_secs(15), || {
+        let url = format!("{api}/api/v1/hashprice");
+        async move { get(url).await["power_price_usd_per_kwh"] == 0.06 }
+    })
+    .await;
+    let (_, metrics) = common::http_get(format!("{api}/metrics")).await;
+    assert!(
+        metrics.contains("sluice_power_price_usd_per_kwh 0.06"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_power_price_feed_polls_total{outcome=\"error\"}"),
+        "{metrics}"
+    );
     cancel.cancel();
 }
 

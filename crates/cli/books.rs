@@ -9,7 +9,7 @@ use anyhow::Context;
 use sluice_books::{Books, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::PriceSection;
+use crate::config::{PowerSection, PriceSection};
 
 /// The books' store, shared by the snapshot loop and shutdown.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -113,20 +113,70 @@ fn fetch_price(agent: &ureq::Agent, url: &str, pointer: &str) -> Result<f64, Str
     price_from_json(&body, pointer)
 }
 
-/// Polls the price feed until cancelled. A failed poll is logged and
+/// Polls the BTC price feed until cancelled. A failed poll is logged and
 /// counted; the last good price ages until the books mark it stale.
 pub async fn price_feed(cfg: PriceSection, books: Arc<Books>, cancel: CancellationToken) {
     let Some(url) = cfg.feed_url.clone() else {
         return;
     };
-    let interval = Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05));
+    let (ok, err) = (books.clone(), books.clone());
+    poll_feed(
+        Feed {
+            what: "price feed",
+            url,
+            pointer: cfg.feed_pointer.clone(),
+            interval: Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05)),
+        },
+        move |p| ok.set_price(p, ok.clock().now_ms()),
+        move || err.price_error(),
+        cancel,
+    )
+    .await;
+}
+
+/// Polls the power-price feed until cancelled; while its price is fresh
+/// it overrides the schedule.
+pub async fn power_feed(cfg: PowerSection, books: Arc<Books>, cancel: CancellationToken) {
+    let Some(url) = cfg.feed_url.clone() else {
+        return;
+    };
+    let (ok, err) = (books.clone(), books.clone());
+    poll_feed(
+        Feed {
+            what: "power price feed",
+            url,
+            pointer: cfg.feed_pointer.clone(),
+            interval: Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05)),
+        },
+        move |p| ok.set_power_price(p, ok.clock().now_ms()),
+        move || err.power_price_error(),
+        cancel,
+    )
+    .await;
+}
+
+/// A JSON feed of one number.
+struct Feed {
+    what: &'static str,
+    url: String,
+    pointer: String,
+    interval: Duration,
+}
+
+async fn poll_feed(
+    feed: Feed,
+    on_value: impl Fn(f64),
+    on_error: impl Fn(),
+    cancel: CancellationToken,
+) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(
-            interval.clamp(Duration::from_millis(200), Duration::from_secs(30)),
+            feed.interval
+                .clamp(Duration::from_millis(200), Duration::from_secs(30)),
         ))
         .build()
         .into();
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(feed.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -134,25 +184,25 @@ pub async fn price_feed(cfg: PriceSection, books: Arc<Books>, cancel: Cancellati
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let (agent, url2, pointer) = (agent.clone(), url.clone(), cfg.feed_pointer.clone());
-        let r = tokio::task::spawn_blocking(move || fetch_price(&agent, &url2, &pointer))
+        let (agent, url, pointer) = (agent.clone(), feed.url.clone(), feed.pointer.clone());
+        let r = tokio::task::spawn_blocking(move || fetch_price(&agent, &url, &pointer))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         match r {
             Ok(p) => {
-                books.set_price(p, books.clock().now_ms());
+                on_value(p);
                 if failing {
-                    tracing::info!(price = p, "price feed back");
+                    tracing::info!(feed = feed.what, value = p, "feed back");
                 }
                 failing = false;
             }
             Err(e) => {
-                books.price_error();
+                on_error();
                 // Once per outage at warn; the rest at debug.
                 if failing {
-                    tracing::debug!(error = %e, "price feed poll failed");
+                    tracing::debug!(feed = feed.what, error = %e, "feed poll failed");
                 } else {
-                    tracing::warn!(error = %e, "price feed poll failed");
+                    tracing::warn!(feed = feed.what, error = %e, "feed poll failed");
                 }
                 failing = true;
             }

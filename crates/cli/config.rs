@@ -169,8 +169,9 @@ impl Default for PriceSection {
     }
 }
 
-/// Power: one electricity price, and per machine an efficiency or a draw.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// Power: the electricity price (flat, by hour, or fed), and per machine
+/// class an efficiency or a draw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PowerSection {
     /// Electricity price, USD per kWh.
@@ -180,13 +181,62 @@ pub struct PowerSection {
     /// Or their fixed draw, W.
     pub default_watts: Option<f64>,
     /// Rules by worker-name pattern (`*` and `?`); the first match wins.
+    /// Each rule is a machine class for the curtailment advice.
     pub rules: Vec<PowerRule>,
+    /// Time-of-use prices: local hours with their own price (the first
+    /// period covering an hour wins; other hours cost `price_usd_per_kwh`).
+    pub schedule: Vec<PowerPeriod>,
+    /// Local time's offset from UTC for the schedule, hours (-5 for New
+    /// York in winter).
+    pub utc_offset_hours: f64,
+    /// URL returning JSON with the current power price (http:// or
+    /// https://); while fresh it overrides the schedule.
+    pub feed_url: Option<String>,
+    /// JSON pointer to the price (USD per kWh) in the feed's answer.
+    pub feed_pointer: String,
+    /// Seconds between polls.
+    pub poll_interval_secs: f64,
+    /// Seconds a fed price counts before the schedule applies again.
+    pub max_age_secs: f64,
+}
+
+impl Default for PowerSection {
+    fn default() -> Self {
+        Self {
+            price_usd_per_kwh: 0.0,
+            default_efficiency_j_per_th: None,
+            default_watts: None,
+            rules: Vec::new(),
+            schedule: Vec::new(),
+            utc_offset_hours: 0.0,
+            feed_url: None,
+            feed_pointer: "/usd_per_kwh".into(),
+            poll_interval_secs: 300.0,
+            max_age_secs: 3_600.0,
+        }
+    }
+}
+
+/// One time-of-use period.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerPeriod {
+    /// First local hour (0–23).
+    pub from_hour: u8,
+    /// Hour it ends, exclusive (1–24); at or before `from_hour` it runs
+    /// past midnight.
+    pub to_hour: u8,
+    /// Price in the period, USD per kWh.
+    pub price_usd_per_kwh: f64,
 }
 
 /// Power of the workers whose names match a pattern.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowerRule {
+    /// Machine class shown in the advice (default: the pattern).
+    #[serde(default)]
+    pub class: Option<String>,
     /// Worker-name pattern, e.g. `farm.s21-*`.
     pub pattern: String,
     /// Efficiency, J/TH (power follows measured hashrate).
@@ -944,6 +994,31 @@ impl Config {
                 );
             }
         }
+        for p in &pw.schedule {
+            if p.from_hour > 23 || !(1..=24).contains(&p.to_hour) || p.from_hour == p.to_hour {
+                bail!(
+                    "books.power.schedule: from_hour {} to_hour {}: hours are 0-23 (from) and 1-24 (to), not equal",
+                    p.from_hour,
+                    p.to_hour
+                );
+            }
+            if !(p.price_usd_per_kwh.is_finite() && p.price_usd_per_kwh >= 0.0) {
+                bail!("books.power.schedule: price_usd_per_kwh must be 0 or positive");
+            }
+        }
+        if !(-14.0..=14.0).contains(&pw.utc_offset_hours) {
+            bail!("books.power.utc_offset_hours must be between -14 and 14");
+        }
+        if let Some(url) = &pw.feed_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("books.power.feed_url must be an http:// or https:// URL, got {url:?}");
+            }
+            if !pw.feed_pointer.is_empty() && !pw.feed_pointer.starts_with('/') {
+                bail!("books.power.feed_pointer must be a JSON pointer such as /usd_per_kwh");
+            }
+            positive("books.power.poll_interval_secs", pw.poll_interval_secs)?;
+            positive("books.power.max_age_secs", pw.max_age_secs)?;
+        }
         let fees = self
             .pools
             .iter()
@@ -1001,6 +1076,21 @@ impl Config {
         sluice_books::BooksConfig {
             pools,
             power_price_usd_per_kwh: pw.price_usd_per_kwh,
+            power_periods: pw
+                .schedule
+                .iter()
+                .map(|p| sluice_books::advice::TouPeriod {
+                    from_hour: p.from_hour,
+                    to_hour: p.to_hour,
+                    usd_per_kwh: p.price_usd_per_kwh,
+                })
+                .collect(),
+            power_utc_offset_min: (pw.utc_offset_hours * 60.0).round() as i32,
+            power_feed_max_age_ms: if pw.feed_url.is_some() {
+                (pw.max_age_secs * 1000.0) as u64
+            } else {
+                0
+            },
             power_rules: pw
                 .rules
                 .iter()
@@ -1008,7 +1098,11 @@ impl Config {
                     power_of("", r.efficiency_j_per_th, r.watts)
                         .ok()
                         .flatten()
-                        .map(|p| (r.pattern.clone(), p))
+                        .map(|power| sluice_books::money::PowerRule {
+                            class: r.class.clone().unwrap_or_else(|| r.pattern.clone()),
+                            pattern: r.pattern.clone(),
+                            power,
+                        })
                 })
                 .collect(),
             default_power: power_of("", pw.default_efficiency_j_per_th, pw.default_watts)
@@ -1233,6 +1327,18 @@ impl Config {
                 _ => "none".into(),
             }
         ));
+        for p in &b.power.schedule {
+            s.push_str(&format!(
+                "power from {:02}:00 to {:02}:00 (UTC{:+}): ${}/kWh\n",
+                p.from_hour, p.to_hour, b.power.utc_offset_hours, p.price_usd_per_kwh
+            ));
+        }
+        if let Some(url) = &b.power.feed_url {
+            s.push_str(&format!(
+                "power price feed: {url} at {}, every {} s, fresh for {} s\n",
+                b.power.feed_pointer, b.power.poll_interval_secs, b.power.max_age_secs
+            ));
+        }
         s
     }
 }

@@ -8,9 +8,11 @@
 //! - [`bench_hash`]: `sluice bench hash`, share-validation throughput.
 //! - [`load`]: `sluice loadgen` and `sluice demo`.
 //! - [`ledger`]: `sluice ledger`, blocks and payouts from a share ledger.
+//! - [`advise`]: `sluice advise`, the curtailment advice as text.
 //! - [`routing`]: `sluice routing`, the routing report as a table.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
 
+pub mod advise;
 pub mod bench_hash;
 pub mod books;
 pub mod config;

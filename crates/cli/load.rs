@@ -168,6 +168,7 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     proxy_cfg.books.power.rules = DEMO_MACHINES
         .iter()
         .map(|(class, j_per_th)| crate::config::PowerRule {
+            class: Some((*class).to_string()),
             pattern: format!("farm.{class}-*"),
             efficiency_j_per_th: Some(*j_per_th),
             watts: None,

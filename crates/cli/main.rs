@@ -63,6 +63,11 @@ enum Command {
     /// How hashrate is routed across pools: what each pays per unit of
     /// work, its uncertainty, the target split and why.
     Routing(ApiArgs),
+    /// Curtailment advice from a running instance: which machines lose
+    /// money at which hours, when to switch them off and on, and what
+    /// that saves (advice only). What-ifs: --hashprice, --btc-price,
+    /// --power-price.
+    Advise(AdviseArgs),
     /// The hashprice calculator: network hashprice from difficulty, reward
     /// and price, and a machine's break-even (no running instance needed).
     Hashprice(HashpriceArgs),
@@ -297,6 +302,25 @@ struct ApiArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct AdviseArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Advise at this network hashprice, USD per PH/s per day (default:
+    /// the instance's).
+    #[arg(long)]
+    hashprice: Option<f64>,
+    /// At this BTC price, USD.
+    #[arg(long)]
+    btc_price: Option<f64>,
+    /// At this power price at every hour, USD per kWh.
+    #[arg(long)]
+    power_price: Option<f64>,
+    /// Workers to list.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
 }
 
 /// `base` (with or without a scheme) joined with `path`.
@@ -570,6 +594,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             difficulty_flags(&mut cfg, a.min_difficulty, a.start_difficulty);
             cfg.validate()?;
             runtime()?.block_on(run::run(cfg))
+        }
+        Command::Advise(a) => {
+            let mut url = api_url(&a.api.api, &format!("/api/v1/advice?limit={}", a.limit));
+            for (k, v) in [
+                ("hashprice", a.hashprice),
+                ("btc_price", a.btc_price),
+                ("power_price", a.power_price),
+            ] {
+                if let Some(v) = v {
+                    url.push_str(&format!("&{k}={v}"));
+                }
+            }
+            let v = sluice::money::get_json(&url)?;
+            if a.api.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", sluice::advise::advice_text(&v));
+            }
+            Ok(())
         }
         Command::Routing(a) => {
             let r = sluice::money::get_json(&api_url(&a.api, "/api/v1/routing"))?;

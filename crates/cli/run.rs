@@ -393,6 +393,11 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         books.clone(),
         cancel.clone(),
     ));
+    tokio::spawn(crate::books::power_feed(
+        cfg.books.power.clone(),
+        books.clone(),
+        cancel.clone(),
+    ));
     let api = match cfg.api.listen {
         Some(addr) => {
             let mode = match cfg.mode {

@@ -1,7 +1,7 @@
 //! sluice's HTTP surface.
 //!
 //! - [`router`]: the axum routes — `/api/v1/{workers, workers/{name},
-//!   pools, farm, hashprice, blocks, routing}`, `/healthz`, `/readyz`, `/metrics`.
+//!   pools, farm, hashprice, blocks, routing, advice}`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`views`]: the JSON shapes of pools, farm, hashprice and one worker.
 //! - [`prom`]: the Prometheus text exposition.
 //!
@@ -99,6 +99,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/api/v1/hashprice", get(hashprice))
         .route("/api/v1/blocks", get(blocks))
         .route("/api/v1/routing", get(routing))
+        .route("/api/v1/advice", get(advice))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -244,6 +245,55 @@ async fn farm(State(st): State<Arc<ApiState>>) -> Response {
     }
 }
 
+fn parse_advice(q: &HashMap<String, String>) -> Result<sluice_books::books::AdviceQuery, String> {
+    const KNOWN: [&str; 4] = ["hashprice", "btc_price", "power_price", "limit"];
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter {k:?} (known: {})",
+            KNOWN.join(", ")
+        ));
+    }
+    let num = |key: &str| -> Result<Option<f64>, String> {
+        q.get(key)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| format!("{key} must be a number ≥ 0, not {v:?}"))
+            })
+            .transpose()
+    };
+    Ok(sluice_books::books::AdviceQuery {
+        hashprice: num("hashprice")?,
+        btc_price: num("btc_price")?,
+        power_price: num("power_price")?,
+        limit: parse_num(q, "limit", 100)?,
+    })
+}
+
+async fn advice(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let query = match parse_advice(&q) {
+        Ok(q) => q,
+        Err(e) => return st.bad(StatusCode::BAD_REQUEST, e),
+    };
+    let books = st.books.clone();
+    let now = books.clock().now_ms();
+    match blocking(move || books.advice(&query, now)).await {
+        Ok(Ok(a)) => Json(a).into_response(),
+        // No hashprice yet: the request is fine, the answer is not ready.
+        Ok(Err(e @ sluice_books::books::AdviceError::NoHashprice)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Ok(Err(e)) => st.bad(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(r) => r,
+    }
+}
+
 async fn routing(State(st): State<Arc<ApiState>>) -> Response {
     match &st.routing {
         Some(r) => {
@@ -336,6 +386,38 @@ mod tests {
             (("sortby", "name"), "unknown parameter"),
         ] {
             let e = q(&[bad]).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn advice_queries_are_parsed_strictly() {
+        let p = |pairs: &[(&str, &str)]| {
+            parse_advice(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let ok = p(&[
+            ("hashprice", "34.49"),
+            ("power_price", "0.06"),
+            ("limit", "5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (ok.hashprice, ok.power_price, ok.btc_price, ok.limit),
+            (Some(34.49), Some(0.06), None, 5)
+        );
+        for (bad, why) in [
+            (("hashprice", "-1"), "hashprice must be a number"),
+            (("btc_price", "lots"), "btc_price must be a number"),
+            (("power_price", "NaN"), "power_price must be a number"),
+            (("limit", "x"), "limit"),
+            (("hashrate", "1"), "unknown parameter"),
+        ] {
+            let e = p(&[bad]).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
     }

@@ -345,7 +345,7 @@ pub fn hashprice(books: &Books) -> HashpriceView {
     });
     let break_even = match cfg.default_power {
         Some(Power::EfficiencyJPerTh(e)) => {
-            Some(money::break_even_hashprice(e, cfg.power_price_usd_per_kwh))
+            Some(money::break_even_hashprice(e, price.power_usd_per_kwh))
         }
         _ => None,
     };
@@ -367,7 +367,7 @@ pub fn hashprice(books: &Books) -> HashpriceView {
         network,
         network_hashprice_usd: net_usd,
         network_hashprice_btc: net_btc,
-        power_price_usd_per_kwh: cfg.power_price_usd_per_kwh,
+        power_price_usd_per_kwh: price.power_usd_per_kwh,
         default_power: cfg.default_power,
         break_even_hashprice: break_even,
         break_even_price_usd: match (break_even, net_usd, price.usd) {
@@ -760,6 +760,21 @@ pub fn metrics(st: &ApiState) -> String {
             v as f64,
         );
     }
+    let (ok, failed) = books.power_price_polls();
+    for (outcome, v) in [("ok", ok), ("error", failed)] {
+        e.counter(
+            "sluice_power_price_feed_polls_total",
+            "Power price feed polls by outcome.",
+            &[("outcome", outcome)],
+            v as f64,
+        );
+    }
+    e.gauge(
+        "sluice_power_price_usd_per_kwh",
+        "Electricity price now (flat, time-of-use schedule, or feed).",
+        &[],
+        price.power_usd_per_kwh,
+    );
     e.counter(
         "sluice_api_bad_requests_total",
         "API requests refused as bad.",

@@ -138,10 +138,16 @@ pub enum PriceConfig {
 pub struct BooksConfig {
     /// Pools in config order (jobs carry this index).
     pub pools: Vec<PoolBooksConfig>,
-    /// Electricity price, USD per kWh.
+    /// Electricity price, USD per kWh (outside the time-of-use periods).
     pub power_price_usd_per_kwh: f64,
-    /// Power by worker-name pattern; first match wins.
-    pub power_rules: Vec<(String, Power)>,
+    /// Time-of-use periods (local hours) with their own price.
+    pub power_periods: Vec<crate::advice::TouPeriod>,
+    /// Local time's offset from UTC for the periods, minutes.
+    pub power_utc_offset_min: i32,
+    /// A power-price feed's price counts this long, ms (0: no feed).
+    pub power_feed_max_age_ms: u64,
+    /// Power by worker-name pattern (machine classes); first match wins.
+    pub power_rules: Vec<money::PowerRule>,
     /// Power of workers no rule matches.
     pub default_power: Option<Power>,
     /// BTC price source.
@@ -160,6 +166,9 @@ impl Default for BooksConfig {
         Self {
             pools: Vec::new(),
             power_price_usd_per_kwh: 0.0,
+            power_periods: Vec::new(),
+            power_utc_offset_min: 0,
+            power_feed_max_age_ms: 0,
             power_rules: Vec::new(),
             default_power: None,
             price: PriceConfig::None,
@@ -391,6 +400,11 @@ pub struct Price {
     pub stale: bool,
     /// `"config"`, `"feed"` or `"none"`.
     pub source: &'static str,
+    /// Electricity price now, USD per kWh.
+    pub power_usd_per_kwh: f64,
+    /// Where it comes from: `"config"`, `"schedule"` (a time-of-use
+    /// period) or `"feed"`.
+    pub power_source: &'static str,
 }
 
 /// The registry.
@@ -405,6 +419,9 @@ pub struct Books {
     price: Mutex<Option<(f64, u64)>>,
     price_updates: AtomicU64,
     price_errors: AtomicU64,
+    /// (USD per kWh, set at ms) from a power-price feed.
+    power_feed: Mutex<Option<(f64, u64)>>,
+    power_polls: [AtomicU64; 2],
 }
 
 impl Books {
@@ -429,6 +446,8 @@ impl Books {
             price: Mutex::new(None),
             price_updates: AtomicU64::new(0),
             price_errors: AtomicU64::new(0),
+            power_feed: Mutex::new(None),
+            power_polls: Default::default(),
         }
     }
 
@@ -498,12 +517,17 @@ impl Books {
     }
 
     fn power_for(&self, name: &str) -> Option<Power> {
+        self.class_of(name)
+            .map(|i| self.cfg.power_rules[i].power)
+            .or(self.cfg.default_power)
+    }
+
+    /// The power rule (machine class) a worker name matches first.
+    pub fn class_of(&self, name: &str) -> Option<usize> {
         self.cfg
             .power_rules
             .iter()
-            .find(|(p, _)| money::glob_match(p, name))
-            .map(|(_, p)| *p)
-            .or(self.cfg.default_power)
+            .position(|r| money::glob_match(&r.pattern, name))
     }
 
     /// Number of workers on the books.
@@ -618,12 +642,70 @@ impl Books {
 
     /// The price as of `now_ms`.
     pub fn price(&self, now_ms: u64) -> Price {
+        let (power_usd_per_kwh, power_source) = self.power_price(now_ms);
+        Price {
+            power_usd_per_kwh,
+            power_source,
+            ..self.btc_price(now_ms)
+        }
+    }
+
+    /// The electricity price schedule.
+    pub fn power_schedule(&self) -> crate::advice::PowerSchedule {
+        crate::advice::PowerSchedule {
+            base_usd_per_kwh: self.cfg.power_price_usd_per_kwh,
+            periods: self.cfg.power_periods.clone(),
+            utc_offset_min: self.cfg.power_utc_offset_min,
+        }
+    }
+
+    /// Electricity price now and its source: a fresh feed price, else
+    /// the schedule.
+    pub fn power_price(&self, now_ms: u64) -> (f64, &'static str) {
+        if self.cfg.power_feed_max_age_ms > 0
+            && let Some((usd, at)) = *lock(&self.power_feed)
+            && now_ms.saturating_sub(at) <= self.cfg.power_feed_max_age_ms
+        {
+            return (usd, "feed");
+        }
+        let s = self.power_schedule();
+        let hour = s.hour(now_ms);
+        if s.periods.iter().any(|p| p.covers(hour)) {
+            (s.at_hour(hour), "schedule")
+        } else {
+            (s.base_usd_per_kwh, "config")
+        }
+    }
+
+    /// A new power price from the feed.
+    pub fn set_power_price(&self, usd_per_kwh: f64, now_ms: u64) {
+        if usd_per_kwh.is_finite() && usd_per_kwh >= 0.0 {
+            *lock(&self.power_feed) = Some((usd_per_kwh, now_ms));
+            self.power_polls[0].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A power-price feed poll failed.
+    pub fn power_price_error(&self) {
+        self.power_polls[1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Power-price feed polls so far: (good, failed).
+    pub fn power_price_polls(&self) -> (u64, u64) {
+        (
+            self.power_polls[0].load(Ordering::Relaxed),
+            self.power_polls[1].load(Ordering::Relaxed),
+        )
+    }
+
+    fn btc_price(&self, now_ms: u64) -> Price {
         match self.cfg.price {
             PriceConfig::Fixed(usd) => Price {
                 usd: Some(usd),
                 age_s: Some(0.0),
                 stale: false,
                 source: "config",
+                ..Price::default()
             },
             PriceConfig::None => Price {
                 source: "none",
@@ -637,6 +719,7 @@ impl Books {
                         age_s: Some(age as f64 / 1000.0),
                         stale: age > max_age_ms,
                         source: "feed",
+                        ..Price::default()
                     }
                 }
                 None => Price {
@@ -644,6 +727,7 @@ impl Books {
                     age_s: None,
                     stale: true,
                     source: "feed",
+                    ..Price::default()
                 },
             },
         }
@@ -727,7 +811,7 @@ impl Books {
                 rev,
                 effective,
                 pw,
-                self.cfg.power_price_usd_per_kwh,
+                price.power_usd_per_kwh,
                 p,
             )),
             _ => None,
@@ -1095,6 +1179,9 @@ pub struct WorkerPage {
     /// The rows.
     pub workers: Vec<WorkerRow>,
 }
+
+mod advise;
+pub use advise::{AdviceError, AdviceQuery, MAX_ADVICE_WORKERS};
 
 #[cfg(test)]
 mod tests;

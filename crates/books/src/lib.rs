@@ -8,6 +8,9 @@
 //!   as ARCHITECTURE.md defines them.
 //! - [`books`]: the registry the engine records into and the API reads:
 //!   workers, pools, farm, network and BTC price; sorted, filtered pages.
+//! - [`advice`]: curtailment advice — which machines lose money at
+//!   which hours of a time-of-use power price, and what switching them off
+//!   saves.
 //! - [`earnings`]: what a pool really pays per unit of work, and the
 //!   statistical uncertainty of that figure.
 //! - [`store`]: SQLite snapshots, so the books survive a restart.
@@ -18,6 +21,7 @@
 //! shards of its pool's and the farm's books; nothing here allocates per
 //! share.
 
+pub mod advice;
 pub mod books;
 pub mod earnings;
 pub mod ledger;

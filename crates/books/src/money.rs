@@ -72,6 +72,17 @@ pub enum Power {
     Watts(f64),
 }
 
+/// Power of the workers whose names match a pattern: one machine class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerRule {
+    /// Class name (advice is given per class).
+    pub class: String,
+    /// Worker-name pattern (`*` and `?`).
+    pub pattern: String,
+    /// Its power.
+    pub power: Power,
+}
+
 /// Profitability of one machine over a window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Profit {

@@ -17,7 +17,11 @@ fn cfg(fee: f64) -> BooksConfig {
             reward: Reward::Coinbase,
         }],
         power_price_usd_per_kwh: 0.06,
-        power_rules: vec![("s19-*".into(), Power::Watts(3_250.0))],
+        power_rules: vec![crate::money::PowerRule {
+            class: "s19".into(),
+            pattern: "s19-*".into(),
+            power: Power::Watts(3_250.0),
+        }],
         default_power: Some(Power::EfficiencyJPerTh(17.5)),
         price: PriceConfig::Fixed(90_000.0),
         reasons: vec!["job_not_found", "stale", "duplicate", "low_difficulty"],
@@ -479,4 +483,86 @@ fn connection_info_is_bounded() {
     w.disconnected();
     w.disconnected();
     assert_eq!(w.connections(), 0, "never below zero");
+}
+
+#[test]
+fn advice_names_the_losing_machines_their_hours_and_the_savings() {
+    let mut c = cfg(0.0);
+    // Power: $0.04 off-peak, $0.12 from 17:00 to 21:00 (UTC).
+    c.power_price_usd_per_kwh = 0.04;
+    c.power_periods = vec![crate::advice::TouPeriod {
+        from_hour: 17,
+        to_hour: 21,
+        usd_per_kwh: 0.12,
+    }];
+    let b = books(c);
+    // An S21 (default, 17.5 J/TH) and an S19 at 3,250 W, both ~100 TH/s
+    // for 10 minutes.
+    let s21 = b.worker("s21-a");
+    let s19 = b.worker("s19-a");
+    let d = 100e12 * 10.0 / HASHES_PER_DIFF1;
+    for i in 0..60 {
+        accept(&b, &s21, T0 + i * 10_000, d);
+        accept(&b, &s19, T0 + i * 10_000, d);
+    }
+    let now = T0 + 600_000;
+    // T0 is 02:13 UTC: off-peak.
+    assert_eq!(b.power_price(now), (0.04, "config"));
+    let q = AdviceQuery {
+        hashprice: Some(34.49),
+        limit: 10,
+        ..AdviceQuery::default()
+    };
+    let a = b.advice(&q, now).unwrap();
+    assert!(a.what_if);
+    assert_eq!(a.scenario.hour, 2);
+    let names: Vec<&str> = a.classes.iter().map(|c| c.class.as_str()).collect();
+    assert_eq!(names, vec!["s19", "default"]);
+    // The S19's J/TH comes from its draw and measured hashrate: 3,250 W
+    // over ~100 TH/s is ~32.5 J/TH, 31.2 $/PH/day at $0.04 (earns), 93.6
+    // at $0.12 (loses from 17 to 21).
+    let s19c = &a.classes[0];
+    let e = s19c.efficiency_j_per_th.unwrap();
+    assert!((e / 32.5 - 1.0).abs() < 0.02, "{s19c:?}");
+    assert_eq!(s19c.losing_hours, vec!["17-21".to_string()]);
+    assert!(!s19c.losing_now);
+    assert_eq!(s19c.workers, 1);
+    // The S21 class, 17.5 J/TH: 16.8 $/PH/day at $0.04, 50.4 at $0.12.
+    let s21c = &a.classes[1];
+    assert_eq!(s21c.losing_hours, vec!["17-21".to_string()]);
+    // Both workers are listed (they lose at peak), neither is off now.
+    assert_eq!(a.losing_workers, 2);
+    assert_eq!(a.switch_off_now, 0);
+    let s19w = a.workers.iter().find(|w| w.name == "s19-a").unwrap();
+    assert_eq!(s19w.off_hours, vec!["17-21".to_string()]);
+    // Saved per day: 4 h × (3.25 kW · $0.12 − earnings per hour).
+    let earn_h = 34.49 * s19w.hashrate / 1e15 / 24.0;
+    let saved = 4.0 * (3.25 * 0.12 - earn_h);
+    assert!((s19w.saved_usd_day - saved).abs() < 1e-9, "{s19w:?}");
+    assert!(
+        (a.saved_usd_day - a.workers.iter().map(|w| w.saved_usd_day).sum::<f64>()).abs() < 1e-12
+    );
+    // At 18:00 the schedule's peak price applies.
+    assert_eq!(b.power_price(T0 + 16 * 3_600_000), (0.12, "schedule"));
+    // A feed price overrides the hour's.
+    let mut c = cfg(0.0);
+    c.power_feed_max_age_ms = 60_000;
+    let b = books(c);
+    b.set_power_price(0.2, T0);
+    assert_eq!(b.power_price(T0 + 1_000), (0.2, "feed"));
+    assert_eq!(b.power_price(T0 + 61_000), (0.06, "config"));
+    // Without a hashprice there is no advice; bad what-ifs are refused.
+    let b = books(cfg(0.0));
+    assert_eq!(
+        b.advice(&AdviceQuery::default(), T0).unwrap_err(),
+        AdviceError::NoHashprice
+    );
+    let bad = AdviceQuery {
+        hashprice: Some(f64::NAN),
+        ..AdviceQuery::default()
+    };
+    assert_eq!(
+        b.advice(&bad, T0).unwrap_err(),
+        AdviceError::Bad("hashprice")
+    );
 }
