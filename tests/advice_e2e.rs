@@ -139,6 +139,7 @@ fn advice_for_the_demo_farm_at_the_all_time_low_matches_the_hand_figures() {
     assert!((saved - a["saved_usd_day"].as_f64().unwrap()).abs() < 1e-9);
     // The text says the same.
     let text = advise(&api, false);
+    eprintln!("sluice advise:\n{text}");
     assert!(
         text.starts_with("WHAT-IF: hashprice 34.49 $/PH/day | BTC $86000"),
         "{text}"

@@ -198,6 +198,7 @@ async fn hashrate_moves_to_the_pool_that_pays_more_and_keeps_the_floor() {
     let out = common::output(["routing", "--api", p.api.as_ref().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
+    eprintln!("sluice routing:\n{text}");
     assert!(text.contains("policy hashprice"), "{text}");
     assert!(
         text.contains("held ahead of stratum+tcp://127.0.0.1"),
