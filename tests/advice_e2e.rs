@@ -69,19 +69,30 @@ fn advice_for_the_demo_farm_at_the_all_time_low_matches_the_hand_figures() {
     let api = api.expect("the demo prints its API address");
     // Keep draining the live view so the demo never blocks on stdout.
     std::thread::spawn(move || for _ in out.lines() {});
-    // Every class has working miners in the last hour's books.
+    // Every one of the 16 workers has a few accepted shares in the books
+    // (one share that happened to be bad would make a worker look as if
+    // it earned nothing).
     let start = Instant::now();
-    let a: Value = loop {
-        let v: Value = serde_json::from_str(&advise(&api, true)).unwrap();
-        let ready = v["classes"]
-            .as_array()
-            .is_some_and(|c| c.len() == 4 && c.iter().all(|c| c["workers"].as_u64() == Some(4)));
-        if ready {
-            break v;
+    loop {
+        let out = common::output(["workers", "--api", &api, "--json", "--limit", "100"]);
+        let page: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let rows = page["workers"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 16
+            && rows
+                .iter()
+                .all(|w| w["accepted_shares"].as_u64().unwrap_or(0) >= 5)
+        {
+            break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{v:#}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{page:#}");
         std::thread::sleep(Duration::from_millis(500));
-    };
+    }
+    let a: Value = serde_json::from_str(&advise(&api, true)).unwrap();
+    let classes = a["classes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        classes.len() == 4 && classes.iter().all(|c| c["workers"].as_u64() == Some(4)),
+        "{a:#}"
+    );
     assert_eq!(a["what_if"], true);
     assert_eq!(a["scenario"]["hashprice"], 34.49);
     let by_class = |name: &str| {
@@ -93,7 +104,9 @@ fn advice_for_the_demo_farm_at_the_all_time_low_matches_the_hand_figures() {
             .cloned()
             .unwrap_or_else(|| panic!("no class {name}: {a:#}"))
     };
-    for (class, e, loses) in [
+    // At the network hashprice: the S21 and S19 XP earn, the S19j Pro and
+    // S9 lose.
+    for (class, e, loses_at_network) in [
         ("s21", 17.5, false),
         ("s19xp", 21.5, false),
         ("s19jpro", 29.5, true),
@@ -108,11 +121,15 @@ fn advice_for_the_demo_farm_at_the_all_time_low_matches_the_hand_figures() {
             (f("break_even_power_price") * 24.0 * e - f("hashprice")).abs() < 1e-9,
             "{c:#}"
         );
-        // What the class really earns here: the demo's 2 % fee and 1 % bad
-        // shares take a few percent off the network hashprice.
+        assert_eq!(f("margin_at_network") < 0.0, loses_at_network, "{c:#}");
+        // What the class really earns here: the demo's 2 % fee, its 1 %
+        // bad shares and stale work take some off the network hashprice
+        // (over a few seconds of shares, by a noisy amount); the verdict
+        // follows what it really earns.
         let eff = f("efficiency");
-        assert!((0.9..1.0).contains(&eff), "{c:#}");
+        assert!(eff > 0.5 && eff <= 0.98 + 1e-6, "{c:#}");
         assert!((f("margin") - (34.49 * eff - b)).abs() < 1e-9, "{c:#}");
+        let loses = 34.49 * eff < b;
         assert_eq!(c["losing_now"], loses, "{c:#}");
         let hours: Vec<Value> = if loses { vec!["0-24".into()] } else { vec![] };
         assert_eq!(c["losing_hours"].as_array().unwrap(), &hours, "{c:#}");
@@ -121,17 +138,26 @@ fn advice_for_the_demo_farm_at_the_all_time_low_matches_the_hand_figures() {
     let s21 = by_class("s21");
     let be = s21["break_even_btc_price_at_network"].as_f64().unwrap();
     assert!((be - 62_835.6).abs() < 0.1, "{be}");
-    // Every S19j Pro and S9 is to be switched off (all day at $0.06);
-    // no S21 or S19 XP is.
+    // Every S19j Pro and S9 is to be switched off (all day at $0.06), no
+    // S21 is; an S19 XP only if it earns under 90 % of the network's rate.
     let workers = a["workers"].as_array().unwrap();
-    assert_eq!(a["switch_off_now"], 8, "{a:#}");
-    assert!(
-        workers.iter().all(|w| {
-            let c = w["class"].as_str().unwrap();
-            (c == "s19jpro" || c == "s9") && w["switch_off_now"] == true
-        }),
-        "{a:#}"
-    );
+    let off = |class: &str| {
+        workers
+            .iter()
+            .filter(|w| w["class"] == class && w["switch_off_now"] == true)
+            .count()
+    };
+    assert_eq!((off("s19jpro"), off("s9"), off("s21")), (4, 4, 0), "{a:#}");
+    for w in workers {
+        let e = match w["class"].as_str().unwrap() {
+            "s19xp" => 21.5,
+            "s19jpro" => 29.5,
+            "s9" => 98.0,
+            c => panic!("{c} listed: {a:#}"),
+        };
+        let loses = 34.49 * w["efficiency"].as_f64().unwrap() < 1.44 * e;
+        assert_eq!(w["switch_off_now"], loses, "{w:#}");
+    }
     let saved: f64 = workers
         .iter()
         .map(|w| w["saved_usd_day"].as_f64().unwrap())
@@ -195,8 +221,8 @@ fn check_config_explains_and_bounds_the_power_schedule() {
             ("p-same.toml", period(3, 3, 0.1), "not equal"),
             (
                 "p-price.toml",
-                period(3, 5, -0.1),
-                "price_usd_per_kwh must be 0 or positive",
+                period(3, 5, -11.0),
+                "price_usd_per_kwh must be within ±10",
             ),
             (
                 "p-offset.toml",

@@ -78,9 +78,35 @@ pub async fn snapshot_loop(
     }
 }
 
-/// Reads a price from a feed's JSON answer at `pointer` (a number or a
-/// numeric string).
+/// Reads a BTC price from a feed's JSON answer at `pointer` (a number or
+/// a numeric string): positive.
 pub fn price_from_json(body: &str, pointer: &str) -> Result<f64, String> {
+    let p = number_from_json(body, pointer)?;
+    if p > 0.0 {
+        Ok(p)
+    } else {
+        Err(format!("feed price {p} is not a positive number"))
+    }
+}
+
+/// Most a power price may be either way, USD per kWh: real-time markets
+/// go negative (ERCOT), but never by this much.
+pub const POWER_PRICE_BOUND: f64 = 10.0;
+
+/// Reads a power price from a feed's JSON answer: negative prices are
+/// real (a grid paying to take power), within ±[`POWER_PRICE_BOUND`].
+pub fn power_price_from_json(body: &str, pointer: &str) -> Result<f64, String> {
+    let p = number_from_json(body, pointer)?;
+    if p.abs() <= POWER_PRICE_BOUND {
+        Ok(p)
+    } else {
+        Err(format!(
+            "feed power price {p} $/kWh is beyond ±{POWER_PRICE_BOUND}"
+        ))
+    }
+}
+
+fn number_from_json(body: &str, pointer: &str) -> Result<f64, String> {
     let v: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("feed answer is not JSON: {e}"))?;
     let x = v
@@ -92,14 +118,19 @@ pub fn price_from_json(body: &str, pointer: &str) -> Result<f64, String> {
         _ => None,
     }
     .ok_or_else(|| format!("feed value at {pointer} is not a number: {x}"))?;
-    if p.is_finite() && p > 0.0 {
+    if p.is_finite() {
         Ok(p)
     } else {
-        Err(format!("feed price {p} is not a positive number"))
+        Err(format!("feed value {p} is not a number"))
     }
 }
 
-fn fetch_price(agent: &ureq::Agent, url: &str, pointer: &str) -> Result<f64, String> {
+fn fetch_price(
+    agent: &ureq::Agent,
+    url: &str,
+    pointer: &str,
+    parse: fn(&str, &str) -> Result<f64, String>,
+) -> Result<f64, String> {
     let mut resp = agent
         .get(url)
         .call()
@@ -110,7 +141,7 @@ fn fetch_price(agent: &ureq::Agent, url: &str, pointer: &str) -> Result<f64, Str
         .limit(1 << 20)
         .read_to_string()
         .map_err(|e| format!("reading {url}: {e}"))?;
-    price_from_json(&body, pointer)
+    parse(&body, pointer)
 }
 
 /// Polls the BTC price feed until cancelled. A failed poll is logged and
@@ -126,6 +157,7 @@ pub async fn price_feed(cfg: PriceSection, books: Arc<Books>, cancel: Cancellati
             url,
             pointer: cfg.feed_pointer.clone(),
             interval: Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05)),
+            parse: price_from_json,
         },
         move |p| ok.set_price(p, ok.clock().now_ms()),
         move || err.price_error(),
@@ -147,6 +179,7 @@ pub async fn power_feed(cfg: PowerSection, books: Arc<Books>, cancel: Cancellati
             url,
             pointer: cfg.feed_pointer.clone(),
             interval: Duration::from_secs_f64(cfg.poll_interval_secs.max(0.05)),
+            parse: power_price_from_json,
         },
         move |p| ok.set_power_price(p, ok.clock().now_ms()),
         move || err.power_price_error(),
@@ -161,6 +194,7 @@ struct Feed {
     url: String,
     pointer: String,
     interval: Duration,
+    parse: fn(&str, &str) -> Result<f64, String>,
 }
 
 async fn poll_feed(
@@ -184,8 +218,13 @@ async fn poll_feed(
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let (agent, url, pointer) = (agent.clone(), feed.url.clone(), feed.pointer.clone());
-        let r = tokio::task::spawn_blocking(move || fetch_price(&agent, &url, &pointer))
+        let (agent, url, pointer, parse) = (
+            agent.clone(),
+            feed.url.clone(),
+            feed.pointer.clone(),
+            feed.parse,
+        );
+        let r = tokio::task::spawn_blocking(move || fetch_price(&agent, &url, &pointer, parse))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         match r {
@@ -245,5 +284,13 @@ mod tests {
                 .contains("positive")
         );
         assert!(price_from_json(r#"{"a":[1]}"#, "/a").is_err());
+        // Power may cost less than nothing, within reason.
+        assert_eq!(power_price_from_json(r#"{"p":-0.02}"#, "/p"), Ok(-0.02));
+        assert_eq!(power_price_from_json(r#"{"p":"0"}"#, "/p"), Ok(0.0));
+        assert!(
+            power_price_from_json(r#"{"p":55}"#, "/p")
+                .unwrap_err()
+                .contains("beyond")
+        );
     }
 }

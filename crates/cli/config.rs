@@ -883,9 +883,10 @@ impl Config {
             .filter(|w| *w != sluice_books::Window::M1)
             .with_context(|| format!("routing.window must be 5m, 1h or 24h, not {:?}", r.window))?;
         positive("routing.decide_interval_secs", r.decide_interval_secs)?;
-        if !(r.margin.is_finite() && (0.0..1.0).contains(&r.margin)) {
+        // A margin of 0 would let equal pools trade places on noise.
+        if !(r.margin.is_finite() && r.margin > 0.0 && r.margin < 1.0) {
             bail!(
-                "routing.margin must be a fraction in [0, 1), got {}",
+                "routing.margin must be a fraction in (0, 1), got {}",
                 r.margin
             );
         }
@@ -911,7 +912,12 @@ impl Config {
             e.0 += f;
             e.1 += c;
         }
+        let hashprice = r.policy == RoutingPolicy::Hashprice;
         for (level, (floors, ceilings)) in levels {
+            if !hashprice {
+                // Floors and ceilings are only used by the hashprice policy.
+                continue;
+            }
             if floors > 1.0 + 1e-9 {
                 bail!(
                     "the floors of level {level} add up to {:.0} %, more than all the hashrate",
@@ -943,6 +949,10 @@ impl Config {
                 margin: r.margin,
                 confidence: r.confidence,
                 min_shares: r.min_shares,
+                // Two windows: by then none of the figure's shares is left.
+                expire_after_ms: 2 * sluice_books::Window::parse(&r.window)
+                    .unwrap_or(sluice_books::Window::H1)
+                    .span_ms(),
             },
         }
     }
@@ -1002,8 +1012,14 @@ impl Config {
                     p.to_hour
                 );
             }
-            if !(p.price_usd_per_kwh.is_finite() && p.price_usd_per_kwh >= 0.0) {
-                bail!("books.power.schedule: price_usd_per_kwh must be 0 or positive");
+            // Negative is real (a grid paying to take power), within reason.
+            if !(p.price_usd_per_kwh.is_finite()
+                && p.price_usd_per_kwh.abs() <= crate::books::POWER_PRICE_BOUND)
+            {
+                bail!(
+                    "books.power.schedule: price_usd_per_kwh must be within ±{} $/kWh",
+                    crate::books::POWER_PRICE_BOUND
+                );
             }
         }
         if !(-14.0..=14.0).contains(&pw.utc_offset_hours) {

@@ -450,7 +450,7 @@ pub fn metrics(st: &ApiState) -> String {
         ] {
             e.counter(
                 "sluice_pool_work_hashes_total",
-                "Work in hashes by pool and outcome (pool verdicts included).",
+                "Work in hashes by pool and outcome (pool verdicts included; a miner's own bad shares are not the pool's).",
                 &[("pool", name), ("outcome", kind)],
                 work * HASHES_PER_DIFF1,
             );

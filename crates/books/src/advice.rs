@@ -96,27 +96,29 @@ impl Scenario {
 
 /// Hours as ranges, `["17-21", "23-1"]` (end exclusive).
 pub fn hour_ranges(hours: &[bool; 24]) -> Vec<String> {
-    let mut out = Vec::new();
     if hours.iter().all(|h| *h) {
         return vec!["0-24".into()];
     }
     // Start at an hour that is off, so a run across midnight stays whole.
     let Some(start) = (0..24).find(|&h| !hours[h]) else {
-        return out;
+        return Vec::new();
     };
     let mut run: Option<usize> = None;
+    let mut out: Vec<(usize, String)> = Vec::new();
     for k in 1..=24 {
         let h = (start + k) % 24;
         match (hours[h], run) {
             (true, None) => run = Some(h),
             (false, Some(f)) => {
-                out.push(format!("{f}-{}", if h == 0 { 24 } else { h }));
+                out.push((f, format!("{f}-{}", if h == 0 { 24 } else { h })));
                 run = None;
             }
             _ => {}
         }
     }
-    out
+    // In order of the clock, from midnight.
+    out.sort_by_key(|(f, _)| *f);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Advice for one machine class.

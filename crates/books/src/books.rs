@@ -614,7 +614,17 @@ impl Books {
             }
         }
         if let Some(p) = p {
-            p.tally.shard(shard).record(t_ms, d, value_btc, outcome);
+            // A miner's own fault (low difficulty, duplicate, bad version
+            // bits…) never reached the pool: it counts as a reject there,
+            // not as work the pool failed to pay for (routing ranks pools
+            // by what they pay per unit of work).
+            let pool_outcome = match outcome {
+                Outcome::RejectedWork(r) => Outcome::Refused(r),
+                o => o,
+            };
+            p.tally
+                .shard(shard)
+                .record(t_ms, d, value_btc, pool_outcome);
         }
         self.farm.shard(shard).record(t_ms, d, value_btc, outcome);
     }
@@ -679,7 +689,8 @@ impl Books {
 
     /// A new power price from the feed.
     pub fn set_power_price(&self, usd_per_kwh: f64, now_ms: u64) {
-        if usd_per_kwh.is_finite() && usd_per_kwh >= 0.0 {
+        // Negative is real: a grid paying to take power.
+        if usd_per_kwh.is_finite() {
             *lock(&self.power_feed) = Some((usd_per_kwh, now_ms));
             self.power_polls[0].fetch_add(1, Ordering::Relaxed);
         }

@@ -14,11 +14,19 @@
 //!
 //! FPPS pays this figure; PPLNS and solo pay it only on average, and
 //! their luck is not in `σ`.
+//!
+//! [`comparable_pays`] ranks pools by what we trust: a pool's quoted
+//! payout per share (config), or else the network value of work common
+//! to all pools (the highest difficulty any pool's jobs show, the median
+//! reward they claim, or the configured reward) less the pool's fee, times
+//! its measured accept rate. A pool cannot look better by what its own
+//! jobs claim.
 
 use serde::Serialize;
 
+use crate::books::{Books, Reward};
 use crate::money;
-use crate::tally::Figures;
+use crate::tally::{Figures, Window};
 
 /// A pool's measured pay over a window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -57,15 +65,74 @@ impl PoolPay {
             s.value_btc / submitted
         };
         let r = money::effective_hashprice(per_work, 1.0, 1.0).unwrap_or(0.0);
-        let sigma_p = ((p * (1.0 - p)).max(1.0 / n) / n).sqrt();
-        Self {
+        let mut pay = Self {
             span_s: f.span_s,
             shares: n as u64,
             accept_rate: Some(p),
             hashprice_btc: money::effective_hashprice(s.earned_btc, submitted, 1.0),
-            sigma_btc: Some(r * sigma_p),
-        }
+            sigma_btc: None,
+        };
+        pay.sigma_btc = pay.at_rate(r).map(|(_, sigma)| sigma);
+        pay
     }
+
+    /// The pay and its standard error if an accepted unit of work earned
+    /// `rate` (BTC per PH/s per day): `rate · p` and `rate · σ_p`. None
+    /// without shares.
+    pub fn at_rate(&self, rate: f64) -> Option<(f64, f64)> {
+        let p = self.accept_rate?;
+        let n = self.shares as f64;
+        if n < 1.0 {
+            return None;
+        }
+        let sigma_p = ((p * (1.0 - p)).max(1.0 / n) / n).sqrt();
+        Some((rate * p, rate * sigma_p))
+    }
+}
+
+/// Each pool's pay over `w` (config order): as its books show it, and
+/// the figure pools are compared by (pay, σ), BTC per PH/s per day.
+pub fn comparable_pays(
+    books: &Books,
+    now_ms: u64,
+    w: Window,
+) -> Vec<(PoolPay, Option<(f64, f64)>)> {
+    let n = books.pools().len();
+    let nets: Vec<_> = (0..n).map(|i| books.pool_network(i)).collect();
+    // A pool sending a lower difficulty than the others would look as if
+    // it paid more: the hardest one seen is the network's.
+    let d_common = nets
+        .iter()
+        .flatten()
+        .map(|n| n.difficulty)
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+    let mut claimed: Vec<f64> = books
+        .pools()
+        .iter()
+        .zip(&nets)
+        .filter(|(p, _)| p.cfg.reward == Reward::Coinbase)
+        .filter_map(|(_, n)| n.and_then(|n| n.reward_btc))
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    claimed.sort_by(f64::total_cmp);
+    let r_common = (!claimed.is_empty()).then(|| claimed[claimed.len() / 2]);
+    books
+        .pools()
+        .iter()
+        .map(|p| {
+            let pay = PoolPay::of(&p.tally.figures(now_ms, w));
+            let fee = 1.0 - p.cfg.fee;
+            let rate = match p.cfg.reward {
+                Reward::PerShareBtc(x) => money::effective_hashprice(x, 1.0, 1.0),
+                Reward::BlockBtc(r) => d_common.map(|d| money::network_hashprice_btc(d, r) * fee),
+                Reward::Coinbase => d_common
+                    .zip(r_common)
+                    .map(|(d, r)| money::network_hashprice_btc(d, r) * fee),
+            };
+            (pay, rate.and_then(|r| pay.at_rate(r)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

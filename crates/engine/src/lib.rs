@@ -31,6 +31,8 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod stats;
+#[cfg(test)]
+mod testrng;
 pub mod upstream;
 pub mod url;
 pub mod vardiff;

@@ -15,7 +15,8 @@
 //!   the tier cannot take goes to the next.
 //! - A pool not yet measured (fewer than `min_shares` shares) is ranked
 //!   with the best, so it gets work and is measured. A pool that has had
-//!   no work for a while keeps its last measured figure.
+//!   no work keeps its last measured figure until `expire_after_ms`, then
+//!   is measured again the same way (a floor keeps it measured instead).
 
 use serde::Serialize;
 
@@ -42,6 +43,9 @@ pub struct PolicyConfig {
     pub confidence: f64,
     /// Shares in the window before a pool's figure is used.
     pub min_shares: u64,
+    /// A pool's last figure is forgotten this long after it was measured
+    /// (it is then ranked with the best until measured again).
+    pub expire_after_ms: u64,
 }
 
 impl Default for PolicyConfig {
@@ -50,6 +54,7 @@ impl Default for PolicyConfig {
             margin: 0.02,
             confidence: 2.0,
             min_shares: 100,
+            expire_after_ms: u64::MAX,
         }
     }
 }
@@ -138,6 +143,11 @@ impl HashpricePolicy {
         for (i, m) in measured.iter().enumerate().take(n) {
             if let Some(m) = m.filter(|m| m.shares >= self.cfg.min_shares && m.pay.is_finite()) {
                 self.last[i] = Some((m, now_ms));
+            }
+        }
+        for last in &mut self.last {
+            if last.is_some_and(|(_, at)| now_ms.saturating_sub(at) > self.cfg.expire_after_ms) {
+                *last = None;
             }
         }
         self.update_ranks();
@@ -261,9 +271,14 @@ impl HashpricePolicy {
         left
     }
 
+    /// Pool i's ceiling, never under its floor.
+    fn ceiling(&self, i: usize) -> f64 {
+        self.pools[i].ceiling.max(self.pools[i].floor).min(1.0)
+    }
+
     /// Water-fills `amount` over `tier` by weight up to the ceilings.
     fn fill(&self, tier: &[usize], out: &mut [PoolVerdict], mut amount: f64) -> f64 {
-        let ceiling = |i: usize| self.pools[i].ceiling.max(self.pools[i].floor).min(1.0);
+        let ceiling = |i: usize| self.ceiling(i);
         let mut open: Vec<usize> = tier
             .iter()
             .copied()
@@ -315,7 +330,9 @@ impl HashpricePolicy {
                         m.pay, m.sigma, m.shares
                     ),
                 };
-                let rank = if tiers.len() == 1 {
+                let rank = if tiers.iter().map(Vec::len).sum::<usize>() == 1 {
+                    "the only pool that can take work now".to_string()
+                } else if tiers.len() == 1 {
                     "no pool pays measurably more (gaps within the noise or the margin): split by weight".to_string()
                 } else if t == 0 {
                     let behind: Vec<&str> = tiers[1..]
@@ -353,9 +370,9 @@ impl HashpricePolicy {
                 format!("{figure}; {rank}")
             };
             if routable[i] {
-                let ceiling = p.ceiling.max(p.floor).min(1.0);
-                if (out[i].target - p.floor).abs() <= 1e-6 && p.floor > 0.0 {
-                    why.push_str(&format!("; at its floor {}", pct(p.floor)));
+                let ceiling = self.ceiling(i);
+                if out[i].target <= p.floor + 1e-6 && p.floor > 0.0 {
+                    why.push_str(&format!("; at its floor {}", pct(out[i].target)));
                 } else if (out[i].target - ceiling).abs() <= 1e-6 && ceiling < 1.0 {
                     why.push_str(&format!("; at its ceiling {}", pct(ceiling)));
                 }

@@ -10,9 +10,13 @@
 //!   sessions on a lower-priority level move back once a better level has
 //!   been healthy for `failback_after`.
 //! - Every `rebalance_interval`, the work each pool of the active level
-//!   received (Σ accepted difficulty of its sessions) is compared with the
-//!   weights; sessions move from the pool over its share to the one under
-//!   it until the split is within `rebalance_tolerance`.
+//!   received (Σ accepted difficulty of its sessions) since the window
+//!   opened is compared with the weights (or a routing policy's split,
+//!   [`Router::set_split`]); sessions move from the pool over its share to
+//!   the one under it until the split is within `rebalance_tolerance`.
+//!   A window opens at the last move or split change and spans up to ten
+//!   intervals; a pool must be off by more than three standard deviations
+//!   of chance too, so random share arrival never moves a session.
 //!
 //! Moves are events to the session's task, which switches its job feed and
 //! sends the miner a clean job from the new pool.
@@ -149,8 +153,10 @@ struct PoolState {
     entry: PoolEntry,
     conns: Vec<Arc<UpstreamHandle>>,
     healthy_since: Option<Instant>,
-    /// Work seen at the last rebalance, per session.
+    /// Work in the current balancing window.
     window_work: f64,
+    /// Its variance (Σ over sessions of Δwork² / Δshares).
+    window_var: f64,
 }
 
 struct Inner {
@@ -158,7 +164,15 @@ struct Inner {
     by_id: HashMap<UpstreamId, (usize, Arc<UpstreamHandle>)>,
     next_id: UpstreamId,
     last_rebalance: Instant,
-    last_work: HashMap<SessionId, (f64, u64)>,
+    /// Each session's (work, shares) when the balancing window opened.
+    window_base: HashMap<SessionId, (f64, u64)>,
+    /// The same, half a window later: the next window's start, so a long
+    /// window slides on instead of starting again short.
+    window_mid: Option<HashMap<SessionId, (f64, u64)>>,
+    /// Rebalance rounds the window has run without a move.
+    window_rounds: u32,
+    /// The split changed or sessions failed over: open a new window.
+    window_stale: bool,
     last_suggest: Instant,
     suggest_work: HashMap<SessionId, f64>,
     /// Target shares set by a routing policy, in place of the weights.
@@ -175,6 +189,9 @@ impl Inner {
         }
     }
 }
+
+/// Rebalance intervals one balancing window spans at most.
+const MAX_WINDOW_ROUNDS: u32 = 10;
 
 /// How often each connection's aggregate difficulty is worked out.
 const SUGGEST_EVERY: Duration = Duration::from_secs(5);
@@ -213,7 +230,10 @@ impl Router {
             by_id: HashMap::new(),
             next_id: 1,
             last_rebalance: Instant::now(),
-            last_work: HashMap::new(),
+            window_base: HashMap::new(),
+            window_mid: None,
+            window_rounds: 0,
+            window_stale: false,
             last_suggest: Instant::now(),
             suggest_work: HashMap::new(),
             split: None,
@@ -228,6 +248,7 @@ impl Router {
                 conns: vec![h],
                 healthy_since: None,
                 window_work: 0.0,
+                window_var: 0.0,
             });
         }
         Arc::new(Self {
@@ -333,7 +354,11 @@ impl Router {
     /// Replaces the weights with a policy's target shares (config order);
     /// new sessions and the next rebalance follow them.
     pub fn set_split(&self, split: Vec<f64>) {
-        self.lock().split = Some(split);
+        let mut inner = self.lock();
+        if inner.split.as_ref() != Some(&split) {
+            inner.split = Some(split);
+            inner.window_stale = true;
+        }
     }
 
     /// What each pool is routed by now: the policy's split, or the
@@ -351,7 +376,7 @@ impl Router {
         inner
             .pools
             .iter()
-            .map(|p| Some(p.entry.level) == active && p.conns.iter().any(|h| is_ready(h)))
+            .map(|p| Some(p.entry.level) == active && Self::pool_ready(p))
             .collect()
     }
 
@@ -364,11 +389,16 @@ impl Router {
             .collect()
     }
 
+    /// A pool with a ready connection.
+    fn pool_ready(p: &PoolState) -> bool {
+        p.conns.iter().any(|h| is_ready(h))
+    }
+
     fn active_level(inner: &Inner) -> Option<u32> {
         inner
             .pools
             .iter()
-            .filter(|p| p.conns.iter().any(|h| is_ready(h)))
+            .filter(|p| Self::pool_ready(p))
             .map(|p| p.entry.level)
             .min()
     }
@@ -379,10 +409,7 @@ impl Router {
     fn pick_pool(inner: &Inner, level: Option<u32>) -> Option<usize> {
         let candidates: Vec<usize> = (0..inner.pools.len())
             .filter(|&i| match level {
-                Some(l) => {
-                    inner.pools[i].entry.level == l
-                        && inner.pools[i].conns.iter().any(|h| is_ready(h))
-                }
+                Some(l) => inner.pools[i].entry.level == l && Self::pool_ready(&inner.pools[i]),
                 // Nothing is healthy yet (start-up): the best level waits.
                 None => true,
             })
@@ -546,6 +573,7 @@ impl Router {
             if let Some(to) = self.pick(&mut inner, level, true)
                 && self.move_session(&mut inner, session, &to, failed)
             {
+                inner.window_stale = true;
                 self.failover_moves.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -591,43 +619,64 @@ impl Router {
     /// the weights.
     fn rebalance(&self, inner: &mut Inner, active: Option<u32>) {
         let Some(level) = active else { return };
+        // The window runs from the last move (or split change), and then
+        // slides between half and all of MAX_WINDOW_ROUNDS intervals: a
+        // real imbalance grows with it while chance grows only as its
+        // square root, so a small one is still found, and equal pools are
+        // left alone.
+        let snapshot = || -> HashMap<SessionId, (f64, u64)> {
+            self.sessions
+                .iter()
+                .map(|s| (*s.key(), s.work.get()))
+                .collect()
+        };
+        if inner.window_stale {
+            inner.window_base = snapshot();
+            inner.window_mid = None;
+            inner.window_rounds = 0;
+            inner.window_stale = false;
+        } else if inner.window_rounds == MAX_WINDOW_ROUNDS / 2 {
+            inner.window_mid = Some(snapshot());
+        } else if inner.window_rounds >= MAX_WINDOW_ROUNDS
+            && let Some(mid) = inner.window_mid.take()
+        {
+            inner.window_base = mid;
+            inner.window_rounds = MAX_WINDOW_ROUNDS / 2;
+            inner.window_mid = Some(snapshot());
+        }
+        inner.window_rounds += 1;
         // Work each session did in the window, by pool.
         let mut per_session: Vec<(SessionId, usize, f64)> = Vec::new();
         for p in &mut inner.pools {
             p.window_work = 0.0;
+            p.window_var = 0.0;
         }
-        let mut seen = HashMap::new();
-        // Variance of the window's work: shares arrive at random, so Σd
-        // over n shares of difficulty d varies by about d·√n.
-        let mut variance = 0.0;
         for s in self.sessions.iter() {
             let (w, n) = s.work.get();
-            let (last, last_n) = inner.last_work.get(s.key()).copied().unwrap_or((0.0, 0));
-            seen.insert(*s.key(), (w, n));
+            // A session that joined in the window: all its work is in it.
+            let (base, base_n) = inner.window_base.get(s.key()).copied().unwrap_or((0.0, 0));
             let Some((pool, h)) = inner.by_id.get(&s.upstream.load(Ordering::Relaxed)) else {
                 continue;
             };
             if !is_ready(h) || inner.pools[*pool].entry.level != level {
                 continue;
             }
-            let delta = (w - last).max(0.0);
-            let shares = n.saturating_sub(last_n);
+            let pool = *pool;
+            let delta = (w - base).max(0.0);
+            let shares = n.saturating_sub(base_n);
+            // Shares arrive at random: Σd over n shares of difficulty d
+            // varies by about d·√n, a variance of Δwork²/n.
             if shares > 0 {
-                variance += delta * delta / shares as f64;
+                inner.pools[pool].window_var += delta * delta / shares as f64;
             }
-            per_session.push((*s.key(), *pool, delta));
-        }
-        inner.last_work = seen;
-        for &(_, pool, d) in &per_session {
-            inner.pools[pool].window_work += d;
+            inner.pools[pool].window_work += delta;
+            per_session.push((*s.key(), pool, delta));
         }
         let members: Vec<usize> = (0..inner.pools.len())
-            .filter(|&i| {
-                inner.pools[i].entry.level == level
-                    && inner.pools[i].conns.iter().any(|h| is_ready(h))
-            })
+            .filter(|&i| inner.pools[i].entry.level == level && Self::pool_ready(&inner.pools[i]))
             .collect();
         let total_work: f64 = members.iter().map(|&i| inner.pools[i].window_work).sum();
+        let total_var: f64 = members.iter().map(|&i| inner.pools[i].window_var).sum();
         let total_weight: f64 = members.iter().map(|&i| inner.weight(i)).sum();
         if members.len() < 2 || total_work <= 0.0 || total_weight <= 0.0 {
             return;
@@ -642,11 +691,17 @@ impl Router {
                 )
             })
             .collect();
-        let worst = surplus.values().fold(0.0f64, |m, v| m.max(v.abs()));
-        // Off by more than the tolerance, and by more than chance (three
-        // standard deviations of the window's work): random share arrival
-        // alone never moves a session.
-        if worst / total_work <= self.cfg.rebalance_tolerance || worst <= 3.0 * variance.sqrt() {
+        // Some pool is off by more than the tolerance and by more than
+        // chance: three standard deviations of its surplus, W_i − t·W,
+        // whose variance is (1 − t)²·V_i + t²·(V − V_i).
+        let off = members.iter().any(|&i| {
+            let t = inner.weight(i) / total_weight;
+            let v_i = inner.pools[i].window_var;
+            let var = (1.0 - t).powi(2) * v_i + t * t * (total_var - v_i).max(0.0);
+            let s = surplus[&i].abs();
+            s / total_work > self.cfg.rebalance_tolerance && s > 3.0 * var.sqrt()
+        });
+        if !off {
             return;
         }
         // Largest sessions first from over-served pools into under-served
@@ -684,6 +739,7 @@ impl Router {
             }
         }
         if moved > 0 {
+            inner.window_stale = true;
             self.rebalance_moves.fetch_add(moved, Ordering::Relaxed);
             tracing::info!(moved, "rebalanced sessions across pools by weight");
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use sluice_books::earnings::PoolPay;
+use sluice_books::earnings::{PoolPay, comparable_pays};
 use sluice_books::{Books, Window};
 use tokio_util::sync::CancellationToken;
 
@@ -63,9 +63,15 @@ pub struct PoolRouting {
     pub sessions: u64,
     /// Its share of the sessions now.
     pub session_share: f64,
-    /// Pay over the window as measured now.
+    /// Pay over the window as its books show it now.
     pub measured: PoolPay,
-    /// The same as USD per PH/s per day, when the BTC price is known.
+    /// What pools are compared by, BTC per PH/s per day: its quoted
+    /// payout, or the network value common to all pools less its fee,
+    /// times its accept rate (see `sluice_books::earnings`).
+    pub pays_btc: Option<f64>,
+    /// Its standard error.
+    pub pays_sigma_btc: Option<f64>,
+    /// `pays_btc` in USD per PH/s per day, when the BTC price is known.
     pub hashprice_usd: Option<f64>,
     /// Its standard error in USD.
     pub sigma_usd: Option<f64>,
@@ -165,18 +171,13 @@ impl Routing {
     /// One decision at `now_ms`.
     pub fn step(&self, now_ms: u64) -> RoutingReport {
         let routable = self.router.routable();
-        let pays: Vec<PoolPay> = self
-            .books
-            .pools()
-            .iter()
-            .map(|p| PoolPay::of(&p.tally.figures(now_ms, self.settings.window)))
-            .collect();
+        let pays = comparable_pays(&self.books, now_ms, self.settings.window);
         let measures: Vec<Option<Measure>> = pays
             .iter()
-            .map(|p| {
-                Some(Measure {
-                    pay: p.hashprice_btc?,
-                    sigma: p.sigma_btc?,
+            .map(|(p, c)| {
+                c.map(|(pay, sigma)| Measure {
+                    pay,
+                    sigma,
                     shares: p.shares,
                 })
             })
@@ -217,7 +218,7 @@ impl Routing {
             .enumerate()
             .map(|(i, p)| {
                 let v = &decision.pools[i];
-                let pay = pays.get(i).copied().unwrap_or_default();
+                let (pay, used) = pays.get(i).copied().unwrap_or_default();
                 let target_share = match self.settings.policy {
                     PolicyKind::Hashprice => v.target,
                     PolicyKind::Weights if routable[i] && routable_weight > 0.0 => {
@@ -248,8 +249,10 @@ impl Routing {
                         0.0
                     },
                     measured: pay,
-                    hashprice_usd: price.zip(pay.hashprice_btc).map(|(u, h)| u * h),
-                    sigma_usd: price.zip(pay.sigma_btc).map(|(u, s)| u * s),
+                    pays_btc: used.map(|u| u.0),
+                    pays_sigma_btc: used.map(|u| u.1),
+                    hashprice_usd: price.zip(used).map(|(u, h)| u * h.0),
+                    sigma_usd: price.zip(used).map(|(u, s)| u * s.1),
                     figure_age_s: v.used.map(|(_, age)| age),
                     tier: v.tier,
                     policy_target: v.target,

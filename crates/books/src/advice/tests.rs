@@ -147,6 +147,11 @@ fn hour_ranges_are_read_as_people_write_them() {
     h[23] = true;
     h[0] = true;
     assert_eq!(hour_ranges(&h), vec!["5-7", "23-1"]);
+    // In clock order.
+    let mut h = [false; 24];
+    h[0] = true;
+    h[5] = true;
+    assert_eq!(hour_ranges(&h), vec!["0-1", "5-6"]);
     h = [true; 24];
     assert_eq!(hour_ranges(&h), vec!["0-24"]);
     h[12] = false;

@@ -31,7 +31,7 @@ pub enum AdviceError {
     )]
     NoHashprice,
     /// A what-if figure that is not a number ≥ 0.
-    #[error("{0} must be a positive number")]
+    #[error("{0} must be a number ≥ 0")]
     Bad(&'static str),
 }
 
@@ -45,8 +45,18 @@ struct ClassSums {
     watts: f64,
 }
 
+/// Earned / network value of the work (1 with no work yet).
+fn earned_share(earned_btc: f64, value_btc: f64) -> f64 {
+    if value_btc > 0.0 {
+        earned_btc / value_btc
+    } else {
+        1.0
+    }
+}
+
 impl Books {
-    /// Advice at `now_ms`, over the last hour's figures.
+    /// Advice at `now_ms`: efficiency over the last hour, hashrate over
+    /// the last 5 minutes.
     pub fn advice(&self, q: &AdviceQuery, now_ms: u64) -> Result<Advice, AdviceError> {
         for (name, v) in [
             ("hashprice", q.hashprice),
@@ -81,8 +91,17 @@ impl Books {
         let mut workers = Vec::new();
         for w in self.workers() {
             let Some(power) = w.power() else { continue };
-            let f = w.state().tally.figures(now_ms, Window::H1);
-            let hashrate = f.hashrate_submitted();
+            // What it earns of the network's rate from the hour; what it
+            // hashes now from the last 5 minutes (a machine switched back
+            // on a quarter of an hour ago is not a quarter as fast).
+            let (f, now) = {
+                let st = w.state();
+                (
+                    st.tally.figures(now_ms, Window::H1),
+                    st.tally.figures(now_ms, Window::M5),
+                )
+            };
+            let hashrate = now.hashrate_submitted();
             if hashrate <= 0.0 {
                 continue;
             }
@@ -97,11 +116,7 @@ impl Books {
             c.value_btc += f.sums.value_btc;
             c.hashrate += hashrate;
             c.watts += watts;
-            let efficiency = if f.sums.value_btc > 0.0 {
-                f.sums.earned_btc / f.sums.value_btc
-            } else {
-                1.0
-            };
+            let efficiency = earned_share(f.sums.earned_btc, f.sums.value_btc);
             let a = worker_advice(
                 w.name(),
                 class.map(|i| rules[i].class.as_str()),
@@ -124,11 +139,7 @@ impl Books {
                     }
                     None => None,
                 };
-                let efficiency = if c.value_btc > 0.0 {
-                    c.earned_btc / c.value_btc
-                } else {
-                    1.0
-                };
+                let efficiency = earned_share(c.earned_btc, c.value_btc);
                 class_advice(name, pattern, e, efficiency, c.workers, &s)
             };
         let mut classes: Vec<ClassAdvice> = rules

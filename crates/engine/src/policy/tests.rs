@@ -1,4 +1,5 @@
 use super::*;
+use crate::testrng::Lcg;
 
 fn pool(name: &str, floor: f64, ceiling: f64) -> PolicyPool {
     PolicyPool {
@@ -19,22 +20,6 @@ fn m(pay: f64, sigma: f64) -> Option<Measure> {
 
 fn close(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
-}
-
-/// A small deterministic generator (the test must not depend on luck).
-struct Lcg(u64);
-impl Lcg {
-    fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Roughly normal (sum of 12 uniforms).
-    fn normal(&mut self) -> f64 {
-        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
-    }
 }
 
 #[test]
@@ -231,4 +216,36 @@ fn weights_split_a_tier() {
         0,
     );
     assert!(close(&d.split(), &[0.75, 0.25, 0.0]), "{:?}", d.split());
+}
+
+#[test]
+fn a_figure_expires_and_the_pool_is_measured_again() {
+    let mut p = HashpricePolicy::new(
+        PolicyConfig {
+            expire_after_ms: 120_000,
+            ..PolicyConfig::default()
+        },
+        vec![pool("a", 0.0, 1.0), pool("b", 0.0, 1.0)],
+    );
+    let d = p.decide(&[m(1.2, 0.001), m(1.0, 0.001)], &[true; 2], 0);
+    assert!(close(&d.split(), &[1.0, 0.0]), "{:?}", d.split());
+    // b gets no work: its figure stands for two minutes…
+    let d = p.decide(&[m(1.2, 0.001), None], &[true; 2], 120_000);
+    assert!(close(&d.split(), &[1.0, 0.0]), "{:?}", d.split());
+    // …then b is unmeasured, ranked with the best, and gets work again.
+    let d = p.decide(&[m(1.2, 0.001), None], &[true; 2], 120_001);
+    assert!(close(&d.split(), &[0.5, 0.5]), "{:?}", d.split());
+    assert!(
+        d.pools[1].why.contains("not measured yet"),
+        "{}",
+        d.pools[1].why
+    );
+    // The only routable pool is said to be so.
+    let d = p.decide(&[m(1.2, 0.001), None], &[true, false], 130_000);
+    assert!(close(&d.split(), &[1.0, 0.0]), "{:?}", d.split());
+    assert!(
+        d.pools[0].why.contains("the only pool"),
+        "{}",
+        d.pools[0].why
+    );
 }

@@ -17,6 +17,7 @@ use super::*;
 use crate::job::UpstreamId;
 use crate::router::{Connector, PoolEntry, RouterConfig, SessionWork};
 use crate::stats::AtomicF64;
+use crate::testrng::Lcg;
 use crate::upstream::{Health, UpstreamHandle};
 
 /// Upstreams that are ready at once and never fail.
@@ -46,28 +47,6 @@ impl Connector for Ready {
 
     fn unlimited(&self) -> bool {
         true
-    }
-}
-
-struct Lcg(u64);
-impl Lcg {
-    fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Poisson(1) by inversion.
-    fn poisson1(&mut self) -> u32 {
-        let u = self.unit();
-        let (mut k, mut p, mut cdf) = (0u32, (-1.0f64).exp(), (-1.0f64).exp());
-        while u > cdf && k < 20 {
-            k += 1;
-            p /= f64::from(k);
-            cdf += p;
-        }
-        k
     }
 }
 
@@ -143,8 +122,8 @@ fn sim(payouts: [f64; 2], floors: [f64; 2]) -> Sim {
 
 /// Runs `secs` simulated seconds of shares; calls `each` once a second
 /// with the seconds elapsed and sessions per pool.
-async fn mine(s: &Sim, secs: u64, mut each: impl FnMut(u64, &[u64])) {
-    let mut rng = Lcg(42);
+async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) {
+    let mut rng = Lcg(seed);
     let mut sessions = Vec::new();
     for id in 1..=SESSIONS {
         let (tx, rx) = mpsc::channel(64);
@@ -196,12 +175,25 @@ async fn mine(s: &Sim, secs: u64, mut each: impl FnMut(u64, &[u64])) {
     }
 }
 
+/// Seeds of the share arrivals each case runs with.
+const SEEDS: [u64; 4] = [1, 42, 1_000_003, 0xdead_beef];
+
 #[tokio::test(start_paused = true)]
 async fn equal_payers_never_flap_over_an_hour() {
+    for seed in SEEDS {
+        equal_payers(seed).await;
+    }
+}
+
+async fn equal_payers(seed: u64) {
     let s = sim([1e-12, 1e-12], [0.1, 0.1]);
     let mut split_seen = Vec::new();
-    mine(&s, 3600, |t, per_pool| {
-        assert_eq!(per_pool, [SESSIONS / 2, SESSIONS / 2], "at {t} s");
+    mine(&s, seed, 3600, |t, per_pool| {
+        assert_eq!(
+            per_pool,
+            [SESSIONS / 2, SESSIONS / 2],
+            "seed {seed}, at {t} s"
+        );
         if t % 60 == 0 {
             split_seen.push(s.router.targets());
         }
@@ -237,14 +229,20 @@ async fn equal_payers_never_flap_over_an_hour() {
 
 #[tokio::test(start_paused = true)]
 async fn the_split_moves_to_the_better_payer_and_never_below_the_floor() {
+    for seed in SEEDS {
+        better_payer(seed).await;
+    }
+}
+
+async fn better_payer(seed: u64) {
     // Pool 1 pays 10 % more per share.
     let s = sim([1e-12, 1.1e-12], [0.2, 0.2]);
     let floor_sessions = (0.2 * SESSIONS as f64) as u64;
     let mut settled_at = None;
-    mine(&s, 600, |t, per_pool| {
+    mine(&s, seed, 600, |t, per_pool| {
         assert!(
             per_pool[0] >= floor_sessions,
-            "pool 0 under its floor at {t} s: {per_pool:?}"
+            "seed {seed}: pool 0 under its floor at {t} s: {per_pool:?}"
         );
         // Within the router's tolerance (5 %, one session here) of 20/80.
         let settled = per_pool[0] <= floor_sessions + 1;
@@ -254,7 +252,7 @@ async fn the_split_moves_to_the_better_payer_and_never_below_the_floor() {
         if let Some(at) = settled_at {
             assert!(
                 settled,
-                "moved back at {t} s (settled at {at} s): {per_pool:?}"
+                "seed {seed}: moved back at {t} s (settled at {at} s): {per_pool:?}"
             );
         }
     })
@@ -263,7 +261,7 @@ async fn the_split_moves_to_the_better_payer_and_never_below_the_floor() {
     let at = settled_at.unwrap_or(u64::MAX);
     // The first decision with 100 shares per pool (10–20 s), then the
     // router's next rebalance (every 10 s) moves the sessions.
-    assert!(at <= 40, "settled at {at} s: {r:#?}");
+    assert!(at <= 40, "seed {seed}: settled at {at} s: {r:#?}");
     assert!((r.pools[1].target_share - 0.8).abs() < 1e-9, "{r:#?}");
     assert!((r.pools[0].target_share - 0.2).abs() < 1e-9, "{r:#?}");
     assert_eq!(r.pools[1].tier, Some(0));
