@@ -116,7 +116,8 @@ pub fn comparable_pays(
         .filter(|r| r.is_finite() && *r > 0.0)
         .collect();
     claimed.sort_by(f64::total_cmp);
-    let r_common = (!claimed.is_empty()).then(|| claimed[claimed.len() / 2]);
+    // The lower median: one pool claiming more cannot raise it.
+    let r_common = (!claimed.is_empty()).then(|| claimed[(claimed.len() - 1) / 2]);
     books
         .pools()
         .iter()
@@ -166,6 +167,72 @@ mod tests {
         let s = pay.sigma_btc.unwrap_or(0.0) / per_share;
         assert!((s - 0.009_486_8).abs() < 1e-6, "{s}");
         assert_eq!(pay.shares, 1000);
+    }
+
+    #[test]
+    fn a_pool_cannot_look_better_by_what_its_jobs_claim() {
+        use crate::books::{BooksConfig, Clock, JobValue, PoolBooksConfig, Scheme, ShareKind};
+        let pool = |name: &str, reward| PoolBooksConfig {
+            name: name.into(),
+            fee: 0.01,
+            scheme: Scheme::Fpps,
+            reward,
+        };
+        let t0 = 1_763_000_000_000;
+        let books = Books::new(
+            BooksConfig {
+                pools: vec![
+                    pool("honest", Reward::Coinbase),
+                    pool("liar", Reward::Coinbase),
+                    pool("quoted", Reward::PerShareBtc(1.1e-12)),
+                ],
+                ..BooksConfig::default()
+            },
+            Clock::at(std::time::Instant::now(), t0),
+        );
+        let honest = JobValue {
+            difficulty: 150e12,
+            reward_sat: Some(315_000_000),
+        };
+        // Half the difficulty and twice the reward: four times the pay
+        // by its own books.
+        let liar = JobValue {
+            difficulty: 75e12,
+            reward_sat: Some(630_000_000),
+        };
+        books.on_job(0, &honest, t0);
+        books.on_job(1, &liar, t0);
+        books.on_job(2, &honest, t0);
+        let w = books.worker("w");
+        for i in 0..200 {
+            for (p, v) in [(0, &honest), (1, &liar), (2, &honest)] {
+                books.record(
+                    &w,
+                    Some(p),
+                    0,
+                    t0 + i * 1000,
+                    1.0,
+                    v,
+                    ShareKind::Accepted { block: false },
+                );
+            }
+        }
+        let now = t0 + 200_000;
+        let pays = comparable_pays(&books, now, Window::M5);
+        let (own, fair): (Vec<f64>, Vec<f64>) = pays
+            .iter()
+            .map(|(p, c)| (p.hashprice_btc.unwrap_or(0.0), c.map_or(0.0, |c| c.0)))
+            .unzip();
+        assert!((own[1] / own[0] - 4.0).abs() < 1e-6, "{own:?}");
+        // Compared by the hardest difficulty and the lower median reward:
+        // the liar pays what the honest pool pays.
+        assert!((fair[1] / fair[0] - 1.0).abs() < 1e-9, "{fair:?}");
+        // The honest pool at mainnet-like figures, and the quoted payout
+        // as quoted.
+        let net = money::network_hashprice_btc(150e12, 3.15) * 0.99;
+        assert!((fair[0] / net - 1.0).abs() < 1e-9, "{fair:?} vs {net}");
+        let quoted = money::effective_hashprice(1.1e-12, 1.0, 1.0).unwrap_or(0.0);
+        assert!((fair[2] / quoted - 1.0).abs() < 1e-9, "{fair:?}");
     }
 
     #[test]
