@@ -150,6 +150,10 @@ pub(super) struct Channel {
     /// Pool and value of the latest job sent: rejected work is valued at
     /// it (the network rate does not depend on which job it was).
     pub(super) last_value: (Option<usize>, JobValue),
+    /// Pool and value of the job the last checked share named: a stale
+    /// share on an older pool's job is that pool's stale work, not the
+    /// current one's (routing compares pools by it).
+    pub(super) checked_value: Option<(Option<usize>, JobValue)>,
     /// How far past its job's ntime a share's ntime may be, in seconds.
     pub(super) ntime_max_forward_secs: u32,
     /// Solo mining: the script this channel's coinbases pay.
@@ -200,6 +204,7 @@ impl Channel {
             latest: None,
             force_clean: true,
             last_value: (None, JobValue::default()),
+            checked_value: None,
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
             payout: None,
             mask_untold: false,
@@ -275,6 +280,7 @@ impl Channel {
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
+        self.checked_value = Some((Some(entry.job.pool), entry.job.value));
         let mut d = entry.difficulty;
         if share.extranonce.len() != en2_size {
             return Err((Reject::BadExtranonce2Size, 0.0));

@@ -118,6 +118,8 @@ impl ConnCore {
         now: Instant,
         out: &mut Vec<Output>,
     ) -> Verdict {
+        // Whatever the verdict, the named job's value is this share's only.
+        let named = ch.checked_value.take();
         let checked = checked.and_then(|fwd| match reserve(&fwd) {
             Ok(permit) => Ok((fwd, permit)),
             Err(r) => {
@@ -182,7 +184,9 @@ impl ConnCore {
                     r if r.is_work() => ShareKind::RejectedWork(r as u8),
                     r => ShareKind::Refused(r as u8),
                 };
-                let (pool, value) = ch.last_value;
+                // Work on a job the session knows is that job's pool's;
+                // on an unknown one, the latest job's.
+                let (pool, value) = named.unwrap_or(ch.last_value);
                 self.book(book.as_deref(), pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):

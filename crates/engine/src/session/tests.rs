@@ -994,6 +994,52 @@ fn a_submit_that_is_not_json_is_never_credited() {
 }
 
 #[test]
+fn stale_work_on_a_failed_pools_job_is_booked_to_that_pool() {
+    let books_cfg = sluice_books::BooksConfig {
+        pools: ["a", "b"]
+            .map(|name| sluice_books::PoolBooksConfig {
+                name: name.into(),
+                fee: 0.0,
+                scheme: sluice_books::Scheme::Fpps,
+                reward: sluice_books::Reward::Coinbase,
+            })
+            .to_vec(),
+        reasons: book_reasons(),
+        ..sluice_books::BooksConfig::default()
+    };
+    let books = Arc::new(Books::new(books_cfg, sluice_books::Clock::new()));
+    let mut r = Rig::new();
+    r.s = Session::new(7, cfg(), r.stats.clone(), vec![0xab, 0xcd], 4, r.now)
+        .with_books(books.clone(), None);
+    let old = r.ready();
+    let ok = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 1], old.version, 1e-5, true);
+    r.line(submit(&old, "00000001", old.ntime, ok, None));
+    // Pool a (index 0) failed: the session moves to pool b's jobs.
+    r.s.on_moved(1, true);
+    let mut next = Arc::try_unwrap(r.job(false, 0x1d00ffff)).unwrap();
+    next.upstream = 2;
+    next.pool = 1;
+    r.push_job(&Arc::new(next));
+    // A share still in flight on pool a's job: stale, and pool a's.
+    let st = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 2], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000002", old.ntime, st, None));
+    assert_eq!(error_code(&out), Some(21));
+    let later = books.clock().now_ms() + 60_000;
+    let stale = |i: usize| {
+        books.pools()[i]
+            .tally
+            .figures(later, sluice_books::Window::H1)
+            .sums
+            .stale_work
+    };
+    assert!(stale(0) > 0.0, "the failed pool's stale work");
+    assert_eq!(stale(1), 0.0, "not held against the pool it moved to");
+    // A job id nobody issued: valued at the latest job (pool b's).
+    r.line(json!({"id":9,"method":"mining.submit","params":["acct.w1","ffff","00000000","6b000000","00000000"]}));
+    assert!(stale(1) > 0.0);
+}
+
+#[test]
 fn a_session_moved_by_rebalancing_keeps_its_older_jobs_credited_upstream() {
     let mut r = Rig::new();
     let old = r.ready();
