@@ -240,6 +240,13 @@ fn check_config_explains_and_bounds_the_power_schedule() {
                 "JSON pointer",
             ),
             (
+                "p-nominal.toml",
+                power(
+                    "[[books.power.rules]]\npattern = \"s9-*\"\nwatts = 1323.0\nnominal_th_s = 0.0",
+                ),
+                "nominal_th_s must be a positive number",
+            ),
+            (
                 "p-key.toml",
                 power("[[books.power.schedule]]\nfrom_hour = 1\nto_hour = 2\nprice = 0.1"),
                 "unknown field",

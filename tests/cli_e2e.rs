@@ -218,6 +218,27 @@ fn demo_runs_pool_proxy_and_farm_in_one_process() {
         s9.contains("141.12") && s9.ends_with("BELOW BREAK-EVEN"),
         "{s9}"
     );
+    // One machine of each class at its nominal size, labelled so: an S21
+    // (200 TH/s, 3,500 W) makes money, an S9 (13.5 TH/s, 1,323 W) loses.
+    assert!(last_frame.contains("NOMINAL figures"), "{last_frame}");
+    let nominal = |class: &str| {
+        last_frame
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{class} ")) && l.contains("TH/s"))
+            .unwrap_or_else(|| panic!("no nominal {class}: {last_frame}"))
+            .to_string()
+    };
+    let s21 = nominal("s21");
+    assert!(
+        s21.contains("200.0 TH/s") && s21.contains("3500 W") && !s21.contains("LOSES"),
+        "{s21}"
+    );
+    let s9 = nominal("s9");
+    assert!(
+        s9.contains("13.5 TH/s") && s9.contains("1323 W") && s9.ends_with("LOSES MONEY"),
+        "{s9}"
+    );
+    assert!(text.starts_with("dashboard on http://127.0.0.1:"), "{text}");
     // Shares flowed: the last frame shows accepted shares.
     let last = text.rsplit("sluice demo —").next().unwrap();
     let accepted: u64 = last

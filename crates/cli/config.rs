@@ -243,6 +243,11 @@ pub struct PowerRule {
     pub efficiency_j_per_th: Option<f64>,
     /// Or a fixed draw, W.
     pub watts: Option<f64>,
+    /// The machine's nominal hashrate, TH/s: the advice then shows one
+    /// machine of the class at its real size (earnings, power, profit a
+    /// day).
+    #[serde(default)]
+    pub nominal_th_s: Option<f64>,
 }
 
 /// How a pool pays.
@@ -991,6 +996,12 @@ impl Config {
             if r.pattern.is_empty() {
                 bail!("books.power.rules: empty pattern");
             }
+            if let Some(th) = r.nominal_th_s {
+                positive(
+                    &format!("books.power rule {:?} nominal_th_s", r.pattern),
+                    th,
+                )?;
+            }
             if power_of(
                 &format!("books.power rule {:?}", r.pattern),
                 r.efficiency_j_per_th,
@@ -1118,6 +1129,7 @@ impl Config {
                             class: r.class.clone().unwrap_or_else(|| r.pattern.clone()),
                             pattern: r.pattern.clone(),
                             power,
+                            nominal_th_s: r.nominal_th_s,
                         })
                 })
                 .collect(),

@@ -167,11 +167,12 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     proxy_cfg.books.power.price_usd_per_kwh = 0.06;
     proxy_cfg.books.power.rules = DEMO_MACHINES
         .iter()
-        .map(|(class, j_per_th)| crate::config::PowerRule {
+        .map(|(class, j_per_th, th_s)| crate::config::PowerRule {
             class: Some((*class).to_string()),
             pattern: format!("farm.{class}-*"),
             efficiency_j_per_th: Some(*j_per_th),
             watts: None,
+            nominal_th_s: Some(*th_s),
         })
         .collect();
     proxy_cfg.api.listen = Some("127.0.0.1:0".parse()?);
@@ -181,6 +182,9 @@ pub async fn demo(miners: usize, duration: Option<Duration>) -> anyhow::Result<(
     let books = proxy.books.clone();
     tokio::spawn(proxy.engine.clone().serve(proxy.listener));
 
+    if let Some(api) = proxy.api {
+        println!("dashboard on http://{api}/ (open it in a browser)");
+    }
     println!(
         "sluice demo: pool node on stratum+tcp://{pool_addr}, proxy on stratum+tcp://{proxy_addr}, {miners} simulated miners"
     );
@@ -253,12 +257,15 @@ const DEMO_DIFFICULTY: f64 = 155.97e12;
 const DEMO_REWARD_BTC: f64 = 3.1445;
 const DEMO_PRICE_USD: f64 = 106_935.0;
 const DEMO_FEE: f64 = 0.02;
-/// Machine classes (worker-name prefix, J/TH) the simulated farm mixes.
-const DEMO_MACHINES: [(&str, f64); 4] = [
-    ("s21", 17.5),
-    ("s19xp", 21.5),
-    ("s19jpro", 29.5),
-    ("s9", 98.0),
+/// Machine classes (worker-name prefix, J/TH, nominal TH/s) the
+/// simulated farm mixes: an S21 is 200 TH/s at 3,500 W, an S19 XP 141
+/// TH/s at 3,032 W, an S19j Pro 104 TH/s at 3,068 W, an S9 13.5 TH/s at
+/// 1,323 W.
+const DEMO_MACHINES: [(&str, f64, f64); 4] = [
+    ("s21", 17.5, 200.0),
+    ("s19xp", 21.5, 141.0),
+    ("s19jpro", 29.5, 104.0),
+    ("s9", 98.0, 13.5),
 ];
 
 fn render_workers(
@@ -295,7 +302,7 @@ fn render_workers(
     let now = books.clock().now_ms();
     let mut page: Option<sluice_books::books::WorkerPage> = None;
     let mut total = 0;
-    for (class, _) in DEMO_MACHINES {
+    for (class, _, _) in DEMO_MACHINES {
         let q = sluice_books::WorkerQuery {
             window: sluice_books::Window::M5,
             sort: "effective_hashprice".into(),
@@ -322,7 +329,34 @@ fn render_workers(
             s.push_str(&format!("… and {} more workers\n", total - shown));
         }
     }
+    s.push_str(&nominal_machines(books, now));
     s.push_str("\n(effective hashprice and break-even are per PH/s: what a real machine of each class earns and costs here; Ctrl-C to stop)");
+    s
+}
+
+/// One machine of each class at its nominal size (the simulated ones
+/// hash at kH/s): what it would earn, cost and make a day here.
+fn nominal_machines(books: &sluice_books::Books, now_ms: u64) -> String {
+    let q = sluice_books::books::AdviceQuery::default();
+    let Ok(a) = books.advice(&q, now_ms) else {
+        return String::new();
+    };
+    let mut s = String::from(
+        "\nat nominal size (one real machine of each class, NOMINAL figures, at what its class earns here):\n",
+    );
+    for c in &a.classes {
+        let Some(n) = c.nominal else { continue };
+        s.push_str(&format!(
+            "  {:<8} {:>6.1} TH/s {:>6.0} W   earns ${:>6.2}/day   power ${:>6.2}/day   profit ${:>7.2}/day{}\n",
+            c.class,
+            n.th_s,
+            n.power_w,
+            n.revenue_usd_day,
+            n.power_cost_usd_day,
+            n.profit_usd_day,
+            if n.profit_usd_day < 0.0 { "   LOSES MONEY" } else { "" }
+        ));
+    }
     s
 }
 

@@ -1,5 +1,6 @@
 //! sluice's HTTP surface.
 //!
+//! - `dashboard`: the browser dashboard at `/` (compiled in, no CDN).
 //! - [`router`]: the axum routes — `/api/v1/{workers, workers/{name},
 //!   pools, farm, hashprice, blocks, routing, advice}`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`views`]: the JSON shapes of pools, farm, hashprice and one worker.
@@ -9,6 +10,7 @@
 //! so the API can never slow a share (a sorted page of 10,000 workers is
 //! 10,000 short per-worker locks).
 
+mod dashboard;
 pub mod prom;
 pub mod views;
 
@@ -92,6 +94,9 @@ impl ApiState {
 /// The routes.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
+        .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::script))
+        .route("/app.css", get(dashboard::style))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/workers/{name}", get(worker))
         .route("/api/v1/pools", get(pools))

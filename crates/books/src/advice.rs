@@ -159,6 +159,40 @@ pub struct ClassAdvice {
     pub break_even_btc_price: Option<f64>,
     /// Switching it off at its losing hours saves this per PH/s per day.
     pub saved_usd_per_ph_day: Option<f64>,
+    /// One machine of the class at its nominal size, when configured.
+    pub nominal: Option<Nominal>,
+}
+
+/// One machine at its nominal size: what it earns, costs and makes a day
+/// at the class's hashprice and this hour's power price.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Nominal {
+    /// Hashrate, TH/s.
+    pub th_s: f64,
+    /// Power draw, W.
+    pub power_w: f64,
+    /// Revenue, USD per day.
+    pub revenue_usd_day: f64,
+    /// Power cost, USD per day.
+    pub power_cost_usd_day: f64,
+    /// Profit, USD per day.
+    pub profit_usd_day: f64,
+}
+
+impl Nominal {
+    /// A machine of `th_s` TH/s drawing `power_w` W, earning `hashprice`
+    /// USD per PH/s per day, at `usd_per_kwh`.
+    pub fn at(th_s: f64, power_w: f64, hashprice: f64, usd_per_kwh: f64) -> Self {
+        let revenue_usd_day = hashprice * th_s / 1000.0;
+        let power_cost_usd_day = power_w / 1000.0 * 24.0 * usd_per_kwh;
+        Self {
+            th_s,
+            power_w,
+            revenue_usd_day,
+            power_cost_usd_day,
+            profit_usd_day: revenue_usd_day - power_cost_usd_day,
+        }
+    }
 }
 
 /// The class arithmetic: `e` J/TH, `efficiency` earned/value, `workers`
@@ -203,6 +237,7 @@ pub fn class_advice(
             .zip(b)
             .and_then(|(p, b)| money::break_even_price(p, b, h)),
         saved_usd_per_ph_day: saved,
+        nominal: None,
     }
 }
 

@@ -81,6 +81,9 @@ pub struct PowerRule {
     pub pattern: String,
     /// Its power.
     pub power: Power,
+    /// The machine's nominal hashrate, TH/s, for figures per machine at
+    /// its real size (test rigs and the demo hash at kH/s).
+    pub nominal_th_s: Option<f64>,
 }
 
 /// Profitability of one machine over a window.

@@ -1,6 +1,6 @@
 //! [`Books::advice`]: curtailment advice from the books' figures.
 
-use crate::advice::{Advice, ClassAdvice, Scenario, class_advice, worker_advice};
+use crate::advice::{Advice, ClassAdvice, Nominal, Scenario, class_advice, worker_advice};
 use crate::money::Power;
 use crate::tally::Window;
 
@@ -145,7 +145,17 @@ impl Books {
         let mut classes: Vec<ClassAdvice> = rules
             .iter()
             .zip(&sums)
-            .map(|(r, c)| class_row(&r.class, &r.pattern, Some(r.power), c))
+            .map(|(r, c)| {
+                let mut a = class_row(&r.class, &r.pattern, Some(r.power), c);
+                a.nominal = r.nominal_th_s.map(|th| {
+                    let watts = match r.power {
+                        Power::EfficiencyJPerTh(e) => e * th,
+                        Power::Watts(w) => w,
+                    };
+                    Nominal::at(th, watts, a.hashprice, s.price_now())
+                });
+                a
+            })
             .collect();
         if let Some(p) = self.cfg.default_power {
             classes.push(class_row("default", "*", Some(p), &sums[rules.len()]));

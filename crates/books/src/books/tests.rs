@@ -21,6 +21,7 @@ fn cfg(fee: f64) -> BooksConfig {
             class: "s19".into(),
             pattern: "s19-*".into(),
             power: Power::Watts(3_250.0),
+            nominal_th_s: None,
         }],
         default_power: Some(Power::EfficiencyJPerTh(17.5)),
         price: PriceConfig::Fixed(90_000.0),
