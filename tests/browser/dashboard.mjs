@@ -59,6 +59,9 @@ try {
   }
   const firstLoss = await page.$eval("#workers tbody tr", (r) => r.classList.contains("loss"));
   if (!firstLoss) fail("the biggest loser is not highlighted");
+  // The farm's power cost and profit (summed over its workers) show.
+  const cardsText = await page.textContent("#cards");
+  if (!/power cost \/ day/.test(cardsText) || /–\s*power cost/.test(cardsText)) fail("farm power cost: " + cardsText);
   if (!(await names())[0].startsWith("farm.s9-")) fail("an S9 should lose most: " + (await names())[0]);
   // Each class at its nominal size, in watts and dollars; the S9 loses.
   await page.waitForFunction(() => document.querySelectorAll("table.nominal tbody tr").length === 4, null, { timeout: 15000 });
@@ -91,6 +94,8 @@ try {
   // Pools, advice, blocks.
   await page.click('nav a[data-page="pools"]');
   await page.waitForFunction(() => document.querySelectorAll("#pools tbody tr").length === 1 && /up/.test(document.querySelector("#pools tbody tr").textContent), null, { timeout: 10000 });
+  // Its latency is timed (answers came back).
+  await page.waitForFunction(() => /≤[0-9.]+ \/ ≤[0-9.]+ ms/.test(document.querySelector("#pools tbody tr").textContent), null, { timeout: 10000 });
   await page.screenshot({ path: shots + "/pools.png", fullPage: true });
   await page.click('nav a[data-page="advice"]');
   await page.waitForFunction(() => document.querySelectorAll("#adv tbody tr").length === 4 && /TH\/s/.test(document.getElementById("adv").textContent), null, { timeout: 10000 });

@@ -227,7 +227,7 @@ async fn worker(State(st): State<Arc<ApiState>>, Path(name): Path<String>) -> Re
 }
 
 async fn pools(State(st): State<Arc<ApiState>>) -> Response {
-    Json(views::pools(&st.books, &st.router)).into_response()
+    Json(views::pools(&st.books, &st.router, &st.stats)).into_response()
 }
 
 /// Runs a view that walks every worker off the I/O threads.

@@ -163,6 +163,31 @@ pub struct PoolView {
     pub windows: BTreeMap<&'static str, MoneyRow>,
     /// Lifetime totals.
     pub totals: Totals,
+    /// Configured weight.
+    pub weight: f64,
+    /// Lifetime rejects by reason (its own and miners' shares on its jobs).
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    /// Time from a miner's submit to this pool's answer.
+    pub latency: Option<LatencyView>,
+}
+
+/// A latency histogram's quantiles (bucket upper bounds).
+#[derive(Serialize)]
+pub struct LatencyView {
+    /// Answers timed.
+    pub count: u64,
+    /// Median, ms (at most).
+    pub p50_ms: f64,
+    /// 99th percentile, ms (at most; infinite above 10 s).
+    pub p99_ms: f64,
+}
+
+fn latency(h: &sluice_engine::stats::LatencyHistogram) -> Option<LatencyView> {
+    Some(LatencyView {
+        count: h.count(),
+        p50_ms: h.quantile(0.5)? * 1e3,
+        p99_ms: h.quantile(0.99)? * 1e3,
+    })
 }
 
 fn health(h: &Health) -> (&'static str, Option<String>) {
@@ -185,10 +210,11 @@ fn windows(
 }
 
 /// Every pool.
-pub fn pools(books: &Books, router: &Router) -> Vec<PoolView> {
+pub fn pools(books: &Books, router: &Router, stats: &Stats) -> Vec<PoolView> {
     let now = books.clock().now_ms();
     let price = books.price(now);
     let snap = router.snapshot();
+    let configured = router.configured();
     books
         .pools()
         .iter()
@@ -228,6 +254,12 @@ pub fn pools(books: &Books, router: &Router) -> Vec<PoolView> {
                 up: conns.iter().any(|c| c.state == "ready"),
                 connections: conns,
                 windows: windows(books, |w| p.tally.figures(now, w), &price),
+                weight: configured.get(i).map_or(0.0, |c| c.1),
+                latency: stats.pool_latency.get(&i).and_then(|h| latency(&h)),
+                rejects_by_reason: {
+                    let t = p.tally.totals();
+                    books.rejects_by_reason(&t.rejects)
+                },
                 totals: p.tally.totals(),
             }
         })
@@ -261,19 +293,46 @@ pub struct FarmView {
     pub upstream_accepted: u64,
     /// Pool-rejected forwarded shares (or with nowhere to go).
     pub upstream_rejected: u64,
+    /// Power and profit of the workers with power settings, over the last
+    /// hour.
+    pub power: FarmPower,
 }
 
-fn below_break_even(books: &Books, now: u64, price: &Price) -> (usize, usize) {
+/// The farm's power and profit: the sum over workers with power settings.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FarmPower {
+    /// Workers counted.
+    pub workers: usize,
+    /// Their draw, W.
+    pub power_w: f64,
+    /// Their power cost, USD per day.
+    pub power_cost_usd_day: f64,
+    /// Their revenue, USD per day.
+    pub revenue_usd_day: f64,
+    /// Revenue − power cost, USD per day.
+    pub profit_usd_day: f64,
+}
+
+/// One walk over the workers: connected, below break-even, power totals.
+fn walk_workers(books: &Books, now: u64, price: &Price) -> (usize, usize, FarmPower) {
     let mut connected = 0;
     let mut below = 0;
+    let mut power = FarmPower::default();
     for w in books.workers() {
         connected += usize::from(w.connections() > 0);
         if w.power().is_some() {
             let m = books.worker_money(&w, now, Window::H1, price);
-            below += usize::from(m.profit.is_some_and(|p| p.below_break_even));
+            if let Some(p) = m.profit {
+                below += usize::from(p.below_break_even);
+                power.workers += 1;
+                power.power_w += p.power_w;
+                power.power_cost_usd_day += p.power_cost_usd_day;
+                power.revenue_usd_day += p.revenue_usd_day;
+                power.profit_usd_day += p.profit_usd_day;
+            }
         }
     }
-    (connected, below)
+    (connected, below, power)
 }
 
 /// The farm.
@@ -281,7 +340,7 @@ pub fn farm(books: &Books, stats: &Stats) -> FarmView {
     let now = books.clock().now_ms();
     let price = books.price(now);
     let totals = books.farm().totals();
-    let (connected_workers, below) = below_break_even(books, now, &price);
+    let (connected_workers, below, power) = walk_workers(books, now, &price);
     FarmView {
         workers: books.worker_count(),
         connected_workers,
@@ -295,6 +354,7 @@ pub fn farm(books: &Books, stats: &Stats) -> FarmView {
         forwarded: stats.forwarded.load(Ordering::Relaxed),
         upstream_accepted: stats.upstream_accepted.load(Ordering::Relaxed),
         upstream_rejected: stats.upstream_rejected.load(Ordering::Relaxed),
+        power,
     }
 }
 
@@ -732,7 +792,7 @@ pub fn metrics(st: &ApiState) -> String {
             );
         }
     }
-    let (connected, below) = below_break_even(books, now, &price);
+    let (connected, below, _) = walk_workers(books, now, &price);
     e.gauge(
         "sluice_workers",
         "Workers on the books.",

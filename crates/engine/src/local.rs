@@ -395,7 +395,7 @@ impl<S: TemplateSource> LocalTask<S> {
         drop(t);
         self.stats.upstream_accepted.fetch_add(1, Ordering::Relaxed);
         let latency = s.received.elapsed();
-        self.stats.observe_submit_latency(latency);
+        self.stats.observe_submit_latency(self.pool, latency);
         let _ = self.results.send(UpstreamResult {
             session: s.session,
             accepted: true,

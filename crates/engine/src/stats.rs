@@ -401,6 +401,8 @@ pub struct Stats {
     pub sessions: AtomicU64,
     /// Time from a miner's submit to the pool's answer.
     pub submit_latency: LatencyHistogram,
+    /// The same per pool (config index).
+    pub pool_latency: dashmap::DashMap<usize, std::sync::Arc<LatencyHistogram>>,
 }
 
 /// Upper bounds (seconds) of the submit latency buckets.
@@ -419,6 +421,29 @@ pub struct LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The upper bound (seconds) of the bucket holding quantile `q`
+    /// (None with no observation; infinity above the last bound).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * n as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Some(LATENCY_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        Some(f64::INFINITY)
+    }
+
     /// Counts one observation.
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
@@ -444,9 +469,13 @@ impl Stats {
         self.rejected[r as usize].load(Ordering::Relaxed)
     }
 
-    /// One share's time from the miner's submit to the pool's answer.
-    pub fn observe_submit_latency(&self, d: Duration) {
+    /// One share's time from the miner's submit to `pool`'s answer.
+    pub fn observe_submit_latency(&self, pool: usize, d: Duration) {
         self.submit_latency.observe(d);
+        match self.pool_latency.get(&pool) {
+            Some(h) => h.observe(d),
+            None => self.pool_latency.entry(pool).or_default().observe(d),
+        }
     }
 
     /// Counts a pool's reject.

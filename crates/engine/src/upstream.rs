@@ -1291,7 +1291,7 @@ impl UpstreamTask {
                                 Some(why) => self.stats.upstream_reject(why),
                             }
                             if let Some(l) = r.latency {
-                                self.stats.observe_submit_latency(l);
+                                self.stats.observe_submit_latency(self.pool, l);
                             }
                             let _ = self.results.send(r);
                         }

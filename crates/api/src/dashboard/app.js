@@ -104,15 +104,16 @@ const farm = {
         `</tbody></table><p class="note">Nominal figures: what one real machine of each class would earn and cost a day at what its class really earns here and the current power price.</p>`
       : "";
     const w = f.windows[table.window] || {};
-    const p = w.profit || {};
     document.getElementById("cards").innerHTML = [
       card("hashrate (" + table.window + ")", fmt.hashrate(w.hashrate_submitted)),
       card("accept rate", fmt.pct(w.accept_rate)),
       card("network hashprice $/PH/day", fmt.num(f.network_hashprice)),
       card("effective hashprice $/PH/day", fmt.num(w.effective_hashprice), "what the farm really earns per PH/s per day"),
       card("revenue / day", fmt.usd(w.revenue_usd_day)),
-      // The farm has power figures only when one power setting covers it.
-      ...(p.profit_usd_day != null ? [card("power cost / day", fmt.usd(p.power_cost_usd_day)), card("profit / day", fmt.usd(p.profit_usd_day))] : []),
+      // Power and profit over the last hour, summed over the workers with
+      // power settings.
+      card("power cost / day (1 h)", fmt.usd(f.power.power_cost_usd_day), f.power.workers + " workers with power settings, " + fmt.num(f.power.power_w, 3) + " W"),
+      card("profit / day (1 h)", fmt.usd(f.power.profit_usd_day)),
       card("workers below break-even", f.below_break_even + " of " + f.workers),
       card("blocks found", blocks.found),
     ].join("");
@@ -216,14 +217,16 @@ const pools = {
     const [ps, r] = await Promise.all([api("/api/v1/pools"), api("/api/v1/routing").catch(() => null)]);
     const route = (name) => (r ? r.pools.find((x) => x.name === name) : null) || {};
     document.getElementById("pools").innerHTML =
-      `<thead><tr><th>pool</th><th>state</th><th>sessions</th><th>target share</th><th>hashrate (1 h)</th><th>accept</th><th>rejected work</th><th>pays $/PH/day</th><th>fee</th><th>scheme</th></tr></thead><tbody>` +
+      `<thead><tr><th>pool</th><th>state</th><th>weight</th><th>sessions</th><th>target share</th><th>hashrate (1 h)</th><th>difficulty</th><th>latency p50 / p99</th><th>accept</th><th>rejects</th><th>pays $/PH/day</th><th>fee</th><th>scheme</th></tr></thead><tbody>` +
       ps.map((p) => {
         const w = p.windows["1h"] || {};
         const rt = route(p.name);
-        const rejects = fmt.pct(w.accept_rate == null ? null : 1 - w.accept_rate);
+        const rejects = Object.entries(p.rejects_by_reason).map(([k, v]) => k + " " + v).join(", ") || "none";
+        const lat = p.latency ? `≤${fmt.num(p.latency.p50_ms, 1)} / ≤${fmt.num(p.latency.p99_ms, 1)} ms` : "–";
         return `<tr><td>${esc(p.name)}</td><td class="${p.up ? "up" : "down"}">${p.up ? "up" : "down"}</td>
-          <td>${p.connections.reduce((a, c) => a + c.sessions, 0)}</td><td>${fmt.pct(rt.target_share)}</td>
-          <td>${fmt.hashrate(w.hashrate_submitted)}</td><td>${fmt.pct(w.accept_rate)}</td><td>${esc(rejects)}</td>
+          <td>${fmt.num(p.weight, 1)}</td><td>${p.connections.reduce((a, c) => a + c.sessions, 0)}</td><td>${fmt.pct(rt.target_share)}</td>
+          <td>${fmt.hashrate(w.hashrate_submitted)}</td><td>${p.network ? esc(p.network.difficulty.toPrecision(4)) : "–"}</td><td>${lat}</td>
+          <td>${fmt.pct(w.accept_rate)}</td><td>${esc(rejects)}</td>
           <td>${fmt.num(rt.hashprice_usd)}${rt.sigma_usd != null ? " ± " + fmt.num(rt.sigma_usd) : ""}</td>
           <td>${fmt.pct(p.fee)}</td><td>${esc(p.scheme)}</td></tr>`;
       }).join("") + "</tbody>";
