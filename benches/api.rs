@@ -206,8 +206,9 @@ fn main() {
             n,
             "name order, 1,000 rows (5 m)",
         ),
-        // The dashboard's first screen: its page, then the three data
-        // requests it makes (the farm summary walks every worker).
+        // The dashboard's first screen: its page, then the four data
+        // requests it makes (the farm summary and the advice walk every
+        // worker).
         time_get(&agent, &format!("{base}/"), n, "dashboard: the page (/)"),
         time_get(
             &agent,
@@ -228,6 +229,12 @@ fn main() {
             &format!("{base}/api/v1/blocks"),
             n,
             "dashboard: blocks (/api/v1/blocks)",
+        ),
+        time_get(
+            &agent,
+            &format!("{base}/api/v1/advice?limit=0&hashprice=34.49"),
+            n,
+            "dashboard: nominal machines (/api/v1/advice)",
         ),
     ];
     // The page's compute alone, in-process.
