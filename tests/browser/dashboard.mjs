@@ -76,6 +76,12 @@ try {
     const n = [...document.querySelectorAll("#workers tbody tr")].map((r) => r.dataset.name);
     return n.length === 24 && n.every((x, i) => i === 0 || n[i - 1] <= x);
   }, null, { timeout: 10000 });
+  // Any figure from the sort menu: efficiency, largest first.
+  await page.selectOption("#sortby", "efficiency");
+  await page.waitForFunction(() => {
+    const v = [...document.querySelectorAll("#workers tbody tr")].map((r) => parseFloat(r.children[4].textContent));
+    return v.length === 24 && v.every((x, i) => i === 0 || v[i - 1] >= x) && document.querySelector('th[data-key="efficiency"]').classList.contains("sorted");
+  }, null, { timeout: 10000 });
   // The filter.
   await page.fill("#filter", "farm.s19xp-");
   await page.waitForFunction(() => {

@@ -59,12 +59,18 @@ const COLUMNS = [
   ["last_share", "last share"],
 ];
 
+// Every figure the API sorts by (the table's columns are a few of them).
+const SORTABLE = ["name", "hashrate_accepted", "hashrate_submitted", "accepted_work", "stale_work", "rejected_work",
+  "accepted_shares", "rejected_shares", "accept_rate", "earned_btc", "earned_usd", "revenue_usd_day",
+  "effective_hashprice", "efficiency", "power_w", "profit_usd_day", "break_even_hashprice", "last_share", "difficulty"];
+
 const farm = {
   mount() {
     main.innerHTML = `
       <div id="cards" class="cards"></div>
       <div id="nominal"></div>
       <div class="controls">
+        <label>Sort by <select id="sortby">${SORTABLE.map((k) => `<option${k === table.sort ? " selected" : ""}>${k}</option>`).join("")}</select></label>
         <label>Window <select id="window">${["1m", "5m", "1h", "24h"].map((w) => `<option${w === table.window ? " selected" : ""}>${w}</option>`).join("")}</select></label>
         <label>Name starts with <input id="filter" value="${esc(table.prefix)}" placeholder="farm.s9-"></label>
         <label><input type="checkbox" id="below"${table.below ? " checked" : ""}> below break-even only</label>
@@ -73,6 +79,7 @@ const farm = {
       <table id="workers"><thead><tr>${COLUMNS.map(([k, label]) => `<th class="sort" data-key="${k}">${esc(label)}</th>`).join("")}</tr></thead><tbody></tbody></table>
       <p class="note">Rows in red lose money at the current power price. Click a column to sort, a worker for its charts.</p>`;
     document.getElementById("window").onchange = (e) => { table.window = e.target.value; table.offset = 0; farm.update(); };
+    document.getElementById("sortby").onchange = (e) => { table.sort = e.target.value; table.desc = table.sort !== "name"; table.offset = 0; farm.update(); };
     document.getElementById("filter").oninput = (e) => { table.prefix = e.target.value; table.offset = 0; farm.update(); };
     document.getElementById("below").onchange = (e) => { table.below = e.target.checked; table.offset = 0; farm.update(); };
     document.getElementById("prev").onclick = () => { table.offset = Math.max(0, table.offset - table.limit); farm.update(); };
@@ -117,6 +124,7 @@ const farm = {
       card("workers below break-even", f.below_break_even + " of " + f.workers),
       card("blocks found", blocks.found),
     ].join("");
+    document.getElementById("sortby").value = table.sort;
     for (const th of main.querySelectorAll("th.sort")) {
       th.classList.toggle("sorted", th.dataset.key === table.sort);
       th.classList.toggle("asc", th.dataset.key === table.sort && !table.desc);
@@ -216,8 +224,9 @@ const pools = {
   async update() {
     const [ps, r] = await Promise.all([api("/api/v1/pools"), api("/api/v1/routing").catch(() => null)]);
     const route = (name) => (r ? r.pools.find((x) => x.name === name) : null) || {};
+    const total = ps.reduce((a, p) => a + ((p.windows["1h"] || {}).hashrate_submitted || 0), 0);
     document.getElementById("pools").innerHTML =
-      `<thead><tr><th>pool</th><th>state</th><th>weight</th><th>sessions</th><th>target share</th><th>hashrate (1 h)</th><th>difficulty</th><th>latency p50 / p99</th><th>accept</th><th>rejects</th><th>pays $/PH/day</th><th>fee</th><th>scheme</th></tr></thead><tbody>` +
+      `<thead><tr><th>pool</th><th>state</th><th>weight</th><th>sessions</th><th>target share</th><th>hashrate (1 h)</th><th>share of hashrate</th><th>difficulty</th><th>latency p50 / p99</th><th>accept</th><th>rejects</th><th>pays $/PH/day</th><th>fee</th><th>scheme</th></tr></thead><tbody>` +
       ps.map((p) => {
         const w = p.windows["1h"] || {};
         const rt = route(p.name);
@@ -225,7 +234,7 @@ const pools = {
         const lat = p.latency ? `≤${fmt.num(p.latency.p50_ms, 1)} / ≤${fmt.num(p.latency.p99_ms, 1)} ms` : "–";
         return `<tr><td>${esc(p.name)}</td><td class="${p.up ? "up" : "down"}">${p.up ? "up" : "down"}</td>
           <td>${fmt.num(p.weight, 1)}</td><td>${p.connections.reduce((a, c) => a + c.sessions, 0)}</td><td>${fmt.pct(rt.target_share)}</td>
-          <td>${fmt.hashrate(w.hashrate_submitted)}</td><td>${p.network ? esc(p.network.difficulty.toPrecision(4)) : "–"}</td><td>${lat}</td>
+          <td>${fmt.hashrate(w.hashrate_submitted)}</td><td>${fmt.pct(total > 0 ? (w.hashrate_submitted || 0) / total : null)}</td><td>${p.network ? esc(p.network.difficulty.toPrecision(4)) : "–"}</td><td>${lat}</td>
           <td>${fmt.pct(w.accept_rate)}</td><td>${esc(rejects)}</td>
           <td>${fmt.num(rt.hashprice_usd)}${rt.sigma_usd != null ? " ± " + fmt.num(rt.sigma_usd) : ""}</td>
           <td>${fmt.pct(p.fee)}</td><td>${esc(p.scheme)}</td></tr>`;
