@@ -38,7 +38,9 @@ PY
 echo "-- systemd-analyze verify and security (the unit, with ExecStart pointed at this build)"
 sed "s|/usr/local/bin/sluice|$bin|g" deploy/sluice.service > "$tmp/sluice.service"
 systemd-analyze verify "$tmp/sluice.service"
-systemd-analyze security --offline=true --threshold=25 "$tmp/sluice.service" | tail -1
+# Captured first: under sh, a pipe's status would be tail's.
+security=$(systemd-analyze security --offline=true --threshold=25 "$tmp/sluice.service")
+printf '%s\n' "$security" | tail -1
 
 echo "-- kubernetes-validate --strict deploy/k8s/*.yaml"
 "$k8s/bin/kubernetes-validate" --strict --quiet deploy/k8s/*.yaml

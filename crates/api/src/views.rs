@@ -65,6 +65,9 @@ pub struct SeriesPoint {
     pub rejected_shares: u32,
     /// BTC earned.
     pub earned_btc: f64,
+    /// Seconds of the bucket that have passed (the current one is
+    /// partial): rates over the bucket divide by this.
+    pub secs: f64,
 }
 
 /// `/api/v1/workers/{name}`.
@@ -114,6 +117,7 @@ pub fn worker_detail(books: &Books, name: &str) -> Option<WorkerDetail> {
             accepted_shares: b.accepted,
             rejected_shares: b.rejected,
             earned_btc: f64::from(b.earned_btc),
+            secs,
         })
         .collect();
     Some(WorkerDetail {
@@ -178,15 +182,16 @@ pub struct LatencyView {
     pub count: u64,
     /// Median, ms (at most).
     pub p50_ms: f64,
-    /// 99th percentile, ms (at most; infinite above 10 s).
-    pub p99_ms: f64,
+    /// 99th percentile, ms (at most; null when above 10 s, the last
+    /// bucket's bound).
+    pub p99_ms: Option<f64>,
 }
 
 fn latency(h: &sluice_engine::stats::LatencyHistogram) -> Option<LatencyView> {
     Some(LatencyView {
         count: h.count(),
         p50_ms: h.quantile(0.5)? * 1e3,
-        p99_ms: h.quantile(0.99)? * 1e3,
+        p99_ms: h.quantile(0.99).filter(|q| q.is_finite()).map(|q| q * 1e3),
     })
 }
 

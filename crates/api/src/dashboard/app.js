@@ -78,23 +78,23 @@ const farm = {
       </div>
       <table id="workers"><thead><tr>${COLUMNS.map(([k, label]) => `<th class="sort" data-key="${k}">${esc(label)}</th>`).join("")}</tr></thead><tbody></tbody></table>
       <p class="note">Rows in red lose money at the current power price. Click a column to sort, a worker for its charts.</p>`;
-    document.getElementById("window").onchange = (e) => { table.window = e.target.value; table.offset = 0; farm.update(); };
-    document.getElementById("sortby").onchange = (e) => { table.sort = e.target.value; table.desc = table.sort !== "name"; table.offset = 0; farm.update(); };
-    document.getElementById("filter").oninput = (e) => { table.prefix = e.target.value; table.offset = 0; farm.update(); };
-    document.getElementById("below").onchange = (e) => { table.below = e.target.checked; table.offset = 0; farm.update(); };
-    document.getElementById("prev").onclick = () => { table.offset = Math.max(0, table.offset - table.limit); farm.update(); };
-    document.getElementById("next").onclick = () => { table.offset += table.limit; farm.update(); };
+    document.getElementById("window").onchange = (e) => { table.window = e.target.value; table.offset = 0; refresh(); };
+    document.getElementById("sortby").onchange = (e) => { table.sort = e.target.value; table.desc = table.sort !== "name"; table.offset = 0; refresh(); };
+    document.getElementById("filter").oninput = (e) => { table.prefix = e.target.value; table.offset = 0; refresh(); };
+    document.getElementById("below").onchange = (e) => { table.below = e.target.checked; table.offset = 0; refresh(); };
+    document.getElementById("prev").onclick = () => { table.offset = Math.max(0, table.offset - table.limit); refresh(); };
+    document.getElementById("next").onclick = () => { table.offset += table.limit; refresh(); };
     for (const th of main.querySelectorAll("th.sort")) {
       th.onclick = () => {
         const k = th.dataset.key;
         if (table.sort === k) table.desc = !table.desc;
         else { table.sort = k; table.desc = k !== "name"; }
         table.offset = 0;
-        farm.update();
+        refresh();
       };
     }
   },
-  async update() {
+  async update(isStale) {
     const q = new URLSearchParams({ window: table.window, sort: table.sort, order: table.desc ? "desc" : "asc", offset: table.offset, limit: table.limit });
     if (table.prefix) q.set("prefix", table.prefix);
     if (table.below) q.set("below_break_even", "true");
@@ -102,6 +102,7 @@ const farm = {
       api("/api/v1/farm"), api("/api/v1/workers?" + q), api("/api/v1/blocks"),
       api("/api/v1/advice?limit=0").catch(() => null),
     ]);
+    if (isStale()) return;
     // Machine classes configured with a nominal size: one real machine of
     // each, in watts and dollars a day (test rigs hash at kH/s).
     const nominal = adv ? adv.classes.filter((c) => c.nominal) : [];
@@ -119,8 +120,8 @@ const farm = {
       card("revenue / day", fmt.usd(w.revenue_usd_day)),
       // Power and profit over the last hour, summed over the workers with
       // power settings.
-      card("power cost / day (1 h)", fmt.usd(f.power.power_cost_usd_day), f.power.workers + " workers with power settings, " + fmt.num(f.power.power_w, 3) + " W"),
-      card("profit / day (1 h)", fmt.usd(f.power.profit_usd_day)),
+      card("power cost / day (1 h)", f.power.workers ? fmt.usd(f.power.power_cost_usd_day) : "–", f.power.workers + " workers with power settings, " + fmt.num(f.power.power_w, 3) + " W"),
+      card("profit / day (1 h)", f.power.workers ? fmt.usd(f.power.profit_usd_day) : "–"),
       card("workers below break-even", f.below_break_even + " of " + f.workers),
       card("blocks found", blocks.found),
     ].join("");
@@ -182,8 +183,9 @@ const worker = {
     main.innerHTML = `<p><a href="#/">‹ all workers</a></p><h2 id="wname"></h2><div id="wcards" class="cards"></div><div id="charts" class="charts"></div>`;
     document.getElementById("wname").textContent = name;
   },
-  async update() {
+  async update(isStale) {
     const [w, hp] = await Promise.all([api("/api/v1/workers/" + encodeURIComponent(worker.name)), api("/api/v1/hashprice")]);
+    if (isStale()) return;
     const h1 = w.windows["1h"] || {};
     const p = h1.profit || {};
     document.getElementById("wcards").innerHTML = [
@@ -203,7 +205,8 @@ const worker = {
     const net = hp.network_hashprice_usd;
     const pts = w.series.map((b) => {
       const ph = b.hashrate_submitted / 1e15;
-      const rev = price != null ? (b.earned_btc * price * 86400) / 300 : null;
+      // The current bucket is partial: rates divide by the seconds passed.
+      const rev = price != null && b.secs > 0 ? (b.earned_btc * price * 86400) / b.secs : null;
       const effective = ph > 0 && rev != null ? rev / ph : null;
       const w_ = eff != null ? (eff * b.hashrate_submitted) / 1e12 : watts != null && ph > 0 ? watts : null;
       const cost = w_ != null ? (w_ / 1000) * 24 * kwh : null;
@@ -221,8 +224,9 @@ const worker = {
 
 const pools = {
   mount() { main.innerHTML = `<h2>Pools</h2><table id="pools"></table><p class="note" id="routing"></p>`; },
-  async update() {
+  async update(isStale) {
     const [ps, r] = await Promise.all([api("/api/v1/pools"), api("/api/v1/routing").catch(() => null)]);
+    if (isStale()) return;
     const route = (name) => (r ? r.pools.find((x) => x.name === name) : null) || {};
     const total = ps.reduce((a, p) => a + ((p.windows["1h"] || {}).hashrate_submitted || 0), 0);
     document.getElementById("pools").innerHTML =
@@ -231,7 +235,7 @@ const pools = {
         const w = p.windows["1h"] || {};
         const rt = route(p.name);
         const rejects = Object.entries(p.rejects_by_reason).map(([k, v]) => k + " " + v).join(", ") || "none";
-        const lat = p.latency ? `≤${fmt.num(p.latency.p50_ms, 1)} / ≤${fmt.num(p.latency.p99_ms, 1)} ms` : "–";
+        const lat = p.latency ? `≤${fmt.num(p.latency.p50_ms, 1)} / ${p.latency.p99_ms == null ? "> 10000" : "≤" + fmt.num(p.latency.p99_ms, 1)} ms` : "–";
         return `<tr><td>${esc(p.name)}</td><td class="${p.up ? "up" : "down"}">${p.up ? "up" : "down"}</td>
           <td>${fmt.num(p.weight, 1)}</td><td>${p.connections.reduce((a, c) => a + c.sessions, 0)}</td><td>${fmt.pct(rt.target_share)}</td>
           <td>${fmt.hashrate(w.hashrate_submitted)}</td><td>${fmt.pct(total > 0 ? (w.hashrate_submitted || 0) / total : null)}</td><td>${p.network ? esc(p.network.difficulty.toPrecision(4)) : "–"}</td><td>${lat}</td>
@@ -247,10 +251,14 @@ const pools = {
 
 const advice = {
   mount() { main.innerHTML = `<h2>Curtailment advice</h2><div id="adv"></div><p class="note">Advice only: sluice never switches machines off.</p>`; },
-  async update() {
-    const el = document.getElementById("adv");
+  async update(isStale) {
     let a;
-    try { a = await api("/api/v1/advice?limit=100"); } catch (e) { el.innerHTML = `<p class="muted">${esc(e.message)}</p>`; return; }
+    try { a = await api("/api/v1/advice?limit=100"); } catch (e) {
+      if (!isStale()) document.getElementById("adv").innerHTML = `<p class="muted">${esc(e.message)}</p>`;
+      return;
+    }
+    if (isStale()) return;
+    const el = document.getElementById("adv");
     const c = a.scenario;
     el.innerHTML = `<p>Hashprice ${fmt.num(c.hashprice)} $/PH/day · BTC ${fmt.usd(c.btc_price, 0)} · power now ${fmt.num(c.prices[c.hour], 3)} $/kWh</p>
       <table><thead><tr><th>class</th><th>J/TH</th><th>workers</th><th>earns $/PH/day</th><th>costs $/PH/day</th><th>margin</th><th>loses at hours</th><th>break-even BTC</th><th>nominal machine</th><th>its profit $/day</th></tr></thead><tbody>` +
@@ -267,8 +275,9 @@ const advice = {
 
 const blocks = {
   mount() { main.innerHTML = `<h2>Blocks</h2><div id="blk"></div>`; },
-  async update() {
+  async update(isStale) {
     const b = await api("/api/v1/blocks");
+    if (isStale()) return;
     document.getElementById("blk").innerHTML = `<p>Found ${b.found}, accepted ${b.accepted}, rejected ${b.rejected}, failed ${b.failed}.</p>` +
       (b.blocks.length ? `<table><thead><tr><th>block</th><th>worker</th><th>found</th><th>state</th></tr></thead><tbody>` +
         b.blocks.map((x) => `<tr><td>${esc(x.hash)}</td><td>${esc(x.worker)}</td><td>${esc(new Date(x.found_at_ms).toLocaleString())}</td><td>${esc(typeof x.status === "string" ? x.status : JSON.stringify(x.status))}</td></tr>`).join("") + "</tbody></table>" : "");
@@ -279,14 +288,23 @@ const blocks = {
 
 let current = null;
 let timer = null;
+// Each update writes the page only if it is still the latest one asked
+// for on the page still shown (answers can come back out of order).
+let seq = 0;
+
+function stale(mine, page) {
+  return mine !== seq || page !== current;
+}
 
 async function refresh() {
   if (!current) return;
+  const mine = ++seq;
+  const page = current;
   try {
-    await current.update();
-    statusEl.textContent = "updated " + new Date().toLocaleTimeString();
+    await page.update(() => stale(mine, page));
+    if (!stale(mine, page)) statusEl.textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
-    statusEl.textContent = "update failed: " + e.message;
+    if (!stale(mine, page)) statusEl.textContent = "update failed: " + e.message;
   }
 }
 
@@ -294,8 +312,10 @@ function route() {
   const h = location.hash.replace(/^#\/?/, "");
   let page = "farm";
   if (h.startsWith("worker/")) {
+    let name;
+    try { name = decodeURIComponent(h.slice("worker/".length)); } catch { name = h.slice("worker/".length); }
     current = worker;
-    worker.mount(decodeURIComponent(h.slice("worker/".length)));
+    worker.mount(name);
   } else {
     page = ["pools", "advice", "blocks"].includes(h) ? h : "farm";
     current = { farm, pools, advice, blocks }[page];
