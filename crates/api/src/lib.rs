@@ -161,6 +161,18 @@ fn parse_num(q: &HashMap<String, String>, key: &str, default: usize) -> Result<u
     }
 }
 
+/// Refuses a parameter the endpoint does not know (a typo must not be
+/// silently ignored).
+fn only_known(q: &HashMap<String, String>, known: &[&str]) -> Result<(), String> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "unknown parameter {k:?} (known: {})",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 fn parse_query(q: &HashMap<String, String>) -> Result<WorkerQuery, String> {
     const KNOWN: [&str; 7] = [
         "window",
@@ -171,12 +183,7 @@ fn parse_query(q: &HashMap<String, String>) -> Result<WorkerQuery, String> {
         "prefix",
         "below_break_even",
     ];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown parameter {k:?} (known: {})",
-            KNOWN.join(", ")
-        ));
-    }
+    only_known(q, &KNOWN)?;
     let desc = match q.get("order").map(String::as_str) {
         None => None,
         Some("asc") => Some(false),
@@ -251,13 +258,7 @@ async fn farm(State(st): State<Arc<ApiState>>) -> Response {
 }
 
 fn parse_advice(q: &HashMap<String, String>) -> Result<sluice_books::books::AdviceQuery, String> {
-    const KNOWN: [&str; 4] = ["hashprice", "btc_price", "power_price", "limit"];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown parameter {k:?} (known: {})",
-            KNOWN.join(", ")
-        ));
-    }
+    only_known(q, &["hashprice", "btc_price", "power_price", "limit"])?;
     let num = |key: &str| -> Result<Option<f64>, String> {
         q.get(key)
             .map(|v| {
