@@ -9,6 +9,7 @@
 //! - [`extranonce`]: the stable-extranonce1 split and prefix allocator.
 //! - [`upstream`]: the V1 pool client (sans-IO state + connection task).
 //! - [`limits`]: prefixes taken at subscribe, worker names per address.
+//! - [`mailbox`]: a session's inbox (router events, pool refusals).
 //! - [`local`]: the pool-node upstream over a [`local::TemplateSource`].
 //! - [`policy`]: the hashprice routing policy (sans-IO): tiers of pools
 //!   by measured pay, floors, ceilings, hysteresis.
@@ -25,6 +26,7 @@ pub mod extranonce;
 pub mod job;
 pub mod limits;
 pub mod local;
+pub mod mailbox;
 pub mod policy;
 pub mod router;
 pub mod routing;

@@ -27,10 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::UpstreamId;
+use crate::mailbox::Mailbox;
 use crate::session::SessionId;
 use crate::upstream::{Health, UpstreamHandle, UpstreamResult};
 
@@ -57,7 +57,7 @@ pub enum SessionEvent {
 #[derive(Debug)]
 pub struct SessionSlot {
     /// Events to the session's task.
-    pub tx: mpsc::Sender<SessionEvent>,
+    pub tx: Arc<Mailbox>,
     /// Its current upstream.
     pub upstream: AtomicU32,
     /// Its accepted work so far, written by the session task only.
@@ -269,7 +269,7 @@ impl Router {
     pub fn assign(
         &self,
         session: SessionId,
-        tx: mpsc::Sender<SessionEvent>,
+        tx: Arc<Mailbox>,
         work: Arc<SessionWork>,
     ) -> Option<Arc<UpstreamHandle>> {
         let mut inner = self.lock();
@@ -297,19 +297,24 @@ impl Router {
         }
     }
 
-    /// Routes a pool's verdict to the session that found the share.
-    /// Gives it back when the session is gone or its queue is full.
+    /// Routes a pool's refusal to the session that found the share (its
+    /// books take the share back). Gives it back when the session is gone
+    /// or its mailbox is full. An acceptance needs nothing more: the share
+    /// was booked when it was answered, and the engine's counters already
+    /// have the verdict.
     pub fn deliver(&self, r: UpstreamResult) -> Option<UpstreamResult> {
+        if r.accepted {
+            return None;
+        }
         let Some(s) = self.sessions.get(&r.session) else {
             return Some(r);
         };
         match s.tx.try_send(SessionEvent::Result(r)) {
             Ok(()) => None,
-            Err(
-                mpsc::error::TrySendError::Full(SessionEvent::Result(r))
-                | mpsc::error::TrySendError::Closed(SessionEvent::Result(r)),
-            ) => Some(r),
-            Err(_) => None,
+            Err(e) => match e.into_event() {
+                SessionEvent::Result(r) => Some(r),
+                _ => None,
+            },
         }
     }
 

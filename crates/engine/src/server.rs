@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::blocks::BlockLog;
 use crate::extranonce::Geometry;
 use crate::limits::{NameQuota, Prefixes};
+use crate::mailbox::Mailbox;
 use crate::router::{Router, SessionEvent};
 use crate::session::{Output, Session, SessionConfig, V2Conn};
 use crate::stats::{Disconnect, Stats};
@@ -89,7 +90,9 @@ async fn write_bounded(
     if off == data.len() {
         return Ok(());
     }
-    match tokio::time::timeout(timeout, wr.write_all(&data[off..])).await {
+    // Boxed: the timer and write state would otherwise sit in every
+    // connection's task for a path few of them ever take.
+    match Box::pin(tokio::time::timeout(timeout, wr.write_all(&data[off..]))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(Disconnect::Io),
         Err(_) => Err(Disconnect::SlowReader),
@@ -116,10 +119,20 @@ impl Drop for IpGuard {
 struct SessionGuard {
     engine: Arc<Engine>,
     id: u64,
+    mailbox: Arc<Mailbox>,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        // Refusals that arrived as the session ended: their shares were
+        // answered `true`, so the books still take them back.
+        for ev in self.mailbox.close() {
+            if let (SessionEvent::Result(r), Some(b)) = (ev, &self.engine.books)
+                && let Some(w) = r.share.worker.as_deref().and_then(|n| b.find_worker(n))
+            {
+                crate::session::book_reversal(b, &w, &r, Instant::now());
+            }
+        }
         self.engine.router.release(self.id);
         self.engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
@@ -266,7 +279,15 @@ impl Engine {
             None => Wire::Lines(LineCodec::new(self.server_cfg.max_line)),
             Some(identity) => {
                 let shake = sluice_sv2::codec::accept(&mut stream, &identity, DEFAULT_MAX_PAYLOAD);
-                match tokio::time::timeout(self.server_cfg.handshake_timeout, shake).await {
+                // Boxed: the handshake's state is needed once, and inline
+                // it would stay in the task's size for the connection's
+                // whole life.
+                match Box::pin(tokio::time::timeout(
+                    self.server_cfg.handshake_timeout,
+                    shake,
+                ))
+                .await
+                {
                     Ok(Ok(codec)) => {
                         let (enc, dec) = codec.into_split();
                         Wire::Noise(Box::new((dec, enc)))
@@ -279,9 +300,9 @@ impl Engine {
                 }
             }
         };
-        let (tx, rx) = mpsc::channel(256);
+        let mailbox = Arc::new(Mailbox::default());
         let work = Arc::new(crate::router::SessionWork::default());
-        let Some(up) = self.router.assign(id, tx, work.clone()) else {
+        let Some(up) = self.router.assign(id, mailbox.clone(), work.clone()) else {
             return Disconnect::NoUpstream;
         };
         // Releases the router slot and the session count however the task
@@ -289,10 +310,12 @@ impl Engine {
         let _guard = SessionGuard {
             engine: self.clone(),
             id,
+            mailbox: mailbox.clone(),
         };
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, upstream = up.id, "session assigned");
-        self.session_loop(id, stream, wire, up, rx, work).await
+        self.session_loop(id, stream, wire, up, &mailbox, work)
+            .await
     }
 
     async fn session_loop(
@@ -301,7 +324,7 @@ impl Engine {
         stream: TcpStream,
         mut wire: Wire,
         mut up: Arc<crate::upstream::UpstreamHandle>,
-        mut events: mpsc::Receiver<SessionEvent>,
+        events: &Mailbox,
         work: Arc<crate::router::SessionWork>,
     ) -> Disconnect {
         let cfg = &self.server_cfg;
@@ -387,7 +410,7 @@ impl Engine {
                     if changed.is_err() {
                         // The upstream task ended; the router will move us.
                         jobs = up.jobs.clone();
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
                         continue;
                     }
                     let job = jobs.borrow_and_update().clone();
@@ -396,15 +419,15 @@ impl Engine {
                     }
                 }
                 ev = events.recv() => match ev {
-                    Some(SessionEvent::Move { to, old_failed }) => {
+                    SessionEvent::Move { to, old_failed } => {
                         tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
                         core.on_moved(up.id, old_failed);
                         up = to;
                         jobs = up.jobs.clone();
                         jobs.mark_changed();
                     }
-                    Some(SessionEvent::Result(r)) => core.on_upstream_result(&r, Instant::now()),
-                    Some(SessionEvent::Close) | None => return Disconnect::Shutdown,
+                    SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
+                    SessionEvent::Close => return Disconnect::Shutdown,
                 },
                 _ = ticker.tick() => {
                     let now = Instant::now();

@@ -10,11 +10,12 @@ use std::time::Duration;
 use sluice_books::{
     Books, BooksConfig, Clock, JobValue, PoolBooksConfig, PriceConfig, Reward, Scheme, ShareKind,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::job::UpstreamId;
+use crate::mailbox::Mailbox;
 use crate::router::{Connector, PoolEntry, RouterConfig, SessionWork};
 use crate::stats::AtomicF64;
 use crate::testrng::Lcg;
@@ -126,7 +127,8 @@ async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) 
     let mut rng = Lcg(seed);
     let mut sessions = Vec::new();
     for id in 1..=SESSIONS {
-        let (tx, rx) = mpsc::channel(64);
+        let rx = Arc::new(Mailbox::default());
+        let tx = rx.clone();
         let work = Arc::new(SessionWork::default());
         assert!(s.router.assign(id, tx, work.clone()).is_some());
         let worker = s.books.worker(&format!("w{id}"));
@@ -152,7 +154,7 @@ async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) 
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = s.books.clock().ms(tokio::time::Instant::now().into_std());
         for (id, rx, work, worker, w, n) in &mut sessions {
-            while rx.try_recv().is_ok() {}
+            while rx.try_recv().is_some() {}
             let up = s
                 .router
                 .sessions

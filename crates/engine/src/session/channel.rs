@@ -40,6 +40,12 @@ impl Hasher for IdHasher {
 /// still taken: a round trip and a miner's pipeline, with room to spare.
 pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 
+/// Share checkers a channel keeps built: the job the miner works on and
+/// the one before (late shares after a new job). A checker is ~620 bytes
+/// and a channel remembers up to `max_jobs` jobs; a share on an older job
+/// (rare) rebuilds its checker, a few SHA-256 compressions.
+const LIVE_CHECKERS: usize = 2;
+
 pub(super) struct JobEntry {
     pub(super) job: Arc<Job>,
     /// The difficulty in force when the job was sent: its shares are
@@ -277,6 +283,9 @@ impl Channel {
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.ntime_max_forward_secs;
         let grace = self.grace.filter(|&(_, until)| now < until);
+        if self.jobs.get(slot).is_some_and(|e| e.checker.is_none()) {
+            self.retire_checkers(slot);
+        }
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
@@ -371,6 +380,22 @@ impl Channel {
             is_block: r.meets_network_target,
             received: now,
         })
+    }
+
+    /// Drops built checkers, oldest first, so that with the one about to
+    /// be built for `slot` at most [`LIVE_CHECKERS`] remain.
+    fn retire_checkers(&mut self, slot: usize) {
+        let mut kept = 1;
+        for (i, e) in self.jobs.iter_mut().enumerate().rev() {
+            if i == slot || e.checker.is_none() {
+                continue;
+            }
+            if kept < LIVE_CHECKERS {
+                kept += 1;
+            } else {
+                e.checker = None;
+            }
+        }
     }
 
     /// Starts the job waiting to be sent, if any: the difficulty it is

@@ -68,9 +68,7 @@ impl ConnCore {
     /// The pool's verdict on a share this connection forwarded: counted,
     /// and taken back in the books when refused.
     pub(super) fn on_upstream_result(&mut self, r: &crate::upstream::UpstreamResult, now: Instant) {
-        if r.accepted {
-            self.counters.upstream_accepted += 1;
-        } else {
+        if !r.accepted {
             self.counters.upstream_rejected += 1;
             // Credited when it passed here, refused (or never seen) by the
             // pool: the books take it back.

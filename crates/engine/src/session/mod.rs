@@ -156,8 +156,6 @@ pub struct SessionCounters {
     pub rejected: [u64; Reject::ALL.len()],
     /// Blocks found.
     pub blocks: u64,
-    /// Forwarded shares the pool accepted.
-    pub upstream_accepted: u64,
     /// Forwarded shares the pool rejected (or that had nowhere to go).
     pub upstream_rejected: u64,
 }

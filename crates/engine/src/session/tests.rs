@@ -600,6 +600,38 @@ fn a_block_on_a_stale_job_is_still_forwarded() {
 }
 
 #[test]
+fn only_the_newest_jobs_keep_a_built_checker_and_older_jobs_still_check() {
+    let mut r = Rig::new();
+    let mut jobs = vec![r.ready()];
+    for _ in 0..4 {
+        let j = r.job(false, 0x1d00ffff);
+        r.push_job(&j);
+        jobs.push(j);
+    }
+    let built = |r: &Rig| r.s.ch.jobs.iter().filter(|e| e.checker.is_some()).count();
+    // A share on every job, oldest first, then on the oldest again (its
+    // checker was retired: it is rebuilt, and its duplicate set kept).
+    let order = [0, 1, 2, 3, 4, 0];
+    for (i, &k) in order.iter().enumerate() {
+        let j = &jobs[k];
+        let en2 = [0, 0, 5, i as u8];
+        let nonce = find_nonce(j, &[0xab, 0xcd], &en2, j.version, 1e-5, true);
+        let hex: String = en2.iter().map(|b| format!("{b:02x}")).collect();
+        let out = r.line(submit(j, &hex, j.ntime, nonce, None));
+        assert_eq!(sent(&out)[0]["result"], true, "share {i} on job {k}");
+        assert!(built(&r) <= 2, "{} checkers built", built(&r));
+    }
+    let en2 = [0, 0, 5, 0];
+    let nonce = find_nonce(&jobs[0], &[0xab, 0xcd], &en2, jobs[0].version, 1e-5, true);
+    let out = r.line(submit(&jobs[0], "00000500", jobs[0].ntime, nonce, None));
+    assert_eq!(
+        error_code(&out),
+        Some(22),
+        "still a duplicate after a rebuild"
+    );
+}
+
+#[test]
 fn a_job_sent_again_after_moving_back_keeps_its_duplicate_set() {
     let mut r = Rig::new();
     let j = r.ready();

@@ -1,0 +1,158 @@
+//! A session's mailbox: what the router tells a session task (moves, a
+//! pool's refusal of a share it forwarded, close).
+//!
+//! Why not a tokio channel: a bounded channel allocates a block of 32
+//! slots up front (~3.6 KiB with these events), for every connection,
+//! while a session hears from the router a handful of times an hour (a
+//! pool's *acceptance* of a share needs no event at all: see
+//! [`crate::router::Router::deliver`]). The mailbox holds an empty queue
+//! and a [`Notify`] until something is sent, and gives its memory back
+//! once drained. It stays bounded, like the channel was, and on close
+//! hands back what was never read so that no refusal is lost.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::router::SessionEvent;
+
+/// Events one session may have waiting at once.
+pub const MAILBOX_CAPACITY: usize = 256;
+
+/// Why an event could not be left in a mailbox (it is handed back).
+#[derive(Debug)]
+pub enum SendError {
+    /// The session has [`MAILBOX_CAPACITY`] events unread.
+    Full(SessionEvent),
+    /// The session is gone.
+    Closed(SessionEvent),
+}
+
+impl SendError {
+    /// The event that was not left.
+    pub fn into_event(self) -> SessionEvent {
+        match self {
+            SendError::Full(e) | SendError::Closed(e) => e,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<SessionEvent>,
+    closed: bool,
+}
+
+/// One session's inbox; the router holds one end, the session task the
+/// other (both through an `Arc`).
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    queue: Mutex<Queue>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding it; a poisoned lock's data is fine.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leaves an event without waiting, or hands it back.
+    pub fn try_send(&self, ev: SessionEvent) -> Result<(), SendError> {
+        {
+            let mut q = self.lock();
+            if q.closed {
+                return Err(SendError::Closed(ev));
+            }
+            if q.events.len() >= MAILBOX_CAPACITY {
+                return Err(SendError::Full(ev));
+            }
+            q.events.push_back(ev);
+        }
+        // Stores a permit if the task is not waiting yet: no lost wake-up.
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// The next event without waiting; an empty queue gives its memory
+    /// back.
+    pub fn try_recv(&self) -> Option<SessionEvent> {
+        let mut q = self.lock();
+        let ev = q.events.pop_front();
+        if q.events.is_empty() && q.events.capacity() > 0 {
+            q.events = VecDeque::new();
+        }
+        ev
+    }
+
+    /// Waits for the next event.
+    pub async fn recv(&self) -> SessionEvent {
+        loop {
+            if let Some(ev) = self.try_recv() {
+                return ev;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Refuses further events and hands back those never read (the
+    /// session ended with them waiting).
+    pub fn close(&self) -> Vec<SessionEvent> {
+        let mut q = self.lock();
+        q.closed = true;
+        std::mem::take(&mut q.events).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_send_before_the_wait_is_not_lost_and_memory_is_given_back() {
+        let m = Arc::new(Mailbox::default());
+        m.try_send(SessionEvent::Close).expect("room");
+        assert!(matches!(m.recv().await, SessionEvent::Close));
+        assert_eq!(
+            m.lock().events.capacity(),
+            0,
+            "drained queue keeps no memory"
+        );
+        // A send while the task waits wakes it.
+        let waiter = tokio::spawn({
+            let m = m.clone();
+            async move { m.recv().await }
+        });
+        tokio::task::yield_now().await;
+        m.try_send(SessionEvent::Close).expect("room");
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert!(matches!(ev, SessionEvent::Close));
+    }
+
+    #[test]
+    fn bounded_and_closed_mailboxes_hand_events_back() {
+        let m = Mailbox::default();
+        for _ in 0..MAILBOX_CAPACITY {
+            m.try_send(SessionEvent::Close).expect("room");
+        }
+        assert!(matches!(
+            m.try_send(SessionEvent::Close),
+            Err(SendError::Full(SessionEvent::Close))
+        ));
+        let unread = m.close();
+        assert_eq!(
+            unread.len(),
+            MAILBOX_CAPACITY,
+            "close hands back the unread"
+        );
+        assert!(matches!(
+            m.try_send(SessionEvent::Close),
+            Err(SendError::Closed(SessionEvent::Close))
+        ));
+    }
+}
