@@ -82,7 +82,8 @@ pub struct WorkerDetail {
     pub totals: Totals,
     /// Lifetime rejects by reason.
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
-    /// The last 24 h at 5 min resolution, oldest first.
+    /// The last 24 h, oldest first: hour buckets before the current
+    /// hour, 5 min buckets in it (each point says its seconds).
     pub series: Vec<SeriesPoint>,
 }
 
@@ -100,12 +101,12 @@ pub fn worker_detail(books: &Books, name: &str) -> Option<WorkerDetail> {
         let s = w.state();
         (s.tally.totals.clone(), s.tally.series(now))
     };
-    let width_s = sluice_books::tally::COARSE_WIDTH_MS as f64 / 1000.0;
     let series = series
         .into_iter()
-        .map(|(start, b)| {
+        .map(|(start, width, b)| {
             // The current bucket has only run for part of its width.
-            let secs = (now.saturating_sub(start) as f64 / 1000.0).clamp(1.0, width_s);
+            let secs =
+                (now.saturating_sub(start) as f64 / 1000.0).clamp(1.0, width as f64 / 1000.0);
             (start, b, secs)
         })
         .map(|(start, b, secs)| SeriesPoint {

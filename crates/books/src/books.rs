@@ -257,7 +257,7 @@ impl Worker {
             connections: AtomicU32::new(0),
             history_pending: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(WorkerState {
-                tally: Tally::new(now_ms),
+                tally: Tally::worker(now_ms),
                 difficulty: 0.0,
                 conn: Connection::default(),
                 pool: None,

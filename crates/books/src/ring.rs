@@ -246,14 +246,20 @@ impl<A: Acc> Ring<A> {
             if b.idx > a.idx {
                 *a = *b;
             } else if b.idx == a.idx && b.idx != 0 {
-                a.accepted_work.add(b.accepted_work.get());
-                a.stale_work.add(b.stale_work.get());
-                a.rejected_work.add(b.rejected_work.get());
-                a.earned_btc.add(b.earned_btc.get());
-                a.value_btc.add(b.value_btc.get());
-                a.accepted += b.accepted;
-                a.rejected += b.rejected;
+                a.add(b);
             }
+        }
+    }
+
+    /// Adds a finer ring's bucket `b`, which began at `t_ms`, into this
+    /// ring's bucket for that time (ignored if the slot holds something
+    /// newer).
+    pub fn add_bucket(&mut self, t_ms: u64, b: &Bucket<A>) {
+        if b.idx == 0 {
+            return;
+        }
+        if let Some(a) = self.at(t_ms) {
+            a.add(b);
         }
     }
 
@@ -273,6 +279,22 @@ impl<A: Acc> Bucket<A> {
     /// Bucket number (for the store).
     pub fn index(&self) -> u32 {
         self.idx
+    }
+
+    /// Adds another bucket's tallies (its number is not looked at).
+    fn add(&mut self, b: &Bucket<A>) {
+        self.accepted_work.add(b.accepted_work.get());
+        self.stale_work.add(b.stale_work.get());
+        self.rejected_work.add(b.rejected_work.get());
+        self.earned_btc.add(b.earned_btc.get());
+        self.value_btc.add(b.value_btc.get());
+        self.accepted += b.accepted;
+        self.rejected += b.rejected;
+    }
+
+    /// When the bucket began, in a ring of `width_ms` buckets.
+    pub fn start_ms(&self, width_ms: u64) -> u64 {
+        u64::from(self.idx.saturating_sub(1)) * width_ms
     }
 
     /// A bucket with the given number (for the store).

@@ -95,8 +95,13 @@ struct Stored {
 }
 
 impl Stored {
-    fn tally<A: Acc>(&self) -> Tally<A> {
-        let mut t = Tally::new(self.first_ms);
+    /// The stored books, in a worker's layout or a pool's (the farm's).
+    fn tally<A: Acc>(&self, kind: i64) -> Tally<A> {
+        let mut t = if kind == KIND_WORKER {
+            Tally::worker(self.first_ms)
+        } else {
+            Tally::new(self.first_ms)
+        };
         t.totals = self.totals.clone();
         t.last_share_ms = self.last_share_ms;
         t.last_change_ms = self.last_change_ms;
@@ -180,16 +185,16 @@ impl Store {
             };
             match kind {
                 KIND_WORKER => {
-                    books.restore_worker(&name, stored.tally(), difficulty);
+                    books.restore_worker(&name, stored.tally(kind), difficulty);
                     report.workers += 1;
                 }
                 KIND_POOL => {
                     if let Some(p) = books.pools().iter().find(|p| p.cfg.name == name) {
-                        p.tally.restore(stored.tally());
+                        p.tally.restore(stored.tally(kind));
                         report.pools += 1;
                     }
                 }
-                KIND_FARM => books.farm().restore(stored.tally()),
+                KIND_FARM => books.farm().restore(stored.tally(kind)),
                 _ => return Err(StoreError::Corrupt(name)),
             }
         }
@@ -261,7 +266,7 @@ impl Store {
             // Only history from before this worker's books began: anything
             // later is already in memory.
             if stored.last_change_ms < s.tally.first_ms {
-                s.tally.absorb(&stored.tally());
+                s.tally.absorb(&stored.tally(KIND_WORKER));
             }
         }
         w.history_pending
@@ -324,8 +329,11 @@ impl Store {
                 report.entities += 1;
             }
             // Buckets older than their ring, and entities idle for a week.
+            // 5 min buckets are kept for 26 h: a worker's hour ring is
+            // rebuilt from them on load, and the oldest hour its 24 h
+            // window touches must be whole.
             let fine_floor = (now_ms / FINE_WIDTH_MS) as i64 - 40;
-            let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 292;
+            let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 312;
             tx.execute(
                 "DELETE FROM buckets WHERE (ring = ?1 AND idx < ?2) OR (ring = ?3 AND idx < ?4)",
                 params![RING_FINE, fine_floor, RING_COARSE, coarse_floor],
