@@ -13,11 +13,20 @@
 //! the same load as Stratum V2 miners (Noise, extended channels) on the
 //! same proxy build (`sluice-v2`), so the report holds V2/V1 ratios.
 //!
-//! Writes `target/load-bench/report.{md,json}` and `plot.svg`.
+//! First, memory at a production cadence (`cadence`): a pool job every
+//! 30 s, a share per miner every 5 s, one worker name per miner with its
+//! books, at 1,000, 10,000 and 19,000 miners, 300 s each (`--cadence-secs`)
+//! on a fresh proxy; with `--baseline PATH` (a sluice binary, e.g. the
+//! landed main) the same steps run on it too and the report holds both.
 //!
-//! `cargo bench --bench load` (full, about 45 minutes) or
+//! Writes `target/load-bench/report.{md,json}` and `plot.svg`. Every step
+//! says whether the load generator delivered the load asked and whether
+//! it was saturated (its latency figures are then its own, not the
+//! proxy's).
+//!
+//! `cargo bench --bench load` (full, about 75 minutes) or
 //! `cargo bench --bench load -- --quick` (about 3 minutes; CI smoke);
-//! `-- --only sluice,sluice-v2,sluice-to-v2,translator_sv2,aiostratum-proxy`
+//! `-- --only cadence,sluice,sluice-v2,sluice-to-v2,translator_sv2,aiostratum-proxy`
 //! runs just those.
 
 use std::io::{BufRead, BufReader, Write};
@@ -80,11 +89,16 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// Starts a sluice subcommand and reads the port from its first line.
 fn sluice(name: &str, args: &[&str]) -> (Proc, u16) {
+    sluice_bin(Path::new(SLUICE), name, args)
+}
+
+/// A sluice process from the binary `bin` (this build, or a baseline).
+fn sluice_bin(bin: &Path, name: &str, args: &[&str]) -> (Proc, u16) {
     // Its block log (and anything else it writes by default) goes to the
     // bench's output directory, not the source tree.
     let dir = std::path::Path::new("target/load-bench");
     let _ = std::fs::create_dir_all(dir);
-    let mut child = Command::new(SLUICE)
+    let mut child = Command::new(bin)
         .args(args)
         .args(
             matches!(args.first(), Some(&("proxy" | "pool")))
@@ -218,6 +232,17 @@ fn sluice_proxy(
     urls: &[(String, u32)],
     v2: Option<&V2Auth>,
 ) -> (Proc, String) {
+    sluice_proxy_bin(Path::new(SLUICE), dir, name, urls, v2)
+}
+
+/// [`sluice_proxy`] from the binary `bin`.
+fn sluice_proxy_bin(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    urls: &[(String, u32)],
+    v2: Option<&V2Auth>,
+) -> (Proc, String) {
     let cfg = dir.join("proxy.toml");
     let mut pool_tables = String::new();
     for (url, level) in urls {
@@ -239,7 +264,11 @@ fn sluice_proxy(
         "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:0\"\nmax_connections_per_ip = 65536\nmax_workers_per_ip = 65536\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n{v2_table}{pool_tables}"
     );
     std::fs::write(&cfg, toml).expect("write proxy config");
-    let (proc, port) = sluice(name, &["run", "--config", cfg.to_str().unwrap_or_default()]);
+    let (proc, port) = sluice_bin(
+        bin,
+        name,
+        &["run", "--config", cfg.to_str().unwrap_or_default()],
+    );
     let url = match (v2, v2_port) {
         (Some(a), Some(p)) => format!("stratum2+tcp://127.0.0.1:{p}/{}", a.public),
         _ => format!("stratum+tcp://127.0.0.1:{port}"),
@@ -311,6 +340,27 @@ impl Step {
             self.f(&["accepted"]) + self.f(&["rejected_per_sec"]) * self.f(&["measured_sec"]);
         self.cpu_secs / shares.max(1.0) * 1000.0
     }
+    /// Whether the load generator delivered and can be trusted on latency.
+    fn generator_verdict(&self) -> String {
+        let g = &self.report["generator"];
+        let short = g["shortfalls"].as_array().map_or(0, Vec::len);
+        let mut v = Vec::new();
+        if g["saturated"].as_bool().unwrap_or(false) {
+            v.push(format!(
+                "SATURATED (lag p99 {:.1} ms)",
+                g["loop_lag"]["p99_us"].as_f64().unwrap_or(0.0) / 1000.0
+            ));
+        }
+        if short > 0 {
+            v.push(format!("SHORT ({short})"));
+        }
+        if v.is_empty() {
+            "ok".into()
+        } else {
+            v.join(", ")
+        }
+    }
+
     fn json(&self) -> Value {
         json!({
             "proxy": self.proxy, "series": self.series, "miners": self.miners,
@@ -328,6 +378,7 @@ impl Step {
             "proxy_cpu_secs_per_1000_shares": self.cpu_per_1000(),
             "disconnects": self.f(&["disconnects"]),
             "rejected_per_sec": self.f(&["rejected_per_sec"]),
+            "generator": self.generator_verdict(),
             "loadgen": self.report,
         })
     }
@@ -415,7 +466,7 @@ fn step_with(
     let report: Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("loadgen report: {e}: {out}"));
     eprintln!(
-        "  {:<18} {:<11} miners {:>6} × {:>5}/s: connected {:>6}, {:>9.0} shares/s, p99 {:>7.2} ms, fan-out p99 {:>7.2} ms, RSS {:>7} KiB",
+        "  {:<18} {:<11} miners {:>6} × {:>5}/s: connected {:>6}, {:>9.0} shares/s, p99 {:>7.2} ms, fan-out p99 {:>7.2} ms, RSS {:>7} KiB, load generator {}",
         proxy.name,
         series,
         miners,
@@ -424,7 +475,10 @@ fn step_with(
         report["accepted_per_sec"].as_f64().unwrap_or(0.0),
         report["submit_latency"]["p99_us"].as_f64().unwrap_or(0.0) / 1000.0,
         report["fanout_lag"]["p99_us"].as_f64().unwrap_or(0.0) / 1000.0,
-        rss_peak
+        rss_peak,
+        report["generator"]["saturated"]
+            .as_bool()
+            .map_or("?", |s| if s { "SATURATED" } else { "ok" })
     );
     Step {
         proxy: proxy.name.clone(),
@@ -439,6 +493,11 @@ fn step_with(
 }
 
 struct Plan {
+    /// Production cadence: miners per step, seconds measured per step,
+    /// seconds between the pool's jobs.
+    cadence_steps: Vec<usize>,
+    cadence_secs: f64,
+    cadence_refresh: u32,
     storm_miners: usize,
     failover_miners: usize,
     conn_steps: Vec<usize>,
@@ -462,6 +521,63 @@ const POOL_ARGS: [&str; 8] = [
     "--refresh-interval",
     "2",
 ];
+
+/// A pool sending a new job every `refresh` seconds.
+fn start_pool_every(refresh: u32) -> (Proc, u16) {
+    let refresh = refresh.to_string();
+    let mut args: Vec<&str> = ["pool", "--listen", "127.0.0.1:0"]
+        .into_iter()
+        .chain(POOL_ARGS)
+        .collect();
+    let last = args.len() - 1;
+    args[last] = &refresh;
+    sluice("pool", &args)
+}
+
+/// Memory at a production cadence: a pool job every 30 s, a share per
+/// miner every 5 s, one worker name per miner (each with its books), each
+/// step on a fresh proxy process from `bin`, measured long enough for
+/// every miner to hold its full set of remembered jobs.
+fn run_cadence(bin: &Path, name: &str, dir: &Path, plan: &Plan, out: &mut Vec<Step>) {
+    let (_pool, port) = start_pool_every(plan.cadence_refresh);
+    let url = format!("stratum+tcp://127.0.0.1:{port}");
+    for &n in &plan.cadence_steps {
+        let (proxy, proxy_url) = sluice_proxy_bin(bin, dir, name, &[(url.clone(), 0)], None);
+        out.push(step(
+            &proxy,
+            &proxy_url,
+            "cadence",
+            n,
+            0.2,
+            plan.cadence_secs,
+            (n as f64 / 5.0).max(500.0),
+        ));
+    }
+}
+
+/// The memory section: sluice against the baseline build at each
+/// production-cadence step.
+fn cadence_section(steps: &[Step], baseline: Option<&str>) -> String {
+    let mut md = format!(
+        "\n## Memory at production cadence\n\nA pool job every 30 s, a share per miner every 5 s, one worker name per miner with its books; RSS per connection is (peak − before) / connected on a fresh proxy per step. Baseline: {}.\n\n| miners | sluice RSS/conn KiB | baseline RSS/conn KiB | baseline/sluice | ≤ 4 KiB |\n|---|---|---|---|---|\n",
+        baseline.unwrap_or("not run (--baseline PATH)")
+    );
+    for s in steps
+        .iter()
+        .filter(|s| s.proxy == "sluice" && s.series == "cadence")
+    {
+        let b = twin(steps, s, "sluice-baseline");
+        let (me, base) = (s.rss_per_conn_kib(), b.map(Step::rss_per_conn_kib));
+        md.push_str(&format!(
+            "| {} | {me:.2} | {} | {} | {} |\n",
+            s.miners,
+            base.map_or("–".into(), |v| format!("{v:.2}")),
+            base.map_or("–".into(), |v| format!("{:.2}×", v / me.max(1e-9))),
+            if me <= 4.0 { "met" } else { "missed" }
+        ));
+    }
+    md
+}
 
 fn start_pool() -> (Proc, u16) {
     let args: Vec<&str> = ["pool", "--listen", "127.0.0.1:0"]
@@ -676,6 +792,9 @@ fn main() {
     let cap = (limit.saturating_sub(500)) as usize;
     let plan = if quick {
         Plan {
+            cadence_steps: vec![200],
+            cadence_secs: 3.0,
+            cadence_refresh: 30,
             conn_steps: vec![200],
             throughput_miners: 100,
             throughput_rates: vec![20.0],
@@ -687,7 +806,13 @@ fn main() {
         // 200: a load the peer handles; 19,000: near this machine's open-files limit.
         let mut steps: Vec<usize> = vec![200, 1_000, 5_000, 10_000, 19_000];
         steps.retain(|&n| n <= cap);
+        let mut cadence_steps = vec![1_000, 10_000, 19_000];
+        cadence_steps.retain(|&n| n <= cap);
         Plan {
+            cadence_steps,
+            // Eight remembered jobs at one per 30 s fill in 4 minutes.
+            cadence_secs: arg_value("--cadence-secs").unwrap_or(300.0),
+            cadence_refresh: 30,
             conn_steps: steps,
             throughput_miners: 1_000,
             throughput_rates: vec![2.0, 5.0, 10.0, 20.0, 30.0],
@@ -709,8 +834,20 @@ fn main() {
         .map(|w| w[1].split(',').map(str::to_owned).collect());
     let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
 
-    let (pool, pool_port) = start_pool();
     let mut steps = Vec::new();
+    // `--baseline PATH`: a sluice binary (e.g. the landed main) whose
+    // cadence series runs beside this build's.
+    let baseline = args
+        .windows(2)
+        .find(|w| w[0] == "--baseline")
+        .map(|w| PathBuf::from(&w[1]));
+    if want("cadence") {
+        run_cadence(Path::new(SLUICE), "sluice", &dir, &plan, &mut steps);
+        if let Some(b) = &baseline {
+            run_cadence(b, "sluice-baseline", &dir, &plan, &mut steps);
+        }
+    }
+    let (pool, pool_port) = start_pool();
     let levels = |pools: &[u16]| -> Vec<(String, u32)> {
         pools
             .iter()
@@ -761,7 +898,22 @@ fn main() {
         }
     };
     drop(pool);
-    write_report(&dir, &steps, &peer_note, &translator_note, quick, limit);
+    let baseline_note = baseline.as_ref().map(|b| b.display().to_string());
+    write_report(
+        &dir,
+        &steps,
+        (&peer_note, &translator_note, baseline_note.as_deref()),
+        quick,
+        limit,
+    );
+}
+
+/// The number after `flag` on the command line.
+fn arg_value(flag: &str) -> Option<f64> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == flag)
+        .and_then(|w| w[1].parse().ok())
 }
 
 /// V1 miners into a V2 pool (sluice's pool node serving V2): through
@@ -866,8 +1018,7 @@ fn ratio_table(md: &mut String, title: &str, steps: &[Step], a: (&str, &str), b:
 fn write_report(
     dir: &Path,
     steps: &[Step],
-    peer_note: &str,
-    translator_note: &str,
+    (peer_note, translator_note, baseline): (&str, &str, Option<&str>),
     quick: bool,
     fd_limit: u64,
 ) {
@@ -884,7 +1035,7 @@ fn write_report(
         "# sluice load bench ({})\n\nAll processes on one 2-core machine (proxy, pool, load generator), 127.0.0.1. fd limit {fd_limit}. Peer: {peer_note}.\n\n",
         if quick { "quick mode: smoke test, not a measurement" } else { "full" }
     ));
-    md.push_str("| proxy | series | miners | shares/s/miner | connected | accepted/s | p50 ms | p99 ms | p99.9 ms | max ms | first job p99 ms | fan-out p99 ms | RSS KiB | RSS/conn KiB | CPU s/1000 shares | disconnects |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| proxy | series | miners | shares/s/miner | connected | accepted/s | p50 ms | p99 ms | p99.9 ms | max ms | first job p99 ms | fan-out p99 ms | RSS KiB | RSS/conn KiB | CPU s/1000 shares | disconnects | load generator |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let ms = |s: &Step, h: &str, q: &str| {
         if s.f(&[h, "count"]) == 0.0 {
             "no data".to_string()
@@ -894,7 +1045,7 @@ fn write_report(
     };
     for s in steps {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} | {} | {} |\n",
             s.proxy,
             s.series,
             s.miners,
@@ -910,9 +1061,11 @@ fn write_report(
             s.rss_kib,
             s.rss_per_conn_kib(),
             s.cpu_per_1000(),
-            s.f(&["disconnects"])
+            s.f(&["disconnects"]),
+            s.generator_verdict()
         ));
     }
+    md.push_str("\nLoad generator: *ok* when it delivered the load asked with its event loop on time; *SATURATED* marks latency figures that include its own delay (event-loop lag p99 above 5 ms or its threads over 90 % busy), *SHORT* a load it could not deliver (see `generator` in report.json).\n");
     md.push_str("\n## Ratios (sluice vs peer, same step)\n\n| series | miners | shares/s/miner | p99 latency peer/sluice | RSS/conn peer/sluice | CPU per share peer/sluice |\n|---|---|---|---|---|---|\n");
     for s in steps.iter().filter(|s| s.proxy == "sluice") {
         if let Some(p) = twin(steps, s, "aiostratum-proxy") {
@@ -1068,8 +1221,10 @@ fn write_report(
         "| 50,000 connections held | {held:.0} | {} |\n",
         if held >= 50_000.0 { "met".to_string() } else { format!("missed: each process is capped at {fd_limit} open files here (hard limit; raising it needs CAP_SYS_RESOURCE)") }
     ));
+    md.push_str(&cadence_section(steps, baseline));
     let json = json!({
         "quick": quick,
+        "baseline": baseline,
         "fd_limit": fd_limit,
         "peer": peer_note,
         "translator": translator_note,

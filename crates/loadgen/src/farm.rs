@@ -100,6 +100,80 @@ impl Percentiles {
     }
 }
 
+/// How the load generator itself fared: whether it delivered the load it
+/// was asked for, and whether its latency figures are the server's or its
+/// own (a saturated generator answers its sockets late and blames the
+/// server).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Generator {
+    /// Connections asked for.
+    pub miners_asked: usize,
+    /// Hashes per second asked for in all (`None` when the share rate
+    /// sets it: it follows the difficulty).
+    pub hashrate_asked: Option<f64>,
+    /// Shares per second asked for in all (`None` without a share rate).
+    pub share_rate_asked: Option<f64>,
+    /// Shares per second submitted over the measured window.
+    pub share_rate: f64,
+    /// Its own CPU over the measured window, as a fraction of its worker
+    /// threads' time (1.0: every thread busy all the time).
+    pub cpu_busy: Option<f64>,
+    /// Worker threads of its runtime.
+    pub threads: usize,
+    /// How late its event loop ran a 50 ms timer (ms beyond the 50): a
+    /// busy loop reads replies late.
+    pub loop_lag: Percentiles,
+    /// Where it fell short of the load asked, in words (empty: it did not).
+    pub shortfalls: Vec<String>,
+    /// Its latency figures include its own delay (event-loop lag p99 above
+    /// 5 ms, or its threads over 90 % busy): they are not the server's.
+    pub saturated: bool,
+}
+
+/// Event-loop lag above this (p99) means the generator's latency figures
+/// carry its own delay: the runtime's timer has 1 ms resolution, so an
+/// idle loop shows ~1 ms.
+const LAG_SATURATED_US: u64 = 5_000;
+/// Its threads busier than this and it cannot be trusted to read replies
+/// promptly.
+const CPU_SATURATED: f64 = 0.9;
+/// Delivering less than this fraction of what was asked is a shortfall.
+const SHORTFALL: f64 = 0.95;
+
+/// CPU seconds this process has used (Linux; `None` elsewhere).
+fn own_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) end at ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based), in USER_HZ = 100.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Measures how late a 50 ms timer fires on this runtime until stopped.
+fn watch_loop_lag(stop: CancellationToken) -> Arc<std::sync::Mutex<Histogram<u64>>> {
+    let h = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds"),
+    ));
+    let out = h.clone();
+    tokio::spawn(async move {
+        let period = Duration::from_millis(50);
+        loop {
+            let t = Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = stop.cancelled() => return,
+            }
+            let late = t.elapsed().saturating_sub(period);
+            if let Ok(mut h) = h.lock() {
+                let _ = h.record((late.as_micros() as u64).clamp(1, 3_600_000_000));
+            }
+        }
+    });
+    out
+}
+
 /// Everything measured in a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -141,6 +215,9 @@ pub struct Report {
     pub first_job: Percentiles,
     /// Job arrival after the first miner got the same job.
     pub fanout_lag: Percentiles,
+    /// Whether the generator delivered the load asked and can be trusted
+    /// on latency.
+    pub generator: Generator,
 }
 
 fn snapshot(stats: &[Arc<MinerStats>], disconnects: u64, start: Instant) -> Snapshot {
@@ -222,6 +299,9 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let base = snapshot(&stats, disconnects.load(Ordering::Relaxed), start);
+    let lag_stop = stop.child_token();
+    let lag = watch_loop_lag(lag_stop.clone());
+    let cpu0 = own_cpu_secs();
     let measure_start = Instant::now();
     let end = measure_start + cfg.duration;
     let mut stormed = false;
@@ -252,6 +332,8 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     }
     let fin = snapshot(&stats, disconnects.load(Ordering::Relaxed), start);
     let measured = measure_start.elapsed().as_secs_f64();
+    let cpu = own_cpu_secs().zip(cpu0).map(|(b, a)| b - a);
+    lag_stop.cancel();
     stop.cancel();
 
     let mut lat =
@@ -286,6 +368,19 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
             bad_sent[i] += b.load(Ordering::Relaxed);
         }
     }
+    let hashrate = (fin.hashes - base.hashes) as f64 / measured;
+    let share_rate = (fin.submitted - base.submitted) as f64 / measured;
+    let submit_latency = Percentiles::of(&lat);
+    let loop_lag = lag.lock().map(|h| Percentiles::of(&h)).unwrap_or_default();
+    let generator = judge_generator(
+        &cfg,
+        fin.connected,
+        hashrate,
+        share_rate,
+        cpu,
+        measured,
+        loop_lag,
+    );
     Report {
         scenario: cfg.scenario,
         miners: cfg.miners,
@@ -293,7 +388,7 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         elapsed_sec: start.elapsed().as_secs_f64(),
         measured_sec: measured,
         hashes: fin.hashes,
-        hashrate: (fin.hashes - base.hashes) as f64 / measured,
+        hashrate,
         submitted: fin.submitted,
         accepted: fin.accepted,
         accepted_per_sec: (fin.accepted - base.accepted) as f64 / measured,
@@ -302,9 +397,66 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         rejected_per_sec: (fin.rejected - base.rejected) as f64 / measured,
         bad_sent,
         disconnects: fin.disconnects,
-        submit_latency: Percentiles::of(&lat),
+        submit_latency,
         first_job: Percentiles::of(&first),
         fanout_lag: Percentiles::of(&fan),
+        generator,
+    }
+}
+
+/// What was asked against what was delivered, and whether the
+/// generator's own delay is in its latency figures.
+fn judge_generator(
+    cfg: &FarmConfig,
+    connected: u64,
+    hashrate: f64,
+    share_rate: f64,
+    cpu_secs: Option<f64>,
+    measured: f64,
+    loop_lag: Percentiles,
+) -> Generator {
+    let threads = tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
+        .max(1);
+    let n = cfg.miners as f64;
+    let share_rate_asked = cfg.miner.share_rate.map(|r| r * n);
+    let hashrate_asked = cfg
+        .miner
+        .share_rate
+        .is_none()
+        .then_some(cfg.miner.hashes_per_sec * n);
+    let mut shortfalls = Vec::new();
+    if (connected as f64) < n * SHORTFALL {
+        shortfalls.push(format!("connections: {connected} of {} asked", cfg.miners));
+    }
+    if let Some(asked) = hashrate_asked.filter(|a| hashrate < a * SHORTFALL) {
+        shortfalls.push(format!(
+            "hash rate: {:.3} MH/s of {:.3} MH/s asked ({:.1} %)",
+            hashrate / 1e6,
+            asked / 1e6,
+            hashrate / asked * 100.0
+        ));
+    }
+    if let Some(asked) = share_rate_asked.filter(|a| share_rate < a * SHORTFALL) {
+        shortfalls.push(format!(
+            "share rate: {share_rate:.1}/s of {asked:.1}/s asked ({:.1} %)",
+            share_rate / asked * 100.0
+        ));
+    }
+    let cpu_busy = cpu_secs.map(|c| c / (measured.max(1e-9) * threads as f64));
+    let saturated =
+        loop_lag.p99_us > LAG_SATURATED_US || cpu_busy.is_some_and(|b| b > CPU_SATURATED);
+    Generator {
+        miners_asked: cfg.miners,
+        hashrate_asked,
+        share_rate_asked,
+        share_rate,
+        cpu_busy,
+        threads,
+        loop_lag,
+        shortfalls,
+        saturated,
     }
 }
 
@@ -356,6 +508,97 @@ impl Report {
         s.push_str(&p("submit → response", &self.submit_latency));
         s.push_str(&p("connect → first job", &self.first_job));
         s.push_str(&p("job fan-out lag", &self.fanout_lag));
+        let g = &self.generator;
+        s.push_str(&format!(
+            "\ngenerator                {} threads, {} busy, event-loop lag p99 {} (max {})\n",
+            g.threads,
+            g.cpu_busy
+                .map_or("?".into(), |b| format!("{:.0} %", b * 100.0)),
+            ms(g.loop_lag.p99_us),
+            ms(g.loop_lag.max_us)
+        ));
+        for f in &g.shortfalls {
+            s.push_str(&format!("SHORT OF THE LOAD ASKED: {f}\n"));
+        }
+        if g.saturated {
+            s.push_str(
+                "GENERATOR SATURATED: its latency figures include its own delay; they are not the server's\n",
+            );
+        }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn farm(miners: usize, hashes_per_sec: f64, share_rate: Option<f64>) -> FarmConfig {
+        FarmConfig {
+            addr: "127.0.0.1:1".into(),
+            miners,
+            duration: Duration::from_secs(10),
+            ramp_per_sec: None,
+            scenario: Scenario::Steady,
+            miner: MinerConfig {
+                hashes_per_sec,
+                share_rate,
+                ..MinerConfig::default()
+            },
+        }
+    }
+
+    fn lag(p99_ms: u64) -> Percentiles {
+        Percentiles {
+            count: 100,
+            p50_us: 1_000,
+            p99_us: p99_ms * 1_000,
+            p999_us: p99_ms * 1_000,
+            max_us: p99_ms * 1_000,
+        }
+    }
+
+    #[test]
+    fn a_generator_that_cannot_deliver_says_so_and_flags_its_latency() {
+        // The case that misled: 50 miners at 10 MH/s asked, 17.8 MH/s in
+        // all delivered, the loop seconds late.
+        let g = judge_generator(
+            &farm(50, 10e6, None),
+            50,
+            17.8e6,
+            0.0,
+            Some(9.5),
+            10.0,
+            lag(10_000),
+        );
+        assert_eq!(g.shortfalls.len(), 1, "{g:?}");
+        assert!(g.shortfalls[0].starts_with("hash rate: 17.800 MH/s of 500.000 MH/s"));
+        assert!(g.saturated);
+        // Short of connections and of the share rate asked, but not busy.
+        let g = judge_generator(
+            &farm(1000, 1e7, Some(0.2)),
+            900,
+            0.0,
+            150.0,
+            Some(0.5),
+            10.0,
+            lag(1),
+        );
+        assert_eq!(g.shortfalls.len(), 2, "{g:?}");
+        assert!(!g.saturated);
+        // Busy threads alone make its latency untrustworthy.
+        let g = judge_generator(&farm(10, 1e5, None), 10, 1e6, 1.0, Some(9.5), 10.0, lag(1));
+        assert!(g.shortfalls.is_empty() && g.saturated, "{g:?}");
+        // Everything delivered, the loop on time: nothing to say.
+        let g = judge_generator(
+            &farm(1000, 1e7, Some(0.2)),
+            1000,
+            0.0,
+            199.0,
+            Some(0.1),
+            10.0,
+            lag(2),
+        );
+        assert!(g.shortfalls.is_empty() && !g.saturated, "{g:?}");
     }
 }
