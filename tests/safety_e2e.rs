@@ -485,6 +485,18 @@ async fn with_no_pool_miners_hear_it_and_are_let_go() {
         stats.disconnects(Disconnect::NoUpstream) == 3
     })
     .await;
+    // Each miner has read everything the proxy sent before its counts are
+    // read (its connection has ended on its side too).
+    wait_until(
+        "every miner saw its connection end",
+        Duration::from_secs(30),
+        || {
+            miners
+                .iter()
+                .all(|m| m.finished.load(Ordering::Relaxed) > 0)
+        },
+    )
+    .await;
     let told: u64 = miners
         .iter()
         .map(|m| m.rejected[0].load(Ordering::Relaxed))
