@@ -15,13 +15,27 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::books::{Books, FARM};
 use crate::ring::{Acc, Bucket};
-use crate::tally::{COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Tally, Totals};
+use crate::tally::{
+    COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Tally, Totals, WORKER_FINE_WIDTH_MS,
+};
 
 const KIND_WORKER: i64 = 0;
 const KIND_POOL: i64 = 1;
 const KIND_FARM: i64 = 2;
 const RING_FINE: i64 = 0;
 const RING_COARSE: i64 = 1;
+/// A worker's fine ring (30 s buckets; its 10 s buckets of before, under
+/// `RING_FINE`, are not loaded into it).
+const RING_WORKER_FINE: i64 = 2;
+
+/// The ring id a kind's fine buckets are stored under.
+fn fine_ring(kind: i64) -> i64 {
+    if kind == KIND_WORKER {
+        RING_WORKER_FINE
+    } else {
+        RING_FINE
+    }
+}
 /// Records timed just before a snapshot began may land after it
 /// collected: look back this far for changes.
 const SKEW_MS: u64 = 5_000;
@@ -237,10 +251,10 @@ impl Store {
         for b in rows {
             let (ring, idx, data) = b?;
             let b = decode_bucket(idx, &data).ok_or_else(|| StoreError::Corrupt(name.into()))?;
-            if ring == RING_FINE {
-                fine.push(b)
-            } else {
+            if ring == RING_COARSE {
                 coarse.push(b)
+            } else if ring == fine_ring(kind) {
+                fine.push(b)
             }
         }
         Ok(Some(Stored {
@@ -314,7 +328,10 @@ impl Store {
                     r.difficulty,
                     encode_totals(&r.data.totals),
                 ])?;
-                for (ring, list) in [(RING_FINE, &r.data.fine), (RING_COARSE, &r.data.coarse)] {
+                for (ring, list) in [
+                    (fine_ring(r.kind), &r.data.fine),
+                    (RING_COARSE, &r.data.coarse),
+                ] {
                     for b in list {
                         bk.execute(params![
                             r.kind,
@@ -333,10 +350,19 @@ impl Store {
             // rebuilt from them on load, and the oldest hour its 24 h
             // window touches must be whole.
             let fine_floor = (now_ms / FINE_WIDTH_MS) as i64 - 40;
+            let worker_fine_floor = (now_ms / WORKER_FINE_WIDTH_MS) as i64 - 15;
             let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 312;
             tx.execute(
-                "DELETE FROM buckets WHERE (ring = ?1 AND idx < ?2) OR (ring = ?3 AND idx < ?4)",
-                params![RING_FINE, fine_floor, RING_COARSE, coarse_floor],
+                "DELETE FROM buckets WHERE (ring = ?1 AND idx < ?2) OR (ring = ?3 AND idx < ?4)
+                 OR (ring = ?5 AND idx < ?6)",
+                params![
+                    RING_FINE,
+                    fine_floor,
+                    RING_COARSE,
+                    coarse_floor,
+                    RING_WORKER_FINE,
+                    worker_fine_floor
+                ],
             )?;
             tx.execute(
                 "DELETE FROM entities WHERE last_change_ms < ?1",

@@ -334,7 +334,6 @@ impl Engine {
         // for the miners that need more (memory per connection matters at
         // tens of thousands of connections).
         let mut buf = BytesMut::with_capacity(256);
-        let mut wbuf: Vec<u8> = Vec::new();
         let mut sends: Vec<bytes::Bytes> = Vec::new();
         let mut out: Vec<Output> = Vec::new();
         // Encrypted frames on their way out (V2).
@@ -505,22 +504,17 @@ impl Engine {
                 }
                 sends.push(nbuf.split().freeze());
             }
-            let written = match (sends.len(), wbuf.is_empty()) {
-                (0, _) => Ok(()),
+            let written = match sends.as_slice() {
+                [] => Ok(()),
                 // One line (a reply, a job): straight from its shared bytes.
-                (1, true) => write_bounded(&mut wr, &sends[0], cfg.write_timeout).await,
-                _ => {
-                    for b in &sends {
-                        wbuf.extend_from_slice(b);
-                    }
-                    write_bounded(&mut wr, &wbuf, cfg.write_timeout).await
-                }
+                [one] => write_bounded(&mut wr, one, cfg.write_timeout).await,
+                // Lines written together (a job with its difficulty,
+                // replies batched by one read) are copied into one buffer
+                // that is not kept: a kilobyte per idle connection costs
+                // more than an allocation every few seconds.
+                many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
             };
             sends.clear();
-            wbuf.clear();
-            if wbuf.capacity() > 4096 {
-                wbuf = Vec::new();
-            }
             if let Err(d) = written {
                 return d;
             }

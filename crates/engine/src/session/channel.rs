@@ -51,7 +51,6 @@ pub(super) struct JobEntry {
     /// The difficulty in force when the job was sent: its shares are
     /// credited at this, whatever vardiff did since.
     pub(super) difficulty: f64,
-    pub(super) target: Target,
     /// Built on the first share for the job; boxed, because most jobs of
     /// a slow miner never see a share and a session keeps several jobs
     /// (inline it would cost ~700 bytes per job per connection).
@@ -66,7 +65,15 @@ pub(super) struct JobEntry {
     pub(super) pool_mask: u32,
     /// Earlier ids of the same work (re-issued under a new mask): shares
     /// on them land here, with one duplicate set.
-    pub(super) aliases: Vec<u64>,
+    pub(super) aliases: Box<[u64]>,
+}
+
+impl JobEntry {
+    /// The share target its difficulty gives (computed when a checker is
+    /// built, not kept: a connection remembers up to `max_jobs` entries).
+    pub(super) fn target(&self) -> Target {
+        Target::from_difficulty(self.difficulty).unwrap_or(Target::MAX)
+    }
 }
 
 /// A share as the core checks it: decoded, in no protocol's encoding.
@@ -319,7 +326,7 @@ impl Channel {
                 job.template.clone(),
                 &self.extranonce1,
                 en2_size,
-                entry.target,
+                entry.target(),
             )
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
             entry.checker = Some(Box::new(c));
@@ -489,13 +496,14 @@ impl Channel {
         if let Some(pos) = republished
             && let Some(mut e) = self.jobs.remove(pos)
         {
-            e.aliases.push(e.job.id);
+            let mut aliases = std::mem::take(&mut e.aliases).into_vec();
+            aliases.push(e.job.id);
+            e.aliases = aliases.into_boxed_slice();
             e.job = job;
             e.mask = mask;
             self.jobs.push_back(e);
             return Some(started);
         }
-        let target = Target::from_difficulty(d).unwrap_or(Target::MAX);
         if self.jobs.len() >= max_jobs {
             self.jobs.pop_front();
         }
@@ -503,13 +511,12 @@ impl Channel {
         self.jobs.push_back(JobEntry {
             job,
             difficulty: d,
-            target,
             checker: None,
             seen: HashSet::default(),
             stale: false,
             mask,
             pool_mask,
-            aliases: Vec::new(),
+            aliases: Box::default(),
         });
         Some(started)
     }
@@ -540,9 +547,9 @@ impl Channel {
                 continue;
             }
             e.difficulty = jd;
-            e.target = Target::from_difficulty(jd).unwrap_or(Target::MAX);
+            let target = e.target();
             if let Some(c) = e.checker.as_mut() {
-                c.set_share_target(e.target);
+                c.set_share_target(target);
             }
         }
         // The easiest target still in grace stays taken (two raises in a

@@ -653,7 +653,7 @@ fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     let en1 = ch.extranonce1.clone();
     let entry = ch.jobs.back_mut().filter(|e| e.job.id == job.id)?;
     if entry.checker.is_none() {
-        let c = ShareChecker::new(job.template.clone(), &en1, en2, entry.target).ok()?;
+        let c = ShareChecker::new(job.template.clone(), &en1, en2, entry.target()).ok()?;
         entry.checker = Some(Box::new(c));
     }
     entry.checker.as_ref().map(|c| c.merkle_root(&ZEROS[..en2]))
