@@ -306,6 +306,25 @@ async fn bad_input_over_the_wire_is_answered_counted_and_bounded() {
         .await
         .unwrap();
     assert_eq!(reply(&mut r).await["error"][0], 20);
+    // A line in pieces (its reads meet a partial line) is answered once
+    // whole; two lines in one write are both answered, in order.
+    for piece in [
+        &b"{\"id\":31,\"met"[..],
+        b"hod\":\"mining.nope\",",
+        b"\"params\":[]}\n",
+    ] {
+        w.write_all(piece).await.unwrap();
+        w.flush().await.unwrap();
+        // Spaced so that the proxy most likely reads them apart (the
+        // answer does not depend on it).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reply(&mut r).await["id"], 31);
+    w.write_all(b"{\"id\":32,\"method\":\"mining.nope\",\"params\":[]}\n{\"id\":33,\"method\":\"mining.nope\",\"params\":[]}\n")
+        .await
+        .unwrap();
+    assert_eq!(reply(&mut r).await["id"], 32);
+    assert_eq!(reply(&mut r).await["id"], 33);
     w.write_all(b"{\"id\":4,\"method\":\"mining.subscribe\",\"params\":[]}\n")
         .await
         .unwrap();
@@ -313,7 +332,7 @@ async fn bad_input_over_the_wire_is_answered_counted_and_bounded() {
     let stats = &node.engine.stats;
     assert_eq!(stats.rejected(Reject::NotSubscribed), 1);
     assert_eq!(stats.rejected(Reject::Malformed), 1);
-    assert_eq!(stats.rejected(Reject::UnknownMethod), 1);
+    assert_eq!(stats.rejected(Reject::UnknownMethod), 4);
 
     // A line over the limit ends the connection, and only that one.
     let (mut r2, mut w2) = raw_session(node.addr).await;

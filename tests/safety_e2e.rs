@@ -129,7 +129,14 @@ fn rss_kib() -> u64 {
 /// standard deviation is 1/√N_eff with N_eff = W²/Σd² ≥ W/d_max (shares
 /// at the pool's vardiff's small early difficulties count for little).
 /// We allow 4/√(W/d_max) (false alarm ~6·10⁻⁵) plus 1 % for timing (the
-/// hashes of a miner's last batch). The proxy's own books (Σ d of the
+/// hashes of a miner's last batch). The work compared is the hashes less
+/// the shares the proxy refused as stale (code 21, at the miners' fixed
+/// difficulty): work on a job the pool replaced (here every second) no
+/// pool credits. A miner stops waiting for answers 5 s after it is told
+/// to stop: shares still unanswered then (on a busy machine) may or may
+/// not have been credited, so the pool's figure may fall short by at most
+/// their work (a CI run on a loaded machine fell 12 % short). The proxy's
+/// own books (Σ d of the
 /// shares it accepted) must agree with the pool's within
 /// 4·√(d_max/W + d_miner/B) + 1 %, B being the books' total.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +205,18 @@ async fn the_pool_credits_the_work_the_miners_did() {
             .iter()
             .map(|m| m.hashes.load(Ordering::Relaxed) as f64)
             .sum();
-        let want = hashes / HASHES_PER_DIFF1;
+        let stale: u64 = miners.iter().map(|m| m.rejected(21)).sum();
+        let want = hashes / HASHES_PER_DIFF1 - stale as f64 * miner_d;
+        let unanswered: u64 = miners
+            .iter()
+            .map(|m| {
+                let answered = m.accepted.load(Ordering::Relaxed) + m.rejected_total();
+                m.submitted.load(Ordering::Relaxed).saturating_sub(answered)
+            })
+            .sum();
+        // At most the miners' difficulty each (the pool's is never above
+        // it while its vardiff climbs).
+        let unanswered_share = unanswered as f64 * miner_d / want;
         let (n_pool, credited) = pool_workers
             .iter()
             .fold((0u64, 0.0), |(n, w), t| (n + t.shares, w + t.work));
@@ -210,7 +228,7 @@ async fn the_pool_credits_the_work_the_miners_did() {
         let err_books = booked / credited - 1.0;
         let bound_books = 4.0 * (d_max / credited + miner_d / booked).sqrt() + 0.01;
         eprintln!(
-            "{name}: miners computed {want:.6} diff-1 units; the pool credited {credited:.6} over {n_pool} shares ({:+.2} %, bound {:.2} %); the proxy booked {booked:.6} over {n_proxy} shares ({:+.2} % from the pool, bound {:.2} %); {} shares withheld, {} suggestions",
+            "{name}: miners computed {want:.6} diff-1 units not refused as stale ({stale} stale shares, {unanswered} unanswered); the pool credited {credited:.6} over {n_pool} shares ({:+.2} %, bound {:.2} %); the proxy booked {booked:.6} over {n_proxy} shares ({:+.2} % from the pool, bound {:.2} %); {} shares withheld, {} suggestions",
             err_pool * 100.0,
             bound_pool * 100.0,
             err_books * 100.0,
@@ -219,8 +237,8 @@ async fn the_pool_credits_the_work_the_miners_did() {
             stats.difficulty_suggestions.load(Ordering::Relaxed),
         );
         assert!(
-            err_pool.abs() < bound_pool,
-            "{name}: pool credited {err_pool:+.4}, bound {bound_pool:.4}"
+            err_pool < bound_pool && err_pool > -bound_pool - unanswered_share,
+            "{name}: pool credited {err_pool:+.4}, bound {bound_pool:.4} (+{unanswered_share:.4} below for unanswered shares)"
         );
         assert!(
             err_books.abs() < bound_books,

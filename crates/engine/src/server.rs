@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use dashmap::DashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::codec::Decoder;
@@ -97,6 +97,43 @@ async fn write_bounded(
         Ok(Err(_)) => Err(Disconnect::Io),
         Err(_) => Err(Disconnect::SlowReader),
     }
+}
+
+/// Largest read into a worker thread's scratch buffer: several shares, a
+/// V2 frame of the usual sizes, or a good part of a long line.
+const SCRATCH_LEN: usize = 16 * 1024;
+
+thread_local! {
+    /// Each runtime thread's read buffer, shared by the connections it
+    /// polls (a read is taken out of it before the poll returns).
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Reads what the socket has, through the thread's scratch buffer, and
+/// appends it to `buf`; `Ok(0)` is the peer closing.
+///
+/// Why not `read_buf(buf)`: a connection would hold a read buffer of its
+/// own while it waits (most of its life), and a buffer with little room
+/// left takes a line in two reads (two syscalls for one share). Read
+/// here, the socket is drained in one call (a short read tells tokio it is
+/// empty), and `buf` holds only what the lines did not use.
+fn poll_read_into(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut BytesMut,
+) -> std::task::Poll<std::io::Result<usize>> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut rb = tokio::io::ReadBuf::new(scratch);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(rd), cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(rb.filled());
+                std::task::Poll::Ready(Ok(rb.filled().len()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
 }
 
 /// Gives back a per-IP slot however the task ends.
@@ -330,10 +367,10 @@ impl Engine {
         let cfg = &self.server_cfg;
         let peer = stream.peer_addr().ok();
         let (mut rd, mut wr) = stream.into_split();
-        // Small to start: an idle miner's lines are ~150 bytes; buffers grow
-        // for the miners that need more (memory per connection matters at
-        // tens of thousands of connections).
-        let mut buf = BytesMut::with_capacity(256);
+        // Only what a read brought and the lines did not use up (a partial
+        // line, a partial frame); empty, it holds no memory (see
+        // `poll_read_into`).
+        let mut buf = BytesMut::new();
         let mut sends: Vec<bytes::Bytes> = Vec::new();
         let mut out: Vec<Output> = Vec::new();
         // Encrypted frames on their way out (V2).
@@ -394,7 +431,7 @@ impl Engine {
         tokio::pin!(idle);
         loop {
             tokio::select! {
-                r = rd.read_buf(&mut buf) => {
+                r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
                     match r {
                         Ok(0) | Err(_) => return Disconnect::PeerClosed,
                         Ok(_) => {}
@@ -403,6 +440,9 @@ impl Engine {
                     let now = Instant::now();
                     if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
                         return d;
+                    }
+                    if buf.is_empty() {
+                        buf = BytesMut::new();
                     }
                 }
                 changed = jobs.changed() => {
