@@ -579,6 +579,166 @@ fn cadence_section(steps: &[Step], baseline: Option<&str>) -> String {
     md
 }
 
+/// Open files of a process (its sockets, mostly).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// What the instances series measured.
+struct Instances {
+    instances: usize,
+    per_instance: usize,
+    share_rate: f64,
+    /// Miners that got a job, by load generator.
+    connected: Vec<f64>,
+    /// Connections each proxy held (open files gained), and its RSS
+    /// gained, KiB.
+    held: Vec<usize>,
+    rss_gained_kib: Vec<u64>,
+    /// The load generators' verdicts on themselves.
+    generators: Vec<String>,
+}
+
+/// Several `sluice run` instances on one address (`listen.reuse_port`),
+/// each loaded by a load generator of its own connecting from its own
+/// loopback address (one address has ~28,000 ephemeral ports towards one
+/// server): connections held per instance and the RSS each gained.
+fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Instances {
+    let (_pool, pool_port) = start_pool_every(30);
+    let port = free_port();
+    let mut proxies = Vec::new();
+    for i in 0..n {
+        let cfg = dir.join(format!("instance{i}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "mode = \"proxy\"\n[listen]\naddress = \"127.0.0.1:{port}\"\nreuse_port = true\nmax_connections_per_ip = 65536\nmax_workers_per_ip = 65536\n[difficulty]\nstart = 0.00000001\nmin = 0.00000001\n[difficulty.vardiff]\nenabled = false\n[routing]\nmax_sessions_per_upstream = 65536\n[blocks]\nlog = \"{}\"\n[[pools]]\nurl = \"stratum+tcp://127.0.0.1:{pool_port}\"\nuser = \"benchacct\"\npassword = \"d=0.000001\"\n",
+                dir.join(format!("instance{i}-blocks.jsonl")).display()
+            ),
+        )
+        .expect("write instance config");
+        proxies.push(sluice(
+            &format!("instance{i}"),
+            &["run", "--config", cfg.to_str().unwrap_or_default()],
+        ));
+    }
+    let before: Vec<(usize, u64)> = proxies
+        .iter()
+        .map(|(p, _)| (open_fds(p.pid()), rss_kib(p.pid())))
+        .collect();
+    let url = format!("stratum+tcp://127.0.0.1:{port}");
+    let gens: Vec<_> = (0..n)
+        .map(|i| {
+            Command::new(SLUICE)
+                .args([
+                    "loadgen",
+                    "--url",
+                    &url,
+                    "--miners",
+                    &per.to_string(),
+                    "--duration",
+                    &format!("{secs}s"),
+                    "--share-rate",
+                    &rate.to_string(),
+                    "--hashrate",
+                    "10000000",
+                    "--ramp",
+                    &(per as f64 / 10.0).max(500.0).to_string(),
+                    "--worker-prefix",
+                    &format!("inst.g{i}m"),
+                    "--bind",
+                    &format!("127.0.0.{}", 11 + i),
+                    "--json",
+                ])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start loadgen")
+        })
+        .collect();
+    // The peak of each proxy while the generators run.
+    let mut held = vec![0usize; n];
+    let mut rss = vec![0u64; n];
+    let mut gens: Vec<_> = gens.into_iter().map(Some).collect();
+    let mut outs = vec![String::new(); n];
+    while gens.iter().any(Option::is_some) {
+        for (i, (p, _)) in proxies.iter().enumerate() {
+            held[i] = held[i].max(open_fds(p.pid()).saturating_sub(before[i].0));
+            rss[i] = rss[i].max(rss_kib(p.pid()).saturating_sub(before[i].1));
+        }
+        for (i, g) in gens.iter_mut().enumerate() {
+            if let Some(c) = g
+                && c.try_wait().ok().flatten().is_some()
+            {
+                let mut out = String::new();
+                if let Some(mut so) = c.stdout.take() {
+                    let _ = std::io::Read::read_to_string(&mut so, &mut out);
+                }
+                outs[i] = out;
+                *g = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let reports: Vec<Value> = outs
+        .iter()
+        .map(|o| serde_json::from_str(o).unwrap_or(Value::Null))
+        .collect();
+    let r = Instances {
+        instances: n,
+        per_instance: per,
+        share_rate: rate,
+        connected: reports
+            .iter()
+            .map(|r| r["connected"].as_f64().unwrap_or(0.0))
+            .collect(),
+        held,
+        rss_gained_kib: rss,
+        generators: reports
+            .iter()
+            .map(|r| {
+                let g = &r["generator"];
+                if g["saturated"].as_bool().unwrap_or(false) {
+                    "SATURATED".into()
+                } else if g["shortfalls"].as_array().is_some_and(|a| !a.is_empty()) {
+                    "SHORT".into()
+                } else {
+                    "ok".into()
+                }
+            })
+            .collect(),
+    };
+    eprintln!(
+        "  instances: {n} × {per} miners: connected {:?}, held {:?}, RSS gained {:?} KiB, load generators {:?}",
+        r.connected, r.held, r.rss_gained_kib, r.generators
+    );
+    r
+}
+
+fn instances_section(r: &Instances) -> String {
+    let mut md = format!(
+        "\n## Instances on one address (reuse_port)\n\n{} `sluice run` instances on one port (`listen.reuse_port = true`), each loaded by its own load generator connecting from its own 127.0.0.x, {} miners each at {} shares/s. Connections held are the open files each proxy gained.\n\n| instance | miners with a job | connections held | RSS gained | RSS per connection | load generator |\n|---|---|---|---|---|---|\n",
+        r.instances, r.per_instance, r.share_rate
+    );
+    for i in 0..r.instances {
+        md.push_str(&format!(
+            "| {i} | {:.0} | {} | {:.1} MiB | {:.2} KiB | {} |\n",
+            r.connected[i],
+            r.held[i],
+            r.rss_gained_kib[i] as f64 / 1024.0,
+            r.rss_gained_kib[i] as f64 / r.held[i].max(1) as f64,
+            r.generators[i]
+        ));
+    }
+    md.push_str(&format!(
+        "\nIn all: {:.0} miners with a job, {} connections held.\n",
+        r.connected.iter().sum::<f64>(),
+        r.held.iter().sum::<usize>()
+    ));
+    md
+}
+
 fn start_pool() -> (Proc, u16) {
     let args: Vec<&str> = ["pool", "--listen", "127.0.0.1:0"]
         .into_iter()
@@ -835,6 +995,11 @@ fn main() {
     let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
 
     let mut steps = Vec::new();
+    // Several instances behind one address: 4 × 19,000 (quick: 4 × 200).
+    let instances = want("instances").then(|| {
+        let per = if quick { 200 } else { 19_000.min(cap) };
+        run_instances(&dir, 4, per, 0.05, if quick { 3.0 } else { 60.0 })
+    });
     // `--baseline PATH`: a sluice binary (e.g. the landed main) whose
     // cadence series runs beside this build's.
     let baseline = args
@@ -903,6 +1068,7 @@ fn main() {
         &dir,
         &steps,
         (&peer_note, &translator_note, baseline_note.as_deref()),
+        instances.as_ref(),
         quick,
         limit,
     );
@@ -1019,6 +1185,7 @@ fn write_report(
     dir: &Path,
     steps: &[Step],
     (peer_note, translator_note, baseline): (&str, &str, Option<&str>),
+    instances: Option<&Instances>,
     quick: bool,
     fd_limit: u64,
 ) {
@@ -1222,7 +1389,19 @@ fn write_report(
         if held >= 50_000.0 { "met".to_string() } else { format!("missed: each process is capped at {fd_limit} open files here (hard limit; raising it needs CAP_SYS_RESOURCE)") }
     ));
     md.push_str(&cadence_section(steps, baseline));
+    if let Some(r) = instances {
+        md.push_str(&instances_section(r));
+    }
     let json = json!({
+        "instances": instances.map(|r| json!({
+            "instances": r.instances,
+            "miners_per_instance": r.per_instance,
+            "share_rate": r.share_rate,
+            "connected": r.connected,
+            "held": r.held,
+            "rss_gained_kib": r.rss_gained_kib,
+            "generators": r.generators,
+        })),
         "quick": quick,
         "baseline": baseline,
         "fd_limit": fd_limit,

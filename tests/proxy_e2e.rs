@@ -685,3 +685,53 @@ async fn global_connection_cap_and_idle_timeout_are_enforced() {
     .await;
     node.cancel.cancel();
 }
+
+/// Two instances with `listen.reuse_port` on one address: both bind it and
+/// the kernel hands each a share of the miners (how an operator runs more
+/// miners than one process has open files for); a third without it cannot
+/// bind, and says which address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_with_reuse_port_share_one_address() {
+    let pool = pool_node(any_port()).await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut pc = base(Mode::Proxy, addr);
+    pc.pools.push(pool_entry(&pool, "farmuser", 1.0, 0));
+    pc.listen.reuse_port = true;
+    let a = launch(pc.clone()).await;
+    let b = launch(pc.clone()).await;
+    upstreams_ready(&a).await;
+    upstreams_ready(&b).await;
+    // 64 connections: all landing on one of two is a chance of 2^-63.
+    let mut conns = Vec::new();
+    for _ in 0..64 {
+        conns.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let held = |n: &Node| n.engine.stats.sessions.load(Ordering::Relaxed);
+    wait_for(
+        "both instances hold connections",
+        Duration::from_secs(10),
+        || held(&a) > 0 && held(&b) > 0 && held(&a) + held(&b) == 64,
+    )
+    .await;
+    eprintln!(
+        "reuse_port: {} and {} of 64 connections",
+        held(&a),
+        held(&b)
+    );
+    let mut alone = pc.clone();
+    alone.listen.reuse_port = false;
+    let cancel = CancellationToken::new();
+    let err = start(&alone, cancel.clone())
+        .await
+        .err()
+        .expect("the address is taken");
+    cancel.cancel();
+    assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
+    drop(conns);
+    a.cancel.cancel();
+    b.cancel.cancel();
+    pool.cancel.cancel();
+}

@@ -314,6 +314,11 @@ pub struct ListenConfig {
     /// error 20 meanwhile) before it is disconnected, so that its own
     /// backup pools take over.
     pub no_upstream_grace_secs: f64,
+    /// Let several sluice processes listen on the same address (Linux
+    /// `SO_REUSEPORT`; the V2 listener too): the kernel spreads new
+    /// connections across them, for more miners than one process may hold
+    /// open files for.
+    pub reuse_port: bool,
 }
 
 impl Default for ListenConfig {
@@ -331,6 +336,7 @@ impl Default for ListenConfig {
             max_workers_per_connection: 1_024,
             max_workers_per_ip: 16_384,
             no_upstream_grace_secs: 20.0,
+            reuse_port: false,
         }
     }
 }
@@ -1221,9 +1227,14 @@ impl Config {
     /// A short human summary (`check-config`).
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "mode: {:?}\nlisten: {}\ndifficulty: start {} min {} max {} (vardiff {}; target {} s/share)\nextranonce: {}-byte session prefix, miners roll {} bytes\n",
+            "mode: {:?}\nlisten: {}{}\ndifficulty: start {} min {} max {} (vardiff {}; target {} s/share)\nextranonce: {}-byte session prefix, miners roll {} bytes\n",
             self.mode,
             self.listen.address,
+            if self.listen.reuse_port {
+                " (port shared with other instances: reuse_port)"
+            } else {
+                ""
+            },
             self.difficulty.start,
             self.difficulty.min,
             self.difficulty.max,

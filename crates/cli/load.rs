@@ -62,6 +62,8 @@ pub struct LoadgenArgs {
     pub password: String,
     /// V2 miners open standard (header-only) channels.
     pub standard_channel: bool,
+    /// Local address to connect from.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 fn progress_printer() -> impl FnMut(&Snapshot) {
@@ -108,6 +110,7 @@ pub async fn loadgen(a: LoadgenArgs) -> Report {
             hashes_per_sec: a.hashrate,
             share_rate: a.share_rate,
             bad_fraction: a.bad_fraction,
+            bind: a.bind,
             v2: a.url.authority.map(|authority| sluice_loadgen::V2Config {
                 authority,
                 standard: a.standard_channel,

@@ -152,6 +152,12 @@ struct LoadgenCli {
     /// root per job from the server).
     #[arg(long, default_value = "extended", value_parser = ["extended", "standard"])]
     channel: String,
+    /// Local address the miners connect from (a farm behind another
+    /// address; on loopback any 127.x.y.z): several generators, each from
+    /// its own address, are not limited to one address's ~28,000
+    /// ephemeral ports towards one server.
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -530,6 +536,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 worker_prefix: a.worker_prefix,
                 password: a.password,
                 standard_channel: a.channel == "standard",
+                bind: a.bind,
             };
             let report = runtime()?.block_on(load::loadgen(args));
             if a.json {

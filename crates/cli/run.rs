@@ -218,6 +218,31 @@ pub struct Running {
     pub routing: Arc<Routing>,
 }
 
+/// A miners' listener. With `reuse_port`, other processes that set it too
+/// may listen on the same address, and the kernel spreads new connections
+/// across them (how several instances share one port: each holds its own
+/// open-files limit's worth of miners).
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart need not wait for TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        #[cfg(not(unix))]
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "listen.reuse_port needs SO_REUSEPORT (Linux, BSD)",
+        ));
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Builds everything a config describes and binds the listener.
 pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let stats = Arc::new(Stats::default());
@@ -356,8 +381,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         tokio::spawn(routing.clone().run(cancel.clone()));
         routing
     };
-    let listener = TcpListener::bind(cfg.listen.address)
-        .await
+    let listener = bind_listener(cfg.listen.address, cfg.listen.reuse_port)
         .with_context(|| format!("binding {}", cfg.listen.address))?;
     let listener_v2 = match cfg.v2.listen {
         Some(addr) => {
@@ -365,8 +389,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
                 cfg.v2.identity.as_deref(),
                 cfg.v2.authority_key.as_deref(),
             )?;
-            let l = TcpListener::bind(addr)
-                .await
+            let l = bind_listener(addr, cfg.listen.reuse_port)
                 .with_context(|| format!("binding {addr} (v2)"))?;
             Some((l, Arc::new(identity), authority))
         }

@@ -438,7 +438,16 @@ fn judge_generator(
             hashrate / asked * 100.0
         ));
     }
-    if let Some(asked) = share_rate_asked.filter(|a| share_rate < a * SHORTFALL) {
+    // Shares arrive as a Poisson process: a short window's count is
+    // short by chance unless it is more than 4 standard deviations below.
+    let expected = |asked: f64| asked * measured;
+    let short_by_more_than_chance = |asked: f64| {
+        let (want, got) = (expected(asked), share_rate * measured);
+        want - got > 4.0 * want.sqrt()
+    };
+    if let Some(asked) =
+        share_rate_asked.filter(|a| share_rate < a * SHORTFALL && short_by_more_than_chance(*a))
+    {
         shortfalls.push(format!(
             "share rate: {share_rate:.1}/s of {asked:.1}/s asked ({:.1} %)",
             share_rate / asked * 100.0
@@ -600,5 +609,17 @@ mod tests {
             lag(2),
         );
         assert!(g.shortfalls.is_empty() && !g.saturated, "{g:?}");
+        // 24 shares where 30 were due in a 3 s window is chance, not a
+        // shortfall.
+        let g = judge_generator(
+            &farm(200, 1e7, Some(0.05)),
+            200,
+            0.0,
+            8.0,
+            Some(0.1),
+            3.0,
+            lag(2),
+        );
+        assert!(g.shortfalls.is_empty(), "{g:?}");
     }
 }
