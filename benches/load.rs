@@ -652,7 +652,10 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
                 ])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(
+                    std::fs::File::create(dir.join(format!("instance{i}-loadgen.log")))
+                        .map_or(Stdio::null(), Stdio::from),
+                )
                 .spawn()
                 .expect("start loadgen")
         })
@@ -699,7 +702,9 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
             .iter()
             .map(|r| {
                 let g = &r["generator"];
-                if g["saturated"].as_bool().unwrap_or(false) {
+                if r.is_null() {
+                    "NO REPORT (see its log)".into()
+                } else if g["saturated"].as_bool().unwrap_or(false) {
                     "SATURATED".into()
                 } else if g["shortfalls"].as_array().is_some_and(|a| !a.is_empty()) {
                     "SHORT".into()

@@ -458,6 +458,24 @@ pub fn metrics(st: &ApiState) -> String {
         &[("version", env!("CARGO_PKG_VERSION")), ("mode", st.mode)],
         1.0,
     );
+    // Leak checks (a soak compares them before and after): tasks alive in
+    // the runtime and open files.
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        e.gauge(
+            "sluice_runtime_tasks",
+            "Tasks alive in the async runtime (one per miner connection, plus a few per pool).",
+            &[],
+            h.metrics().num_alive_tasks() as f64,
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        e.gauge(
+            "process_open_fds",
+            "Open file descriptors (Linux).",
+            &[],
+            fds.count() as f64,
+        );
+    }
     e.counter(
         "sluice_shares_accepted_total",
         "Shares accepted from miners.",

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::miner::{self, MinerConfig, MinerStats};
+use crate::miner::{self, Histograms, MinerConfig, MinerStats};
 
 /// What the farm does during the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -21,6 +21,9 @@ pub enum Scenario {
     ConnectStorm,
     /// Like steady, but every miner drops and rejoins mid-run, all at once.
     ReconnectStorm,
+    /// Like steady, but every minute 1 % of the miners (the next 1 % in
+    /// turn) drop and rejoin: a farm's everyday churn, for soak runs.
+    Churn,
 }
 
 impl std::str::FromStr for Scenario {
@@ -30,8 +33,9 @@ impl std::str::FromStr for Scenario {
             "steady" => Ok(Scenario::Steady),
             "connect-storm" => Ok(Scenario::ConnectStorm),
             "reconnect-storm" => Ok(Scenario::ReconnectStorm),
+            "churn" => Ok(Scenario::Churn),
             other => Err(format!(
-                "unknown scenario {other:?} (steady, connect-storm, reconnect-storm)"
+                "unknown scenario {other:?} (steady, connect-storm, reconnect-storm, churn)"
             )),
         }
     }
@@ -218,6 +222,11 @@ pub struct Report {
     /// Whether the generator delivered the load asked and can be trusted
     /// on latency.
     pub generator: Generator,
+    /// Miners the scenario dropped and rejoined.
+    pub reconnected: u64,
+    /// Shares submitted and never answered (at the end; a miner told to
+    /// stop waits up to 5 s for its answers).
+    pub unanswered: u64,
 }
 
 fn snapshot(stats: &[Arc<MinerStats>], disconnects: u64, start: Instant) -> Snapshot {
@@ -236,14 +245,26 @@ fn snapshot(stats: &[Arc<MinerStats>], disconnects: u64, start: Instant) -> Snap
     s
 }
 
+/// Latency histogram sets a farm's miners share.
+const HISTOGRAM_SETS: usize = 16;
+
+/// How often the churn scenario drops and rejoins its next 1 %.
+const CHURN_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs a farm; `progress` is called about once a second.
 pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> Report {
     let start = Instant::now();
+    let churned = AtomicU64::new(0);
     let arrivals: miner::JobArrivals = Arc::default();
     let disconnects = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
+    // A few histogram sets, shared round-robin: one per miner would cost
+    // half a megabyte a miner.
+    let shards: Vec<Histograms> = (0..HISTOGRAM_SETS.min(cfg.miners.max(1)))
+        .map(|_| Histograms::default())
+        .collect();
     let stats: Vec<Arc<MinerStats>> = (0..cfg.miners)
-        .map(|_| Arc::new(MinerStats::default()))
+        .map(|i| Arc::new(MinerStats::sharing(&shards[i % shards.len()])))
         .collect();
     let mut cancels: Vec<CancellationToken> = Vec::with_capacity(cfg.miners);
 
@@ -305,14 +326,31 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     let measure_start = Instant::now();
     let end = measure_start + cfg.duration;
     let mut stormed = false;
+    let mut next_churn = measure_start + CHURN_EVERY;
+    let mut churn_from = 0usize;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        if cfg.scenario == Scenario::Churn && Instant::now() >= next_churn {
+            next_churn += CHURN_EVERY;
+            // The next 1 % in turn (at least one miner) drop and rejoin.
+            let k = (cfg.miners / 100).max(1);
+            for j in 0..k {
+                let i = (churn_from + j) % cfg.miners;
+                cancels[i].cancel();
+                let fresh = stop.child_token();
+                cancels[i] = fresh.clone();
+                spawn(i, fresh);
+            }
+            churn_from = (churn_from + k) % cfg.miners.max(1);
+            churned.fetch_add(k as u64, Ordering::Relaxed);
+        }
         if cfg.scenario == Scenario::ReconnectStorm
             && !stormed
             && Instant::now() >= measure_start + cfg.duration / 2
         {
             // Everyone drops and rejoins at once.
             stormed = true;
+            churned.fetch_add(cfg.miners as u64, Ordering::Relaxed);
             for (i, c) in cancels.iter_mut().enumerate() {
                 c.cancel();
                 let fresh = stop.child_token();
@@ -335,6 +373,7 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     let cpu = own_cpu_secs().zip(cpu0).map(|(b, a)| b - a);
     lag_stop.cancel();
     stop.cancel();
+    unanswered_after_drain(&stats).await;
 
     let mut lat =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds");
@@ -343,16 +382,18 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     let mut rejected_by_code = std::collections::BTreeMap::new();
     let mut rejected_by_error = std::collections::BTreeMap::new();
     let mut bad_sent = [0u64; 3];
-    for m in &stats {
-        if let Ok(h) = m.latency_us.lock() {
+    for h in &shards {
+        if let Ok(h) = h.latency_us.lock() {
             let _ = lat.add(&*h);
         }
-        if let Ok(h) = m.first_job_us.lock() {
+        if let Ok(h) = h.first_job_us.lock() {
             let _ = first.add(&*h);
         }
-        if let Ok(h) = m.fanout_us.lock() {
+        if let Ok(h) = h.fanout_us.lock() {
             let _ = fan.add(&*h);
         }
+    }
+    for m in &stats {
         for code in 20u8..=25 {
             let n = m.rejected(code);
             if n > 0 {
@@ -401,7 +442,32 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         first_job: Percentiles::of(&first),
         fanout_lag: Percentiles::of(&fan),
         generator,
+        reconnected: churned.load(Ordering::Relaxed),
+        unanswered: unanswered(&stats),
     }
+}
+
+/// Shares submitted and not answered once every miner has finished (or
+/// after waiting for them as long as a miner drains).
+async fn unanswered_after_drain(stats: &[Arc<MinerStats>]) {
+    let until = Instant::now() + miner::DRAIN_FOR + Duration::from_secs(1);
+    while Instant::now() < until
+        && !stats
+            .iter()
+            .all(|m| m.finished.load(Ordering::Acquire) == 1)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn unanswered(stats: &[Arc<MinerStats>]) -> u64 {
+    stats
+        .iter()
+        .map(|m| {
+            let answered = m.accepted.load(Ordering::Relaxed) + m.rejected_total();
+            m.submitted.load(Ordering::Relaxed).saturating_sub(answered)
+        })
+        .sum()
 }
 
 /// What was asked against what was delivered, and whether the
@@ -506,13 +572,15 @@ impl Report {
             )
             .collect();
         s.push_str(&format!(
-            "rejected                 {:.1}/s  by code {{{}}}\nbad sent on purpose      stale {}, duplicate {}, low difficulty {}\ndisconnects              {}\n\n",
+            "rejected                 {:.1}/s  by code {{{}}}\nbad sent on purpose      stale {}, duplicate {}, low difficulty {}\ndisconnects              {}\nreconnected (scenario)   {}\nunanswered at the end    {}\n\n",
             self.rejected_per_sec,
             codes.join(", "),
             self.bad_sent[0],
             self.bad_sent[1],
             self.bad_sent[2],
-            self.disconnects
+            self.disconnects,
+            self.reconnected,
+            self.unanswered
         ));
         s.push_str(&p("submit → response", &self.submit_latency));
         s.push_str(&p("connect → first job", &self.first_job));

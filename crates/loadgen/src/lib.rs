@@ -13,5 +13,5 @@ pub mod miner_v2;
 mod pace;
 
 pub use farm::{FarmConfig, Report, Scenario, Snapshot, run_farm};
-pub use miner::{MinerConfig, MinerError, MinerStats, run};
+pub use miner::{Histograms, MinerConfig, MinerError, MinerStats, run};
 pub use miner_v2::V2Config;
