@@ -72,19 +72,20 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU seconds of a process (from /proc; 100 ticks/s).
-fn cpu_secs(pid: u32) -> f64 {
+/// User and system CPU seconds of a process (from /proc).
+fn cpu_split(pid: u32) -> (f64, f64) {
     let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     // Fields after the parenthesised command name.
     let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 (1-based) of the whole line;
     // after ')' the state is index 0, so they are 11 and 12.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }
 
 /// Starts a sluice subcommand and reads the port from its first line.
@@ -309,6 +310,8 @@ struct Step {
     rss_before_kib: u64,
     rss_kib: u64,
     cpu_secs: f64,
+    /// The system (kernel) part of `cpu_secs`.
+    cpu_sys_secs: f64,
 }
 
 /// `proxy`'s step under the same load as `s` (series, miners, rate).
@@ -416,7 +419,7 @@ fn step_with(
     mut action: Option<(f64, Box<dyn FnMut()>)>,
 ) -> Step {
     let rss_before = rss_kib(proxy.pid());
-    let cpu0 = cpu_secs(proxy.pid());
+    let cpu0 = cpu_split(proxy.pid());
     let mut lg = Command::new(SLUICE)
         .args([
             "loadgen",
@@ -462,7 +465,8 @@ fn step_with(
         std::thread::sleep(Duration::from_millis(200));
     }
     out.push_str(&reader.join().unwrap_or_default());
-    let cpu = cpu_secs(proxy.pid()) - cpu0;
+    let cpu1 = cpu_split(proxy.pid());
+    let (cpu, cpu_sys) = (cpu1.0 + cpu1.1 - cpu0.0 - cpu0.1, cpu1.1 - cpu0.1);
     let report: Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("loadgen report: {e}: {out}"));
     eprintln!(
@@ -489,10 +493,15 @@ fn step_with(
         rss_before_kib: rss_before,
         rss_kib: rss_peak,
         cpu_secs: cpu,
+        cpu_sys_secs: cpu_sys,
     }
 }
 
 struct Plan {
+    /// CPU before/after: shares/s per miner (of `throughput_miners`) and
+    /// rounds of each.
+    cpu_rates: Vec<f64>,
+    cpu_rounds: usize,
     /// Production cadence: miners per step, seconds measured per step,
     /// seconds between the pool's jobs.
     cadence_steps: Vec<usize>,
@@ -553,6 +562,75 @@ fn run_cadence(bin: &Path, name: &str, dir: &Path, plan: &Plan, out: &mut Vec<St
             (n as f64 / 5.0).max(500.0),
         ));
     }
+}
+
+/// CPU per share, this build against the baseline, alternating fresh
+/// proxies at the same load (1,000 miners at `rates` shares/s each), so
+/// both see the same machine.
+fn run_cpu(baseline: &Path, dir: &Path, plan: &Plan, out: &mut Vec<Step>) {
+    let (_pool, port) = start_pool();
+    let url = format!("stratum+tcp://127.0.0.1:{port}");
+    for &rate in &plan.cpu_rates {
+        for _ in 0..plan.cpu_rounds {
+            for (bin, name) in [(Path::new(SLUICE), "sluice"), (baseline, "sluice-baseline")] {
+                let (proxy, proxy_url) =
+                    sluice_proxy_bin(bin, dir, name, &[(url.clone(), 0)], None);
+                out.push(step(
+                    &proxy,
+                    &proxy_url,
+                    "cpu",
+                    plan.throughput_miners,
+                    rate,
+                    plan.secs,
+                    1000.0,
+                ));
+            }
+        }
+    }
+}
+
+/// The CPU section: µs of proxy CPU per share (user + system), means over
+/// the rounds, this build and the baseline.
+fn cpu_section(steps: &[Step], baseline: Option<&str>) -> String {
+    let mut md = format!(
+        "\n## CPU per share, before and after\n\nProxy CPU (user + system, from /proc) over each load generator run divided by the shares answered, 1,000 miners, vardiff off; fresh proxies alternating between this build and the baseline ({}). Means over the rounds.\n\n| shares/s | sluice µs/share (user + sys) | baseline µs/share (user + sys) | baseline/sluice | sluice p99 | baseline p99 | ≤ 6 µs |\n|---|---|---|---|---|---|---|\n",
+        baseline.unwrap_or("not run (--baseline PATH)")
+    );
+    let mut rates: Vec<f64> = steps
+        .iter()
+        .filter(|s| s.series == "cpu")
+        .map(|s| s.share_rate)
+        .collect();
+    rates.dedup();
+    for rate in rates {
+        let mean = |proxy: &str| {
+            let v: Vec<&Step> = steps
+                .iter()
+                .filter(|s| s.series == "cpu" && s.proxy == proxy && s.share_rate == rate)
+                .collect();
+            let n = v.len().max(1) as f64;
+            let per = |f: &dyn Fn(&Step) -> f64| v.iter().map(|s| f(s)).sum::<f64>() / n;
+            // 1 / shares answered in the step.
+            let per_share = |s: &Step| s.cpu_per_1000() / s.cpu_secs.max(1e-9) / 1000.0;
+            (
+                per(&|s| s.cpu_per_1000()),
+                per(&|s| (s.cpu_secs - s.cpu_sys_secs) * per_share(s) * 1e6),
+                per(&|s| s.cpu_sys_secs * per_share(s) * 1e6),
+                per(&|s| s.f(&["submit_latency", "p99_us"]) / 1000.0),
+                per(&|s| s.f(&["accepted_per_sec"])),
+            )
+        };
+        let (a, au, asys, ap99, arate) = mean("sluice");
+        let (b, bu, bsys, bp99, _) = mean("sluice-baseline");
+        md.push_str(&format!(
+            "| {arate:.0} | {:.2} ({au:.2} + {asys:.2}) | {:.2} ({bu:.2} + {bsys:.2}) | {:.2}× | {ap99:.2} ms | {bp99:.2} ms | {} |\n",
+            a * 1000.0,
+            b * 1000.0,
+            b / a.max(1e-12),
+            if a * 1000.0 <= 6.0 { "met" } else { "missed" }
+        ));
+    }
+    md
 }
 
 /// The memory section: sluice against the baseline build at each
@@ -643,7 +721,9 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
                     "--hashrate",
                     "10000000",
                     "--ramp",
-                    &(per as f64 / 10.0).max(500.0).to_string(),
+                    // 1,900 connections/s in all, over 40 s: the four
+                    // proxies' handshakes and books share two cores.
+                    &(per as f64 / 40.0).max(250.0).to_string(),
                     "--worker-prefix",
                     &format!("inst.g{i}m"),
                     "--bind",
@@ -957,6 +1037,8 @@ fn main() {
     let cap = (limit.saturating_sub(500)) as usize;
     let plan = if quick {
         Plan {
+            cpu_rates: vec![20.0],
+            cpu_rounds: 1,
             cadence_steps: vec![200],
             cadence_secs: 3.0,
             cadence_refresh: 30,
@@ -974,6 +1056,8 @@ fn main() {
         let mut cadence_steps = vec![1_000, 10_000, 19_000];
         cadence_steps.retain(|&n| n <= cap);
         Plan {
+            cpu_rates: vec![20.0, 30.0],
+            cpu_rounds: 2,
             cadence_steps,
             // Eight remembered jobs at one per 30 s fill in 4 minutes.
             cadence_secs: arg_value("--cadence-secs").unwrap_or(300.0),
@@ -1016,6 +1100,11 @@ fn main() {
         if let Some(b) = &baseline {
             run_cadence(b, "sluice-baseline", &dir, &plan, &mut steps);
         }
+    }
+    if want("cpu")
+        && let Some(b) = &baseline
+    {
+        run_cpu(b, &dir, &plan, &mut steps);
     }
     let (pool, pool_port) = start_pool();
     let levels = |pools: &[u16]| -> Vec<(String, u32)> {
@@ -1394,6 +1483,7 @@ fn write_report(
         if held >= 50_000.0 { "met".to_string() } else { format!("missed: each process is capped at {fd_limit} open files here (hard limit; raising it needs CAP_SYS_RESOURCE)") }
     ));
     md.push_str(&cadence_section(steps, baseline));
+    md.push_str(&cpu_section(steps, baseline));
     if let Some(r) = instances {
         md.push_str(&instances_section(r));
     }

@@ -3,7 +3,7 @@
 //! (10 s buckets for the 1 and 5 min windows, 5 min buckets for 1 h, 24 h
 //! and the day's series). A worker — there may be 100,000 of them — keeps
 //! 30 s buckets for the short windows, 5 min buckets for the last hour only
-//! and hour buckets for the day: 1.6 KiB instead of 10.5 KiB, with the
+//! and hour buckets for the day: 1.6 KiB instead of 10.2 KiB, with the
 //! day's series at an hour's resolution before the current hour (the store
 //! keeps its 5 min buckets).
 
