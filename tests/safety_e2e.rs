@@ -130,9 +130,11 @@ fn rss_kib() -> u64 {
 /// at the pool's vardiff's small early difficulties count for little).
 /// We allow 4/√(W/d_max) (false alarm ~6·10⁻⁵) plus 1 % for timing (the
 /// hashes of a miner's last batch). The work compared is the hashes less
-/// the shares the proxy refused as stale (code 21, at the miners' fixed
-/// difficulty): work on a job the pool replaced (here every second) no
-/// pool credits. A miner stops waiting for answers 5 s after it is told
+/// the shares the proxy refused as stale (code 21: work on a job the pool
+/// replaced, here every second) or
+/// could not forward (code 20: on a starved machine the pool's queue
+/// fills, and the proxy refuses rather than answer `true` and lose
+/// them); no pool credits those. A miner stops waiting for answers 5 s after it is told
 /// to stop: shares still unanswered then (on a busy machine) may or may
 /// not have been credited, so the pool's figure may fall short by at most
 /// their work (a CI run on a loaded machine fell 12 % short). The proxy's
@@ -206,7 +208,15 @@ async fn the_pool_credits_the_work_the_miners_did() {
             .map(|m| m.hashes.load(Ordering::Relaxed) as f64)
             .sum();
         let stale: u64 = miners.iter().map(|m| m.rejected(21)).sum();
-        let want = hashes / HASHES_PER_DIFF1 - stale as f64 * miner_d;
+        // Shares the proxy could not forward (its pool queue full on a
+        // starved machine, or no pool up) are refused with 20, never
+        // answered `true`: no pool credits their work either.
+        let refused: u64 = miners.iter().map(|m| m.rejected(20)).sum();
+        let not_creditable: f64 = miners
+            .iter()
+            .map(|m| m.rejected_work(20) + m.rejected_work(21))
+            .sum();
+        let want = hashes / HASHES_PER_DIFF1 - not_creditable;
         let unanswered: u64 = miners
             .iter()
             .map(|m| {
@@ -228,7 +238,10 @@ async fn the_pool_credits_the_work_the_miners_did() {
         let err_books = booked / credited - 1.0;
         let bound_books = 4.0 * (d_max / credited + miner_d / booked).sqrt() + 0.01;
         eprintln!(
-            "{name}: miners computed {want:.6} diff-1 units not refused as stale ({stale} stale shares, {unanswered} unanswered); the pool credited {credited:.6} over {n_pool} shares ({:+.2} %, bound {:.2} %); the proxy booked {booked:.6} over {n_proxy} shares ({:+.2} % from the pool, bound {:.2} %); {} shares withheld, {} suggestions",
+            "{name}: miners computed {want:.6} diff-1 units not refused ({stale} stale, {refused} refused for want of a pool, {unanswered} unanswered; rejects by code 20..25 {:?}); the pool credited {credited:.6} over {n_pool} shares ({:+.2} %, bound {:.2} %); the proxy booked {booked:.6} over {n_proxy} shares ({:+.2} % from the pool, bound {:.2} %); {} shares withheld, {} suggestions",
+            (20u8..=25)
+                .map(|c| miners.iter().map(|m| m.rejected(c)).sum::<u64>())
+                .collect::<Vec<_>>(),
             err_pool * 100.0,
             bound_pool * 100.0,
             err_books * 100.0,

@@ -97,6 +97,9 @@ pub struct MinerStats {
     /// Shares answered with an error, by V1 code 20..=25 (index code−20);
     /// V2 errors are counted under the V1 code of the same meaning.
     pub rejected: [AtomicU64; 6],
+    /// Σ difficulty of the rejected shares by the same codes, as `f64`
+    /// bits (read with [`MinerStats::rejected_work`]).
+    pub rejected_work_bits: [AtomicU64; 6],
     /// V2 errors by the error string the server sent.
     pub rejected_v2: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Bad shares sent on purpose, by [`BadKind`].
@@ -162,6 +165,7 @@ impl Default for MinerStats {
             submitted: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             rejected: Default::default(),
+            rejected_work_bits: Default::default(),
             rejected_v2: Mutex::default(),
             bad_sent: Default::default(),
             jobs: AtomicU64::new(0),
@@ -194,6 +198,22 @@ impl MinerStats {
         self.rejected
             .get(usize::from(code.saturating_sub(20)))
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Σ difficulty of the shares rejected with one code (20–25).
+    pub fn rejected_work(&self, code: u8) -> f64 {
+        self.rejected_work_bits
+            .get(usize::from(code.saturating_sub(20)))
+            .map_or(0.0, |c| f64::from_bits(c.load(Ordering::Relaxed)))
+    }
+
+    /// One share rejected with `code` (20–25) at difficulty `d`.
+    pub(crate) fn add_rejected(&self, code: u8, d: f64) {
+        let i = usize::from(code.clamp(20, 25) - 20);
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        // Only the miner's own task writes: load + store is enough.
+        let w = f64::from_bits(self.rejected_work_bits[i].load(Ordering::Relaxed)) + d;
+        self.rejected_work_bits[i].store(w.to_bits(), Ordering::Relaxed);
     }
 
     /// Σ difficulty of accepted shares.
@@ -428,11 +448,11 @@ async fn mine(
                                         stats.add_accepted(share.map_or(0.0, |(_, d)| d));
                                     }
                                     Some(e) => {
-                                        let code = e.code.clamp(20, 25) as usize - 20;
-                                        stats.rejected[code].fetch_add(1, Ordering::Relaxed);
+                                        let code = e.code.clamp(20, 25) as u8;
+                                        stats.add_rejected(code, share.map_or(0.0, |(_, d)| d));
                                     }
                                     None => {
-                                        stats.rejected[0].fetch_add(1, Ordering::Relaxed);
+                                        stats.add_rejected(20, share.map_or(0.0, |(_, d)| d));
                                     }
                                 }
                             }

@@ -443,12 +443,13 @@ pub(crate) async fn mine(
                             }
                         }
                         Message::SubmitSharesError(e) => {
-                            if let Some((t, _)) = pending.remove(&e.sequence_number) {
+                            let share = pending.remove(&e.sequence_number);
+                            if let Some((t, _)) = share {
                                 record(&stats.latency_us, now.duration_since(t));
                             }
                             let text = e.error_code.as_str().unwrap_or("(not utf-8)").to_owned();
                             let code = v1_code_of(&text);
-                            stats.rejected[usize::from(code - 20)].fetch_add(1, Ordering::Relaxed);
+                            stats.add_rejected(code, share.map_or(0.0, |(_, d)| d));
                             if let Ok(mut by) = stats.rejected_v2.lock() {
                                 *by.entry(text).or_insert(0) += 1;
                             }
