@@ -803,16 +803,23 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
 
 fn instances_section(r: &Instances) -> String {
     let mut md = format!(
-        "\n## Instances on one address (reuse_port)\n\n{} `sluice run` instances on one port (`listen.reuse_port = true`), each loaded by its own load generator connecting from its own 127.0.0.x, {} miners each at {} shares/s. Connections held are the open files each proxy gained.\n\n| instance | miners with a job | connections held | RSS gained | RSS per connection | load generator |\n|---|---|---|---|---|---|\n",
+        "\n## Instances on one address (reuse_port)\n\n{} `sluice run` instances on one port (`listen.reuse_port = true`) and as many load generators, each connecting from its own 127.0.0.x, {} miners each at {} shares/s. The kernel spreads every generator's connections over all the instances, so the two tables are not row for row. Connections held are the open files each proxy gained.\n\n| instance | connections held | RSS gained | RSS per connection |\n|---|---|---|---|\n",
         r.instances, r.per_instance, r.share_rate
     );
     for i in 0..r.instances {
         md.push_str(&format!(
-            "| {i} | {:.0} | {} | {:.1} MiB | {:.2} KiB | {} |\n",
-            r.connected[i],
+            "| {i} | {} | {:.1} MiB | {:.2} KiB |\n",
             r.held[i],
             r.rss_gained_kib[i] as f64 / 1024.0,
             r.rss_gained_kib[i] as f64 / r.held[i].max(1) as f64,
+        ));
+    }
+    md.push_str("\n| load generator | miners with a job | verdict |\n|---|---|---|\n");
+    for i in 0..r.instances {
+        md.push_str(&format!(
+            "| 127.0.0.{} | {:.0} | {} |\n",
+            11 + i,
+            r.connected[i],
             r.generators[i]
         ));
     }

@@ -228,7 +228,9 @@ fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListe
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
-    // As `TcpListener::bind` does: a restart need not wait for TIME_WAIT.
+    // As `TcpListener::bind` does on Unix: a restart need not wait for
+    // TIME_WAIT (on Windows the option would let others take the port).
+    #[cfg(unix)]
     socket.set_reuseaddr(true)?;
     if reuse_port {
         #[cfg(unix)]

@@ -43,7 +43,12 @@ const SKEW_MS: u64 = 5_000;
 /// three (too many workers, pool busy, no upstream) and moved the
 /// upstream-rejected index: a version-2 file would read its counts under
 /// the wrong reasons.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: a worker's fine buckets are 30 s, under their own ring id (2); a
+/// version-3 build would read them as 5-min buckets, so it must refuse
+/// the file. A version-3 file is read as is (its workers' 10 s buckets,
+/// ring 0, are left out; their 5-min buckets rebuild the hour ring) and
+/// marked version 4.
+const SCHEMA_VERSION: i64 = 4;
 
 /// A store failure (always on our side: disk, permissions, corruption).
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +162,12 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some(3) => {
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                    [SCHEMA_VERSION],
+                )?;
+            }
             Some(other) => return Err(StoreError::Schema(other)),
         }
         Ok(Self {

@@ -384,8 +384,10 @@ impl<A: Acc> Tally<A> {
         self.last_change_ms = self.last_change_ms.max(o.last_change_ms);
     }
 
-    /// Puts back buckets read from the store (into fresh books: a
-    /// worker's hour buckets are summed from its 5 min ones).
+    /// Puts back buckets read from the store, into fresh books only: a
+    /// worker's hour buckets are summed from its 5 min ones, so a second
+    /// call would count them twice (the store calls it once per tally it
+    /// builds).
     pub fn restore(&mut self, fine: &[Bucket<A>], coarse: &[Bucket<A>]) {
         for b in fine {
             self.fine.restore(*b);

@@ -255,6 +255,9 @@ const CHURN_EVERY: Duration = Duration::from_secs(60);
 pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> Report {
     let start = Instant::now();
     let churned = AtomicU64::new(0);
+    // Miner tasks still running (a churned miner's old task drains while
+    // its replacement runs).
+    let live = Arc::new(AtomicU64::new(0));
     let arrivals: miner::JobArrivals = Arc::default();
     let disconnects = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
@@ -276,10 +279,13 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
         let s = stats[i].clone();
         let a = arrivals.clone();
         let d = disconnects.clone();
+        let live = live.clone();
+        live.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             if miner::run_in_farm(mc, s, Some(a), cancel).await.is_err() {
                 d.fetch_add(1, Ordering::Relaxed);
             }
+            live.fetch_sub(1, Ordering::AcqRel);
         });
     };
 
@@ -373,7 +379,7 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     let cpu = own_cpu_secs().zip(cpu0).map(|(b, a)| b - a);
     lag_stop.cancel();
     stop.cancel();
-    unanswered_after_drain(&stats).await;
+    wait_for_drain(&live).await;
 
     let mut lat =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds");
@@ -447,15 +453,11 @@ pub async fn run_farm(cfg: FarmConfig, mut progress: impl FnMut(&Snapshot)) -> R
     }
 }
 
-/// Shares submitted and not answered once every miner has finished (or
-/// after waiting for them as long as a miner drains).
-async fn unanswered_after_drain(stats: &[Arc<MinerStats>]) {
+/// Waits until every miner task has ended (or as long as a miner drains,
+/// and a second more).
+async fn wait_for_drain(live: &AtomicU64) {
     let until = Instant::now() + miner::DRAIN_FOR + Duration::from_secs(1);
-    while Instant::now() < until
-        && !stats
-            .iter()
-            .all(|m| m.finished.load(Ordering::Acquire) == 1)
-    {
+    while Instant::now() < until && live.load(Ordering::Acquire) > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -211,9 +211,7 @@ impl MinerStats {
     pub(crate) fn add_rejected(&self, code: u8, d: f64) {
         let i = usize::from(code.clamp(20, 25) - 20);
         self.rejected[i].fetch_add(1, Ordering::Relaxed);
-        // Only the miner's own task writes: load + store is enough.
-        let w = f64::from_bits(self.rejected_work_bits[i].load(Ordering::Relaxed)) + d;
-        self.rejected_work_bits[i].store(w.to_bits(), Ordering::Relaxed);
+        add_f64(&self.rejected_work_bits[i], d);
     }
 
     /// Σ difficulty of accepted shares.
@@ -224,10 +222,7 @@ impl MinerStats {
     /// One share answered `true` at difficulty `d`.
     pub(crate) fn add_accepted(&self, d: f64) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        // Only the miner's own task writes: load + store is enough.
-        let w = self.accepted_work() + d;
-        self.accepted_work_bits
-            .store(w.to_bits(), Ordering::Relaxed);
+        add_f64(&self.accepted_work_bits, d);
     }
 
     /// All rejects.
@@ -237,6 +232,14 @@ impl MinerStats {
             .map(|c| c.load(Ordering::Relaxed))
             .sum()
     }
+}
+
+/// Adds to an `f64` kept as bits. A compare-and-swap: a miner dropped by
+/// the churn scenario drains while its replacement writes the same stats.
+fn add_f64(a: &AtomicU64, d: f64) {
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+        Some((f64::from_bits(b) + d).to_bits())
+    });
 }
 
 pub(crate) fn record(h: &Mutex<Histogram<u64>>, d: Duration) {

@@ -290,9 +290,6 @@ impl Channel {
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.ntime_max_forward_secs;
         let grace = self.grace.filter(|&(_, until)| now < until);
-        if self.jobs.get(slot).is_some_and(|e| e.checker.is_none()) {
-            self.retire_checkers(slot);
-        }
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
@@ -329,8 +326,16 @@ impl Channel {
                 entry.target(),
             )
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
-            entry.checker = Some(Box::new(c));
+            // Only now, with a share past the field checks, do older
+            // jobs give up their checkers.
+            self.retire_checkers(slot);
+            if let Some(e) = self.jobs.get_mut(slot) {
+                e.checker = Some(Box::new(c));
+            }
         }
+        let Some(entry) = self.jobs.get_mut(slot) else {
+            return Err((Reject::JobNotFound, d));
+        };
         let Some(checker) = entry.checker.as_mut() else {
             return Err((Reject::Malformed, 0.0));
         };
