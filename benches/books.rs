@@ -29,15 +29,12 @@ use sluice_books::{
 const T0: u64 = 1_796_083_200_000;
 const DAY_MS: u64 = 86_400_000;
 
+#[path = "common/procfs.rs"]
+#[allow(dead_code)]
+mod procfs;
+
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
+    procfs::rss_kib(std::process::id())
 }
 
 fn books(names: usize) -> Books {

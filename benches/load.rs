@@ -41,6 +41,10 @@ const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 #[path = "load/translator.rs"]
 mod translator;
 
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{free_port, rss_kib};
+
 struct Proc {
     child: Child,
     name: String,
@@ -59,20 +63,7 @@ impl Drop for Proc {
     }
 }
 
-/// Resident set size of a process, KiB (from /proc).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process (from /proc; 100 ticks/s).
-/// User and system CPU seconds of a process (from /proc).
+/// User and system CPU seconds of a process (from /proc; 100 ticks/s).
 fn cpu_split(pid: u32) -> (f64, f64) {
     let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return (0.0, 0.0);
@@ -215,13 +206,6 @@ fn peer(bin: &Path, dir: &Path, pools: &[u16]) -> Result<(Proc, u16), String> {
         return Err("aiostratum-proxy did not open its port".into());
     }
     Ok((p, port))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 /// `sluice proxy` (reported as `name`) in front of the pools at `urls`,

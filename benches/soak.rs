@@ -25,6 +25,10 @@ use serde_json::{Value, json};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{free_port, rss_kib};
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -32,13 +36,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts `sluice ARGS` (its log appended to target/soak/sluice.log) and
@@ -91,17 +88,6 @@ fn pool(dir: &Path, port: u16) -> Proc {
         1,
     )
     .0
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 /// One gauge from the proxy's /metrics.
