@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::ring::{Acc, Bucket, Ring, Sums};
+use crate::ring::{Acc, Bucket, Rings, Shape, Sums};
 
 /// Hashes per difficulty-1 share.
 pub const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
@@ -19,20 +19,50 @@ pub const MAX_REASONS: usize = 16;
 
 /// Fine ring: 10 s buckets, 6 min.
 pub const FINE_WIDTH_MS: u64 = 10_000;
-const FINE_LEN: usize = 37;
+const FINE_LEN: u32 = 37;
 /// Coarse ring: 5 min buckets, a day and one more bucket.
 pub const COARSE_WIDTH_MS: u64 = 300_000;
-const COARSE_LEN: usize = 290;
+const COARSE_LEN: u32 = 290;
 /// A worker's fine ring: 30 s buckets, 6 min (the 1 and 5 min windows;
 /// 10 s buckets would triple it, for figures a worker's few shares a
 /// minute cannot resolve anyway).
 pub const WORKER_FINE_WIDTH_MS: u64 = 30_000;
-const WORKER_FINE_LEN: usize = 13;
+const WORKER_FINE_LEN: u32 = 13;
 /// A worker's coarse ring: the last hour and one more bucket.
-const WORKER_COARSE_LEN: usize = 13;
+const WORKER_COARSE_LEN: u32 = 13;
 /// A worker's hour ring: a day and one more bucket.
 pub const HOUR_WIDTH_MS: u64 = 3_600_000;
-const HOUR_LEN: usize = 25;
+const HOUR_LEN: u32 = 25;
+
+/// A pool's or the farm's rings: fine, then coarse (the day).
+const POOL_RINGS: &[Shape] = &[
+    Shape {
+        width_ms: FINE_WIDTH_MS,
+        len: FINE_LEN,
+    },
+    Shape {
+        width_ms: COARSE_WIDTH_MS,
+        len: COARSE_LEN,
+    },
+];
+/// A worker's rings: fine, coarse (the last hour), then hourly (the day).
+const WORKER_RINGS: &[Shape] = &[
+    Shape {
+        width_ms: WORKER_FINE_WIDTH_MS,
+        len: WORKER_FINE_LEN,
+    },
+    Shape {
+        width_ms: COARSE_WIDTH_MS,
+        len: WORKER_COARSE_LEN,
+    },
+    Shape {
+        width_ms: HOUR_WIDTH_MS,
+        len: HOUR_LEN,
+    },
+];
+const FINE: usize = 0;
+const COARSE: usize = 1;
+const HOURLY: usize = 2;
 
 /// The windows figures are given over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -165,12 +195,10 @@ impl Totals {
 /// the farm; see [`Acc`]).
 #[derive(Clone, Debug)]
 pub struct Tally<A: Acc = f32> {
-    fine: Ring<A>,
-    coarse: Ring<A>,
-    /// A worker's day in hour buckets (its `coarse` ring then holds only
-    /// the last hour); `None` for pools and the farm, whose `coarse` ring
-    /// holds the day.
-    hourly: Option<Ring<A>>,
+    /// Fine and coarse rings, and a worker's day in hour buckets (its
+    /// coarse ring then holds only the last hour; a pool's or the farm's
+    /// coarse ring holds the day).
+    rings: Rings<A>,
     /// Lifetime totals (since the store was created).
     pub totals: Totals,
     /// First record (ms since the Unix epoch): windows never reach back
@@ -220,9 +248,7 @@ impl<A: Acc> Tally<A> {
     /// Empty books starting at `now_ms`, for a pool or the farm.
     pub fn new(now_ms: u64) -> Self {
         Self {
-            fine: Ring::new(FINE_WIDTH_MS, FINE_LEN),
-            coarse: Ring::new(COARSE_WIDTH_MS, COARSE_LEN),
-            hourly: None,
+            rings: Rings::new(POOL_RINGS),
             totals: Totals::default(),
             first_ms: now_ms,
             last_share_ms: 0,
@@ -234,9 +260,7 @@ impl<A: Acc> Tally<A> {
     /// in a quarter of the memory (the 24 h window from hour buckets).
     pub fn worker(now_ms: u64) -> Self {
         Self {
-            fine: Ring::new(WORKER_FINE_WIDTH_MS, WORKER_FINE_LEN),
-            coarse: Ring::new(COARSE_WIDTH_MS, WORKER_COARSE_LEN),
-            hourly: Some(Ring::new(HOUR_WIDTH_MS, HOUR_LEN)),
+            rings: Rings::new(WORKER_RINGS),
             ..Self::new(now_ms)
         }
     }
@@ -282,11 +306,10 @@ impl<A: Acc> Tally<A> {
         }
         self.last_share_ms = self.last_share_ms.max(t_ms);
         self.last_change_ms = self.last_change_ms.max(t_ms);
-        let rings = [&mut self.fine, &mut self.coarse]
-            .into_iter()
-            .chain(self.hourly.as_mut());
-        for ring in rings {
-            let Some(b) = ring.at(t_ms) else { continue };
+        for ring in 0..self.rings.count() {
+            let Some(b) = self.rings.at(ring, t_ms) else {
+                continue;
+            };
             match outcome {
                 Outcome::Accepted { earned_btc, .. } => {
                     b.accepted += 1;
@@ -320,16 +343,17 @@ impl<A: Acc> Tally<A> {
     pub fn figures(&self, now_ms: u64, w: Window) -> Figures {
         let span = w.span_ms().min(now_ms.saturating_sub(self.first_ms));
         let ring = match w {
-            Window::M1 | Window::M5 => &self.fine,
-            Window::H1 => &self.coarse,
-            Window::H24 => self.hourly.as_ref().unwrap_or(&self.coarse),
+            Window::M1 | Window::M5 => FINE,
+            Window::H1 => COARSE,
+            Window::H24 if self.has_hourly() => HOURLY,
+            Window::H24 => COARSE,
         };
         Figures {
             span_s: span as f64 / 1000.0,
             sums: if span == 0 {
                 Sums::default()
             } else {
-                ring.sum(now_ms, span, self.first_ms)
+                self.rings.sum(ring, now_ms, span, self.first_ms)
             },
         }
     }
@@ -338,24 +362,25 @@ impl<A: Acc> Tally<A> {
     /// milliseconds: 5 min buckets for pools and the farm; for a worker,
     /// hour buckets before the current hour and 5 min buckets in it.
     pub fn series(&self, now_ms: u64) -> Vec<(u64, u64, Bucket<A>)> {
-        let Some(hourly) = &self.hourly else {
+        if !self.has_hourly() {
             return self
-                .coarse
-                .series(now_ms, Window::H24.span_ms())
+                .rings
+                .series(COARSE, now_ms, Window::H24.span_ms())
                 .into_iter()
                 .map(|(start, b)| (start, COARSE_WIDTH_MS, b))
                 .collect();
-        };
+        }
         let hour_start = now_ms - now_ms % HOUR_WIDTH_MS;
-        let mut v: Vec<_> = hourly
-            .series(now_ms, Window::H24.span_ms())
+        let mut v: Vec<_> = self
+            .rings
+            .series(HOURLY, now_ms, Window::H24.span_ms())
             .into_iter()
             .filter(|(start, _)| *start < hour_start)
             .map(|(start, b)| (start, HOUR_WIDTH_MS, b))
             .collect();
         v.extend(
-            self.coarse
-                .series(now_ms, now_ms - hour_start)
+            self.rings
+                .series(COARSE, now_ms, now_ms - hour_start)
                 .into_iter()
                 .filter(|(start, _)| *start >= hour_start)
                 .map(|(start, b)| (start, COARSE_WIDTH_MS, b)),
@@ -366,18 +391,14 @@ impl<A: Acc> Tally<A> {
     /// Buckets changed at or after `since_ms`: (fine, coarse).
     pub fn touched_since(&self, since_ms: u64) -> (Vec<Bucket<A>>, Vec<Bucket<A>>) {
         (
-            self.fine.touched_since(since_ms).copied().collect(),
-            self.coarse.touched_since(since_ms).copied().collect(),
+            self.rings.touched_since(FINE, since_ms),
+            self.rings.touched_since(COARSE, since_ms),
         )
     }
 
     /// Adds another tally of the same entity (shards).
     pub fn absorb(&mut self, o: &Tally<A>) {
-        self.fine.absorb(&o.fine);
-        self.coarse.absorb(&o.coarse);
-        if let (Some(a), Some(b)) = (self.hourly.as_mut(), o.hourly.as_ref()) {
-            a.absorb(b);
-        }
+        self.rings.absorb(&o.rings);
         self.totals.add(&o.totals);
         self.first_ms = self.first_ms.min(o.first_ms);
         self.last_share_ms = self.last_share_ms.max(o.last_share_ms);
@@ -390,14 +411,20 @@ impl<A: Acc> Tally<A> {
     /// builds).
     pub fn restore(&mut self, fine: &[Bucket<A>], coarse: &[Bucket<A>]) {
         for b in fine {
-            self.fine.restore(*b);
+            self.rings.restore(FINE, *b);
         }
         for b in coarse {
-            self.coarse.restore(*b);
-            if let Some(h) = self.hourly.as_mut() {
-                h.add_bucket(b.start_ms(COARSE_WIDTH_MS), b);
+            self.rings.restore(COARSE, *b);
+            if self.has_hourly() {
+                self.rings
+                    .add_bucket(HOURLY, b.start_ms(COARSE_WIDTH_MS), b);
             }
         }
+    }
+
+    /// Whether the day is kept in hour buckets (a worker's books).
+    fn has_hourly(&self) -> bool {
+        self.rings.count() > HOURLY
     }
 }
 
@@ -498,17 +525,21 @@ mod tests {
         // Restored from its 5 min buckets (the store keeps 26 h of them),
         // the hour ring is rebuilt: the same 24 h figures, to f32's
         // rounding.
-        let mut stored = Ring::<f32>::new(COARSE_WIDTH_MS, 312);
+        const STORED: &[Shape] = &[Shape {
+            width_ms: COARSE_WIDTH_MS,
+            len: 312,
+        }];
+        let mut stored = Rings::<f32>::new(STORED);
         let mut t = start;
         let mut i = 0u64;
         while t < end {
-            if let Some(b) = stored.at(t) {
+            if let Some(b) = stored.at(0, t) {
                 b.accepted_work.add(1.0 + (i % 5) as f64);
             }
             t += 7_000;
             i += 1;
         }
-        let coarse: Vec<_> = stored.touched_since(0).copied().collect();
+        let coarse = stored.touched_since(0, 0);
         let mut r: Tally = Tally::worker(start);
         r.restore(&[], &coarse);
         let (a, b) = (
