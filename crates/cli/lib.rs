@@ -11,6 +11,7 @@
 //! - [`advise`]: `sluice advise`, the curtailment advice as text.
 //! - [`routing`]: `sluice routing`, the routing report as a table.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
+//! - [`memory`]: freed heap given back to the OS once a minute.
 
 pub mod advise;
 pub mod bench_hash;
@@ -20,6 +21,7 @@ pub mod core_source;
 pub mod keys;
 pub mod ledger;
 pub mod load;
+pub mod memory;
 pub mod money;
 pub mod routing;
 pub mod run;

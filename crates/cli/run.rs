@@ -407,6 +407,10 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         Some(books.clone()),
         block_log.clone(),
     );
+    tokio::spawn(crate::memory::trim_loop(
+        crate::memory::TRIM_INTERVAL,
+        cancel.clone(),
+    ));
     tokio::spawn(crate::books::snapshot_loop(
         store.clone(),
         books.clone(),
