@@ -297,9 +297,11 @@ pub struct ListenConfig {
     pub max_connections: usize,
     /// Connections per source IP.
     pub max_connections_per_ip: usize,
-    /// Seconds a miner has to subscribe and authorize.
+    /// Seconds a miner has to subscribe and authorize (checked every 5
+    /// s, so up to 5 s more).
     pub handshake_timeout_secs: u64,
-    /// Seconds without a line before a miner is dropped.
+    /// Seconds without a line before a miner is dropped (checked every 5
+    /// s, so up to 5 s more).
     pub idle_timeout_secs: u64,
     /// Seconds a write may block before the miner counts as a slow reader.
     pub write_timeout_secs: u64,

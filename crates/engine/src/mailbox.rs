@@ -42,6 +42,9 @@ impl SendError {
 struct Queue {
     events: VecDeque<SessionEvent>,
     closed: bool,
+    /// The proxy is stopping: the session reads [`SessionEvent::Close`]
+    /// before anything queued (which its guard books back on close).
+    shutdown: bool,
 }
 
 /// One session's inbox; the router holds one end, the session task the
@@ -79,6 +82,9 @@ impl Mailbox {
     /// back.
     pub fn try_recv(&self) -> Option<SessionEvent> {
         let mut q = self.lock();
+        if q.shutdown {
+            return Some(SessionEvent::Close);
+        }
         let ev = q.events.pop_front();
         if q.events.is_empty() && q.events.capacity() > 0 {
             q.events = VecDeque::new();
@@ -96,6 +102,14 @@ impl Mailbox {
         }
     }
 
+    /// Tells the session to end (the proxy is stopping), whatever its
+    /// queue holds: unlike a sent [`SessionEvent::Close`] this cannot find
+    /// the mailbox full.
+    pub fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.notify.notify_one();
+    }
+
     /// Refuses further events and hands back those never read (the
     /// session ended with them waiting).
     pub fn close(&self) -> Vec<SessionEvent> {
@@ -109,6 +123,30 @@ impl Mailbox {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[tokio::test]
+    async fn shutdown_ends_the_session_even_with_a_full_queue() {
+        let m = Arc::new(Mailbox::default());
+        while m.try_send(SessionEvent::Close).is_ok() {}
+        // Read first, though the queue is full; what was queued is still
+        // handed back on close (to be booked).
+        m.shutdown();
+        assert!(matches!(m.recv().await, SessionEvent::Close));
+        assert_eq!(m.close().len(), MAILBOX_CAPACITY);
+        // A waiting session is woken by it.
+        let m = Arc::new(Mailbox::default());
+        let waiter = tokio::spawn({
+            let m = m.clone();
+            async move { m.recv().await }
+        });
+        tokio::task::yield_now().await;
+        m.shutdown();
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert!(matches!(ev, SessionEvent::Close));
+    }
 
     #[tokio::test]
     async fn a_send_before_the_wait_is_not_lost_and_memory_is_given_back() {

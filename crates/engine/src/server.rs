@@ -40,9 +40,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Connections per source IP.
     pub max_per_ip: usize,
-    /// Time to subscribe and authorize.
+    /// Time to subscribe and authorize (checked on the session tick, so
+    /// up to 5 s late).
     pub handshake_timeout: Duration,
-    /// Time without any line before the connection is dropped.
+    /// Time without any line before the connection is dropped (checked
+    /// on the session tick, so up to 5 s late).
     pub idle_timeout: Duration,
     /// Time a write may take before the miner counts as a slow reader.
     pub write_timeout: Duration,
@@ -298,6 +300,8 @@ impl Engine {
                 .instrument(span),
             );
         }
+        // Sessions hear of the shutdown through their mailboxes.
+        self.router.close_all();
         self.tracker.close();
         self.tracker.wait().await;
     }
@@ -340,6 +344,9 @@ impl Engine {
         let mailbox = Arc::new(Mailbox::default());
         let work = Arc::new(crate::router::SessionWork::default());
         let Some(up) = self.router.assign(id, mailbox.clone(), work.clone()) else {
+            if self.cancel.is_cancelled() {
+                return Disconnect::Shutdown;
+            }
             return Disconnect::NoUpstream;
         };
         // Releases the router slot and the session count however the task
@@ -414,21 +421,17 @@ impl Engine {
         };
         let mut jobs = up.jobs.clone();
         jobs.mark_changed();
-        let mut last_line = tokio::time::Instant::now();
-        // Often enough to honour the no-upstream grace within a tick.
-        let mut ticker = tokio::time::interval(
-            Duration::from_secs(5).min(cfg.no_upstream_grace.max(Duration::from_millis(100))),
-        );
+        let mut last_line = Instant::now();
+        // One timer for vardiff, the no-upstream grace and the handshake
+        // and idle deadlines, which it checks: a deadline passes at most a
+        // tick late (5 s, or a quarter of the shortest timeout). A timer of
+        // their own would be ~110 bytes in every connection's task.
+        let mut ticker = tokio::time::interval(tick_period(cfg));
         // Since when the session's upstream has been down (it is moved off
         // at once if another pool is up; otherwise the miner is told).
         let mut down_since: Option<Instant> = None;
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // One timer for the handshake/idle deadline, re-armed only when it
-        // fires early (activity moved the deadline): a fresh timer per line
-        // would cost a timer-wheel insert per share.
-        let handshake_deadline = tokio::time::Instant::from_std(started) + cfg.handshake_timeout;
-        let idle = tokio::time::sleep_until(handshake_deadline);
-        tokio::pin!(idle);
+        let handshake_deadline = started + cfg.handshake_timeout;
         loop {
             tokio::select! {
                 r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
@@ -436,8 +439,8 @@ impl Engine {
                         Ok(0) | Err(_) => return Disconnect::PeerClosed,
                         Ok(_) => {}
                     }
-                    last_line = tokio::time::Instant::now();
                     let now = Instant::now();
+                    last_line = now;
                     if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
                         return d;
                     }
@@ -470,6 +473,13 @@ impl Engine {
                 },
                 _ = ticker.tick() => {
                     let now = Instant::now();
+                    if core.is_ready() {
+                        if now >= last_line + cfg.idle_timeout {
+                            return Disconnect::IdleTimeout;
+                        }
+                    } else if now >= handshake_deadline {
+                        return Disconnect::HandshakeTimeout;
+                    }
                     core.on_tick(now, &mut out);
                     // Down is anything but ready: a pool that keeps
                     // failing spends much of its time "connecting".
@@ -483,15 +493,6 @@ impl Engine {
                         down_since = None;
                     }
                 }
-                _ = &mut idle => {
-                    let deadline = if core.is_ready() { last_line + cfg.idle_timeout } else { handshake_deadline };
-                    if tokio::time::Instant::now() < deadline {
-                        idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    return if core.is_ready() { Disconnect::IdleTimeout } else { Disconnect::HandshakeTimeout };
-                }
-                _ = self.cancel.cancelled() => return Disconnect::Shutdown,
             }
             // Forwards first (a block before anything else), then one write.
             let mut disconnect = None;
@@ -555,6 +556,14 @@ impl Engine {
                 many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
             };
             sends.clear();
+            // A burst (a failover's refusals, a move with its clean job)
+            // must not leave every connection holding its high-water mark.
+            if sends.capacity() > KEPT_OUTPUTS {
+                sends = Vec::new();
+            }
+            if out.capacity() > KEPT_OUTPUTS {
+                out = Vec::new();
+            }
             if let Err(d) = written {
                 return d;
             }
@@ -565,6 +574,21 @@ impl Engine {
             }
         }
     }
+}
+
+/// Outputs a session keeps room for between wake-ups: a share's forward
+/// and reply, a job with its difficulty and mask.
+const KEPT_OUTPUTS: usize = 4;
+
+/// The session tick: vardiff, the no-upstream grace and the handshake and
+/// idle deadlines are checked on it, so it is at most 5 s and a quarter of
+/// the shortest of them (never under 100 ms).
+fn tick_period(cfg: &ServerConfig) -> Duration {
+    let shortest = cfg
+        .no_upstream_grace
+        .min(cfg.handshake_timeout / 4)
+        .min(cfg.idle_timeout / 4);
+    Duration::from_secs(5).min(shortest.max(Duration::from_millis(100)))
 }
 
 /// How a connection's bytes are framed (and, for V2, encrypted).
