@@ -396,7 +396,7 @@ impl Channel {
 
     /// Drops built checkers, oldest first, so that with the one about to
     /// be built for `slot` at most [`LIVE_CHECKERS`] remain.
-    fn retire_checkers(&mut self, slot: usize) {
+    pub(super) fn retire_checkers(&mut self, slot: usize) {
         let mut kept = 1;
         for (i, e) in self.jobs.iter_mut().enumerate().rev() {
             if i == slot || e.checker.is_none() {

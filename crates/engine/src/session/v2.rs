@@ -648,15 +648,22 @@ fn start(
 
 /// The merkle root of a standard channel's job (its extranonce all
 /// prefix and zeros), from the checker its shares will use, built now.
+/// Like a share's, this checker counts against the channel's few built
+/// ones: an older job's is retired, and rebuilt if a share comes for it.
 fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     let en2 = ch.extranonce2_size;
-    let en1 = ch.extranonce1.clone();
-    let entry = ch.jobs.back_mut().filter(|e| e.job.id == job.id)?;
+    let last = ch.jobs.len().checked_sub(1)?;
+    let entry = ch.jobs.get(last).filter(|e| e.job.id == job.id)?;
     if entry.checker.is_none() {
-        let c = ShareChecker::new(job.template.clone(), &en1, en2, entry.target()).ok()?;
-        entry.checker = Some(Box::new(c));
+        let c =
+            ShareChecker::new(job.template.clone(), &ch.extranonce1, en2, entry.target()).ok()?;
+        ch.retire_checkers(last);
+        ch.jobs[last].checker = Some(Box::new(c));
     }
-    entry.checker.as_ref().map(|c| c.merkle_root(&ZEROS[..en2]))
+    ch.jobs[last]
+        .checker
+        .as_ref()
+        .map(|c| c.merkle_root(&ZEROS[..en2]))
 }
 
 /// A job as NewExtendedMiningJob to `channel_id` (encoded once per job;

@@ -633,6 +633,52 @@ fn standard_channels_get_their_own_merkle_root_and_are_checked_header_only() {
     ));
 }
 
+/// A standard channel builds a checker for every job it is sent (its
+/// merkle root comes from it). At most two stay built, as for shares, and
+/// a share on an older job is still checked against the root it was sent.
+#[test]
+fn a_standard_channel_keeps_at_most_two_checkers_built() {
+    let mut r = Rig::new();
+    r.feed(setup(m::setup_flags::REQUIRES_STANDARD_JOBS | 0b100));
+    let (got, _) = r.feed(open_standard(3, "acct.bitaxe"));
+    let Message::OpenStandardMiningChannelSuccess(ok) = &got[0] else {
+        panic!("{got:?}")
+    };
+    let ch = ok.channel_id;
+    let mut sent = Vec::new();
+    for id in 1..=6 {
+        let j = r.job(id, 1, id == 1);
+        let got = r.push(&j);
+        let root = got
+            .iter()
+            .find_map(|m| match m {
+                Message::NewMiningJob(n) if n.channel_id == ch => Some(n.merkle_root),
+                _ => None,
+            })
+            .expect("a job for the channel");
+        sent.push((j, root));
+        let built = r.c.channels[0]
+            .ch
+            .jobs
+            .iter()
+            .filter(|e| e.checker.is_some())
+            .count();
+        assert!(built <= 2, "{built} checkers built after job {id}");
+    }
+    let (j, root) = &sent[0];
+    assert!(r.c.channels[0].ch.jobs[0].checker.is_none(), "retired");
+    let t = Target::from_difficulty(1e-5).unwrap();
+    let mid =
+        sluice_pow::header::HeaderMidstate::from_parts(j.version, j.template.prev_hash(), root);
+    let nonce = (0u32..)
+        .find(|&n| t.is_met_by(&mid.hash(j.ntime, j.template.bits(), n)))
+        .unwrap();
+    r.feed(standard_share(ch, 0, 1, j.ntime, nonce, j.version));
+    assert!(
+        matches!(&r.flush()[..], [Message::SubmitSharesSuccess(s)] if s.new_submits_accepted_count == 1)
+    );
+}
+
 /// Standard channels of a miner that did not ask for standard jobs (a
 /// proxy, say) share one extended job per job on their group channel,
 /// and make each channel's merkle root from it themselves.
