@@ -686,6 +686,50 @@ async fn global_connection_cap_and_idle_timeout_are_enforced() {
     node.cancel.cancel();
 }
 
+/// Stopping ends every session (through its mailbox: sessions hold no
+/// cancellation future of their own), idle or not, and counts it as a
+/// shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_every_session() {
+    let node = launch(base(Mode::Pool, any_port())).await;
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let (mut r, mut w) = raw_session(node.addr).await;
+        w.write_all(format!("{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"a.s{i}\",\"x\"]}}\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut r).await["id"], 1);
+        held.push((r, w));
+    }
+    // One more that never subscribes: it is in the middle of its handshake.
+    let (r, w) = raw_session(node.addr).await;
+    held.push((r, w));
+    wait_for("four sessions", Duration::from_secs(10), || {
+        node.engine.stats.sessions.load(Ordering::Relaxed) == 4
+    })
+    .await;
+    node.cancel.cancel();
+    for (r, _) in &mut held {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+                .await
+                .expect("closed at shutdown")
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    wait_for("shutdowns counted", Duration::from_secs(5), || {
+        node.engine
+            .stats
+            .disconnects(sluice_engine::stats::Disconnect::Shutdown)
+            == 4
+    })
+    .await;
+}
+
 /// Two instances with `listen.reuse_port` on one address: both bind it and
 /// the kernel hands each a share of the miners (how an operator runs more
 /// miners than one process has open files for); a third without it cannot

@@ -31,6 +31,9 @@ pub(crate) fn serve() {
         let next = std::sync::Arc::new(AtomicU32::new(1));
         loop {
             let Ok((s, _)) = listener.accept().await else {
+                // Out of files: back off rather than spin (which would
+                // count as the floor's CPU).
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             let en1 = next.fetch_add(1, Ordering::Relaxed);
@@ -66,20 +69,29 @@ async fn connection(s: tokio::net::TcpStream, en1: u32) {
     }
 }
 
-/// The value after `"key":` up to the next `,`, `}` or `"`.
+/// The value after `"key":`, as its JSON text (a string keeps its
+/// quotes), up to the next `,` or `}`.
 fn field<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let at = line.windows(key.len()).position(|w| w == key)? + key.len();
-    let rest = line[at..].strip_prefix(b"\"").unwrap_or(&line[at..]);
-    let end = rest
-        .iter()
-        .position(|&b| matches!(b, b',' | b'}' | b'"'))
-        .unwrap_or(rest.len());
+    let rest = &line[at..];
+    let rest = &rest[rest.iter().position(|&b| b != b' ' && b != b':')?..];
+    let end = match rest.first() {
+        Some(b'"') => rest[1..].iter().position(|&b| b == b'"')? + 2,
+        _ => rest
+            .iter()
+            .position(|&b| matches!(b, b',' | b'}' | b' '))
+            .unwrap_or(rest.len()),
+    };
     Some(&rest[..end])
 }
 
 fn answer(line: &[u8], en1: u32, out: &mut Vec<u8>) {
-    let id = String::from_utf8_lossy(field(line, b"\"id\":").unwrap_or(b"null")).into_owned();
-    let method = field(line, b"\"method\":").unwrap_or_default();
+    let id = String::from_utf8_lossy(field(line, b"\"id\"").unwrap_or(b"null")).into_owned();
+    let method = field(line, b"\"method\"").unwrap_or_default();
+    let method = method
+        .strip_prefix(b"\"")
+        .and_then(|m| m.strip_suffix(b"\""))
+        .unwrap_or(method);
     let reply = |out: &mut Vec<u8>, result: &str| {
         out.extend_from_slice(
             format!("{{\"id\":{id},\"result\":{result},\"error\":null}}\n").as_bytes(),

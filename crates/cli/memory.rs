@@ -46,8 +46,9 @@ pub fn rss_kib() -> Option<u64> {
 }
 
 /// Trims every `every` until cancelled. The trim runs on a blocking
-/// thread: it locks each arena while it walks it, which must not stall a
-/// worker thread's connections.
+/// thread, so no worker thread's connections wait for the walk itself; a
+/// worker that allocates from an arena while it is walked still waits for
+/// that arena's lock (the debug log gives how long a trim took).
 pub async fn trim_loop(every: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
