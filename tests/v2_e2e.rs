@@ -517,6 +517,39 @@ async fn v2_miners_through_the_proxy_into_a_v1_pool() {
     cancel.cancel();
 }
 
+/// A stop does not wait out a handshake: a client still shaking hands
+/// (not yet in the router, whose mailboxes carry the stop) is cut at once
+/// and counted as a shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_does_not_wait_out_a_handshake() {
+    use sluice_engine::stats::Disconnect;
+    let dir = common::scratch_dir().join("v2-stop-in-handshake");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut cfg, _) = pool_config(&dir);
+    cfg.listen.handshake_timeout_secs = 600;
+    let (_v1, mut running, cancel) = common::serve(&cfg).await;
+    let (listener, identity, _) = running.listener_v2.take().unwrap();
+    let addr = listener.local_addr().unwrap();
+    let engine = running.engine.clone();
+    tokio::spawn(running.engine.clone().serve_v2(listener, identity));
+
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    common::wait_until("the connection accepted", DEADLINE, || {
+        engine.open_connections() == 1
+    })
+    .await;
+    cancel.cancel();
+    let mut rest = Vec::new();
+    let n = timeout(DEADLINE, silent.read_to_end(&mut rest))
+        .await
+        .expect("cut at the stop, not at the handshake timeout");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    common::wait_until("the stop counted", DEADLINE, || {
+        engine.stats.disconnects(Disconnect::Shutdown) == 1
+    })
+    .await;
+}
+
 /// A client that connects and never shakes hands is cut at the handshake
 /// timeout (it never gets a router slot), and a failed handshake is
 /// counted as a protocol error.

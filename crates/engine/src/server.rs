@@ -235,6 +235,11 @@ impl Engine {
         })
     }
 
+    /// Connections held, those still in their handshake included.
+    pub fn open_connections(&self) -> usize {
+        self.per_ip.iter().map(|e| *e.value()).sum()
+    }
+
     /// Accepts Stratum V1 miners until cancelled, then waits for sessions
     /// to close.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
@@ -323,12 +328,17 @@ impl Engine {
                 // Boxed: the handshake's state is needed once, and inline
                 // it would stay in the task's size for the connection's
                 // whole life.
-                match Box::pin(tokio::time::timeout(
+                let shake = Box::pin(tokio::time::timeout(
                     self.server_cfg.handshake_timeout,
                     shake,
-                ))
-                .await
-                {
+                ));
+                // A stop does not wait out a handshake (the session is not
+                // yet in the router, whose mailboxes carry the stop).
+                let shaken = tokio::select! {
+                    r = shake => r,
+                    _ = self.cancel.cancelled() => return Disconnect::Shutdown,
+                };
+                match shaken {
                     Ok(Ok(codec)) => {
                         let (enc, dec) = codec.into_split();
                         Wire::Noise(Box::new((dec, enc)))
