@@ -55,14 +55,8 @@ pub async fn snapshot_loop(
     interval: Duration,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return,
-        }
+    let mut every = crate::every::Every::new(interval, false, cancel);
+    while every.next().await {
         let books = books.clone();
         let store = store.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -210,14 +204,9 @@ async fn poll_feed(
         ))
         .build()
         .into();
-    let mut tick = tokio::time::interval(feed.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = crate::every::Every::new(feed.interval, true, cancel);
     let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return,
-        }
+    while every.next().await {
         let (agent, url, pointer, parse) = (
             agent.clone(),
             feed.url.clone(),

@@ -11,6 +11,7 @@
 //! - [`advise`]: `sluice advise`, the curtailment advice as text.
 //! - [`routing`]: `sluice routing`, the routing report as a table.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
+//! - [`every`]: the clock of the periodic tasks.
 //! - [`memory`]: freed heap given back to the OS once a minute.
 
 pub mod advise;
@@ -18,6 +19,7 @@ pub mod bench_hash;
 pub mod books;
 pub mod config;
 pub mod core_source;
+pub mod every;
 pub mod keys;
 pub mod ledger;
 pub mod load;

@@ -50,15 +50,8 @@ pub fn rss_kib() -> Option<u64> {
 /// worker that allocates from an arena while it is walked still waits for
 /// that arena's lock (the debug log gives how long a trim took).
 pub async fn trim_loop(every: Duration, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is immediate: nothing to give back yet.
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = cancel.cancelled() => return,
-        }
+    let mut every = crate::every::Every::new(every, false, cancel);
+    while every.next().await {
         let before = rss_kib();
         let started = Instant::now();
         let Ok(released) = tokio::task::spawn_blocking(trim).await else {
