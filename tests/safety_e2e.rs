@@ -110,12 +110,7 @@ async fn up(node: &Node) {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    sluice::memory::rss_kib().unwrap_or(0)
 }
 
 /// Work conservation through `sluice proxy` into sluice's pool node, for

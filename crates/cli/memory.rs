@@ -38,11 +38,17 @@ pub fn trim() -> bool {
     false
 }
 
-/// The process's resident memory in KiB (Linux), for the trim's log line.
+/// This process's resident memory in KiB (Linux).
 pub fn rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    rss_kib_of("self")
+}
+
+/// A process's resident memory in KiB (Linux): `pid` is a process id, or
+/// `self`.
+pub fn rss_kib_of(pid: impl std::fmt::Display) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    kib.split_whitespace().next()?.parse().ok()
 }
 
 /// Trims every `every` until cancelled. The trim runs on a blocking
