@@ -23,11 +23,6 @@ use crate::target::{Target, TargetError, hash_difficulty};
 /// allow 32 bytes of extranonce in total).
 pub const MAX_EXTRANONCE2: usize = 32;
 
-/// Recently seen extranonce2 values whose merkle roots are kept. ASICs roll
-/// version and nonce for many shares before they change extranonce2; a few
-/// slots also absorb a miner alternating between chips.
-const CACHE_SLOTS: usize = 4;
-
 /// Why a share could not be checked (protocol-level validation such as
 /// stale jobs and ntime windows belongs to the caller).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +135,7 @@ pub struct ShareResult {
 
 #[derive(Clone, Copy)]
 struct CacheEntry {
-    /// False for an empty slot.
+    /// False until the first share.
     used: bool,
     /// The extranonce2, zero-padded: a fixed-size compare, no `bcmp` call
     /// (all entries of one checker share one length).
@@ -165,8 +160,15 @@ pub struct ShareChecker {
     prefix: CoinbasePrefix,
     extranonce2_len: usize,
     share_target: Target,
-    cache: [CacheEntry; CACHE_SLOTS],
-    next_slot: usize,
+    /// The merkle root of the last extranonce2 seen. A miner rolls
+    /// version and nonce for many shares before it changes extranonce2,
+    /// and once it has moved on it does not go back: one entry catches
+    /// every repeat. More would only help shares so frequent that several
+    /// extranonce2 values interleave; at a production share rate (one
+    /// every few seconds) an extranonce2 rarely sees two shares at all,
+    /// and each entry costs ~110 bytes in every checker a connection
+    /// keeps.
+    cache: CacheEntry,
 }
 
 impl std::fmt::Debug for ShareChecker {
@@ -196,8 +198,7 @@ impl ShareChecker {
             prefix,
             extranonce2_len,
             share_target,
-            cache: [EMPTY; CACHE_SLOTS],
-            next_slot: 0,
+            cache: EMPTY,
         })
     }
 
@@ -234,8 +235,8 @@ impl ShareChecker {
                 got: s.extranonce2.len(),
             });
         }
-        let slot = self.slot_for(s.extranonce2);
-        let entry = &mut self.cache[slot];
+        self.load(s.extranonce2);
+        let entry = &mut self.cache;
         if let Some((v, mid)) = entry.midstate
             && v == s.version
         {
@@ -284,34 +285,32 @@ impl ShareChecker {
             + 3
     }
 
-    /// Caller guarantees `extranonce2.len() == self.extranonce2_len`.
+    /// Makes the cache hold `extranonce2`'s merkle root. Caller
+    /// guarantees `extranonce2.len() == self.extranonce2_len`.
     #[inline]
-    fn slot_for(&mut self, extranonce2: &[u8]) -> usize {
+    fn load(&mut self, extranonce2: &[u8]) {
         let len = extranonce2.len();
-        for (i, e) in self.cache.iter().enumerate() {
-            // A byte loop the compiler unrolls, rather than a `bcmp` call
-            // or a padded copy whose narrow stores a wide compare would
-            // have to wait for.
-            if e.used
-                && e.extranonce2[..len]
-                    .iter()
-                    .zip(extranonce2)
-                    .all(|(a, b)| a == b)
-            {
-                return i;
-            }
+        let e = &self.cache;
+        // A byte loop the compiler unrolls, rather than a `bcmp` call or a
+        // padded copy whose narrow stores a wide compare would have to
+        // wait for.
+        if e.used
+            && e.extranonce2[..len]
+                .iter()
+                .zip(extranonce2)
+                .all(|(a, b)| a == b)
+        {
+            return;
         }
         let mut key = [0u8; MAX_EXTRANONCE2];
         key[..len].copy_from_slice(extranonce2);
-        let slot = self.next_slot;
-        self.next_slot = (slot + 1) % CACHE_SLOTS;
         let root = self.merkle_root(extranonce2);
-        let e = &mut self.cache[slot];
-        e.used = true;
-        e.extranonce2 = key;
-        e.merkle_root = root;
-        e.midstate = None;
-        slot
+        self.cache = CacheEntry {
+            used: true,
+            extranonce2: key,
+            merkle_root: root,
+            midstate: None,
+        };
     }
 }
 
@@ -354,7 +353,7 @@ mod tests {
         let job = job();
         let en1 = [1, 2, 3, 4];
         let mut c = ShareChecker::new(job.clone(), &en1, 4, DIFF1).unwrap();
-        // Cycle through more extranonce2 values than slots, rolling version
+        // Cycle through extranonce2 values, rolling version
         // and nonce, revisiting old ones: every path must give the same hash.
         for round in 0..3u32 {
             for e in 0..6u8 {
@@ -372,6 +371,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_checker_fits_the_per_connection_budget() {
+        // A connection keeps two built (a 4 KiB budget for everything it
+        // holds): each cached merkle root costs ~110 bytes of it.
+        assert!(
+            size_of::<ShareChecker>() <= 320,
+            "{} bytes",
+            size_of::<ShareChecker>()
+        );
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! one per open channel. The core check lives here: a decoded [`Share`]
 //! against a live job gives a [`ShareForward`] or a reason.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,35 +12,18 @@ use sluice_books::JobValue;
 use sluice_pow::version::RollingRule;
 use sluice_pow::{ShareChecker, Submission, Target};
 
+use super::seen::Seen;
 use super::{SessionConfig, SessionId};
 use crate::job::{Extranonce, Job, ShareForward, UpstreamId};
 use crate::stats::Reject;
 use crate::vardiff::Vardiff;
-
-/// A hasher for keys that are already uniformly random (hash prefixes).
-#[derive(Default)]
-pub(super) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
 /// How long after a raised target shares at the target before it are
 /// still taken: a round trip and a miner's pipeline, with room to spare.
 pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 
 /// Share checkers a channel keeps built: the job the miner works on and
-/// the one before (late shares after a new job). A checker is ~620 bytes
+/// the one before (late shares after a new job). A checker is ~280 bytes
 /// and a channel remembers up to `max_jobs` jobs; a share on an older job
 /// (rare) rebuilds its checker, a few SHA-256 compressions.
 const LIVE_CHECKERS: usize = 2;
@@ -55,8 +37,9 @@ pub(super) struct JobEntry {
     /// a slow miner never see a share and a session keeps several jobs
     /// (inline it would cost ~700 bytes per job per connection).
     pub(super) checker: Option<Box<ShareChecker>>,
-    /// First 8 bytes of accepted hashes: a resubmitted share hashes alike.
-    pub(super) seen: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// Its hashes' tag in the channel's duplicate set, unique among the
+    /// live jobs.
+    pub(super) tag: u8,
     /// Set when the job's upstream failed or a clean job superseded it.
     pub(super) stale: bool,
     /// Version bits the miner may roll on this job (what it was told).
@@ -156,6 +139,9 @@ pub(super) struct Channel {
     /// shares found before the miner heard of the change are its work.
     pub(super) grace: Option<(f64, Instant)>,
     pub(super) jobs: VecDeque<JobEntry>,
+    /// Accepted hashes of the live jobs (a resubmitted share hashes
+    /// alike).
+    pub(super) seen: Seen,
     pub(super) latest: Option<Arc<Job>>,
     /// The next job sent must be clean (first job, or first after moving
     /// upstream).
@@ -214,6 +200,7 @@ impl Channel {
             sent_difficulty: None,
             grace: None,
             jobs: VecDeque::new(),
+            seen: Seen::default(),
             latest: None,
             force_clean: true,
             last_value: (None, JobValue::default()),
@@ -373,7 +360,7 @@ impl Channel {
         if !r.meets_network_target && !entry.job.links.up.load(Ordering::Acquire) {
             return Err((Reject::NoUpstream, d));
         }
-        if !entry.seen.insert(seen_key(&r.hash)) {
+        if !self.seen.insert(entry.tag, &r.hash) {
             return Err((Reject::Duplicate, d));
         }
         let extranonce2 = Extranonce::from_parts(&[&self.extranonce1, share.extranonce])
@@ -509,15 +496,21 @@ impl Channel {
             self.jobs.push_back(e);
             return Some(started);
         }
-        if self.jobs.len() >= max_jobs {
-            self.jobs.pop_front();
+        // Tags are unique among the live jobs, so at most 256 of them.
+        while self.jobs.len() >= max_jobs.clamp(1, 256) {
+            if let Some(old) = self.jobs.pop_front() {
+                self.seen.forget(old.tag);
+            }
         }
+        let tag = (0..=u8::MAX)
+            .find(|t| self.jobs.iter().all(|e| e.tag != *t))
+            .unwrap_or(0);
         let pool_mask = job.version_mask;
         self.jobs.push_back(JobEntry {
             job,
             difficulty: d,
             checker: None,
-            seen: HashSet::default(),
+            tag,
             stale: false,
             mask,
             pool_mask,
@@ -650,8 +643,8 @@ impl Channel {
     /// Forgets an accepted hash (the share was refused after all, for want
     /// of room upstream: the same share again is no duplicate).
     pub(super) fn unsee(&mut self, job: u64, hash: &[u8; 32]) {
-        if let Some(e) = self.jobs.iter_mut().find(|e| e.job.id == job) {
-            e.seen.remove(&seen_key(hash));
+        if let Some(e) = self.jobs.iter().find(|e| e.job.id == job) {
+            self.seen.remove(e.tag, hash);
         }
     }
 }
@@ -660,13 +653,6 @@ impl Channel {
 /// `forward` seconds.
 pub(super) fn in_ntime_window(job: u32, ntime: u32, forward: u32) -> bool {
     ntime >= job && ntime - job <= forward
-}
-
-/// A share's key in its job's duplicate set: the hash's first 8 bytes.
-pub(super) fn seen_key(hash: &[u8; 32]) -> u64 {
-    u64::from_le_bytes([
-        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
-    ])
 }
 
 #[cfg(test)]

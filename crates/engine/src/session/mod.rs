@@ -12,8 +12,9 @@
 //!
 //! Share path: fast submit parse → job lookup (stale by clean-job epoch) →
 //! field checks → [`ShareChecker`] (midstates, cached merkle roots) →
-//! target → duplicate → forward (blocks first) → reply. No lock, and no
-//! allocation beyond the duplicate set's growth.
+//! target → duplicate ([`seen`](self), one set per channel) → forward
+//! (blocks first) → reply. No lock, and no allocation beyond the
+//! duplicate set's growth.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ use crate::vardiff::VardiffConfig;
 
 mod channel;
 mod conn;
+mod seen;
 mod v1;
 mod v2;
 
