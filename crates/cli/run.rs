@@ -408,6 +408,7 @@ pub async fn start(cfg: &Config, cancel: CancellationToken) -> anyhow::Result<Ru
         block_log.clone(),
     );
     tokio::spawn(crate::memory::trim_loop(
+        crate::memory::TRIM_CHECK,
         crate::memory::TRIM_INTERVAL,
         cancel.clone(),
     ));
