@@ -18,6 +18,8 @@
 //!   runs the policy and sets the router's split; its report.
 //! - [`connect`]: connectors that open remote and local upstreams.
 //! - [`server`]: the listener, limits, and the per-connection task.
+//! - `scratch`: the read buffer and output vectors a worker thread lends
+//!   its connections for a wake-up.
 //! - [`stats`]: reject and disconnect reasons, engine counters.
 
 pub mod blocks;
@@ -30,6 +32,7 @@ pub mod mailbox;
 pub mod policy;
 pub mod router;
 pub mod routing;
+mod scratch;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -26,6 +26,7 @@ use crate::extranonce::Geometry;
 use crate::limits::{NameQuota, Prefixes};
 use crate::mailbox::Mailbox;
 use crate::router::{Router, SessionEvent};
+use crate::scratch::{self, poll_read_into};
 use crate::session::{Output, Session, SessionConfig, V2Conn};
 use crate::stats::{Disconnect, Stats};
 use sluice_sv1::{LineCodec, LineError};
@@ -99,43 +100,6 @@ async fn write_bounded(
         Ok(Err(_)) => Err(Disconnect::Io),
         Err(_) => Err(Disconnect::SlowReader),
     }
-}
-
-/// Largest read into a worker thread's scratch buffer: several shares, a
-/// V2 frame of the usual sizes, or a good part of a long line.
-const SCRATCH_LEN: usize = 16 * 1024;
-
-thread_local! {
-    /// Each runtime thread's read buffer, shared by the connections it
-    /// polls (a read is taken out of it before the poll returns).
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0u8; SCRATCH_LEN].into_boxed_slice());
-}
-
-/// Reads what the socket has, through the thread's scratch buffer, and
-/// appends it to `buf`; `Ok(0)` is the peer closing.
-///
-/// Why not `read_buf(buf)`: a connection would hold a read buffer of its
-/// own while it waits (most of its life), and a buffer with little room
-/// left takes a line in two reads (two syscalls for one share). Read
-/// here, the socket is drained in one call (a short read tells tokio it is
-/// empty), and `buf` holds only what the lines did not use.
-fn poll_read_into(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    cx: &mut std::task::Context<'_>,
-    buf: &mut BytesMut,
-) -> std::task::Poll<std::io::Result<usize>> {
-    SCRATCH.with_borrow_mut(|scratch| {
-        let mut rb = tokio::io::ReadBuf::new(scratch);
-        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(rd), cx, &mut rb) {
-            std::task::Poll::Ready(Ok(())) => {
-                buf.extend_from_slice(rb.filled());
-                std::task::Poll::Ready(Ok(rb.filled().len()))
-            }
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    })
 }
 
 /// Gives back a per-IP slot however the task ends.
@@ -388,6 +352,8 @@ impl Engine {
         // line, a partial frame); empty, it holds no memory (see
         // `poll_read_into`).
         let mut buf = BytesMut::new();
+        // Borrowed from the thread for each wake-up (`scratch`): empty
+        // between them, they hold no memory.
         let mut sends: Vec<bytes::Bytes> = Vec::new();
         let mut out: Vec<Output> = Vec::new();
         // Encrypted frames on their way out (V2).
@@ -451,6 +417,7 @@ impl Engine {
                     }
                     let now = Instant::now();
                     last_line = now;
+                    out = scratch::take_outputs();
                     if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
                         return d;
                     }
@@ -467,6 +434,7 @@ impl Engine {
                     }
                     let job = jobs.borrow_and_update().clone();
                     if let Some(job) = job {
+                        out = scratch::take_outputs();
                         core.on_job(job, Instant::now(), &mut out);
                     }
                 }
@@ -490,6 +458,7 @@ impl Engine {
                     } else if now >= handshake_deadline {
                         return Disconnect::HandshakeTimeout;
                     }
+                    out = scratch::take_outputs();
                     core.on_tick(now, &mut out);
                     // Down is anything but ready: a pool that keeps
                     // failing spends much of its time "connecting".
@@ -506,6 +475,9 @@ impl Engine {
             }
             // Forwards first (a block before anything else), then one write.
             let mut disconnect = None;
+            if !out.is_empty() {
+                sends = scratch::take_sends();
+            }
             for o in out.drain(..) {
                 match o {
                     Output::Send(b) => sends.push(b),
@@ -565,15 +537,8 @@ impl Engine {
                 // more than an allocation every few seconds.
                 many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
             };
-            sends.clear();
-            // A burst (a failover's refusals, a move with its clean job)
-            // must not leave every connection holding its high-water mark.
-            if sends.capacity() > KEPT_OUTPUTS {
-                sends = Vec::new();
-            }
-            if out.capacity() > KEPT_OUTPUTS {
-                out = Vec::new();
-            }
+            scratch::give_sends(std::mem::take(&mut sends));
+            scratch::give_outputs(std::mem::take(&mut out));
             if let Err(d) = written {
                 return d;
             }
@@ -585,10 +550,6 @@ impl Engine {
         }
     }
 }
-
-/// Outputs a session keeps room for between wake-ups: a share's forward
-/// and reply, a job with its difficulty and mask.
-const KEPT_OUTPUTS: usize = 4;
 
 /// The session tick: vardiff, the no-upstream grace and the handshake and
 /// idle deadlines are checked on it, so it is at most 5 s and a quarter of

@@ -1,10 +1,11 @@
 //! A channel's duplicate set: the shares it accepted on its live jobs,
-//! in one table.
+//! in one place.
 //!
-//! A set per job costs a table per job (eight remembered jobs, most with a
-//! handful of shares, each table with its own allocation and slack); one
-//! table for the channel holds the same keys in about a third of that.
-//! Each key carries its job's tag, so a job's keys go when the job does.
+//! A set per job cost a hash table per job: eight remembered jobs, most
+//! with a handful of shares, each table with its own allocation and
+//! slack. One list for the channel holds the same keys in about their own
+//! size (8 bytes each); a channel with many shares gets a table. Each key
+//! carries its job's tag, so a job's keys go when the job does.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,39 +30,95 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// Accepted shares of a channel's live jobs, by hash.
+/// Keys a channel keeps in a plain list before it builds a table: a
+/// scan of 64 keys is a few dozen nanoseconds, and at a production share
+/// rate (a share every few seconds, eight jobs of ~30 s) a channel holds
+/// about fifty. A hash table of that many would take twice the memory
+/// (its buckets are sized in powers of two at most 7/8 full) and grows to
+/// four times when a lucky minute pushes it over.
+const FEW: usize = 64;
+
+/// Accepted shares of a channel's live jobs, by hash: a list while they
+/// are few, a table when a miner at a tiny difficulty sends many.
 #[derive(Default)]
 pub(super) struct Seen {
-    keys: HashSet<u64, BuildHasherDefault<KeyHasher>>,
+    few: Vec<u64>,
+    /// Boxed: 8 bytes in every channel instead of 32, for a table few
+    /// channels ever build.
+    #[allow(clippy::box_collection)]
+    many: Option<Box<HashSet<u64, BuildHasherDefault<KeyHasher>>>>,
 }
 
 impl Seen {
     /// Records an accepted hash for the job tagged `tag`; false when it
     /// was already there (a duplicate).
     pub(super) fn insert(&mut self, tag: u8, hash: &[u8; 32]) -> bool {
-        self.keys.insert(key(tag, hash))
+        let k = key(tag, hash);
+        if let Some(many) = self.many.as_mut() {
+            return many.insert(k);
+        }
+        if self.few.contains(&k) {
+            return false;
+        }
+        if self.few.len() < FEW {
+            // Eight at a time: the list stays within a few keys of what
+            // it holds.
+            if self.few.len() == self.few.capacity() {
+                self.few.reserve_exact(8);
+            }
+            self.few.push(k);
+            return true;
+        }
+        let mut many: HashSet<u64, BuildHasherDefault<KeyHasher>> =
+            HashSet::with_capacity_and_hasher(4 * FEW, BuildHasherDefault::default());
+        many.extend(self.few.drain(..));
+        many.insert(k);
+        self.few = Vec::new();
+        self.many = Some(Box::new(many));
+        true
     }
 
     /// Forgets a hash (its share was refused after all).
     pub(super) fn remove(&mut self, tag: u8, hash: &[u8; 32]) {
-        self.keys.remove(&key(tag, hash));
+        let k = key(tag, hash);
+        match self.many.as_mut() {
+            Some(many) => {
+                many.remove(&k);
+            }
+            None => self.few.retain(|&x| x != k),
+        }
     }
 
     /// Forgets every hash of the job tagged `tag` (it is no longer live,
     /// and the tag may be given to another job).
     pub(super) fn forget(&mut self, tag: u8) {
-        self.keys.retain(|&k| (k >> 56) as u8 != tag);
-        // A burst of shares (a miner at a tiny difficulty) must not keep
-        // its table for the connection's life.
-        if self.keys.capacity() > 4 * self.keys.len().max(16) {
-            self.keys.shrink_to_fit();
+        let of_job = |k: &u64| (*k >> 56) as u8 == tag;
+        let Some(many) = self.many.as_mut() else {
+            self.few.retain(|k| !of_job(k));
+            if self.few.capacity() > self.few.len() + 16 {
+                self.few.shrink_to(self.few.len() + 8);
+            }
+            return;
+        };
+        many.retain(|k| !of_job(k));
+        // Back to a list once the burst's jobs are gone: the table is not
+        // kept for the connection's life.
+        if many.len() <= FEW / 2 {
+            self.few = many.iter().copied().collect();
+            self.many = None;
         }
     }
 
     /// Hashes held.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.keys.len()
+        self.many.as_ref().map_or(self.few.len(), |m| m.len())
+    }
+
+    /// Bytes its keys take on the heap.
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        8 * self.few.capacity() + self.many.as_ref().map_or(0, |m| 9 * m.capacity())
     }
 }
 
@@ -99,21 +156,41 @@ mod tests {
 
     #[test]
     fn forgetting_a_job_drops_its_hashes_and_no_other() {
+        // Few enough for the list, and enough for the table.
+        for n in [60u64, 1000] {
+            let mut s = Seen::default();
+            for i in 0..n {
+                assert!(s.insert((i % 3) as u8, &hash(i)));
+                assert!(!s.insert((i % 3) as u8, &hash(i)), "{n}: {i} again");
+            }
+            s.forget(1);
+            assert_eq!(s.len() as u64, (0..n).filter(|i| i % 3 != 1).count() as u64);
+            for i in 0..n {
+                let tag = (i % 3) as u8;
+                assert_eq!(s.insert(tag, &hash(i)), tag == 1, "{n}: hash {i}");
+            }
+            s.forget(0);
+            s.forget(1);
+            s.forget(2);
+            assert_eq!(s.len(), 0);
+            // A burst's table is given back once its jobs go.
+            assert!(s.heap_bytes() <= 8 * 24, "{n}: {} bytes", s.heap_bytes());
+        }
+    }
+
+    #[test]
+    fn a_production_channel_holds_its_keys_in_about_their_own_size() {
+        // Eight jobs of six shares: 48 keys of 8 bytes.
         let mut s = Seen::default();
-        for i in 0..1000 {
-            assert!(s.insert((i % 3) as u8, &hash(i)));
+        for i in 0..48u64 {
+            assert!(s.insert((i / 6) as u8, &hash(i)));
         }
-        s.forget(1);
-        assert_eq!(s.len(), 1000 - 333);
-        for i in 0..1000 {
-            let tag = (i % 3) as u8;
-            assert_eq!(s.insert(tag, &hash(i)), tag == 1, "hash {i}");
-        }
-        // A burst's table is given back once its jobs go.
+        assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
+        // One job goes, the next comes: no growth.
         s.forget(0);
-        s.forget(1);
-        s.forget(2);
-        assert_eq!(s.len(), 0);
-        assert!(s.keys.capacity() < 100, "{}", s.keys.capacity());
+        for i in 48..54u64 {
+            assert!(s.insert(8, &hash(i)));
+        }
+        assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
     }
 }
