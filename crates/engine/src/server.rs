@@ -258,6 +258,7 @@ impl Engine {
                 ip,
             };
             let v2 = v2.clone();
+
             self.tracker.spawn(
                 async move {
                     let reason = me.clone().session(id, stream, peer, v2).await;

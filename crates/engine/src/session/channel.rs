@@ -497,7 +497,13 @@ impl Channel {
             return Some(started);
         }
         // Tags are unique among the live jobs, so at most 256 of them.
-        while self.jobs.len() >= max_jobs.clamp(1, 256) {
+        let max_jobs = max_jobs.clamp(1, 256);
+        // Room for them all at once: grown by doubling, the ring would
+        // reallocate on its way there and could end with room to spare.
+        if self.jobs.capacity() == 0 {
+            self.jobs.reserve_exact(max_jobs);
+        }
+        while self.jobs.len() >= max_jobs {
             if let Some(old) = self.jobs.pop_front() {
                 self.seen.forget(old.tag);
             }

@@ -30,13 +30,13 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// Keys a channel keeps in a plain list before it builds a table: a
-/// scan of 64 keys is a few dozen nanoseconds, and at a production share
-/// rate (a share every few seconds, eight jobs of ~30 s) a channel holds
-/// about fifty. A hash table of that many would take twice the memory
-/// (its buckets are sized in powers of two at most 7/8 full) and grows to
-/// four times when a lucky minute pushes it over.
-const FEW: usize = 64;
+/// Keys a channel keeps in a plain list before it builds a table. At a
+/// production share rate (a share every ~5 s, eight jobs of ~30 s) a
+/// channel holds about fifty, and a lucky few minutes well over sixty; a
+/// table of that many would take twice the memory (its buckets come in
+/// powers of two, at most 7/8 full) and four times once a lucky minute
+/// pushes it over. A scan of 128 keys (1 KiB) is a few dozen nanoseconds.
+const FEW: usize = 128;
 
 /// Accepted shares of a channel's live jobs, by hash: a list while they
 /// are few, a table when a miner at a tiny difficulty sends many.
@@ -70,7 +70,7 @@ impl Seen {
             return true;
         }
         let mut many: HashSet<u64, BuildHasherDefault<KeyHasher>> =
-            HashSet::with_capacity_and_hasher(4 * FEW, BuildHasherDefault::default());
+            HashSet::with_capacity_and_hasher(2 * FEW, BuildHasherDefault::default());
         many.extend(self.few.drain(..));
         many.insert(k);
         self.few = Vec::new();
@@ -192,5 +192,11 @@ mod tests {
             assert!(s.insert(8, &hash(i)));
         }
         assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
+        // A lucky few minutes (twice the usual shares) stay in the list.
+        for i in 54..102u64 {
+            assert!(s.insert(9, &hash(i)));
+        }
+        assert!(s.many.is_none());
+        assert!(s.heap_bytes() <= 8 * 104, "{} bytes", s.heap_bytes());
     }
 }
