@@ -6,7 +6,7 @@
 //! connection runs in its own task with a tracing span; nothing on the
 //! share path takes a lock.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -115,6 +115,13 @@ impl Drop for IpGuard {
             *n == 0
         });
     }
+}
+
+/// What a connection holds from its accept to its end: a place in its
+/// address's count and a connection permit.
+struct Admission {
+    ip: IpGuard,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Undoes a session's registrations when its task ends (the session core
@@ -250,25 +257,21 @@ impl Engine {
                 }
                 *n += 1;
             }
-            let me = self.clone();
             let id = self.next_session.fetch_add(1, Ordering::Relaxed);
             let span = tracing::info_span!("session", id, %peer);
-            let ip_guard = IpGuard {
-                engine: self.clone(),
-                ip,
+            let admission = Admission {
+                ip: IpGuard {
+                    engine: self.clone(),
+                    ip,
+                },
+                _permit: permit,
             };
-            let v2 = v2.clone();
-
-            self.tracker.spawn(
-                async move {
-                    let reason = me.clone().session(id, stream, peer, v2).await;
-                    me.stats.disconnect(reason);
-                    tracing::debug!(reason = reason.label(), "session closed");
-                    drop(ip_guard);
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            let fut = self
+                .clone()
+                .connection(id, stream, v2.clone(), admission)
+                .instrument(span); //PROBE
+            eprintln!("PROBE task {}", std::mem::size_of_val(&fut)); //PROBE
+            self.tracker.spawn(fut); //PROBE
         }
         // Sessions hear of the shutdown through their mailboxes.
         self.router.close_all();
@@ -276,278 +279,306 @@ impl Engine {
         self.tracker.wait().await;
     }
 
-    async fn session(
+    /// A connection from accept to its end, in one function: its task's
+    /// future holds each of its parts once (a call into another async
+    /// function would keep the caller's arguments beside the callee's
+    /// copies for the connection's whole life, some 250 bytes of every
+    /// connection's task).
+    /// A V2 miner's Noise handshake, within the handshake deadline (the
+    /// one subscribe/authorize has in V1).
+    async fn handshake(
+        &self,
+        stream: &mut TcpStream,
+        identity: &ResponderConfig,
+    ) -> Result<Wire, Disconnect> {
+        let shake = sluice_sv2::codec::accept(stream, identity, DEFAULT_MAX_PAYLOAD);
+        let shake = tokio::time::timeout(self.server_cfg.handshake_timeout, shake);
+        // A stop does not wait out a handshake (the session is not yet in
+        // the router, whose mailboxes carry the stop).
+        let shaken = tokio::select! {
+            r = shake => r,
+            _ = self.cancel.cancelled() => return Err(Disconnect::Shutdown),
+        };
+        match shaken {
+            Ok(Ok(codec)) => {
+                let (enc, dec) = codec.into_split();
+                Ok(Wire::Noise(Box::new((dec, enc, BytesMut::new()))))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "noise handshake failed");
+                Err(Disconnect::Protocol)
+            }
+            Err(_) => Err(Disconnect::HandshakeTimeout),
+        }
+    }
+
+    fn connection(
         self: Arc<Self>,
         id: u64,
         mut stream: TcpStream,
-        peer: SocketAddr,
         v2: Option<Arc<ResponderConfig>>,
-    ) -> Disconnect {
-        let _ = stream.set_nodelay(true);
-        // A V2 miner shakes hands before it takes a router slot; the
-        // handshake deadline is the one subscribe/authorize has in V1.
-        let wire = match v2 {
-            None => Wire::Lines(LineCodec::new(self.server_cfg.max_line)),
-            Some(identity) => {
-                let shake = sluice_sv2::codec::accept(&mut stream, &identity, DEFAULT_MAX_PAYLOAD);
-                // Boxed: the handshake's state is needed once, and inline
-                // it would stay in the task's size for the connection's
-                // whole life.
-                let shake = Box::pin(tokio::time::timeout(
-                    self.server_cfg.handshake_timeout,
-                    shake,
-                ));
-                // A stop does not wait out a handshake (the session is not
-                // yet in the router, whose mailboxes carry the stop).
-                let shaken = tokio::select! {
-                    r = shake => r,
-                    _ = self.cancel.cancelled() => return Disconnect::Shutdown,
+        admission: Admission,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        // A block, not an `async fn`: an async fn's future keeps each
+        // argument twice (as passed, and as the binding moved from it),
+        // 120 bytes of every connection's task for its whole life.
+        let this = self;
+        async move {
+            let reason = 'conn: {
+                let _ = stream.set_nodelay(true);
+                // A V2 miner shakes hands before it takes a router slot; the
+                // handshake deadline is the one subscribe/authorize has in V1.
+                let mut wire = match v2 {
+                    None => Wire::Lines(LineCodec::new(this.server_cfg.max_line)),
+                    // Boxed: the handshake's state is needed once, and
+                    // inline it would stay in the task's size for the
+                    // connection's whole life.
+                    Some(identity) => {
+                        match Box::pin(this.handshake(&mut stream, &identity)).await {
+                            Ok(wire) => wire,
+                            Err(d) => break 'conn d,
+                        }
+                    }
                 };
-                match shaken {
-                    Ok(Ok(codec)) => {
-                        let (enc, dec) = codec.into_split();
-                        Wire::Noise(Box::new((dec, enc)))
+                let mailbox = Arc::new(Mailbox::default());
+                let work = Arc::new(crate::router::SessionWork::default());
+                let Some(mut up) = this.router.assign(id, mailbox.clone(), work.clone()) else {
+                    if this.cancel.is_cancelled() {
+                        break 'conn Disconnect::Shutdown;
                     }
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "noise handshake failed");
-                        return Disconnect::Protocol;
-                    }
-                    Err(_) => return Disconnect::HandshakeTimeout,
-                }
-            }
-        };
-        let mailbox = Arc::new(Mailbox::default());
-        let work = Arc::new(crate::router::SessionWork::default());
-        let Some(up) = self.router.assign(id, mailbox.clone(), work.clone()) else {
-            if self.cancel.is_cancelled() {
-                return Disconnect::Shutdown;
-            }
-            return Disconnect::NoUpstream;
-        };
-        // Releases the router slot and the session count however the task
-        // ends — a panic included.
-        let _guard = SessionGuard {
-            engine: self.clone(),
-            id,
-            mailbox: mailbox.clone(),
-        };
-        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%peer, upstream = up.id, "session assigned");
-        self.session_loop(id, stream, wire, up, &mailbox, work)
-            .await
-    }
-
-    async fn session_loop(
-        &self,
-        id: u64,
-        stream: TcpStream,
-        mut wire: Wire,
-        mut up: Arc<crate::upstream::UpstreamHandle>,
-        events: &Mailbox,
-        work: Arc<crate::router::SessionWork>,
-    ) -> Disconnect {
-        let cfg = &self.server_cfg;
-        let peer = stream.peer_addr().ok();
-        let (mut rd, mut wr) = stream.into_split();
-        // Only what a read brought and the lines did not use up (a partial
-        // line, a partial frame); empty, it holds no memory (see
-        // `poll_read_into`).
-        let mut buf = BytesMut::new();
-        // Borrowed from the thread for each wake-up (`scratch`): empty
-        // between them, they hold no memory.
-        let mut sends: Vec<bytes::Bytes> = Vec::new();
-        let mut out: Vec<Output> = Vec::new();
-        // Encrypted frames on their way out (V2).
-        let mut nbuf = BytesMut::new();
-        let started = Instant::now();
-        let mut core = match wire {
-            Wire::Lines(_) => {
-                let mut c = Session::new(
+                    break 'conn Disconnect::NoUpstream;
+                };
+                // Releases the router slot and the session count however the task
+                // ends — a panic included.
+                let _guard = SessionGuard {
+                    engine: this.clone(),
                     id,
-                    self.session_cfg.clone(),
-                    self.stats.clone(),
-                    Vec::new(),
-                    self.geometry.downstream_len,
-                    started,
-                )
-                .with_prefixes(self.prefixes.clone());
-                if let Some(p) = peer {
-                    c = c.with_name_quota(self.names.clone(), p.ip());
-                }
-                if let Some(b) = &self.books {
-                    c = c.with_books(b.clone(), peer.map(|p| p.ip()));
-                }
-                Conn::V1(Box::new(c))
-            }
-            Wire::Noise(_) => {
-                let mut c = V2Conn::new(
-                    id,
-                    self.session_cfg.clone(),
-                    self.stats.clone(),
-                    self.prefixes.clone(),
-                    self.geometry.downstream_len,
-                );
-                if let Some(p) = peer {
-                    c = c.with_name_quota(self.names.clone(), p.ip());
-                }
-                if let Some(b) = &self.books {
-                    c = c.with_books(b.clone(), peer.map(|p| p.ip()));
-                }
-                Conn::V2(Box::new(c))
-            }
-        };
-        let mut jobs = up.jobs.clone();
-        jobs.mark_changed();
-        let mut last_line = Instant::now();
-        // One timer for vardiff, the no-upstream grace and the handshake
-        // and idle deadlines, which it checks: a deadline passes at most a
-        // tick late (5 s, or a quarter of the shortest timeout). A timer of
-        // their own would be ~110 bytes in every connection's task.
-        let mut ticker = tokio::time::interval(tick_period(cfg));
-        // Since when the session's upstream has been down (it is moved off
-        // at once if another pool is up; otherwise the miner is told).
-        let mut down_since: Option<Instant> = None;
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let handshake_deadline = started + cfg.handshake_timeout;
-        loop {
-            tokio::select! {
-                r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
-                    match r {
-                        Ok(0) | Err(_) => return Disconnect::PeerClosed,
-                        Ok(_) => {}
+                    mailbox: mailbox.clone(),
+                };
+                this.stats.sessions.fetch_add(1, Ordering::Relaxed);
+                // The peer's address is in the span.
+                tracing::debug!(upstream = up.id, "session assigned");
+                let ip = admission.ip.ip;
+                let cfg = &this.server_cfg;
+                let events = &*mailbox;
+                let (mut rd, mut wr) = stream.into_split();
+                // Only what a read brought and the lines did not use up (a partial
+                // line, a partial frame); empty, it holds no memory (see
+                // `poll_read_into`).
+                let mut buf = BytesMut::new();
+                // Borrowed from the thread for each wake-up (`scratch`): empty
+                // between them, they hold no memory.
+                let mut sends: Vec<bytes::Bytes> = Vec::new();
+                let mut out: Vec<Output> = Vec::new();
+                let started = Instant::now();
+                let mut core = match wire {
+                    Wire::Lines(_) => {
+                        let mut c = Session::new(
+                            id,
+                            this.session_cfg.clone(),
+                            this.stats.clone(),
+                            Vec::new(),
+                            this.geometry.downstream_len,
+                            started,
+                        )
+                        .with_prefixes(this.prefixes.clone());
+                        c = c.with_name_quota(this.names.clone(), ip);
+                        if let Some(b) = &this.books {
+                            c = c.with_books(b.clone(), Some(ip));
+                        }
+                        Conn::V1(Box::new(c))
                     }
-                    let now = Instant::now();
-                    last_line = now;
-                    out = scratch::take_outputs();
-                    if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
-                        return d;
+                    Wire::Noise(_) => {
+                        let mut c = V2Conn::new(
+                            id,
+                            this.session_cfg.clone(),
+                            this.stats.clone(),
+                            this.prefixes.clone(),
+                            this.geometry.downstream_len,
+                        );
+                        c = c.with_name_quota(this.names.clone(), ip);
+                        if let Some(b) = &this.books {
+                            c = c.with_books(b.clone(), Some(ip));
+                        }
+                        Conn::V2(Box::new(c))
                     }
-                    if buf.is_empty() {
-                        buf = BytesMut::new();
+                };
+                let mut jobs = up.jobs.clone();
+                jobs.mark_changed();
+                let mut last_line = Instant::now();
+                // One timer for vardiff, the no-upstream grace and the handshake
+                // and idle deadlines, which it checks: a deadline passes at most a
+                // tick late (5 s, or a quarter of the shortest timeout). A timer of
+                // their own would be ~110 bytes in every connection's task.
+                let mut ticker = tokio::time::interval(tick_period(cfg));
+                // Since when the session's upstream has been down (it is moved off
+                // at once if another pool is up; otherwise the miner is told).
+                let mut down_since: Option<Instant> = None;
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let handshake_deadline = started + cfg.handshake_timeout;
+                loop {
+                    let mut upstream_gone = false;
+                    tokio::select! {
+                        r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
+                            match r {
+                                Ok(0) | Err(_) => break 'conn Disconnect::PeerClosed,
+                                Ok(_) => {}
+                            }
+                            let now = Instant::now();
+                            last_line = now;
+                            out = scratch::take_outputs();
+                            if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
+                                break 'conn d;
+                            }
+                            if buf.is_empty() {
+                                buf = BytesMut::new();
+                            }
+                        }
+                        changed = jobs.changed() => {
+                            if changed.is_err() {
+                                // The upstream task ended; the router will move us.
+                                jobs = up.jobs.clone();
+                                upstream_gone = true;
+                            } else if let Some(job) = jobs.borrow_and_update().clone() {
+                                out = scratch::take_outputs();
+                                core.on_job(job, Instant::now(), &mut out);
+                            }
+                        }
+                        ev = events.recv() => match ev {
+                            SessionEvent::Move { to, old_failed } => {
+                                tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
+                                core.on_moved(up.id, old_failed);
+                                up = to;
+                                jobs = up.jobs.clone();
+                                jobs.mark_changed();
+                            }
+                            SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
+                            SessionEvent::Close => break 'conn Disconnect::Shutdown,
+                        },
+                        _ = ticker.tick() => {
+                            let now = Instant::now();
+                            if core.is_ready() {
+                                if now >= last_line + cfg.idle_timeout {
+                                    break 'conn Disconnect::IdleTimeout;
+                                }
+                            } else if now >= handshake_deadline {
+                                break 'conn Disconnect::HandshakeTimeout;
+                            }
+                            out = scratch::take_outputs();
+                            core.on_tick(now, &mut out);
+                            // Down is anything but ready: a pool that keeps
+                            // failing spends much of its time "connecting".
+                            if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
+                                let since = *down_since.get_or_insert(now);
+                                if now.duration_since(since) >= cfg.no_upstream_grace {
+                                    tracing::info!(grace = ?cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
+                                    break 'conn Disconnect::NoUpstream;
+                                }
+                            } else {
+                                down_since = None;
+                            }
+                        }
                     }
-                }
-                changed = jobs.changed() => {
-                    if changed.is_err() {
-                        // The upstream task ended; the router will move us.
-                        jobs = up.jobs.clone();
+                    // Waited out here, not in its branch: there the select's
+                    // output (~110 bytes) would be kept across the wait, in
+                    // every connection's task.
+                    if upstream_gone {
                         Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
                         continue;
                     }
-                    let job = jobs.borrow_and_update().clone();
-                    if let Some(job) = job {
-                        out = scratch::take_outputs();
-                        core.on_job(job, Instant::now(), &mut out);
+                    // Forwards first (a block before anything else), then one write.
+                    let mut disconnect = None;
+                    let mut blocks_sent = false;
+                    if !out.is_empty() {
+                        sends = scratch::take_sends();
                     }
-                }
-                ev = events.recv() => match ev {
-                    SessionEvent::Move { to, old_failed } => {
-                        tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
-                        core.on_moved(up.id, old_failed);
-                        up = to;
-                        jobs = up.jobs.clone();
-                        jobs.mark_changed();
-                    }
-                    SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
-                    SessionEvent::Close => return Disconnect::Shutdown,
-                },
-                _ = ticker.tick() => {
-                    let now = Instant::now();
-                    if core.is_ready() {
-                        if now >= last_line + cfg.idle_timeout {
-                            return Disconnect::IdleTimeout;
+                    for o in out.drain(..) {
+                        match o {
+                            Output::Send(b) => sends.push(b),
+                            Output::Forward(f) => {
+                                let Some(block) = f.send() else { continue };
+                                // A block: recorded, sent at once on its own path
+                                // (no share queue in front of it), then made
+                                // durable before the miner hears anything.
+                                let id = this.blocks.found(&block);
+                                let tx = block.job.links.block_tx.clone();
+                                if let Err(e) =
+                                    tx.send(crate::job::BlockForward { id, share: block })
+                                {
+                                    this.blocks.set(
+                                        id,
+                                        crate::blocks::BlockStatus::Failed,
+                                        Some("its upstream task is gone".into()),
+                                    );
+                                    core.on_upstream_result(
+                                        &crate::upstream::UpstreamResult::undelivered(
+                                            &e.0.share,
+                                            &this.stats,
+                                        ),
+                                        Instant::now(),
+                                    );
+                                }
+                                blocks_sent = true;
+                            }
+                            Output::Disconnect(d) => disconnect = Some(d),
                         }
-                    } else if now >= handshake_deadline {
-                        return Disconnect::HandshakeTimeout;
                     }
-                    out = scratch::take_outputs();
-                    core.on_tick(now, &mut out);
-                    // Down is anything but ready: a pool that keeps
-                    // failing spends much of its time "connecting".
-                    if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
-                        let since = *down_since.get_or_insert(now);
-                        if now.duration_since(since) >= cfg.no_upstream_grace {
-                            tracing::info!(grace = ?cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
-                            return Disconnect::NoUpstream;
-                        }
-                    } else {
-                        down_since = None;
+                    // Durable before the miner hears anything. Awaited here,
+                    // out of the loop, so that no share's state is kept
+                    // across it in every connection's task.
+                    if blocks_sent {
+                        this.blocks.sync().await;
                     }
-                }
-            }
-            // Forwards first (a block before anything else), then one write.
-            let mut disconnect = None;
-            if !out.is_empty() {
-                sends = scratch::take_sends();
-            }
-            for o in out.drain(..) {
-                match o {
-                    Output::Send(b) => sends.push(b),
-                    Output::Forward(f) => {
-                        let Some(block) = f.send() else { continue };
-                        // A block: recorded, sent at once on its own path
-                        // (no share queue in front of it), then made
-                        // durable before the miner hears anything.
-                        let id = self.blocks.found(&block);
-                        let tx = block.job.links.block_tx.clone();
-                        if let Err(e) = tx.send(crate::job::BlockForward { id, share: block }) {
-                            self.blocks.set(
-                                id,
-                                crate::blocks::BlockStatus::Failed,
-                                Some("its upstream task is gone".into()),
-                            );
-                            core.on_upstream_result(
-                                &crate::upstream::UpstreamResult::undelivered(
-                                    &e.0.share,
-                                    &self.stats,
-                                ),
-                                Instant::now(),
-                            );
-                        }
-                        self.blocks.sync().await;
-                    }
-                    Output::Disconnect(d) => disconnect = Some(d),
-                }
-            }
-            if let Wire::Noise(noise) = &mut wire
-                && !sends.is_empty()
-            {
-                // Each frame is encrypted on its way out; a frame that does
-                // not encrypt ends the connection (the transport is spent).
-                for b in sends.drain(..) {
-                    let Some(head) = b.first_chunk::<HEADER_LEN>() else {
-                        continue;
-                    };
-                    let frame = Frame {
-                        header: Header::decode(head),
-                        payload: b.slice(HEADER_LEN..),
-                    };
-                    if tokio_util::codec::Encoder::encode(&mut noise.1, &frame, &mut nbuf).is_err()
+                    if let Wire::Noise(noise) = &mut wire
+                        && !sends.is_empty()
                     {
-                        return Disconnect::Protocol;
+                        // Each frame is encrypted on its way out; a frame that does
+                        // not encrypt ends the connection (the transport is spent).
+                        for b in sends.drain(..) {
+                            let Some(head) = b.first_chunk::<HEADER_LEN>() else {
+                                continue;
+                            };
+                            let frame = Frame {
+                                header: Header::decode(head),
+                                payload: b.slice(HEADER_LEN..),
+                            };
+                            if tokio_util::codec::Encoder::encode(
+                                &mut noise.1,
+                                &frame,
+                                &mut noise.2,
+                            )
+                            .is_err()
+                            {
+                                break 'conn Disconnect::Protocol;
+                            }
+                        }
+                        sends.push(noise.2.split().freeze());
+                    }
+                    let written = match sends.as_slice() {
+                        [] => Ok(()),
+                        // One line (a reply, a job): straight from its shared bytes.
+                        [one] => write_bounded(&mut wr, one, cfg.write_timeout).await,
+                        // Lines written together (a job with its difficulty,
+                        // replies batched by one read) are copied into one buffer
+                        // that is not kept: a kilobyte per idle connection costs
+                        // more than an allocation every few seconds.
+                        many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
+                    };
+                    scratch::give_sends(std::mem::take(&mut sends));
+                    scratch::give_outputs(std::mem::take(&mut out));
+                    if let Err(d) = written {
+                        break 'conn d;
+                    }
+                    let c = core.counters();
+                    work.set(c.accepted_work, c.accepted);
+                    if let Some(d) = disconnect {
+                        break 'conn d;
                     }
                 }
-                sends.push(nbuf.split().freeze());
-            }
-            let written = match sends.as_slice() {
-                [] => Ok(()),
-                // One line (a reply, a job): straight from its shared bytes.
-                [one] => write_bounded(&mut wr, one, cfg.write_timeout).await,
-                // Lines written together (a job with its difficulty,
-                // replies batched by one read) are copied into one buffer
-                // that is not kept: a kilobyte per idle connection costs
-                // more than an allocation every few seconds.
-                many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
             };
-            scratch::give_sends(std::mem::take(&mut sends));
-            scratch::give_outputs(std::mem::take(&mut out));
-            if let Err(d) = written {
-                return d;
-            }
-            let c = core.counters();
-            work.set(c.accepted_work, c.accepted);
-            if let Some(d) = disconnect {
-                return d;
-            }
+            this.stats.disconnect(reason);
+            tracing::debug!(reason = reason.label(), "session closed");
+            drop(admission);
         }
     }
 }
@@ -567,8 +598,9 @@ fn tick_period(cfg: &ServerConfig) -> Duration {
 enum Wire {
     /// Stratum V1: newline-delimited JSON.
     Lines(LineCodec),
-    /// Stratum V2 after its Noise handshake: the two directions.
-    Noise(Box<(NoiseDecoder, NoiseEncoder)>),
+    /// Stratum V2 after its Noise handshake: the two directions, and the
+    /// encrypted frames on their way out.
+    Noise(Box<(NoiseDecoder, NoiseEncoder, BytesMut)>),
 }
 
 /// The protocol state machine of a connection.
