@@ -686,6 +686,50 @@ async fn global_connection_cap_and_idle_timeout_are_enforced() {
     node.cancel.cancel();
 }
 
+/// The idle timeout counts from a ready miner's last line, not from its
+/// connection: one that keeps talking stays, however long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_miner_that_keeps_talking_is_not_idled_out() {
+    let mut cfg = base(Mode::Pool, any_port());
+    cfg.listen.idle_timeout_secs = 2;
+    let node = launch(cfg).await;
+    let (mut r, mut w) = raw_session(node.addr).await;
+    w.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"a.b\",\"x\"]}\n")
+        .await
+        .unwrap();
+    assert_eq!(reply(&mut r).await["id"], 1);
+    assert_eq!(reply(&mut r).await["id"], 2);
+    // Three idle timeouts' worth, a line every 200 ms: each is answered.
+    let start = Instant::now();
+    let mut id = 3;
+    while start.elapsed() < Duration::from_secs(6) {
+        w.write_all(
+            format!("{{\"id\":{id},\"method\":\"mining.extranonce.subscribe\",\"params\":[]}}\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply(&mut r).await["id"], id, "answered while talking");
+        id += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        node.engine
+            .stats
+            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout),
+        0
+    );
+    // Then silent: dropped.
+    wait_for("the idle timeout counted", Duration::from_secs(10), || {
+        node.engine
+            .stats
+            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout)
+            == 1
+    })
+    .await;
+    node.cancel.cancel();
+}
+
 /// Stopping ends every session (through its mailbox: sessions hold no
 /// cancellation future of their own), idle or not, and counts it as a
 /// shutdown.

@@ -6,14 +6,20 @@
 //! while a session hears from the router a handful of times an hour (a
 //! pool's *acceptance* of a share needs no event at all: see
 //! [`crate::router::Router::deliver`]). The mailbox holds an empty queue
-//! and a [`Notify`] until something is sent, and gives its memory back
-//! once drained. It stays bounded, like the channel was, and on close
-//! hands back what was never read so that no refusal is lost.
+//! and the waiting task's waker until something is sent, and gives its
+//! memory back once drained. It stays bounded, like the channel was, and
+//! on close hands back what was never read so that no refusal is lost.
+//!
+//! Why not a [`tokio::sync::Notify`]: its `notified()` future is ~80
+//! bytes, kept in every connection's task for its whole life. A session
+//! is the mailbox's only reader, so one waker kept under the queue's lock
+//! does the same (no wake-up can slip between a check and a wait), and
+//! [`Mailbox::recv`] needs nothing but a reference.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
-
-use tokio::sync::Notify;
+use std::task::{Poll, Waker};
 
 use crate::router::SessionEvent;
 
@@ -45,6 +51,8 @@ struct Queue {
     /// The proxy is stopping: the session reads [`SessionEvent::Close`]
     /// before anything queued (which its guard books back on close).
     shutdown: bool,
+    /// The session task waiting for an event.
+    waiter: Option<Waker>,
 }
 
 /// One session's inbox; the router holds one end, the session task the
@@ -52,7 +60,6 @@ struct Queue {
 #[derive(Debug, Default)]
 pub struct Mailbox {
     queue: Mutex<Queue>,
-    notify: Notify,
 }
 
 impl Mailbox {
@@ -63,7 +70,7 @@ impl Mailbox {
 
     /// Leaves an event without waiting, or hands it back.
     pub fn try_send(&self, ev: SessionEvent) -> Result<(), SendError> {
-        {
+        let waiter = {
             let mut q = self.lock();
             if q.closed {
                 return Err(SendError::Closed(ev));
@@ -72,16 +79,23 @@ impl Mailbox {
                 return Err(SendError::Full(ev));
             }
             q.events.push_back(ev);
+            q.waiter.take()
+        };
+        // Woken outside the lock; a task not waiting yet finds the event
+        // when it next looks.
+        if let Some(w) = waiter {
+            w.wake();
         }
-        // Stores a permit if the task is not waiting yet: no lost wake-up.
-        self.notify.notify_one();
         Ok(())
     }
 
     /// The next event without waiting; an empty queue gives its memory
     /// back.
     pub fn try_recv(&self) -> Option<SessionEvent> {
-        let mut q = self.lock();
+        Self::pop(&mut self.lock())
+    }
+
+    fn pop(q: &mut Queue) -> Option<SessionEvent> {
         if q.shutdown {
             return Some(SessionEvent::Close);
         }
@@ -92,22 +106,35 @@ impl Mailbox {
         ev
     }
 
-    /// Waits for the next event.
-    pub async fn recv(&self) -> SessionEvent {
-        loop {
-            if let Some(ev) = self.try_recv() {
-                return ev;
+    /// Waits for the next event. One task reads a mailbox: a second
+    /// waiting at once would take the first one's place.
+    pub fn recv(&self) -> impl Future<Output = SessionEvent> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut q = self.lock();
+            if let Some(ev) = Self::pop(&mut q) {
+                q.waiter = None;
+                return Poll::Ready(ev);
             }
-            self.notify.notified().await;
-        }
+            match &mut q.waiter {
+                Some(w) => w.clone_from(cx.waker()),
+                None => q.waiter = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
     }
 
     /// Tells the session to end (the proxy is stopping), whatever its
     /// queue holds: unlike a sent [`SessionEvent::Close`] this cannot find
     /// the mailbox full.
     pub fn shutdown(&self) {
-        self.lock().shutdown = true;
-        self.notify.notify_one();
+        let waiter = {
+            let mut q = self.lock();
+            q.shutdown = true;
+            q.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
     }
 
     /// Refuses further events and hands back those never read (the
@@ -115,6 +142,7 @@ impl Mailbox {
     pub fn close(&self) -> Vec<SessionEvent> {
         let mut q = self.lock();
         q.closed = true;
+        q.waiter = None;
         std::mem::take(&mut q.events).into()
     }
 }

@@ -266,12 +266,11 @@ impl Engine {
                 },
                 _permit: permit,
             };
-            let fut = self
-                .clone()
-                .connection(id, stream, v2.clone(), admission)
-                .instrument(span); //PROBE
-            eprintln!("PROBE task {}", std::mem::size_of_val(&fut)); //PROBE
-            self.tracker.spawn(fut); //PROBE
+            self.tracker.spawn(
+                self.clone()
+                    .connection(id, stream, v2.clone(), admission)
+                    .instrument(span),
+            );
         }
         // Sessions hear of the shutdown through their mailboxes.
         self.router.close_all();
@@ -359,8 +358,6 @@ impl Engine {
                 // The peer's address is in the span.
                 tracing::debug!(upstream = up.id, "session assigned");
                 let ip = admission.ip.ip;
-                let cfg = &this.server_cfg;
-                let events = &*mailbox;
                 let (mut rd, mut wr) = stream.into_split();
                 // Only what a read brought and the lines did not use up (a partial
                 // line, a partial frame); empty, it holds no memory (see
@@ -405,17 +402,19 @@ impl Engine {
                 };
                 let mut jobs = up.jobs.clone();
                 jobs.mark_changed();
-                let mut last_line = Instant::now();
+                // The last line once the session is ready; until then its
+                // start, which the handshake deadline counts from (one
+                // instant kept instead of two).
+                let mut last_line = started;
                 // One timer for vardiff, the no-upstream grace and the handshake
                 // and idle deadlines, which it checks: a deadline passes at most a
                 // tick late (5 s, or a quarter of the shortest timeout). A timer of
                 // their own would be ~110 bytes in every connection's task.
-                let mut ticker = tokio::time::interval(tick_period(cfg));
+                let mut ticker = tokio::time::interval(tick_period(&this.server_cfg));
                 // Since when the session's upstream has been down (it is moved off
                 // at once if another pool is up; otherwise the miner is told).
                 let mut down_since: Option<Instant> = None;
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let handshake_deadline = started + cfg.handshake_timeout;
                 loop {
                     let mut upstream_gone = false;
                     tokio::select! {
@@ -425,10 +424,12 @@ impl Engine {
                                 Ok(_) => {}
                             }
                             let now = Instant::now();
-                            last_line = now;
                             out = scratch::take_outputs();
                             if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
                                 break 'conn d;
+                            }
+                            if core.is_ready() {
+                                last_line = now;
                             }
                             if buf.is_empty() {
                                 buf = BytesMut::new();
@@ -444,7 +445,7 @@ impl Engine {
                                 core.on_job(job, Instant::now(), &mut out);
                             }
                         }
-                        ev = events.recv() => match ev {
+                        ev = mailbox.recv() => match ev {
                             SessionEvent::Move { to, old_failed } => {
                                 tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
                                 core.on_moved(up.id, old_failed);
@@ -455,13 +456,14 @@ impl Engine {
                             SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
                             SessionEvent::Close => break 'conn Disconnect::Shutdown,
                         },
-                        _ = ticker.tick() => {
+                        // Polled in place: `tick()`'s future is bigger.
+                        _ = std::future::poll_fn(|cx| ticker.poll_tick(cx)) => {
                             let now = Instant::now();
                             if core.is_ready() {
-                                if now >= last_line + cfg.idle_timeout {
+                                if now >= last_line + this.server_cfg.idle_timeout {
                                     break 'conn Disconnect::IdleTimeout;
                                 }
-                            } else if now >= handshake_deadline {
+                            } else if now >= last_line + this.server_cfg.handshake_timeout {
                                 break 'conn Disconnect::HandshakeTimeout;
                             }
                             out = scratch::take_outputs();
@@ -470,8 +472,8 @@ impl Engine {
                             // failing spends much of its time "connecting".
                             if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
                                 let since = *down_since.get_or_insert(now);
-                                if now.duration_since(since) >= cfg.no_upstream_grace {
-                                    tracing::info!(grace = ?cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
+                                if now.duration_since(since) >= this.server_cfg.no_upstream_grace {
+                                    tracing::info!(grace = ?this.server_cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
                                     break 'conn Disconnect::NoUpstream;
                                 }
                             } else {
@@ -557,12 +559,15 @@ impl Engine {
                     let written = match sends.as_slice() {
                         [] => Ok(()),
                         // One line (a reply, a job): straight from its shared bytes.
-                        [one] => write_bounded(&mut wr, one, cfg.write_timeout).await,
+                        [one] => write_bounded(&mut wr, one, this.server_cfg.write_timeout).await,
                         // Lines written together (a job with its difficulty,
                         // replies batched by one read) are copied into one buffer
                         // that is not kept: a kilobyte per idle connection costs
                         // more than an allocation every few seconds.
-                        many => write_bounded(&mut wr, &many.concat(), cfg.write_timeout).await,
+                        many => {
+                            write_bounded(&mut wr, &many.concat(), this.server_cfg.write_timeout)
+                                .await
+                        }
                     };
                     scratch::give_sends(std::mem::take(&mut sends));
                     scratch::give_outputs(std::mem::take(&mut out));
