@@ -3,7 +3,6 @@
 //! the settling of a checked share (queue place, books, counters, vardiff)
 //! into a [`Verdict`] for the adapter to answer with.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +11,7 @@ use sluice_books::{Books, JobValue, ShareKind, Worker as BookWorker};
 use tokio::sync::mpsc;
 
 use super::channel::{Channel, Verdict};
+use super::names::Names;
 use super::{Forward, Output, SessionConfig, SessionCounters, SessionId};
 use crate::job::ShareForward;
 use crate::limits::NameQuota;
@@ -24,7 +24,7 @@ pub(super) struct ConnCore {
     pub(super) stats: Arc<Stats>,
     pub(super) user_agent: Option<String>,
     /// Authorized names and their books.
-    pub(super) workers: HashMap<Arc<str>, Option<Arc<BookWorker>>>,
+    pub(super) workers: Names,
     pub(super) books: Option<Arc<Books>>,
     pub(super) peer: Option<IpAddr>,
     /// Names held against the source address's quota.
@@ -90,7 +90,7 @@ impl ConnCore {
             cfg,
             stats,
             user_agent: None,
-            workers: HashMap::new(),
+            workers: Names::default(),
             books: None,
             peer: None,
             quota: None,
@@ -102,7 +102,6 @@ impl ConnCore {
 
     pub(super) fn count_reject(&mut self, r: Reject) {
         self.stats.reject(r);
-        self.counters.rejected[r as usize] += 1;
     }
 
     /// Settles a checked share: takes its place upstream, books and

@@ -29,6 +29,7 @@ use crate::vardiff::VardiffConfig;
 
 mod channel;
 mod conn;
+mod names;
 mod seen;
 mod v1;
 mod v2;
@@ -145,7 +146,9 @@ impl std::ops::Deref for Forward {
     }
 }
 
-/// Per-session tallies (the books read these).
+/// Per-session tallies (the books read these). Rejects by reason are
+/// counted once, in the engine's [`Stats`](crate::stats::Stats), and per
+/// worker in the books.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionCounters {
     /// Accepted shares.
@@ -154,8 +157,6 @@ pub struct SessionCounters {
     pub accepted_work: f64,
     /// Σ difficulty of shares rejected for work reasons (stale, low, dup…).
     pub rejected_work: f64,
-    /// Rejects by reason (index = `Reject as usize`).
-    pub rejected: [u64; Reject::ALL.len()],
     /// Blocks found.
     pub blocks: u64,
     /// Forwarded shares the pool rejected (or that had nowhere to go).
