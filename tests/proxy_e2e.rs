@@ -686,6 +686,114 @@ async fn global_connection_cap_and_idle_timeout_are_enforced() {
     node.cancel.cancel();
 }
 
+/// A share read together with a line that ends the connection (here one
+/// too long) is not dropped with it: a block among them still reaches the
+/// node, and the miner still hears its share taken before the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_read_with_a_bad_line_still_reaches_the_node() {
+    use sluice_pow::{JobTemplate, ShareChecker, Submission, Target};
+    use sluice_sv1::{ServerMessage, SubscribeResult, parse_server};
+
+    let mut cfg = base(Mode::Pool, any_port());
+    // Every share at the miner's difficulty is a block candidate.
+    cfg.pool_node.network_difficulty = 1e-6;
+    cfg.listen.max_line_bytes = 512;
+    let node = launch(cfg).await;
+    let (mut r, mut w) = raw_session(node.addr).await;
+    w.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"farm.b\",\"d=0.000001\"]}\n")
+        .await
+        .unwrap();
+    let (mut sub, mut job, mut authorized) = (None, None, false);
+    while sub.is_none() || job.is_none() || !authorized {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+            .await
+            .expect("the handshake answered")
+            .unwrap();
+        assert!(n > 0, "connection closed during the handshake");
+        match parse_server(line.as_bytes()).unwrap() {
+            ServerMessage::Response { id, result, .. } if id.as_u64() == Some(1) => {
+                sub = Some(SubscribeResult::from_value(&result).unwrap());
+            }
+            ServerMessage::Response { id, result, .. } if id.as_u64() == Some(2) => {
+                assert_eq!(result, serde_json::json!(true));
+                authorized = true;
+            }
+            ServerMessage::Notify(n) => job = Some(n),
+            _ => {}
+        }
+    }
+    let (sub, job) = (sub.unwrap(), job.unwrap());
+    // Mine a block candidate for the job.
+    let template = JobTemplate::new(
+        job.prev_hash,
+        job.coinb1.clone(),
+        job.coinb2.clone(),
+        job.branches.clone(),
+        job.nbits,
+    )
+    .unwrap();
+    let mut checker = ShareChecker::new(
+        Arc::new(template),
+        &sub.extranonce1,
+        sub.extranonce2_size,
+        Target::from_difficulty(1e-6).unwrap(),
+    )
+    .unwrap();
+    let en2 = vec![7u8; sub.extranonce2_size];
+    let nonce = (0u32..)
+        .find(|&nonce| {
+            checker
+                .check(&Submission {
+                    extranonce2: &en2,
+                    time: job.ntime,
+                    nonce,
+                    version: job.version,
+                })
+                .unwrap()
+                .meets_network_target
+        })
+        .unwrap();
+    // The block and a line over the limit, in one write (one read).
+    let mut bytes =
+        sluice_sv1::message::encode_submit(3, "farm.b", &job.job_id, &en2, job.ntime, nonce, None)
+            .to_vec();
+    bytes.extend_from_slice(&[b'x'; 600]);
+    w.write_all(&bytes).await.unwrap();
+    // The share's answer comes before the close.
+    let mut taken = false;
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        if let Ok(ServerMessage::Response { id, result, .. }) = parse_server(line.as_bytes())
+            && id.as_u64() == Some(3)
+        {
+            taken = result == serde_json::json!(true);
+        }
+    }
+    assert!(taken, "the block share was answered true before the close");
+    let stats = &node.engine.stats;
+    wait_for("the long line counted", Duration::from_secs(10), || {
+        stats.disconnects(sluice_engine::stats::Disconnect::LineTooLong) == 1
+    })
+    .await;
+    wait_for("the block at the node", Duration::from_secs(10), || {
+        node.engine
+            .blocks
+            .list()
+            .iter()
+            .any(|b| b.status == sluice_engine::blocks::BlockStatus::Accepted)
+    })
+    .await;
+    node.cancel.cancel();
+}
+
 /// The idle timeout counts from a ready miner's last line, not from its
 /// connection: one that keeps talking stays, however long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,11 @@ pub const TRIM_CHECK: Duration = Duration::from_secs(5);
 /// trim forward: a burst (a failover moves every miner at once) is worth
 /// returning, a few new connections are not.
 pub const TRIM_GROWTH_PERMILLE: u64 = 20;
+/// The least time between trims brought forward: pages a trim gave back
+/// and the heap takes again (the connections' ordinary churn) can grow RSS
+/// past [`TRIM_GROWTH_PERMILLE`] again, and a trim every check would walk
+/// the arenas for nothing.
+pub const TRIM_MIN_GAP: Duration = Duration::from_secs(30);
 
 /// Hands free heap pages back to the operating system; true when any were.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -61,8 +66,8 @@ pub fn rss_kib_of(pid: impl std::fmt::Display) -> Option<u64> {
 }
 
 /// Trims at least every `every`, and sooner when RSS has grown by
-/// [`TRIM_GROWTH_PERMILLE`] since the last trim (read every `check`),
-/// until cancelled. A trim brought forward is followed by another one
+/// [`TRIM_GROWTH_PERMILLE`] since the last trim (read every `check`, at
+/// least [`TRIM_MIN_GAP`] after it), until cancelled. A trim brought forward is followed by another one
 /// check later: a burst still in use at the first gives its memory back at
 /// the second. The trim runs on a blocking thread, so no worker thread's
 /// connections wait for the walk itself; a worker that allocates from an
@@ -121,10 +126,11 @@ impl TrimPlan {
             self.follow_up = false;
             return true;
         }
-        let grown = matches!(
-            (rss_kib, self.base_kib),
-            (Some(r), Some(b)) if r * 1000 > b * (1000 + TRIM_GROWTH_PERMILLE)
-        );
+        let grown = now.duration_since(self.last) >= TRIM_MIN_GAP
+            && matches!(
+                (rss_kib, self.base_kib),
+                (Some(r), Some(b)) if r * 1000 > b * (1000 + TRIM_GROWTH_PERMILLE)
+            );
         // The follow-up is for a trim brought forward, not for the
         // minute's.
         self.follow_up = grown;
@@ -150,20 +156,30 @@ mod tests {
         let t0 = Instant::now();
         let mut p = TrimPlan::new(Some(100_000), t0, MIN);
         // 1 % more: a few connections, not worth a trim.
-        assert!(!p.due(Some(101_000), t0 + S5));
+        assert!(!p.due(Some(101_000), t0 + 7 * S5));
         // A failover's burst: trimmed at the next check...
-        assert!(p.due(Some(104_000), t0 + 2 * S5));
-        p.trimmed(Some(103_500), t0 + 2 * S5);
+        assert!(p.due(Some(104_000), t0 + 8 * S5));
+        p.trimmed(Some(103_500), t0 + 8 * S5);
         // ...and once more, though RSS did not grow again since.
-        assert!(p.due(Some(103_500), t0 + 3 * S5));
-        p.trimmed(Some(100_200), t0 + 3 * S5);
-        // Then quiet until growth or the minute.
-        assert!(!p.due(Some(101_500), t0 + 4 * S5));
-        assert!(!p.due(Some(101_500), t0 + 3 * S5 + MIN - S5));
-        assert!(p.due(Some(101_500), t0 + 3 * S5 + MIN));
-        p.trimmed(Some(101_000), t0 + 3 * S5 + MIN);
+        assert!(p.due(Some(103_500), t0 + 9 * S5));
+        p.trimmed(Some(100_200), t0 + 9 * S5);
+        // Then quiet until growth or the minute, and growth right after
+        // a trim waits for the gap.
+        assert!(!p.due(Some(101_500), t0 + 10 * S5));
+        assert!(!p.due(Some(103_000), t0 + 11 * S5));
+        assert!(p.due(Some(103_000), t0 + 9 * S5 + TRIM_MIN_GAP));
+        p.trimmed(Some(101_000), t0 + 9 * S5 + TRIM_MIN_GAP);
+        assert!(
+            p.due(Some(101_000), t0 + 10 * S5 + TRIM_MIN_GAP),
+            "follow-up"
+        );
+        p.trimmed(Some(101_000), t0 + 10 * S5 + TRIM_MIN_GAP);
+        let last = t0 + 10 * S5 + TRIM_MIN_GAP;
+        assert!(!p.due(Some(101_500), last + MIN - S5));
+        assert!(p.due(Some(101_500), last + MIN));
+        p.trimmed(Some(101_000), last + MIN);
         // The minute's trim has no follow-up.
-        assert!(!p.due(Some(101_000), t0 + 4 * S5 + MIN));
+        assert!(!p.due(Some(101_000), last + MIN + S5));
     }
 
     #[test]

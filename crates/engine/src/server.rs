@@ -278,11 +278,6 @@ impl Engine {
         self.tracker.wait().await;
     }
 
-    /// A connection from accept to its end, in one function: its task's
-    /// future holds each of its parts once (a call into another async
-    /// function would keep the caller's arguments beside the callee's
-    /// copies for the connection's whole life, some 250 bytes of every
-    /// connection's task).
     /// A V2 miner's Noise handshake, within the handshake deadline (the
     /// one subscribe/authorize has in V1).
     async fn handshake(
@@ -311,6 +306,10 @@ impl Engine {
         }
     }
 
+    /// A connection from accept to its end, in one future: it holds each
+    /// of its parts once (a call into another async function would keep
+    /// the caller's arguments beside the callee's copies for the
+    /// connection's whole life).
     fn connection(
         self: Arc<Self>,
         id: u64,
@@ -417,6 +416,11 @@ impl Engine {
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     let mut upstream_gone = false;
+                    // What ends the connection once this wake-up's outputs
+                    // are out: shares accepted before a bad line in the same
+                    // read are booked, and a block among them must reach its
+                    // pool, so they are not dropped with the connection.
+                    let mut ended = None;
                     tokio::select! {
                         r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
                             match r {
@@ -426,7 +430,7 @@ impl Engine {
                             let now = Instant::now();
                             out = scratch::take_outputs();
                             if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
-                                break 'conn d;
+                                ended = Some(d);
                             }
                             if core.is_ready() {
                                 last_line = now;
@@ -440,9 +444,15 @@ impl Engine {
                                 // The upstream task ended; the router will move us.
                                 jobs = up.jobs.clone();
                                 upstream_gone = true;
-                            } else if let Some(job) = jobs.borrow_and_update().clone() {
-                                out = scratch::take_outputs();
-                                core.on_job(job, Instant::now(), &mut out);
+                            } else {
+                                // Cloned in a statement of its own: the
+                                // channel's read lock is let go before the
+                                // job is handled.
+                                let job = jobs.borrow_and_update().clone();
+                                if let Some(job) = job {
+                                    out = scratch::take_outputs();
+                                    core.on_job(job, Instant::now(), &mut out);
+                                }
                             }
                         }
                         ev = mailbox.recv() => match ev {
@@ -526,7 +536,7 @@ impl Engine {
                         }
                     }
                     // Durable before the miner hears anything. Awaited here,
-                    // out of the loop, so that no share's state is kept
+                    // after the `for`, so that no share's state is kept
                     // across it in every connection's task.
                     if blocks_sent {
                         this.blocks.sync().await;
@@ -571,6 +581,9 @@ impl Engine {
                     };
                     scratch::give_sends(std::mem::take(&mut sends));
                     scratch::give_outputs(std::mem::take(&mut out));
+                    if let Some(d) = ended {
+                        break 'conn d;
+                    }
                     if let Err(d) = written {
                         break 'conn d;
                     }

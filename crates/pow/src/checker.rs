@@ -138,7 +138,7 @@ struct CacheEntry {
     /// False until the first share.
     used: bool,
     /// The extranonce2, zero-padded: a fixed-size compare, no `bcmp` call
-    /// (all entries of one checker share one length).
+    /// (a checker takes one length of extranonce2).
     extranonce2: [u8; MAX_EXTRANONCE2],
     merkle_root: [u8; 32],
     /// Header midstate for the last version checked with this root.
@@ -162,12 +162,12 @@ pub struct ShareChecker {
     share_target: Target,
     /// The merkle root of the last extranonce2 seen. A miner rolls
     /// version and nonce for many shares before it changes extranonce2,
-    /// and once it has moved on it does not go back: one entry catches
-    /// every repeat. More would only help shares so frequent that several
-    /// extranonce2 values interleave; at a production share rate (one
-    /// every few seconds) an extranonce2 rarely sees two shares at all,
-    /// and each entry costs ~110 bytes in every checker a connection
-    /// keeps.
+    /// so one entry catches the repeats. Firmware that interleaves a few
+    /// extranonce2 values (one per hash board) rebuilds the root for most
+    /// shares, a few compressions each; more entries would help only
+    /// there, and at a production share rate (one every few seconds) an
+    /// extranonce2 rarely sees two shares at all, while each entry costs
+    /// ~110 bytes in every checker a connection keeps.
     cache: CacheEntry,
 }
 

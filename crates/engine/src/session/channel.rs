@@ -35,7 +35,7 @@ pub(super) struct JobEntry {
     pub(super) difficulty: f64,
     /// Built on the first share for the job; boxed, because most jobs of
     /// a slow miner never see a share and a session keeps several jobs
-    /// (inline it would cost ~700 bytes per job per connection).
+    /// (inline it would cost ~280 bytes per job per connection).
     pub(super) checker: Option<Box<ShareChecker>>,
     /// Its hashes' tag in the channel's duplicate set, unique among the
     /// live jobs.
@@ -47,7 +47,7 @@ pub(super) struct JobEntry {
     /// The pool's mask in force for this job (it can change at once).
     pub(super) pool_mask: u32,
     /// Earlier ids of the same work (re-issued under a new mask): shares
-    /// on them land here, with one duplicate set.
+    /// on them land here, under one duplicate tag.
     pub(super) aliases: Box<[u64]>,
 }
 
@@ -265,7 +265,7 @@ impl Channel {
     /// Checks a decoded share against the job in `slot` (from
     /// [`Channel::find_job`]): on failure, the reason and the difficulty
     /// the miner was working at (0 for protocol errors, which are no
-    /// work). An accepted share is in the job's duplicate set.
+    /// work). An accepted share is in the channel's duplicate set.
     pub(super) fn check(
         &mut self,
         slot: usize,

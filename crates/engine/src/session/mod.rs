@@ -12,7 +12,7 @@
 //!
 //! Share path: fast submit parse → job lookup (stale by clean-job epoch) →
 //! field checks → [`ShareChecker`] (midstates, cached merkle roots) →
-//! target → duplicate ([`seen`](self), one set per channel) → forward
+//! target → duplicate (`seen`, one set per channel) → forward
 //! (blocks first) → reply. No lock, and no allocation beyond the
 //! duplicate set's growth.
 

@@ -69,8 +69,11 @@ impl Names {
             index.insert(name.clone(), self.list.len());
             self.index = Some(Box::new(index));
         }
-        // One at a time: a connection's names rarely grow past the first.
-        self.list.reserve_exact(1);
+        // One at a time while few (a connection's names rarely grow past
+        // the first); by doubling beyond, for a downstream proxy's many.
+        if self.index.is_none() {
+            self.list.reserve_exact(1);
+        }
         self.list.push((name, books));
     }
 

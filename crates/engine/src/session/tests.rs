@@ -632,6 +632,43 @@ fn only_the_newest_jobs_keep_a_built_checker_and_older_jobs_still_check() {
 }
 
 #[test]
+fn a_dropped_jobs_duplicate_tag_goes_to_a_new_job_without_its_shares() {
+    let mut r = Rig::new();
+    let first = r.ready();
+    let accept = |r: &mut Rig, j: &Job, en2: [u8; 4]| {
+        let nonce = find_nonce(j, &[0xab, 0xcd], &en2, j.version, 1e-5, true);
+        let hex: String = en2.iter().map(|b| format!("{b:02x}")).collect();
+        let out = r.line(submit(j, &hex, j.ntime, nonce, None));
+        (sent(&out)[0]["result"] == true, error_code(&out))
+    };
+    assert_eq!(accept(&mut r, &first, [0, 0, 9, 0]), (true, None));
+    let second = r.job(false, 0x1d00ffff);
+    r.push_job(&second);
+    assert_eq!(accept(&mut r, &second, [0, 0, 9, 1]), (true, None));
+    // Six more jobs fill the ring (eight); one more drops the first.
+    let mut newer = Vec::new();
+    for _ in 0..7 {
+        let j = r.job(false, 0x1d00ffff);
+        r.push_job(&j);
+        newer.push(j);
+    }
+    assert!(r.s.ch.jobs.iter().all(|e| e.job.id != first.id));
+    let mut tags: Vec<u8> = r.s.ch.jobs.iter().map(|e| e.tag).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), 8, "tags unique among the live jobs");
+    // The first job's share went with it; the second's stays.
+    assert_eq!(r.s.ch.seen.len(), 1);
+    assert_eq!(accept(&mut r, &second, [0, 0, 9, 1]), (false, Some(22)));
+    // The newest job took the first one's tag, none of its shares.
+    let newest = newer.last().unwrap();
+    let tag_of = |r: &Rig, id: u64| r.s.ch.jobs.iter().find(|e| e.job.id == id).map(|e| e.tag);
+    assert_eq!(tag_of(&r, newest.id), Some(0));
+    assert_eq!(accept(&mut r, newest, [0, 0, 9, 0]), (true, None));
+    assert_eq!(accept(&mut r, newest, [0, 0, 9, 0]), (false, Some(22)));
+}
+
+#[test]
 fn a_job_sent_again_after_moving_back_keeps_its_duplicate_set() {
     let mut r = Rig::new();
     let j = r.ready();
