@@ -688,20 +688,21 @@ fn read(
             }
         },
         (Wire::Noise(noise), Conn::V2(core)) => {
-            loop {
+            let ended = loop {
                 match noise.0.decode(buf) {
                     Ok(Some(frame)) => core.on_frame(&frame, now, out),
-                    Ok(None) => break,
+                    Ok(None) => break Ok(()),
                     Err(e) => {
                         tracing::info!(error = %e, "bad V2 frame; disconnecting");
-                        return Err(Disconnect::Protocol);
+                        break Err(Disconnect::Protocol);
                     }
                 }
-            }
+            };
             // One acknowledgement per channel for the shares this read
-            // brought.
+            // brought, those before a bad frame included: they are booked
+            // and go to the pool.
             core.flush(out);
-            Ok(())
+            ended
         }
         // The two are made together in `Engine::connection`.
         _ => Err(Disconnect::Protocol),
