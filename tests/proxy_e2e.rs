@@ -18,7 +18,7 @@ use sluice::config::{Config, Mode, PoolConfig, PoolNodeConfig, RoutingConfig};
 use sluice::run::{Running, start};
 use sluice_engine::local::WorkerTally;
 use sluice_engine::server::Engine;
-use sluice_engine::stats::Reject;
+use sluice_engine::stats::{Disconnect, Reject};
 use sluice_engine::upstream::PoolUrl;
 use sluice_loadgen::MinerStats;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -127,6 +127,17 @@ async fn upstreams_ready(proxy: &Node) {
         },
     )
     .await;
+}
+
+/// Waits until `n` connections have ended for `reason`.
+async fn wait_disconnects(
+    engine: &Engine,
+    reason: Disconnect,
+    n: u64,
+    what: &str,
+    timeout: Duration,
+) {
+    wait_for(what, timeout, || engine.stats.disconnects(reason) == n).await;
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -355,7 +366,7 @@ async fn bad_input_over_the_wire_is_answered_counted_and_bounded() {
     wait_for(
         "the disconnect to be counted",
         Duration::from_secs(5),
-        || stats.disconnects(sluice_engine::stats::Disconnect::LineTooLong) == 1,
+        || stats.disconnects(Disconnect::LineTooLong) == 1,
     )
     .await;
     pool.cancel.cancel();
@@ -553,12 +564,13 @@ async fn per_ip_cap_and_handshake_timeout_are_enforced() {
         assert_eq!(n, 0);
     }
     assert!(start.elapsed() >= Duration::from_millis(500));
-    wait_for("handshake timeouts counted", Duration::from_secs(2), || {
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::HandshakeTimeout)
-            == 2
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::HandshakeTimeout,
+        2,
+        "handshake timeouts counted",
+        Duration::from_secs(2),
+    )
     .await;
     node.cancel.cancel();
 }
@@ -619,12 +631,13 @@ async fn a_miner_that_stops_reading_is_disconnected_without_slowing_others() {
     // Meanwhile a healthy miner is served normally.
     let cancel = CancellationToken::new();
     let m = miner(node.addr, "ok.rig", 20_000.0, &cancel);
-    wait_for("the slow reader to be cut", Duration::from_secs(30), || {
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::SlowReader)
-            == 1
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::SlowReader,
+        1,
+        "the slow reader to be cut",
+        Duration::from_secs(30),
+    )
     .await;
     wait_for(
         "the healthy miner's shares",
@@ -676,12 +689,13 @@ async fn global_connection_cap_and_idle_timeout_are_enforced() {
         }
     }
     assert!(start.elapsed() >= Duration::from_millis(500));
-    wait_for("the idle timeout counted", Duration::from_secs(2), || {
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout)
-            == 1
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::IdleTimeout,
+        1,
+        "the idle timeout counted",
+        Duration::from_secs(2),
+    )
     .await;
     node.cancel.cancel();
 }
@@ -778,10 +792,13 @@ async fn a_block_read_with_a_bad_line_still_reaches_the_node() {
         }
     }
     assert!(taken, "the block share was answered true before the close");
-    let stats = &node.engine.stats;
-    wait_for("the long line counted", Duration::from_secs(10), || {
-        stats.disconnects(sluice_engine::stats::Disconnect::LineTooLong) == 1
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::LineTooLong,
+        1,
+        "the long line counted",
+        Duration::from_secs(10),
+    )
     .await;
     wait_for("the block at the node", Duration::from_secs(10), || {
         node.engine
@@ -821,19 +838,15 @@ async fn a_ready_miner_that_keeps_talking_is_not_idled_out() {
         id += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout),
-        0
-    );
+    assert_eq!(node.engine.stats.disconnects(Disconnect::IdleTimeout), 0);
     // Then silent: dropped.
-    wait_for("the idle timeout counted", Duration::from_secs(10), || {
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::IdleTimeout)
-            == 1
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::IdleTimeout,
+        1,
+        "the idle timeout counted",
+        Duration::from_secs(10),
+    )
     .await;
     node.cancel.cancel();
 }
@@ -873,12 +886,13 @@ async fn shutdown_ends_every_session() {
             }
         }
     }
-    wait_for("shutdowns counted", Duration::from_secs(5), || {
-        node.engine
-            .stats
-            .disconnects(sluice_engine::stats::Disconnect::Shutdown)
-            == 4
-    })
+    wait_disconnects(
+        &node.engine,
+        Disconnect::Shutdown,
+        4,
+        "shutdowns counted",
+        Duration::from_secs(5),
+    )
     .await;
 }
 
