@@ -8,6 +8,7 @@
 //! thread across an await just gives it back there).
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 use bytes::{Bytes, BytesMut};
 
@@ -55,34 +56,22 @@ pub(crate) fn poll_read_into(
 const KEPT: usize = 64;
 
 thread_local! {
-    static OUTPUTS: Cell<Vec<Output>> = const { Cell::new(Vec::new()) };
-    static SENDS: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
+    /// A wake-up's outputs.
+    pub(crate) static OUTPUTS: Cell<Vec<Output>> = const { Cell::new(Vec::new()) };
+    /// A wake-up's lines to write.
+    pub(crate) static SENDS: Cell<Vec<Bytes>> = const { Cell::new(Vec::new()) };
 }
 
-/// An empty vector for a wake-up's outputs, with the room the thread's
-/// last one had.
-pub(crate) fn take_outputs() -> Vec<Output> {
-    OUTPUTS.take()
+/// An empty vector from `key`, with the room the thread's last one had.
+pub(crate) fn lend<T: 'static>(key: &'static LocalKey<Cell<Vec<T>>>) -> Vec<T> {
+    key.take()
 }
 
-/// Gives a wake-up's output vector back (emptied).
-pub(crate) fn give_outputs(mut v: Vec<Output>) {
+/// Gives a lent vector back to `key` (emptied; a burst's is dropped).
+pub(crate) fn give_back<T: 'static>(key: &'static LocalKey<Cell<Vec<T>>>, mut v: Vec<T>) {
     v.clear();
     if v.capacity() <= KEPT {
-        OUTPUTS.set(v);
-    }
-}
-
-/// An empty vector for a wake-up's lines to write.
-pub(crate) fn take_sends() -> Vec<Bytes> {
-    SENDS.take()
-}
-
-/// Gives a wake-up's line vector back (emptied).
-pub(crate) fn give_sends(mut v: Vec<Bytes>) {
-    v.clear();
-    if v.capacity() <= KEPT {
-        SENDS.set(v);
+        key.set(v);
     }
 }
 
@@ -92,19 +81,19 @@ mod tests {
 
     #[test]
     fn a_vector_given_back_is_lent_again_and_a_burst_is_not_kept() {
-        let mut v = take_sends();
+        let mut v = lend(&SENDS);
         v.extend((0..10).map(|_| Bytes::from_static(b"x")));
         let cap = v.capacity();
-        give_sends(v);
-        let again = take_sends();
+        give_back(&SENDS, v);
+        let again = lend(&SENDS);
         assert!(again.is_empty());
         assert_eq!(again.capacity(), cap);
         // Taken: the next one lent is a new, empty one.
-        assert_eq!(take_sends().capacity(), 0);
-        give_sends(again);
-        let mut burst = take_sends();
+        assert_eq!(lend(&SENDS).capacity(), 0);
+        give_back(&SENDS, again);
+        let mut burst = lend(&SENDS);
         burst.extend((0..1000).map(|_| Bytes::from_static(b"x")));
-        give_sends(burst);
-        assert!(take_sends().capacity() <= KEPT);
+        give_back(&SENDS, burst);
+        assert!(lend(&SENDS).capacity() <= KEPT);
     }
 }

@@ -428,7 +428,7 @@ impl Engine {
                                 Ok(_) => {}
                             }
                             let now = Instant::now();
-                            out = scratch::take_outputs();
+                            out = scratch::lend(&scratch::OUTPUTS);
                             if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
                                 ended = Some(d);
                             }
@@ -450,7 +450,7 @@ impl Engine {
                                 // job is handled.
                                 let job = jobs.borrow_and_update().clone();
                                 if let Some(job) = job {
-                                    out = scratch::take_outputs();
+                                    out = scratch::lend(&scratch::OUTPUTS);
                                     core.on_job(job, Instant::now(), &mut out);
                                 }
                             }
@@ -476,7 +476,7 @@ impl Engine {
                             } else if now >= last_line + this.server_cfg.handshake_timeout {
                                 break 'conn Disconnect::HandshakeTimeout;
                             }
-                            out = scratch::take_outputs();
+                            out = scratch::lend(&scratch::OUTPUTS);
                             core.on_tick(now, &mut out);
                             // Down is anything but ready: a pool that keeps
                             // failing spends much of its time "connecting".
@@ -502,7 +502,7 @@ impl Engine {
                     let mut disconnect = None;
                     let mut blocks_sent = false;
                     if !out.is_empty() {
-                        sends = scratch::take_sends();
+                        sends = scratch::lend(&scratch::SENDS);
                     }
                     for o in out.drain(..) {
                         match o {
@@ -579,8 +579,8 @@ impl Engine {
                                 .await
                         }
                     };
-                    scratch::give_sends(std::mem::take(&mut sends));
-                    scratch::give_outputs(std::mem::take(&mut out));
+                    scratch::give_back(&scratch::SENDS, std::mem::take(&mut sends));
+                    scratch::give_back(&scratch::OUTPUTS, std::mem::take(&mut out));
                     if let Some(d) = ended {
                         break 'conn d;
                     }
