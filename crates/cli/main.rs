@@ -138,7 +138,8 @@ struct LoadgenCli {
     /// low difficulty, in turn).
     #[arg(long, default_value_t = 0.0)]
     bad_fraction: f64,
-    /// steady, connect-storm or reconnect-storm.
+    /// steady, connect-storm, reconnect-storm or churn (1 % of the miners
+    /// drop and rejoin each minute).
     #[arg(long, default_value = "steady")]
     scenario: sluice_loadgen::Scenario,
     /// Worker names are this plus a number.
