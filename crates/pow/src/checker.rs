@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_checker_fits_the_per_connection_budget() {
-        // A connection keeps two built (a 4 KiB budget for everything it
+        // A connection keeps one built (a 4 KiB budget for everything it
         // holds): each cached merkle root costs ~110 bytes of it.
         assert!(
             size_of::<ShareChecker>() <= 320,

@@ -22,11 +22,13 @@ use crate::vardiff::Vardiff;
 /// still taken: a round trip and a miner's pipeline, with room to spare.
 pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 
-/// Share checkers a channel keeps built: the job the miner works on and
-/// the one before (late shares after a new job). A checker is ~280 bytes
-/// and a channel remembers up to `max_jobs` jobs; a share on an older job
-/// (rare) rebuilds its checker, a few SHA-256 compressions.
-const LIVE_CHECKERS: usize = 2;
+/// Share checkers a channel keeps built: the job the miner works on. A
+/// checker is ~280 bytes and a channel remembers up to `max_jobs` jobs; a
+/// share on an older job (late shares after a new job, a few per job
+/// change) rebuilds its checker in the same allocation, a few SHA-256
+/// compressions, where a second kept checker would cost every connection
+/// its 280 bytes for the life of the connection.
+pub(super) const LIVE_CHECKERS: usize = 1;
 
 pub(super) struct JobEntry {
     pub(super) job: Arc<Job>,
@@ -160,6 +162,19 @@ pub(super) struct Channel {
     /// The miner is never told a mask (Stratum V2: it rolls every BIP 320
     /// bit when rolling is allowed).
     pub(super) mask_untold: bool,
+}
+
+/// `c` boxed, in `spare`'s allocation when there is one: a retired
+/// checker's box is the size the new one needs, and taking it spares the
+/// allocator a free and a malloc per job change on every connection.
+pub(super) fn reuse(spare: Option<Box<ShareChecker>>, c: ShareChecker) -> Box<ShareChecker> {
+    match spare {
+        Some(mut b) => {
+            *b = c;
+            b
+        }
+        None => Box::new(c),
+    }
 }
 
 /// The version bits a miner may roll on a job: its own mask and the
@@ -315,9 +330,9 @@ impl Channel {
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
             // Only now, with a share past the field checks, do older
             // jobs give up their checkers.
-            self.retire_checkers(slot);
+            let spare = self.retire_checkers(slot);
             if let Some(e) = self.jobs.get_mut(slot) {
-                e.checker = Some(Box::new(c));
+                e.checker = Some(reuse(spare, c));
             }
         }
         let Some(entry) = self.jobs.get_mut(slot) else {
@@ -381,10 +396,12 @@ impl Channel {
         })
     }
 
-    /// Drops built checkers, oldest first, so that with the one about to
-    /// be built for `slot` at most [`LIVE_CHECKERS`] remain.
-    pub(super) fn retire_checkers(&mut self, slot: usize) {
+    /// Takes built checkers away, oldest first, so that with the one about
+    /// to be built for `slot` at most [`LIVE_CHECKERS`] remain; returns
+    /// one of them, whose allocation the new checker can take.
+    pub(super) fn retire_checkers(&mut self, slot: usize) -> Option<Box<ShareChecker>> {
         let mut kept = 1;
+        let mut spare = None;
         for (i, e) in self.jobs.iter_mut().enumerate().rev() {
             if i == slot || e.checker.is_none() {
                 continue;
@@ -392,9 +409,10 @@ impl Channel {
             if kept < LIVE_CHECKERS {
                 kept += 1;
             } else {
-                e.checker = None;
+                spare = e.checker.take();
             }
         }
+        spare
     }
 
     /// Starts the job waiting to be sent, if any: the difficulty it is

@@ -657,8 +657,8 @@ fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     if entry.checker.is_none() {
         let c =
             ShareChecker::new(job.template.clone(), &ch.extranonce1, en2, entry.target()).ok()?;
-        ch.retire_checkers(last);
-        ch.jobs[last].checker = Some(Box::new(c));
+        let spare = ch.retire_checkers(last);
+        ch.jobs[last].checker = Some(super::channel::reuse(spare, c));
     }
     ch.jobs[last]
         .checker

@@ -634,10 +634,11 @@ fn standard_channels_get_their_own_merkle_root_and_are_checked_header_only() {
 }
 
 /// A standard channel builds a checker for every job it is sent (its
-/// merkle root comes from it). At most two stay built, as for shares, and
-/// a share on an older job is still checked against the root it was sent.
+/// merkle root comes from it). As for shares, only the newest job's stays
+/// built, and a share on an older job is still checked against the root
+/// it was sent.
 #[test]
-fn a_standard_channel_keeps_at_most_two_checkers_built() {
+fn a_standard_channel_keeps_one_checker_built() {
     let mut r = Rig::new();
     r.feed(setup(m::setup_flags::REQUIRES_STANDARD_JOBS | 0b100));
     let (got, _) = r.feed(open_standard(3, "acct.bitaxe"));
@@ -663,7 +664,11 @@ fn a_standard_channel_keeps_at_most_two_checkers_built() {
             .iter()
             .filter(|e| e.checker.is_some())
             .count();
-        assert!(built <= 2, "{built} checkers built after job {id}");
+        assert_eq!(
+            built,
+            crate::session::channel::LIVE_CHECKERS,
+            "checkers built after job {id}"
+        );
     }
     let (j, root) = &sent[0];
     assert!(r.c.channels[0].ch.jobs[0].checker.is_none(), "retired");
