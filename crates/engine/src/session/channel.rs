@@ -30,6 +30,12 @@ pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 /// its 280 bytes for the life of the connection.
 pub(super) const LIVE_CHECKERS: usize = 1;
 
+/// Earlier ids a job entry answers to when its work is re-issued under a
+/// new mask. A miner works on the newest, or on one it has just been
+/// replaced by; shares naming an older one are refused as for an unknown
+/// job.
+pub(super) const MAX_ALIASES: usize = 4;
+
 pub(super) struct JobEntry {
     pub(super) job: Arc<Job>,
     /// The difficulty in force when the job was sent: its shares are
@@ -508,6 +514,11 @@ impl Channel {
         {
             let mut aliases = std::mem::take(&mut e.aliases).into_vec();
             aliases.push(e.job.id);
+            // A pool that flips its mask back and forth re-issues the same
+            // work each time: the ids a miner can still be working on are
+            // the last few, and the list must not grow with every flip.
+            let extra = aliases.len().saturating_sub(MAX_ALIASES);
+            aliases.drain(..extra);
             e.aliases = aliases.into_boxed_slice();
             e.job = job;
             e.mask = mask;

@@ -1202,6 +1202,40 @@ fn a_job_reissued_under_a_new_mask_keeps_one_duplicate_set_and_difficulty() {
 }
 
 #[test]
+fn a_pool_flipping_its_mask_does_not_grow_the_jobs_alias_list() {
+    let mut r = Rig::new();
+    let old = r.ready();
+    let mut last = old.clone();
+    // A hostile or broken pool: the mask flips a thousand times on the
+    // same work, each flip a re-issue naming the one before.
+    for i in 0..1000u32 {
+        let mask = if i % 2 == 0 { 0x1fff_e000 } else { 0x00ff_e000 };
+        let mut again =
+            Arc::try_unwrap(r.job_with(false, false, mask, RollingRule::Replace, old.version))
+                .unwrap();
+        again.template = old.template.clone();
+        again.ntime = old.ntime;
+        again.republish_of = Some(last.id);
+        last = Arc::new(again);
+        r.push_job(&last);
+    }
+    assert_eq!(r.s.ch.jobs.len(), 1, "one entry for the one work");
+    assert_eq!(
+        r.s.ch.jobs[0].aliases.len(),
+        super::channel::MAX_ALIASES,
+        "the last few ids only"
+    );
+    // The newest id takes shares; the first is forgotten.
+    let nonce = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 7], old.version, 1e-5, true);
+    let mut on_last = submit(&old, "00000007", old.ntime, nonce, None);
+    on_last["params"][1] = json!(last.wire_id());
+    assert_eq!(sent(&r.line(on_last)).last().unwrap()["result"], true);
+    let n2 = find_nonce(&old, &[0xab, 0xcd], &[0, 0, 0, 8], old.version, 1e-5, true);
+    let out = r.line(submit(&old, "00000008", old.ntime, n2, None));
+    assert_eq!(error_code(&out), Some(21), "job not found: {out:?}");
+}
+
+#[test]
 fn a_share_refused_for_a_full_queue_is_not_a_duplicate_later() {
     let mut r = Rig::new();
     // A queue of one, already full.
