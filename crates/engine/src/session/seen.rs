@@ -38,6 +38,13 @@ impl Hasher for KeyHasher {
 /// pushes it over. A scan of 128 keys (1 KiB) is a few dozen nanoseconds.
 const FEW: usize = 128;
 
+/// The list's room comes in steps of this many keys (128 bytes), up and
+/// down: across ten thousand connections, lists of a few sizes reuse each
+/// other's freed blocks, where lists of every size leave the heap in
+/// pieces no other list fits (RSS that grows while the live heap does
+/// not).
+const STEP: usize = 16;
+
 /// Accepted shares of a channel's live jobs, by hash: a list while they
 /// are few, a table when a miner at a tiny difficulty sends many.
 #[derive(Default)]
@@ -61,10 +68,8 @@ impl Seen {
             return false;
         }
         if self.few.len() < FEW {
-            // Eight at a time: the list stays within a few keys of what
-            // it holds.
             if self.few.len() == self.few.capacity() {
-                self.few.reserve_exact(8);
+                self.few.reserve_exact(STEP);
             }
             self.few.push(k);
             return true;
@@ -95,8 +100,11 @@ impl Seen {
         let of_job = |k: &u64| (*k >> 56) as u8 == tag;
         let Some(many) = self.many.as_mut() else {
             self.few.retain(|k| !of_job(k));
-            if self.few.capacity() > self.few.len() + 16 {
-                self.few.shrink_to(self.few.len() + 8);
+            // Only well under its room: a channel's keys come and go by a
+            // job's worth, and a list that follows them is reallocated at
+            // every job.
+            if self.few.capacity() >= self.few.len() + 2 * STEP {
+                self.few.shrink_to(self.few.len().div_ceil(STEP) * STEP);
             }
             return;
         };
@@ -192,11 +200,29 @@ mod tests {
             assert!(s.insert(8, &hash(i)));
         }
         assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
-        // A lucky few minutes (twice the usual shares) stay in the list.
+        // A lucky few minutes (twice the usual shares) stay in the list,
+        // within a step of their size.
         for i in 54..102u64 {
             assert!(s.insert(9, &hash(i)));
         }
         assert!(s.many.is_none());
-        assert!(s.heap_bytes() <= 8 * 104, "{} bytes", s.heap_bytes());
+        assert!(s.heap_bytes() <= 8 * 112, "{} bytes", s.heap_bytes());
+        // Its room comes in steps: a list's size is one of a few.
+        assert_eq!(s.few.capacity() % STEP, 0, "{}", s.few.capacity());
+        // The burst's jobs go: the list gives the room back, in a step.
+        s.forget(9);
+        assert_eq!(s.len(), 54 - 6);
+        assert_eq!(s.few.capacity(), 48);
+        // A job's worth of keys coming and going does not reallocate.
+        let room = s.few.as_ptr();
+        for round in 0..10u64 {
+            // The eight live jobs are tagged 1 to 8, six keys each.
+            let tag = 1 + (round % 8) as u8;
+            s.forget(tag);
+            for i in 0..6 {
+                assert!(s.insert(tag, &hash(1000 + 10 * round + i)));
+            }
+            assert_eq!(s.few.as_ptr(), room, "round {round}");
+        }
     }
 }
