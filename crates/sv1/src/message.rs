@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use sluice_pow::hex;
 
@@ -673,53 +673,55 @@ fn push_json_str(s: &mut String, v: &str) {
     s.push_str(&Value::String(v.to_owned()).to_string());
 }
 
-fn line_from(mut b: BytesMut) -> Bytes {
-    b.put_u8(b'\n');
-    b.freeze()
-}
-
-fn head(id: &[u8], extra: usize) -> BytesMut {
-    let mut b = BytesMut::with_capacity(32 + id.len() + extra);
-    b.put_slice(b"{\"id\":");
-    b.put_slice(id);
-    b
+/// One line of `parts` and a newline, in one allocation of exactly its
+/// length: a `Bytes` made from a vector with no spare room takes it over
+/// as it is, where spare room would cost a second allocation (and a
+/// growing buffer a third), for every reply to every share.
+fn line(parts: &[&[u8]]) -> Bytes {
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + 1;
+    let mut v = Vec::with_capacity(len);
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    v.push(b'\n');
+    Bytes::from(v)
 }
 
 /// `{"id":<id>,"result":true,"error":null}` — the accepted-share reply.
 pub fn encode_true(id: &[u8]) -> Bytes {
-    let mut b = head(id, 0);
-    b.put_slice(b",\"result\":true,\"error\":null}");
-    line_from(b)
+    line(&[b"{\"id\":", id, b",\"result\":true,\"error\":null}"])
 }
 
 /// `{"id":<id>,"result":false,"error":null}`.
 pub fn encode_false(id: &[u8]) -> Bytes {
-    let mut b = head(id, 0);
-    b.put_slice(b",\"result\":false,\"error\":null}");
-    line_from(b)
+    line(&[b"{\"id\":", id, b",\"result\":false,\"error\":null}"])
 }
 
 /// A reply with any serialisable result.
 pub fn encode_result(id: &[u8], result: &Value) -> Bytes {
     let r = result.to_string();
-    let mut b = head(id, r.len());
-    b.put_slice(b",\"result\":");
-    b.put_slice(r.as_bytes());
-    b.put_slice(b",\"error\":null}");
-    line_from(b)
+    line(&[
+        b"{\"id\":",
+        id,
+        b",\"result\":",
+        r.as_bytes(),
+        b",\"error\":null}",
+    ])
 }
 
 /// An error reply: `{"id":..,"result":null,"error":[code,"msg",null]}`.
 pub fn encode_error(id: &[u8], code: ErrorCode, message: &str) -> Bytes {
     let mut msg = String::new();
     push_json_str(&mut msg, message);
-    let mut b = head(id, msg.len());
-    b.put_slice(b",\"result\":null,\"error\":[");
-    b.put_slice(code.code().to_string().as_bytes());
-    b.put_u8(b',');
-    b.put_slice(msg.as_bytes());
-    b.put_slice(b",null]}");
-    line_from(b)
+    line(&[
+        b"{\"id\":",
+        id,
+        b",\"result\":null,\"error\":[",
+        code.code().to_string().as_bytes(),
+        b",",
+        msg.as_bytes(),
+        b",null]}",
+    ])
 }
 
 /// The `mining.subscribe` reply we give miners.
@@ -1186,6 +1188,10 @@ mod tests {
             assert!(b.ends_with(b"\n"));
             serde_json::from_slice(&b[..b.len() - 1]).unwrap()
         };
+        assert_eq!(
+            &encode_true(b"4")[..],
+            b"{\"id\":4,\"result\":true,\"error\":null}\n"
+        );
         assert_eq!(
             check(encode_true(b"4")),
             serde_json::json!({"id":4,"result":true,"error":null})
