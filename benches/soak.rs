@@ -12,7 +12,8 @@
 //!
 //! `cargo bench --bench soak` (60 minutes) or `-- --quick` (90 s, 500
 //! miners, the pool killed at 30 s); `-- --minutes N --miners M` for
-//! other runs. Report: target/soak/report.{json,md}.
+//! other runs, `-- --proxy PATH` to soak another build of the proxy.
+//! Report: target/soak/report.{json,md} under the working directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -41,12 +42,19 @@ impl Drop for Proc {
 /// Starts `sluice ARGS` (its log appended to target/soak/sluice.log) and
 /// returns it with the lines it printed first (up to `lines`).
 fn start(args: &[&str], lines: usize) -> (Proc, Vec<String>) {
+    start_bin(SLUICE, args, lines)
+}
+
+/// [`start`] with another sluice binary (`--proxy PATH` runs the proxy
+/// from a build of its own, e.g. with another allocator, while the pools
+/// and the load generator stay the same).
+fn start_bin(bin: &str, args: &[&str], lines: usize) -> (Proc, Vec<String>) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open("target/soak/sluice.log")
         .expect("open the log");
-    let mut child = Command::new(SLUICE)
+    let mut child = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -172,7 +180,11 @@ fn main() {
         ),
     )
     .unwrap();
-    let (proxy, lines) = start(&["run", "--config", cfg.to_str().unwrap()], 2);
+    let proxy_bin = args
+        .windows(2)
+        .find(|w| w[0] == "--proxy")
+        .map_or(SLUICE, |w| w[1].as_str());
+    let (proxy, lines) = start_bin(proxy_bin, &["run", "--config", cfg.to_str().unwrap()], 2);
     let url = lines
         .iter()
         .find_map(|l| l.strip_prefix("listening on "))
@@ -271,6 +283,23 @@ fn main() {
     } else {
         (hi - lo) as f64 / lo.max(1) as f64
     };
+    // The trend, not just the range: a least-squares slope over the steady
+    // samples tells a steady drift (a leak or fragmentation) from one step.
+    let slope_kib_per_min = {
+        let n = steady.len() as f64;
+        let (mx, my) = steady.iter().fold((0.0, 0.0), |(x, y), s| {
+            (x + s.secs / n, y + s.rss_kib as f64 / n)
+        });
+        let (sxy, sxx) = steady.iter().fold((0.0, 0.0), |(xy, xx), s| {
+            let dx = s.secs - mx;
+            (xy + dx * (s.rss_kib as f64 - my), xx + dx * dx)
+        });
+        if sxx > 0.0 {
+            sxy / sxx * 60.0
+        } else {
+            f64::NAN
+        }
+    };
     let unanswered = report["unanswered"].as_u64().unwrap_or(u64::MAX);
     let leaked_tasks = after.tasks - before.tasks;
     let leaked_fds = after.fds - before.fds;
@@ -279,7 +308,7 @@ fn main() {
     let flat = spread <= 0.05;
     let no_leak = drained && leaked_tasks <= 4.0 && leaked_fds <= 4.0;
     let md = format!(
-        "# Soak ({})\n\n`sluice run` in front of two pools, {miners} miners at one share per 5 s for {:.1} min; every minute 1 % of them drop and rejoin ({} in all); the primary pool killed every {:.1} min and restarted {:.0} s later ({failovers} failovers).\n\n| check | measured | |\n|---|---|---|\n| RSS flat within 5 % after {:.1} min | {lo}–{hi} KiB ({:.2} %) over {} samples | {} |\n| no share unanswered | {unanswered} unanswered of {} submitted | {} |\n| no task or open file leaked | tasks {} → {}, open files {} → {} (connections {} after) | {} |\n\nLoad generator: accepted {:.0}/s, p99 {:.2} ms, disconnects {}, saturated {}.\n",
+        "# Soak ({})\n\n`sluice run` in front of two pools, {miners} miners at one share per 5 s for {:.1} min; every minute 1 % of them drop and rejoin ({} in all); the primary pool killed every {:.1} min and restarted {:.0} s later ({failovers} failovers).\n\n| check | measured | |\n|---|---|---|\n| RSS flat within 5 % after {:.1} min | {lo}–{hi} KiB ({:.2} %) over {} samples, trend {:+.1} KiB/min | {} |\n| no share unanswered | {unanswered} unanswered of {} submitted | {} |\n| no task or open file leaked | tasks {} → {}, open files {} → {} (connections {} after) | {} |\n\nLoad generator: accepted {:.0}/s, p99 {:.2} ms, disconnects {}, saturated {}.\n\nProxy binary: `{proxy_bin}`.\n",
         if quick { "quick" } else { "full" },
         secs / 60.0,
         report["reconnected"],
@@ -288,6 +317,7 @@ fn main() {
         settle / 60.0,
         spread * 100.0,
         steady.len(),
+        slope_kib_per_min,
         if flat { "met" } else { "missed" },
         report["submitted"],
         if unanswered == 0 { "met" } else { "missed" },
@@ -311,6 +341,8 @@ fn main() {
             "secs": secs,
             "failovers": failovers,
             "rss_spread": spread,
+            "rss_trend_kib_per_min": slope_kib_per_min,
+            "proxy": proxy_bin,
             "rss_lo_kib": lo,
             "rss_hi_kib": hi,
             "unanswered": unanswered,
