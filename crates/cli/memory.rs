@@ -1,21 +1,33 @@
-//! Giving freed heap back to the operating system.
+//! The allocator, and freed heap given back to the operating system.
 //!
-//! glibc keeps what a burst of allocations freed in its arenas, and RSS
-//! stays at the burst's high-water mark. A pool failover is such a burst:
-//! every miner moves at once, with the refusals of its shares in flight, a
-//! move event and a clean job. In the hour soak (10,000 miners), RSS
-//! stepped up 6.5 % at the first failover while tasks and open files stayed
-//! flat. On 10,000 miners after two failovers, one `malloc_trim` gave back
-//! 8.4 MB of 103 MB (measured with gdb on the quick soak). So
-//! [`trim_loop`] trims once a minute, off the runtime's worker threads,
-//! and sooner when RSS has grown since the last trim: a burst's memory
-//! goes back within seconds of being freed instead of sitting until the
-//! minute is up (in the hour soak, each failover held 3–4 % for about a
-//! minute). Elsewhere than glibc, [`trim`] does nothing.
+//! - **jemalloc is the global allocator.** With glibc's malloc, an hour
+//!   of 10,000 miners with 1 % reconnecting every minute grew RSS by
+//!   ~90 KiB a minute while the bytes in use (`mallinfo2`) stayed flat:
+//!   the free space glibc held grew from 4.6 to 8.8 MB, holes between
+//!   long-lived pieces that no trim can return. jemalloc keeps each size
+//!   class in slabs of its own, so a connection that leaves frees slots
+//!   the next one of the same shape reuses. In the same soak (three runs
+//!   side by side, `benches/results/soak-2026-12-07-allocators.md`) it
+//!   held RSS level where glibc's climbed.
+//! - **[`trim_loop`] purges** once a minute, off the runtime's worker
+//!   threads, and sooner when RSS has grown since the last purge. A pool
+//!   failover is a burst: every miner moves at once, with the refusals of
+//!   its shares in flight, a move event and a clean job. jemalloc returns
+//!   freed pages by itself over ~10 s (its decay); a purge returns them at
+//!   once, so a failover's burst does not sit in RSS.
+//!
+//! Elsewhere than Linux (no jemalloc on MSVC), [`trim`] does nothing and
+//! [`heap_use`] is `None`.
 
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+
+/// jemalloc for every allocation of the binary and of the tests that link
+/// this library, so both run on the allocator the soak measured.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// How often [`trim_loop`] trims at the least.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(60);
@@ -31,75 +43,109 @@ pub const TRIM_GROWTH_PERMILLE: u64 = 20;
 /// the arenas for nothing.
 pub const TRIM_MIN_GAP: Duration = Duration::from_secs(30);
 
-/// Hands free heap pages back to the operating system; true when any were.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn trim() -> bool {
-    #[allow(unsafe_code)]
-    // SAFETY: glibc's `malloc_trim` takes only a padding size, touches no
-    // memory of ours, and is thread-safe (it locks each arena in turn).
-    unsafe {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        malloc_trim(0) == 1
+/// jemalloc's control interface (`mallctl`), for the few names used here.
+#[cfg(not(target_env = "msvc"))]
+mod ctl {
+    use std::ffi::CStr;
+    use std::ptr::null_mut;
+
+    /// Runs a command: a name that takes and returns nothing.
+    pub(super) fn command(name: &CStr) -> bool {
+        #[allow(unsafe_code)]
+        // SAFETY: both the old and the new value pointers are null, so
+        // jemalloc reads and writes no memory of ours; `name` is a C string.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(name.as_ptr(), null_mut(), null_mut(), null_mut(), 0)
+        };
+        rc == 0
+    }
+
+    /// Reads a `size_t` value.
+    pub(super) fn read_usize(name: &CStr) -> Option<usize> {
+        let mut value: usize = 0;
+        let mut len = size_of::<usize>();
+        #[allow(unsafe_code)]
+        // SAFETY: `value` and `len` are a `size_t` out-parameter and its
+        // size, as the `stats.*` names read here require; jemalloc writes
+        // at most `len` bytes and no new value is passed.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                (&raw mut value).cast(),
+                &raw mut len,
+                null_mut(),
+                0,
+            )
+        };
+        (rc == 0 && len == size_of::<usize>()).then_some(value)
+    }
+
+    /// Refreshes the statistics, which jemalloc caches until `epoch` is
+    /// written.
+    pub(super) fn refresh() -> bool {
+        let mut epoch: u64 = 1;
+        #[allow(unsafe_code)]
+        // SAFETY: `epoch` takes a `uint64_t` new value, passed with its
+        // size; no old value is read.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"epoch".as_ptr(),
+                null_mut(),
+                null_mut(),
+                (&raw mut epoch).cast(),
+                size_of::<u64>(),
+            )
+        };
+        rc == 0
     }
 }
 
-/// The heap as glibc's allocator sees it, in bytes: what the program has
-/// allocated and what the allocator holds free (taken from the system and
-/// not given back). RSS growing with `in_use` flat is fragmentation;
-/// `in_use` growing is the program's own.
+/// Hands every arena's free pages back to the operating system now,
+/// instead of over jemalloc's decay; true when the purge ran.
+#[cfg(not(target_env = "msvc"))]
+pub fn trim() -> bool {
+    // 4096 is MALLCTL_ARENAS_ALL: every arena at once.
+    ctl::command(c"arena.4096.purge")
+}
+
+/// The heap as the allocator sees it, in bytes: what the program has
+/// allocated and what the allocator holds beside it. RSS growing with
+/// `in_use` flat is the allocator's (fragmentation, pages not yet
+/// returned); `in_use` growing is the program's own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapUse {
-    /// Bytes in allocated chunks (heap and mmapped).
+    /// Bytes the program holds allocated (jemalloc's `stats.allocated`).
     pub in_use: u64,
-    /// Bytes in free chunks the allocator keeps.
+    /// Resident bytes the allocator holds beyond those: free slots in
+    /// slabs, freed pages not yet returned, and its own metadata
+    /// (`stats.resident` − `stats.allocated`).
     pub free: u64,
 }
 
-/// The heap's use, summed over glibc's arenas; `None` elsewhere. It locks
-/// each arena in turn, as a trim does: call it off the worker threads.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// The heap's use, over all arenas; `None` where jemalloc is not the
+/// allocator or its statistics cannot be read.
+#[cfg(not(target_env = "msvc"))]
 pub fn heap_use() -> Option<HeapUse> {
-    /// glibc's `struct mallinfo2` (since 2.33): ten `size_t` fields.
-    #[allow(dead_code)] // read only through the layout
-    #[repr(C)]
-    struct MallInfo2 {
-        arena: usize,
-        ordblks: usize,
-        smblks: usize,
-        hblks: usize,
-        hblkhd: usize,
-        usmblks: usize,
-        fsmblks: usize,
-        uordblks: usize,
-        fordblks: usize,
-        keepcost: usize,
+    if !ctl::refresh() {
+        return None;
     }
-    #[allow(unsafe_code)]
-    // SAFETY: `mallinfo2` takes nothing and returns the struct by value;
-    // it locks each arena while it reads it.
-    let m = unsafe {
-        unsafe extern "C" {
-            fn mallinfo2() -> MallInfo2;
-        }
-        mallinfo2()
-    };
+    let allocated = ctl::read_usize(c"stats.allocated")? as u64;
+    let resident = ctl::read_usize(c"stats.resident")? as u64;
     Some(HeapUse {
-        in_use: (m.uordblks + m.hblkhd) as u64,
-        free: (m.fordblks) as u64,
+        in_use: allocated,
+        free: resident.saturating_sub(allocated),
     })
 }
 
-/// The heap's use (`None` without glibc).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+/// The heap's use (`None` without jemalloc).
+#[cfg(target_env = "msvc")]
 pub fn heap_use() -> Option<HeapUse> {
     None
 }
 
 /// Hands free heap pages back to the operating system (a no-op without
-/// glibc).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+/// jemalloc).
+#[cfg(target_env = "msvc")]
 pub fn trim() -> bool {
     false
 }
@@ -244,21 +290,21 @@ mod tests {
         assert!(!p.due(Some(101_000), last + MIN + S5));
     }
 
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(not(target_env = "msvc"))]
     #[test]
     fn heap_use_sees_what_the_program_allocates_and_frees() {
-        // 32 MiB in 1 KiB pieces: heap chunks, not mmapped ones. Other
+        // 32 MiB in 1 KiB pieces: slab slots, not large extents. Other
         // tests allocate meanwhile, so the bounds leave them half.
         const MIB: u64 = 1 << 20;
-        let before = heap_use().expect("glibc");
+        let before = heap_use().expect("jemalloc");
         let held: Vec<Vec<u8>> = (0..32 * 1024).map(|i| vec![i as u8; 1024]).collect();
-        let during = heap_use().expect("glibc");
+        let during = heap_use().expect("jemalloc");
         assert!(
             during.in_use >= before.in_use + 16 * MIB,
             "{before:?} -> {during:?}"
         );
         drop(held);
-        let after = heap_use().expect("glibc");
+        let after = heap_use().expect("jemalloc");
         assert!(
             after.in_use + 16 * MIB <= during.in_use,
             "{during:?} -> {after:?}"
