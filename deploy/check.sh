@@ -25,7 +25,12 @@ if [ ! -x "$k8s/bin/kubernetes-validate" ]; then
 fi
 if [ ! -x "$compose/bin/docker-compose" ]; then
   python3 -m venv "$compose"
-  "$compose/bin/pip" install -q docker-compose==1.29.2
+  # docker-compose 1.29.2 needs PyYAML < 6, which has no wheel for this
+  # Python, and PyYAML 5's source does not build with Cython 3: a
+  # constraint (which pip applies to the build's own environment too)
+  # keeps the build on Cython 2.
+  echo 'cython<3' > "$tmp/pip-constraints.txt"
+  PIP_CONSTRAINT="$tmp/pip-constraints.txt" "$compose/bin/pip" install -q docker-compose==1.29.2
 fi
 "$k8s/bin/python" - "$tmp/configmap.toml" <<'PY'
 import sys, yaml
