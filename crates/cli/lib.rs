@@ -12,7 +12,8 @@
 //! - [`routing`]: `sluice routing`, the routing report as a table.
 //! - [`keys`]: `sluice keygen` and `sluice cert` (Stratum V2 identities).
 //! - [`every`]: the clock of the periodic tasks.
-//! - [`memory`]: freed heap given back to the OS once a minute.
+//! - [`memory`]: the allocator (jemalloc), and freed heap given back to
+//!   the OS once a minute.
 
 pub mod advise;
 pub mod bench_hash;
