@@ -170,19 +170,6 @@ pub(super) struct Channel {
     pub(super) mask_untold: bool,
 }
 
-/// `c` boxed, in `spare`'s allocation when there is one: a retired
-/// checker's box is the size the new one needs, and taking it spares the
-/// allocator a free and a malloc per job change on every connection.
-pub(super) fn reuse(spare: Option<Box<ShareChecker>>, c: ShareChecker) -> Box<ShareChecker> {
-    match spare {
-        Some(mut b) => {
-            *b = c;
-            b
-        }
-        None => Box::new(c),
-    }
-}
-
 /// The version bits a miner may roll on a job: its own mask and the
 /// pool's, without the bits the job version already sets, so that BIP
 /// 310's replace rule and ckpool's OR rule build the same header. A miner
@@ -336,10 +323,7 @@ impl Channel {
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
             // Only now, with a share past the field checks, do older
             // jobs give up their checkers.
-            let spare = self.retire_checkers(slot);
-            if let Some(e) = self.jobs.get_mut(slot) {
-                e.checker = Some(reuse(spare, c));
-            }
+            self.install_checker(slot, c);
         }
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, d));
@@ -402,10 +386,12 @@ impl Channel {
         })
     }
 
-    /// Takes built checkers away, oldest first, so that with the one about
-    /// to be built for `slot` at most [`LIVE_CHECKERS`] remain; returns
-    /// one of them, whose allocation the new checker can take.
-    pub(super) fn retire_checkers(&mut self, slot: usize) -> Option<Box<ShareChecker>> {
+    /// Puts `c` in as `slot`'s checker. Older jobs give theirs up, oldest
+    /// first, so that at most [`LIVE_CHECKERS`] stay built, and `c` takes
+    /// a retired one's allocation when there is one: it is the size `c`
+    /// needs, and taking it spares the allocator a free and a malloc per
+    /// job change on every connection.
+    pub(super) fn install_checker(&mut self, slot: usize, c: ShareChecker) {
         let mut kept = 1;
         let mut spare = None;
         for (i, e) in self.jobs.iter_mut().enumerate().rev() {
@@ -418,7 +404,16 @@ impl Channel {
                 spare = e.checker.take();
             }
         }
-        spare
+        let Some(e) = self.jobs.get_mut(slot) else {
+            return;
+        };
+        e.checker = Some(match spare {
+            Some(mut b) => {
+                *b = c;
+                b
+            }
+            None => Box::new(c),
+        });
     }
 
     /// Starts the job waiting to be sent, if any: the difficulty it is

@@ -657,8 +657,7 @@ fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     if entry.checker.is_none() {
         let c =
             ShareChecker::new(job.template.clone(), &ch.extranonce1, en2, entry.target()).ok()?;
-        let spare = ch.retire_checkers(last);
-        ch.jobs[last].checker = Some(super::channel::reuse(spare, c));
+        ch.install_checker(last, c);
     }
     ch.jobs[last]
         .checker
