@@ -51,12 +51,24 @@ impl Default for VardiffConfig {
     }
 }
 
-/// Per-connection vardiff state.
+/// A listener's vardiff settings and difficulty ceiling, passed to each
+/// call: every connection of the listener shares them, and a copy in each
+/// connection's state was 56 of its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    /// The settings.
+    pub cfg: &'a VardiffConfig,
+    /// Highest difficulty.
+    pub max: f64,
+}
+
+/// Per-connection vardiff state: only this connection's numbers (the
+/// rules come with each call).
 #[derive(Clone, Debug)]
 pub struct Vardiff {
-    cfg: VardiffConfig,
+    /// This connection's floor: the listener's, raised by the miner's
+    /// `minimum-difficulty`.
     min: f64,
-    max: f64,
     difficulty: f64,
     window_start: Instant,
     shares: u32,
@@ -64,18 +76,16 @@ pub struct Vardiff {
 }
 
 impl Vardiff {
-    /// Starts at `start`, clamped to `[min, max]`.
-    pub fn new(cfg: VardiffConfig, start: f64, min: f64, max: f64, now: Instant) -> Self {
+    /// Starts at `start`, clamped to `[min, rules.max]`.
+    pub fn new(rules: Rules<'_>, start: f64, min: f64, now: Instant) -> Self {
         let mut v = Self {
-            cfg,
             min,
-            max: max.max(min),
             difficulty: start,
             window_start: now,
             shares: 0,
             work: 0.0,
         };
-        v.difficulty = v.clamp(start);
+        v.difficulty = v.clamp(rules, start);
         v
     }
 
@@ -86,41 +96,42 @@ impl Vardiff {
 
     /// Sets the difficulty by hand (suggest_difficulty, `d=` password) and
     /// restarts the window.
-    pub fn set(&mut self, difficulty: f64, now: Instant) -> f64 {
-        self.difficulty = self.clamp(difficulty);
+    pub fn set(&mut self, rules: Rules<'_>, difficulty: f64, now: Instant) -> f64 {
+        self.difficulty = self.clamp(rules, difficulty);
         self.restart(now);
         self.difficulty
     }
 
     /// Raises the floor (the `minimum-difficulty` extension).
-    pub fn set_min(&mut self, min: f64) {
-        self.min = min.max(self.min).min(self.max);
-        self.difficulty = self.clamp(self.difficulty);
+    pub fn set_min(&mut self, rules: Rules<'_>, min: f64) {
+        self.min = min.max(self.min).min(self.max(rules));
+        self.difficulty = self.clamp(rules, self.difficulty);
     }
 
     /// Records an accepted share of difficulty `d`; may return a new
     /// difficulty.
-    pub fn on_share(&mut self, d: f64, now: Instant) -> Option<f64> {
+    pub fn on_share(&mut self, rules: Rules<'_>, d: f64, now: Instant) -> Option<f64> {
         self.shares += 1;
         self.work += d;
-        if self.shares >= self.cfg.retarget_shares {
-            return self.retarget(now);
+        if self.shares >= rules.cfg.retarget_shares {
+            return self.retarget(rules, now);
         }
-        self.on_tick(now)
+        self.on_tick(rules, now)
     }
 
     /// Lets time pass without shares (a miner that went quiet, or whose
     /// difficulty is far too high); may return a new difficulty.
-    pub fn on_tick(&mut self, now: Instant) -> Option<f64> {
+    pub fn on_tick(&mut self, rules: Rules<'_>, now: Instant) -> Option<f64> {
         let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= Duration::from_secs_f64(self.cfg.retarget_after_secs) {
-            return self.retarget(now);
+        if elapsed >= Duration::from_secs_f64(rules.cfg.retarget_after_secs) {
+            return self.retarget(rules, now);
         }
         None
     }
 
-    fn retarget(&mut self, now: Instant) -> Option<f64> {
-        if !self.cfg.enabled {
+    fn retarget(&mut self, rules: Rules<'_>, now: Instant) -> Option<f64> {
+        let cfg = rules.cfg;
+        if !cfg.enabled {
             self.restart(now);
             return None;
         }
@@ -138,14 +149,14 @@ impl Vardiff {
         } else {
             self.work
         };
-        let ideal = work / elapsed * self.cfg.target_share_interval_secs;
-        let step = self.cfg.max_step.max(1.0);
+        let ideal = work / elapsed * cfg.target_share_interval_secs;
+        let step = cfg.max_step.max(1.0);
         let ratio = (ideal / self.difficulty).clamp(1.0 / step, step);
         self.restart(now);
-        if ratio < self.cfg.dead_band && ratio > 1.0 / self.cfg.dead_band {
+        if ratio < cfg.dead_band && ratio > 1.0 / cfg.dead_band {
             return None;
         }
-        let next = self.clamp(self.difficulty * ratio);
+        let next = self.clamp(rules, self.difficulty * ratio);
         if (next - self.difficulty).abs() <= f64::EPSILON * self.difficulty {
             return None;
         }
@@ -159,13 +170,19 @@ impl Vardiff {
         self.work = 0.0;
     }
 
-    fn clamp(&self, d: f64) -> f64 {
-        let d = if self.cfg.power_of_two {
+    /// The ceiling: the listener's, or this connection's floor if that is
+    /// higher (a configuration with min above max keeps min).
+    fn max(&self, rules: Rules<'_>) -> f64 {
+        rules.max.max(self.min)
+    }
+
+    fn clamp(&self, rules: Rules<'_>, d: f64) -> f64 {
+        let d = if rules.cfg.power_of_two {
             2f64.powi(d.log2().round() as i32)
         } else {
             d
         };
-        d.clamp(self.min, self.max)
+        d.clamp(self.min, self.max(rules))
     }
 }
 
@@ -195,7 +212,11 @@ mod tests {
         seed: u64,
     ) -> (f64, f64) {
         let t0 = Instant::now();
-        let mut v = Vardiff::new(cfg, start, 1e-6, 1e12, t0);
+        let r = Rules {
+            cfg: &cfg,
+            max: 1e12,
+        };
+        let mut v = Vardiff::new(r, start, 1e-6, t0);
         let mut rng = Rng(seed);
         let mut t = 0.0;
         let (mut tail_shares, mut d) = (0u32, start);
@@ -206,7 +227,7 @@ mod tests {
             let dt = -rng.uniform().ln() / rate;
             let mut tick = t.floor() + 1.0;
             while tick < t + dt && tick < secs {
-                if let Some(n) = v.on_tick(t0 + Duration::from_secs_f64(tick)) {
+                if let Some(n) = v.on_tick(r, t0 + Duration::from_secs_f64(tick)) {
                     d = n;
                     t = tick;
                     continue 'arrival;
@@ -220,7 +241,7 @@ mod tests {
             if t > secs - tail {
                 tail_shares += 1;
             }
-            if let Some(n) = v.on_share(d, t0 + Duration::from_secs_f64(t)) {
+            if let Some(n) = v.on_share(r, d, t0 + Duration::from_secs_f64(t)) {
                 d = n;
             }
         }
@@ -258,11 +279,17 @@ mod tests {
         let cfg = VardiffConfig::default();
         let want = 10e12 * 5.0 / 4_294_967_296.0;
         let t0 = Instant::now();
-        let mut v = Vardiff::new(cfg, want, 1e-6, 1e12, t0);
+        let r = Rules {
+            cfg: &cfg,
+            max: 1e12,
+        };
+        let mut v = Vardiff::new(r, want, 1e-6, t0);
         // Exactly on target: 24 shares in 120 s.
         let mut changes = 0;
         for i in 1..=240u64 {
-            if v.on_share(want, t0 + Duration::from_secs(5 * i)).is_some() {
+            if v.on_share(r, want, t0 + Duration::from_secs(5 * i))
+                .is_some()
+            {
                 changes += 1;
             }
         }
@@ -273,12 +300,16 @@ mod tests {
     fn silence_lowers_difficulty_stepwise_and_clamps() {
         let cfg = VardiffConfig::default();
         let t0 = Instant::now();
-        let mut v = Vardiff::new(cfg.clone(), 1024.0, 1.0, 1e6, t0);
+        let r = Rules {
+            cfg: &cfg,
+            max: 1e6,
+        };
+        let mut v = Vardiff::new(r, 1024.0, 1.0, t0);
         let mut t = t0;
         let mut last = 1024.0;
         for _ in 0..20 {
             t += Duration::from_secs_f64(cfg.retarget_after_secs);
-            if let Some(d) = v.on_tick(t) {
+            if let Some(d) = v.on_tick(r, t) {
                 assert!(d < last && d >= last / cfg.max_step);
                 last = d;
             }
@@ -293,19 +324,27 @@ mod tests {
             ..VardiffConfig::default()
         };
         let t0 = Instant::now();
-        let mut v = Vardiff::new(cfg, 1000.0, 1.0, 1e6, t0);
+        let r = Rules {
+            cfg: &cfg,
+            max: 1e6,
+        };
+        let mut v = Vardiff::new(r, 1000.0, 1.0, t0);
         assert_eq!(v.difficulty(), 1024.0);
-        assert_eq!(v.set(2500.0, t0), 2048.0);
-        assert_eq!(v.set(3000.0, t0), 4096.0);
-        v.set_min(8192.0);
+        assert_eq!(v.set(r, 2500.0, t0), 2048.0);
+        assert_eq!(v.set(r, 3000.0, t0), 4096.0);
+        v.set_min(r, 8192.0);
         assert_eq!(v.difficulty(), 8192.0);
         let off = VardiffConfig {
             enabled: false,
             ..VardiffConfig::default()
         };
-        let mut v = Vardiff::new(off, 8.0, 1.0, 1e6, t0);
+        let r = Rules {
+            cfg: &off,
+            max: 1e6,
+        };
+        let mut v = Vardiff::new(r, 8.0, 1.0, t0);
         for i in 1..100 {
-            assert!(v.on_share(8.0, t0 + Duration::from_millis(i)).is_none());
+            assert!(v.on_share(r, 8.0, t0 + Duration::from_millis(i)).is_none());
         }
     }
 }

@@ -129,7 +129,8 @@ pub enum Verdict {
 pub(super) struct Channel {
     /// The miner's extranonce1 (its prefix): empty until subscribe when
     /// it comes from the session's `prefixes`.
-    pub(super) extranonce1: Vec<u8>,
+    /// Boxed: set once, so no capacity is kept beside it.
+    pub(super) extranonce1: Box<[u8]>,
     pub(super) extranonce2_size: usize,
     /// Mask agreed with the miner (0 when it never configured rolling).
     pub(super) version_mask: u32,
@@ -192,16 +193,15 @@ impl Channel {
         now: Instant,
     ) -> Self {
         Self {
-            extranonce1,
+            extranonce1: extranonce1.into_boxed_slice(),
             extranonce2_size,
             version_mask: 0,
             sent_mask: None,
             epochs: Vec::new(),
             vardiff: Vardiff::new(
-                cfg.vardiff.clone(),
+                cfg.vardiff_rules(),
                 cfg.start_difficulty,
                 cfg.min_difficulty,
-                cfg.max_difficulty,
                 now,
             ),
             fixed_difficulty: false,
@@ -653,9 +653,9 @@ impl Channel {
     }
 
     /// Lets time pass (vardiff for quiet miners).
-    pub(super) fn on_tick(&mut self, now: Instant) {
+    pub(super) fn on_tick(&mut self, cfg: &SessionConfig, now: Instant) {
         if !self.fixed_difficulty {
-            let _ = self.vardiff.on_tick(now);
+            let _ = self.vardiff.on_tick(cfg.vardiff_rules(), now);
         }
     }
 

@@ -22,16 +22,34 @@ pub(super) struct ConnCore {
     pub(super) id: SessionId,
     pub(super) cfg: Arc<SessionConfig>,
     pub(super) stats: Arc<Stats>,
-    pub(super) user_agent: Option<String>,
+    /// Boxed, not a `String`: no spare capacity kept for a connection's
+    /// life.
+    pub(super) user_agent: Option<Box<str>>,
     /// Authorized names and their books.
     pub(super) workers: Names,
     pub(super) books: Option<Arc<Books>>,
+    /// The miner's address: shown with its workers, and the key of its
+    /// quota (one copy for both).
     pub(super) peer: Option<IpAddr>,
-    /// Names held against the source address's quota.
-    pub(super) quota: Option<(Arc<NameQuota>, IpAddr)>,
+    /// Names held against `peer`'s quota (set together with `peer`).
+    pub(super) quota: Option<Arc<NameQuota>>,
     pub(super) quota_held: usize,
     pub(super) consecutive_bad: u32,
     pub(super) counters: SessionCounters,
+}
+
+/// What a connection holds outside itself goes back however it ends, in
+/// either protocol: its workers leave the books' connection count and its
+/// names go back to its address's quota.
+impl Drop for ConnCore {
+    fn drop(&mut self) {
+        for w in self.workers.values().flatten() {
+            w.disconnected();
+        }
+        if let (Some(q), Some(ip)) = (&self.quota, self.peer) {
+            q.give_back(ip, self.quota_held);
+        }
+    }
 }
 
 impl ConnCore {
@@ -51,8 +69,8 @@ impl ConnCore {
         if self.workers.len() >= self.cfg.max_workers_per_connection {
             return Err(Reject::TooManyWorkers);
         }
-        if let Some((q, ip)) = &self.quota {
-            if !q.take(*ip) {
+        if let (Some(q), Some(ip)) = (&self.quota, self.peer) {
+            if !q.take(ip) {
                 return Err(Reject::TooManyWorkers);
             }
             self.quota_held += 1;
@@ -166,7 +184,7 @@ impl ConnCore {
                 self.counters.accepted_work += d;
                 self.stats.accept(d);
                 if !ch.fixed_difficulty {
-                    let _ = ch.vardiff.on_share(d, now);
+                    let _ = ch.vardiff.on_share(self.cfg.vardiff_rules(), d, now);
                 }
                 Verdict::Accepted {
                     difficulty: d,

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::job::ShareForward;
 use crate::stats::{Disconnect, Reject};
-use crate::vardiff::VardiffConfig;
+use crate::vardiff::{Rules as VardiffRules, VardiffConfig};
 
 mod channel;
 mod conn;
@@ -69,6 +69,16 @@ pub struct SessionConfig {
     /// Solo mining: each miner's username names the script its jobs'
     /// coinbase pays; `None`: everyone mines the upstream's job.
     pub solo: Option<SoloCheck>,
+}
+
+impl SessionConfig {
+    /// What vardiff needs of this policy on each call.
+    pub(crate) fn vardiff_rules(&self) -> VardiffRules<'_> {
+        VardiffRules {
+            cfg: &self.vardiff,
+            max: self.max_difficulty,
+        }
+    }
 }
 
 /// Turns a solo miner's username into its payout script, or says why it

@@ -687,7 +687,7 @@ fn a_job_sent_again_after_moving_back_keeps_its_duplicate_set() {
     );
 }
 
-fn books() -> Arc<Books> {
+pub(super) fn books() -> Arc<Books> {
     let cfg = sluice_books::BooksConfig {
         pools: vec![sluice_books::PoolBooksConfig {
             name: "pool".into(),
@@ -1501,4 +1501,14 @@ fn two_raises_in_a_row_keep_the_first_target_in_grace() {
     assert_eq!(r.s.ch.grace.map(|g| g.0), Some(before));
     r.s.ch.set_difficulty_now(before / 2.0, t1);
     assert_eq!(r.s.ch.grace, None);
+}
+
+#[test]
+fn a_session_fits_in_512_bytes() {
+    // Every V1 connection holds one, boxed, for its whole life: jemalloc
+    // serves 449–512 bytes from one size class and 513–640 from the next,
+    // so a field that tips it over costs every connection 128 bytes. The
+    // listener's vardiff rules are passed in, not copied into each.
+    let n = std::mem::size_of::<Session>();
+    assert!(n <= 512, "a V1 session is {n} bytes");
 }

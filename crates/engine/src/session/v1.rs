@@ -56,7 +56,7 @@ impl Session {
     /// Keeps books for this session's workers; `peer` is shown with them.
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<IpAddr>) -> Self {
         self.core.books = Some(books);
-        self.core.peer = peer;
+        self.core.peer = peer.or(self.core.peer);
         self
     }
 
@@ -70,7 +70,8 @@ impl Session {
     /// Holds the worker names this session authorizes against `ip`'s
     /// share of `quota`.
     pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: IpAddr) -> Self {
-        self.core.quota = Some((quota, ip));
+        self.core.quota = Some(quota);
+        self.core.peer = Some(ip);
         self
     }
 
@@ -162,7 +163,7 @@ impl Session {
                     && let Some(p) = &self.prefixes
                 {
                     match p.alloc() {
-                        Some(prefix) => self.ch.extranonce1 = prefix,
+                        Some(prefix) => self.ch.extranonce1 = prefix.into_boxed_slice(),
                         None => {
                             tracing::warn!(
                                 "extranonce prefixes exhausted; raise session_prefix_bytes"
@@ -190,7 +191,7 @@ impl Session {
                         n -= 1;
                     }
                     u.truncate(n);
-                    u
+                    u.into_boxed_str()
                 });
                 let sub_id = format!("{:x}", self.core.id);
                 out.push(Output::Send(msg::encode_subscribe_result(
@@ -207,7 +208,7 @@ impl Session {
                     return;
                 }
                 if let Some(d) = password.as_deref().and_then(password_difficulty) {
-                    self.ch.vardiff.set(d, now);
+                    self.ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
                     self.ch.fixed_difficulty = true;
                 }
                 let payout = match self.solo_payout(&username) {
@@ -240,7 +241,7 @@ impl Session {
             }
             ClientRequest::SuggestDifficulty(d) | ClientRequest::SuggestTarget(d) => {
                 if !self.ch.fixed_difficulty {
-                    self.ch.vardiff.set(d, now);
+                    self.ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
                 }
                 if !req.id.is_null() {
                     out.push(Output::Send(msg::encode_true(id)));
@@ -292,7 +293,7 @@ impl Session {
                         .and_then(Value::as_f64);
                     match v {
                         Some(v) if v.is_finite() && v > 0.0 => {
-                            self.ch.vardiff.set_min(v);
+                            self.ch.vardiff.set_min(self.core.cfg.vardiff_rules(), v);
                             result.insert(ext.clone(), Value::Bool(true));
                         }
                         _ => {
@@ -331,7 +332,7 @@ impl Session {
 
     /// Lets time pass (vardiff for quiet miners).
     pub fn on_tick(&mut self, now: Instant) {
-        self.ch.on_tick(now);
+        self.ch.on_tick(&self.core.cfg, now);
     }
 
     fn maybe_start(&mut self, _now: Instant, out: &mut Vec<Output>) {
@@ -416,12 +417,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for w in self.core.workers.values().flatten() {
-            w.disconnected();
-        }
-        if let Some((q, ip)) = &self.core.quota {
-            q.give_back(*ip, self.core.quota_held);
-        }
         if let Some(p) = &self.prefixes
             && !self.ch.extranonce1.is_empty()
         {

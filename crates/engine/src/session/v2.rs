@@ -124,13 +124,14 @@ impl V2Conn {
     /// Keeps books for the connection's workers.
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<std::net::IpAddr>) -> Self {
         self.core.books = Some(books);
-        self.core.peer = peer;
+        self.core.peer = peer.or(self.core.peer);
         self
     }
 
     /// Counts the connection's names against its address's quota.
     pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: std::net::IpAddr) -> Self {
-        self.core.quota = Some((quota, ip));
+        self.core.quota = Some(quota);
+        self.core.peer = Some(ip);
         self
     }
 
@@ -254,6 +255,7 @@ impl V2Conn {
             } else {
                 format!("{v}/{fw}")
             }
+            .into_boxed_str()
         });
         send(
             out,
@@ -325,15 +327,16 @@ impl V2Conn {
         let rate = f64::from(o.nominal_hash_rate);
         if rate.is_finite() && rate > 0.0 {
             let d = rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0;
-            ch.vardiff.set(d, now);
+            ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
         }
         // A miner that cannot take targets as easy as ours is asked for
         // no easier ones.
         let floor = Target::from_le_bytes(o.max_target).difficulty();
         if floor.is_finite() && floor > self.core.cfg.min_difficulty {
-            ch.vardiff.set_min(floor);
+            let rules = self.core.cfg.vardiff_rules();
+            ch.vardiff.set_min(rules, floor);
             if ch.vardiff.difficulty() < floor {
-                ch.vardiff.set(floor, now);
+                ch.vardiff.set(rules, floor, now);
             }
         }
         let id = self.next_channel;
@@ -419,8 +422,8 @@ impl V2Conn {
         };
         let rate = f64::from(u.nominal_hash_rate);
         if rate.is_finite() && rate > 0.0 && !c.ch.fixed_difficulty {
-            c.ch.vardiff
-                .set(rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0, now);
+            let d = rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0;
+            c.ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
             // Never above what the pool credits the job in force at.
             let d = c.ch.difficulty_now();
             retarget(c, d, now, out);
@@ -519,7 +522,7 @@ impl V2Conn {
     /// once).
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         for c in &mut self.channels {
-            c.ch.on_tick(now);
+            c.ch.on_tick(&self.core.cfg, now);
             follow_vardiff(c, now, out);
         }
     }

@@ -401,6 +401,34 @@ fn channels_hold_a_prefix_each_until_closed_or_dropped() {
 }
 
 #[test]
+fn a_closed_connection_gives_back_its_names_and_leaves_its_workers() {
+    // As a V1 session does: a V2 farm behind one address that reconnects
+    // must not use up its name quota, and its workers must not stay
+    // connected in the books.
+    let quota = Arc::new(crate::limits::NameQuota::new(4));
+    let books = crate::session::tests::books();
+    let ip = std::net::IpAddr::from([10, 0, 0, 7]);
+    let mut r = Rig::new();
+    r.c = V2Conn::new(9, cfg(), Arc::new(Stats::default()), r.prefixes.clone(), 6)
+        .with_name_quota(quota.clone(), ip)
+        .with_books(books.clone(), Some(ip));
+    let (ch, prefix) = r.ready();
+    r.feed(open(2, "acct.rig2", 0));
+    assert_eq!(quota.held(ip), 2);
+    let j = r.job(1, 1, true);
+    r.push(&j);
+    let en = [0u8, 0, 0, 0, 0, 7];
+    let n = mine(&j, &prefix, &en, j.version, 1e-5, true);
+    r.feed(share(ch, 1, &j, &en, n, j.version));
+    r.flush();
+    let w = books.find_worker("acct.rig1").expect("booked at its share");
+    assert_eq!(w.connections(), 1);
+    drop(r);
+    assert_eq!(quota.held(ip), 0, "names given back");
+    assert_eq!(w.connections(), 0, "the worker left with its connection");
+}
+
+#[test]
 fn the_target_follows_the_stated_hashrate_and_moves_at_once() {
     let mut r = Rig::new();
     r.feed(setup(0));
