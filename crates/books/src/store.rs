@@ -24,9 +24,12 @@ const KIND_POOL: i64 = 1;
 const KIND_FARM: i64 = 2;
 const RING_FINE: i64 = 0;
 const RING_COARSE: i64 = 1;
-/// A worker's fine ring (30 s buckets; its 10 s buckets of before, under
-/// `RING_FINE`, are not loaded into it).
-const RING_WORKER_FINE: i64 = 2;
+/// A worker's fine ring (1 min buckets). Its 10 s buckets of schema 3,
+/// under `RING_FINE`, and 30 s ones of schema 4, under
+/// `RING_WORKER_FINE_30S`, are not loaded into it.
+const RING_WORKER_FINE: i64 = 3;
+/// Schema 4's worker fine ring (30 s buckets): deleted on upgrade.
+const RING_WORKER_FINE_30S: i64 = 2;
 
 /// The ring id a kind's fine buckets are stored under.
 fn fine_ring(kind: i64) -> i64 {
@@ -48,7 +51,11 @@ const SKEW_MS: u64 = 5_000;
 /// the file. A version-3 file is read as is (its workers' 10 s buckets,
 /// ring 0, are left out; their 5-min buckets rebuild the hour ring) and
 /// marked version 4.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: a worker's fine buckets are 1 min, under ring id 3. A version-3 or
+/// -4 file is read as is, less its workers' fine buckets (ring 2 is
+/// deleted; they only cover the last minutes, and the 5 min buckets keep
+/// the hour and the day), and marked version 5.
+const SCHEMA_VERSION: i64 = 5;
 
 /// A store failure (always on our side: disk, permissions, corruption).
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +140,7 @@ impl Stored {
 impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
@@ -162,11 +169,17 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some(3) => {
-                conn.execute(
+            Some(3 | 4) => {
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "DELETE FROM buckets WHERE ring = ?1",
+                    [RING_WORKER_FINE_30S],
+                )?;
+                tx.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'schema'",
                     [SCHEMA_VERSION],
                 )?;
+                tx.commit()?;
             }
             Some(other) => return Err(StoreError::Schema(other)),
         }
@@ -361,7 +374,7 @@ impl Store {
             // rebuilt from them on load, and the oldest hour its 24 h
             // window touches must be whole.
             let fine_floor = (now_ms / FINE_WIDTH_MS) as i64 - 40;
-            let worker_fine_floor = (now_ms / WORKER_FINE_WIDTH_MS) as i64 - 15;
+            let worker_fine_floor = (now_ms / WORKER_FINE_WIDTH_MS) as i64 - 9;
             let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 312;
             tx.execute(
                 "DELETE FROM buckets WHERE (ring = ?1 AND idx < ?2) OR (ring = ?3 AND idx < ?4)

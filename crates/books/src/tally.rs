@@ -2,8 +2,8 @@
 //! time buckets and lifetime totals. Pools and the farm keep two rings
 //! (10 s buckets for the 1 and 5 min windows, 5 min buckets for 1 h, 24 h
 //! and the day's series). A worker — there may be 100,000 of them — keeps
-//! 30 s buckets for the short windows, 5 min buckets for the last hour only
-//! and hour buckets for the day: 1.6 KiB instead of 10.2 KiB, with the
+//! 1 min buckets for the short windows, 5 min buckets for the last hour
+//! only and hour buckets for the day: 1.2 KiB instead of 10.2 KiB, with the
 //! day's series at an hour's resolution before the current hour (the store
 //! keeps its 5 min buckets).
 
@@ -23,11 +23,13 @@ const FINE_LEN: u32 = 37;
 /// Coarse ring: 5 min buckets, a day and one more bucket.
 pub const COARSE_WIDTH_MS: u64 = 300_000;
 const COARSE_LEN: u32 = 290;
-/// A worker's fine ring: 30 s buckets, 6 min (the 1 and 5 min windows;
-/// 10 s buckets would triple it, for figures a worker's few shares a
-/// minute cannot resolve anyway).
-pub const WORKER_FINE_WIDTH_MS: u64 = 30_000;
-const WORKER_FINE_LEN: u32 = 13;
+/// A worker's fine ring: 1 min buckets, 6 min (the 1 and 5 min windows).
+/// A worker at a share per 5 s has a dozen shares a minute, ±30 % of
+/// noise on its 1 min figure before any bucket is cut; 30 s buckets
+/// would take six more slots (the 45 slots fit a 1,280-byte allocation,
+/// 51 took 1,536).
+pub const WORKER_FINE_WIDTH_MS: u64 = 60_000;
+const WORKER_FINE_LEN: u32 = 7;
 /// A worker's coarse ring: the last hour and one more bucket.
 const WORKER_COARSE_LEN: u32 = 13;
 /// A worker's hour ring: a day and one more bucket.
@@ -457,6 +459,16 @@ mod tests {
         assert!(m1.sums.accepted >= 6.0 && m1.sums.accepted <= 7.0, "{m1:?}");
     }
 
+    #[test]
+    fn a_workers_rings_fit_in_1280_bytes() {
+        // One allocation per worker that ever shared: jemalloc serves
+        // 1,025–1,280 bytes from one size class and 1,281–1,536 from the
+        // next, 256 bytes more for each of 100,000 names.
+        let slots: usize = WORKER_RINGS.iter().map(|s| s.len as usize).sum();
+        let bytes = slots * std::mem::size_of::<crate::ring::Counts<f32>>();
+        assert!(bytes <= 1280, "{slots} slots, {bytes} bytes");
+    }
+
     fn accepted(t: &mut Tally, t_ms: u64, d: f64) {
         t.record(
             t_ms,
@@ -487,12 +499,12 @@ mod tests {
         for win in Window::ALL {
             let (a, b) = (w.figures(end, win).sums, p.figures(end, win).sums);
             // Where the worker's oldest bucket in the window is wider
-            // (30 s, not 10 s; an hour, not 5 min), its proration may
-            // differ by at most what that bucket holds: here at most 5
-            // shares of difficulty ≤ 5 per 30 s and per-hour in
+            // (1 min, not 10 s; an hour, not 5 min), its proration may
+            // differ by at most what that bucket holds: here at most 9
+            // shares of difficulty ≤ 5 per minute and per-hour in
             // proportion.
             let tol = match win {
-                Window::M1 | Window::M5 => 5.0 * 5.0,
+                Window::M1 | Window::M5 => 9.0 * 5.0,
                 Window::H1 => 1e-6 * b.accepted_work,
                 Window::H24 => b.accepted_work / 24.0,
             };

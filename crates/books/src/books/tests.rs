@@ -482,27 +482,36 @@ fn store_refuses_corrupt_buckets_and_other_schemas() {
     let err = Store::open(&path).err().unwrap();
     assert!(matches!(err, crate::StoreError::Schema(1)), "{err}");
     assert!(err.to_string().contains("move the file aside"), "{err}");
-    // A version-3 file (10 s worker buckets under ring 0) is read, its
-    // workers' ring-0 buckets left out, and marked version 4: a version-3
-    // build then refuses it rather than misread the 30 s buckets.
-    let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute("UPDATE meta SET value = 3 WHERE key = 'schema'", [])
+    // A version-3 file (10 s worker buckets under ring 0) or version-4 one
+    // (30 s worker buckets under ring 2) is read, its workers' fine
+    // buckets left out (ring 2 deleted), and marked version 5: an older
+    // build then refuses it rather than misread the 1 min buckets.
+    for old in [3, 4] {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [old])
+            .unwrap();
+        c.execute("DELETE FROM buckets", []).unwrap();
+        c.execute(
+            "INSERT INTO buckets (kind, name, ring, idx, data) SELECT kind, name, ?1, 1, x'00' FROM entities",
+            [if old == 3 { 0 } else { 2 }],
+        )
         .unwrap();
-    c.execute("DELETE FROM buckets", []).unwrap();
-    c.execute(
-        "INSERT INTO buckets (kind, name, ring, idx, data) SELECT kind, name, 0, 1, x'00' FROM entities",
-        [],
-    )
-    .unwrap();
-    drop(c);
-    Store::open(&path).unwrap();
-    let c = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = c
-        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(v, 4);
+        drop(c);
+        Store::open(&path).unwrap();
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(v, 5, "from version {old}");
+        let ring2: i64 = c
+            .query_row("SELECT COUNT(*) FROM buckets WHERE ring = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(ring2, 0, "schema 4's 30 s buckets are gone");
+    }
     let _ = std::fs::remove_file(&path);
 }
 

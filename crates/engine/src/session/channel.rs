@@ -54,9 +54,6 @@ pub(super) struct JobEntry {
     pub(super) mask: u32,
     /// The pool's mask in force for this job (it can change at once).
     pub(super) pool_mask: u32,
-    /// Earlier ids of the same work (re-issued under a new mask): shares
-    /// on them land here, under one duplicate tag.
-    pub(super) aliases: Box<[u64]>,
 }
 
 impl JobEntry {
@@ -146,8 +143,17 @@ pub(super) struct Channel {
     /// After a difficulty raised at once (a V2 SetTarget), the one the
     /// miner had before and until when its shares are still taken at it:
     /// shares found before the miner heard of the change are its work.
-    pub(super) grace: Option<(f64, Instant)>,
+    /// Boxed: only a V2 raise sets it, for seconds, and inline it was 24
+    /// bytes of every connection.
+    pub(super) grace: Option<Box<(f64, Instant)>>,
     pub(super) jobs: VecDeque<JobEntry>,
+    /// Earlier ids of work re-issued under a new mask, with the tag of the
+    /// entry that now holds it: shares on them land there, under one
+    /// duplicate tag. Kept here, not in each entry, because a pool that
+    /// re-issues is rare and every entry would carry the empty list (16
+    /// bytes, eight entries a connection).
+    #[allow(clippy::box_collection)]
+    pub(super) aliases: Option<Box<Vec<(u64, u8)>>>,
     /// Accepted hashes of the live jobs (a resubmitted share hashes
     /// alike).
     pub(super) seen: Seen,
@@ -208,6 +214,7 @@ impl Channel {
             sent_difficulty: None,
             grace: None,
             jobs: VecDeque::new(),
+            aliases: None,
             seen: Seen::default(),
             latest: None,
             force_clean: true,
@@ -242,19 +249,37 @@ impl Channel {
     /// The slot of the job a share names (the newest entry with that id,
     /// or with it among its earlier ids).
     pub(super) fn find_job(&self, id: u64) -> Result<usize, (Reject, f64)> {
+        let tag = self.alias_tag(|a| a == id);
         self.jobs
             .iter()
-            .rposition(|e| e.job.id == id || e.aliases.contains(&id))
+            .rposition(|e| e.job.id == id || Some(e.tag) == tag)
             .ok_or_else(|| self.unknown_job())
+    }
+
+    /// The tag of the entry an earlier id matching `is` now lives in.
+    fn alias_tag(&self, is: impl Fn(u64) -> bool) -> Option<u8> {
+        let aliases = self.aliases.as_deref()?;
+        aliases.iter().rev().find(|(a, _)| is(*a)).map(|&(_, t)| t)
+    }
+
+    /// Forgets the earlier ids of the entry tagged `tag` (it is gone).
+    fn forget_aliases(&mut self, tag: u8) {
+        if let Some(a) = self.aliases.as_mut() {
+            a.retain(|&(_, t)| t != tag);
+            if a.is_empty() {
+                self.aliases = None;
+            }
+        }
     }
 
     /// The slot of the job a V2 share names: V2 job ids are the low 32
     /// bits of the engine's (a channel holds a handful of live jobs, far
     /// from wrapping).
     pub(super) fn find_job_low32(&self, id: u32) -> Result<usize, (Reject, f64)> {
+        let tag = self.alias_tag(|a| a as u32 == id);
         self.jobs
             .iter()
-            .rposition(|e| e.job.id as u32 == id || e.aliases.iter().any(|&a| a as u32 == id))
+            .rposition(|e| e.job.id as u32 == id || Some(e.tag) == tag)
             .ok_or_else(|| self.unknown_job())
     }
 
@@ -284,7 +309,11 @@ impl Channel {
     ) -> Result<ShareForward, (Reject, f64)> {
         let en2_size = self.extranonce2_size;
         let ntime_fwd = self.ntime_max_forward_secs;
-        let grace = self.grace.filter(|&(_, until)| now < until);
+        let grace = self
+            .grace
+            .as_deref()
+            .copied()
+            .filter(|&(_, until)| now < until);
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
@@ -446,9 +475,10 @@ impl Channel {
         // keeps the difficulty it was first sent at (the same work,
         // credited the same).
         let republished = job.republish_of.and_then(|old| {
+            let tag = self.alias_tag(|a| a == old);
             self.jobs
                 .iter()
-                .position(|e| e.job.id == old || e.aliases.contains(&old))
+                .position(|e| e.job.id == old || Some(e.tag) == tag)
         });
         let d = match republished {
             Some(pos) => self.jobs[pos].difficulty,
@@ -507,14 +537,16 @@ impl Channel {
         if let Some(pos) = republished
             && let Some(mut e) = self.jobs.remove(pos)
         {
-            let mut aliases = std::mem::take(&mut e.aliases).into_vec();
-            aliases.push(e.job.id);
+            let aliases = self.aliases.get_or_insert_default();
+            aliases.push((e.job.id, e.tag));
             // A pool that flips its mask back and forth re-issues the same
             // work each time: the ids a miner can still be working on are
             // the last few, and the list must not grow with every flip.
-            let extra = aliases.len().saturating_sub(MAX_ALIASES);
-            aliases.drain(..extra);
-            e.aliases = aliases.into_boxed_slice();
+            if aliases.iter().filter(|&&(_, t)| t == e.tag).count() > MAX_ALIASES
+                && let Some(first) = aliases.iter().position(|&(_, t)| t == e.tag)
+            {
+                aliases.remove(first);
+            }
             e.job = job;
             e.mask = mask;
             self.jobs.push_back(e);
@@ -530,6 +562,7 @@ impl Channel {
         while self.jobs.len() >= max_jobs {
             if let Some(old) = self.jobs.pop_front() {
                 self.seen.forget(old.tag);
+                self.forget_aliases(old.tag);
             }
         }
         let tag = (0..=u8::MAX)
@@ -544,7 +577,6 @@ impl Channel {
             stale: false,
             mask,
             pool_mask,
-            aliases: Box::default(),
         });
         Some(started)
     }
@@ -583,14 +615,19 @@ impl Channel {
         // The easiest target still in grace stays taken (two raises in a
         // row must not refuse shares found before the first); a new raise
         // starts a grace of its own for the target before it.
-        let kept = self.grace.filter(|&(g, until)| now < until && g < d);
+        let kept = self
+            .grace
+            .as_deref()
+            .copied()
+            .filter(|&(g, until)| now < until && g < d);
         let raised = before
             .filter(|&b| b < d)
             .map(|b| (b, now + SET_TARGET_GRACE));
         self.grace = match (kept, raised) {
             (Some(k), Some(r)) => Some(if k.0 <= r.0 { (k.0, r.1) } else { r }),
             (k, r) => r.or(k),
-        };
+        }
+        .map(Box::new);
     }
 
     /// The difficulty a V2 miner is to work at now: vardiff's, never
