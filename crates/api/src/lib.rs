@@ -368,6 +368,18 @@ mod tests {
     }
 
     #[test]
+    fn totals_give_every_reason_count_in_json() {
+        // Kept sparse in memory, the reject counts reach API clients as
+        // before: sixteen counts by reason index.
+        let mut t = sluice_books::tally::Totals::default();
+        t.rejects.add(2, 5);
+        let v = serde_json::to_value(&t).unwrap();
+        let r = v["rejects"].as_array().unwrap();
+        assert_eq!(r.len(), sluice_books::tally::MAX_REASONS);
+        assert_eq!((r[2].as_u64(), r[0].as_u64()), (Some(5), Some(0)));
+    }
+
+    #[test]
     fn worker_queries_are_parsed_strictly() {
         let ok = q(&[
             ("window", "24h"),

@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{self, Power, Profit};
-use crate::tally::{Figures, MAX_REASONS, Outcome, Tally, Window};
+use crate::tally::{Figures, Outcome, Rejects, Tally, Window};
 
 /// Shards for pool and farm books: enough that 2–16 cores rarely meet on
 /// one lock.
@@ -795,8 +795,9 @@ impl Books {
     }
 
     /// Rejects by reason name (non-zero only).
-    pub fn rejects_by_reason(&self, counts: &[u64; MAX_REASONS]) -> BTreeMap<&'static str, u64> {
+    pub fn rejects_by_reason(&self, counts: &Rejects) -> BTreeMap<&'static str, u64> {
         counts
+            .to_array()
             .iter()
             .enumerate()
             .filter(|(_, c)| **c > 0)

@@ -438,9 +438,10 @@ fn encode_totals(t: &Totals) -> Vec<u8> {
     ] {
         v.extend_from_slice(&f.to_le_bytes());
     }
+    let rejects = t.rejects.to_array();
     for n in [t.accepted, t.rejected, t.blocks]
         .iter()
-        .chain(t.rejects.iter())
+        .chain(rejects.iter())
     {
         v.extend_from_slice(&n.to_le_bytes());
     }
@@ -475,7 +476,7 @@ fn decode_totals(b: &[u8]) -> Option<Totals> {
         accepted: n(5),
         rejected: n(6),
         blocks: n(7),
-        rejects,
+        rejects: crate::tally::Rejects::from_array(&rejects),
         upstream_rejected: n(tail),
         upstream_rejected_work: f(tail + 1),
         upstream_rejected_btc: f(tail + 2),

@@ -141,6 +141,71 @@ pub enum Outcome {
     },
 }
 
+/// Lifetime reject counts by reason index, kept as the reasons seen: most
+/// workers have one or two (stale shares at each new block), and sixteen
+/// counters in every worker entry were 128 of its bytes. Read as a whole
+/// ([`Rejects::to_array`]), serialized as the sixteen counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rejects(Box<[(u8, u64)]>);
+
+impl Rejects {
+    /// From counts by reason index.
+    pub fn from_array(counts: &[u64; MAX_REASONS]) -> Self {
+        let seen: Vec<(u8, u64)> = (0u8..)
+            .zip(counts.iter().copied())
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        Self(seen.into_boxed_slice())
+    }
+
+    /// The counts by reason index (reasons past the last go to the last).
+    pub fn to_array(&self) -> [u64; MAX_REASONS] {
+        let mut a = [0u64; MAX_REASONS];
+        for &(r, n) in self.0.iter() {
+            a[usize::from(r).min(MAX_REASONS - 1)] += n;
+        }
+        a
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: usize) -> u64 {
+        self.0
+            .iter()
+            .find(|&&(r, _)| usize::from(r) == reason)
+            .map_or(0, |&(_, n)| n)
+    }
+
+    /// Adds `n` to a reason (past the last: to the last).
+    pub fn add(&mut self, reason: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let r = reason.min(MAX_REASONS - 1) as u8;
+        if let Some(e) = self.0.iter_mut().find(|e| e.0 == r) {
+            e.1 += n;
+            return;
+        }
+        // A reason a worker has not had before: a few times in its life.
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        let at = v.partition_point(|e| e.0 < r);
+        v.insert(at, (r, n));
+        self.0 = v.into_boxed_slice();
+    }
+
+    /// Adds another entity's counts.
+    pub fn merge(&mut self, o: &Rejects) {
+        for &(r, n) in o.0.iter() {
+            self.add(usize::from(r), n);
+        }
+    }
+}
+
+impl Serialize for Rejects {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_array().serialize(s)
+    }
+}
+
 /// Lifetime totals. They only ever grow (Prometheus counters are read
 /// from them): a share the pool refuses after sluice accepted it stays in
 /// `accepted_*` and is counted again in `upstream_rejected_*`; the net is
@@ -162,7 +227,7 @@ pub struct Totals {
     /// Rejected shares (every reason).
     pub rejected: u64,
     /// Rejected shares by reason index.
-    pub rejects: [u64; MAX_REASONS],
+    pub rejects: Rejects,
     /// Shares that met the network target.
     pub blocks: u64,
     /// Accepted shares the pool then refused (or never received).
@@ -187,9 +252,7 @@ impl Totals {
         self.upstream_rejected += u.upstream_rejected;
         self.upstream_rejected_work += u.upstream_rejected_work;
         self.upstream_rejected_btc += u.upstream_rejected_btc;
-        for (a, b) in self.rejects.iter_mut().zip(u.rejects.iter()) {
-            *a += b;
-        }
+        self.rejects.merge(&u.rejects);
     }
 }
 
@@ -304,7 +367,7 @@ impl<A: Acc> Tally<A> {
             Outcome::Accepted { .. } => None,
         };
         if let Some(r) = reason {
-            t.rejects[r.min(MAX_REASONS - 1)] += 1;
+            t.rejects.add(r, 1);
         }
         self.last_share_ms = self.last_share_ms.max(t_ms);
         self.last_change_ms = self.last_change_ms.max(t_ms);
@@ -460,6 +523,25 @@ mod tests {
     }
 
     #[test]
+    fn reject_counts_keep_the_reasons_seen() {
+        let mut r = Rejects::default();
+        assert_eq!(r.to_array(), [0; MAX_REASONS]);
+        r.add(3, 2);
+        r.add(1, 1);
+        r.add(3, 1);
+        r.add(99, 1); // past the last reason: counted in the last
+        assert_eq!((r.get(1), r.get(3), r.get(MAX_REASONS - 1)), (1, 3, 1));
+        let mut a = [0; MAX_REASONS];
+        (a[1], a[3], a[MAX_REASONS - 1]) = (1, 3, 1);
+        assert_eq!(r.to_array(), a);
+        assert_eq!(Rejects::from_array(&a), r, "the same list either way");
+        let mut m = Rejects::default();
+        m.merge(&r);
+        m.merge(&r);
+        assert_eq!(m.get(3), 6);
+    }
+
+    #[test]
     fn a_workers_rings_fit_in_1280_bytes() {
         // One allocation per worker that ever shared: jemalloc serves
         // 1,025–1,280 bytes from one size class and 1,281–1,536 from the
@@ -587,9 +669,9 @@ mod tests {
         assert_eq!(s.submitted_work(), 70.0);
         assert_eq!((s.accepted, s.rejected), (1.0, 3.0));
         assert!((s.earned_btc - 0.9).abs() < 1e-6 && (s.value_btc - 7.0).abs() < 1e-6);
-        assert_eq!(t.totals.rejects[1], 1);
-        assert_eq!(t.totals.rejects[3], 1);
-        assert_eq!(t.totals.rejects[0], 1);
+        assert_eq!(t.totals.rejects.get(1), 1);
+        assert_eq!(t.totals.rejects.get(3), 1);
+        assert_eq!(t.totals.rejects.get(0), 1);
         assert_eq!(t.totals.blocks, 1);
         assert_eq!(t.last_share_ms, 4_000);
     }

@@ -516,6 +516,15 @@ fn store_refuses_corrupt_buckets_and_other_schemas() {
 }
 
 #[test]
+fn a_worker_entry_fits_in_320_bytes() {
+    // One per worker name that ever shared (100,000 on a big farm), behind
+    // an `Arc` (16 bytes of counts): jemalloc serves 257–320 bytes from one
+    // size class and 321–384 from the next.
+    let n = std::mem::size_of::<Worker>() + 16;
+    assert!(n <= 320, "a worker entry is {n} bytes");
+}
+
+#[test]
 fn connection_info_is_bounded() {
     let b = books(cfg(0.0));
     let ua = "é".repeat(10_000);
