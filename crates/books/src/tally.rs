@@ -158,21 +158,25 @@ impl Rejects {
         Self(seen.into_boxed_slice())
     }
 
-    /// The counts by reason index (reasons past the last go to the last).
+    /// Where a reason index is counted: reasons past the last share the
+    /// last.
+    fn slot(reason: usize) -> u8 {
+        reason.min(MAX_REASONS - 1) as u8
+    }
+
+    /// The counts by reason index.
     pub fn to_array(&self) -> [u64; MAX_REASONS] {
         let mut a = [0u64; MAX_REASONS];
         for &(r, n) in self.0.iter() {
-            a[usize::from(r).min(MAX_REASONS - 1)] += n;
+            a[usize::from(r)] = n;
         }
         a
     }
 
-    /// The count for one reason.
+    /// The count for one reason (past the last: the last).
     pub fn get(&self, reason: usize) -> u64 {
-        self.0
-            .iter()
-            .find(|&&(r, _)| usize::from(r) == reason)
-            .map_or(0, |&(_, n)| n)
+        let r = Self::slot(reason);
+        self.0.iter().find(|e| e.0 == r).map_or(0, |e| e.1)
     }
 
     /// Adds `n` to a reason (past the last: to the last).
@@ -180,7 +184,7 @@ impl Rejects {
         if n == 0 {
             return;
         }
-        let r = reason.min(MAX_REASONS - 1) as u8;
+        let r = Self::slot(reason);
         if let Some(e) = self.0.iter_mut().find(|e| e.0 == r) {
             e.1 += n;
             return;

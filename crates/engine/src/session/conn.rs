@@ -53,6 +53,20 @@ impl Drop for ConnCore {
 }
 
 impl ConnCore {
+    /// Keeps books for the connection's workers; `peer` is shown with
+    /// them (an address the quota already set stays).
+    pub(super) fn set_books(&mut self, books: Arc<Books>, peer: Option<IpAddr>) {
+        self.books = Some(books);
+        self.peer = peer.or(self.peer);
+    }
+
+    /// Holds the names the connection authorizes against `ip`'s share of
+    /// `quota`: the quota is keyed by `peer`, so both are set here.
+    pub(super) fn set_name_quota(&mut self, quota: Arc<NameQuota>, ip: IpAddr) {
+        self.quota = Some(quota);
+        self.peer = Some(ip);
+    }
+
     /// Whether a worker name is acceptable at all: not empty, not too
     /// long, no control characters.
     pub(super) fn valid_name(name: &str, cfg: &SessionConfig) -> bool {

@@ -55,8 +55,7 @@ impl Session {
 
     /// Keeps books for this session's workers; `peer` is shown with them.
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<IpAddr>) -> Self {
-        self.core.books = Some(books);
-        self.core.peer = peer.or(self.core.peer);
+        self.core.set_books(books, peer);
         self
     }
 
@@ -70,8 +69,7 @@ impl Session {
     /// Holds the worker names this session authorizes against `ip`'s
     /// share of `quota`.
     pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: IpAddr) -> Self {
-        self.core.quota = Some(quota);
-        self.core.peer = Some(ip);
+        self.core.set_name_quota(quota, ip);
         self
     }
 

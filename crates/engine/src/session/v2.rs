@@ -123,15 +123,13 @@ impl V2Conn {
 
     /// Keeps books for the connection's workers.
     pub fn with_books(mut self, books: Arc<Books>, peer: Option<std::net::IpAddr>) -> Self {
-        self.core.books = Some(books);
-        self.core.peer = peer.or(self.core.peer);
+        self.core.set_books(books, peer);
         self
     }
 
     /// Counts the connection's names against its address's quota.
     pub fn with_name_quota(mut self, quota: Arc<NameQuota>, ip: std::net::IpAddr) -> Self {
-        self.core.quota = Some(quota);
-        self.core.peer = Some(ip);
+        self.core.set_name_quota(quota, ip);
         self
     }
 
@@ -326,7 +324,7 @@ impl V2Conn {
         // configured bounds (vardiff takes over from there).
         let rate = f64::from(o.nominal_hash_rate);
         if rate.is_finite() && rate > 0.0 {
-            let d = rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0;
+            let d = difficulty_for(rate);
             ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
         }
         // A miner that cannot take targets as easy as ours is asked for
@@ -422,7 +420,7 @@ impl V2Conn {
         };
         let rate = f64::from(u.nominal_hash_rate);
         if rate.is_finite() && rate > 0.0 && !c.ch.fixed_difficulty {
-            let d = rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0;
+            let d = difficulty_for(rate);
             c.ch.vardiff.set(self.core.cfg.vardiff_rules(), d, now);
             // Never above what the pool credits the job in force at.
             let d = c.ch.difficulty_now();
@@ -534,6 +532,12 @@ impl Drop for V2Conn {
             self.prefixes.release(&c.ch.extranonce1);
         }
     }
+}
+
+/// The difficulty at which a miner of `rate` H/s finds
+/// [`SHARES_PER_MINUTE`] shares a minute.
+fn difficulty_for(rate: f64) -> f64 {
+    rate * 60.0 / SHARES_PER_MINUTE / 4_294_967_296.0
 }
 
 fn send(out: &mut Vec<Output>, msg: impl Into<Message>) {
