@@ -943,6 +943,39 @@ async fn instances_with_reuse_port_share_one_address() {
     cancel.cancel();
     assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
     drop(conns);
+    // A load generator's farm spread over both: the instances name their
+    // jobs alike but each builds its own coinbase (its own extranonce from
+    // the pool), and no miner may be handed the other instance's work.
+    let accepted = |n: &Node| n.engine.stats.accepted.load(Ordering::Relaxed);
+    let report = sluice_loadgen::run_farm(
+        sluice_loadgen::FarmConfig {
+            addr: addr.to_string(),
+            miners: 32,
+            duration: Duration::from_secs(3),
+            ramp_per_sec: None,
+            scenario: sluice_loadgen::Scenario::Steady,
+            miner: sluice_loadgen::MinerConfig {
+                worker: "farmuser.spread".into(),
+                share_rate: Some(4.0),
+                ..Default::default()
+            },
+        },
+        |_| {},
+    )
+    .await;
+    assert_eq!(report.connected, 32, "{report:?}");
+    assert!(
+        accepted(&a) > 0 && accepted(&b) > 0,
+        "both instances took shares: {} and {}",
+        accepted(&a),
+        accepted(&b)
+    );
+    assert!(
+        report.accepted > 0 && report.rejected_by_code.is_empty(),
+        "every share accepted: {} accepted, rejects {:?}",
+        report.accepted,
+        report.rejected_by_code
+    );
     a.cancel.cancel();
     b.cancel.cancel();
     pool.cancel.cancel();

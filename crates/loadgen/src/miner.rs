@@ -275,8 +275,12 @@ struct Work {
 /// the same line).
 #[derive(Debug, Default)]
 pub struct Arrivals {
-    /// V1, by job id: first receipt and the parsed notify.
-    pub(crate) v1: DashMap<String, (Instant, Arc<Notify>)>,
+    /// V1, by the whole notify line: first receipt and the parsed notify.
+    /// Not by job id: a farm spread over several servers behind one
+    /// address (instances sharing a port) gets the same id from each for
+    /// different work (each instance's own coinbase), and a miner handed
+    /// another server's job has every share refused.
+    pub(crate) v1: DashMap<Box<[u8]>, (Instant, Arc<Notify>)>,
     /// V2, by job id: when the first miner could start on it.
     pub(crate) v2: DashMap<u32, Instant>,
 }
@@ -422,8 +426,8 @@ async fn mine(
                 while let Some(line) = codec.decode(&mut buf).map_err(|e| MinerError::Protocol(e.to_string()))? {
                     // A notify another miner of the farm already parsed.
                     let cached = arrivals.as_ref().and_then(|a| {
-                        let id = notify_job_id(&line)?;
-                        a.v1.get(id).map(|e| (e.0, e.1.clone()))
+                        notify_job_id(&line)?;
+                        a.v1.get(&line[..]).map(|e| (e.0, e.1.clone()))
                     });
                     let m = match cached {
                         Some((_, n)) => ServerMessage::Notify((*n).clone()),
@@ -480,7 +484,11 @@ async fn mine(
                             // first job is excluded: it arrives on connect,
                             // so its lag is the ramp, not the fan-out.
                             if let Some(a) = &arrivals {
-                                let first = a.v1.entry(n.job_id.clone()).or_insert_with(|| (now, Arc::new(n.clone()))).0;
+                                // Looked up before inserting: the key is copied only
+                                // by the first miner to get the job (the guard is
+                                // dropped before `entry` locks the same shard).
+                                let seen = a.v1.get(&line[..]).map(|e| e.0);
+                                let first = seen.unwrap_or_else(|| a.v1.entry(Box::from(&line[..])).or_insert_with(|| (now, Arc::new(n.clone()))).0);
                                 if !first_job {
                                     record(&stats.fanout_us, now.saturating_duration_since(first));
                                 }
