@@ -728,6 +728,11 @@ struct Instances {
     share_rate: f64,
     /// Miners that got a job, by load generator.
     connected: Vec<f64>,
+    /// By load generator: shares accepted per second, shares rejected and
+    /// connections that ended with an error.
+    accepted_per_sec: Vec<f64>,
+    rejected: Vec<u64>,
+    disconnects: Vec<u64>,
     /// Connections each proxy held (open files gained), and its RSS
     /// gained, KiB.
     held: Vec<usize>,
@@ -835,6 +840,22 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
             .iter()
             .map(|r| r["connected"].as_f64().unwrap_or(0.0))
             .collect(),
+        accepted_per_sec: reports
+            .iter()
+            .map(|r| r["accepted_per_sec"].as_f64().unwrap_or(0.0))
+            .collect(),
+        rejected: reports
+            .iter()
+            .map(|r| {
+                r["rejected_by_code"]
+                    .as_object()
+                    .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+            })
+            .collect(),
+        disconnects: reports
+            .iter()
+            .map(|r| r["disconnects"].as_u64().unwrap_or(0))
+            .collect(),
         held,
         rss_gained_kib: rss,
         generators: reports
@@ -854,8 +875,14 @@ fn run_instances(dir: &Path, n: usize, per: usize, rate: f64, secs: f64) -> Inst
             .collect(),
     };
     eprintln!(
-        "  instances: {n} × {per} miners: connected {:?}, held {:?}, RSS gained {:?} KiB, load generators {:?}",
-        r.connected, r.held, r.rss_gained_kib, r.generators
+        "  instances: {n} × {per} miners: connected {:?}, accepted/s {:?}, rejected {:?}, disconnects {:?}, held {:?}, RSS gained {:?} KiB, load generators {:?}",
+        r.connected,
+        r.accepted_per_sec,
+        r.rejected,
+        r.disconnects,
+        r.held,
+        r.rss_gained_kib,
+        r.generators
     );
     r
 }
@@ -873,12 +900,15 @@ fn instances_section(r: &Instances) -> String {
             r.rss_gained_kib[i] as f64 / r.held[i].max(1) as f64,
         ));
     }
-    md.push_str("\n| load generator | miners with a job | verdict |\n|---|---|---|\n");
+    md.push_str("\n| load generator | miners with a job | accepted/s | rejected | disconnects | verdict |\n|---|---|---|---|---|---|\n");
     for i in 0..r.instances {
         md.push_str(&format!(
-            "| 127.0.0.{} | {:.0} | {} |\n",
+            "| 127.0.0.{} | {:.0} | {:.1} | {} | {} | {} |\n",
             11 + i,
             r.connected[i],
+            r.accepted_per_sec[i],
+            r.rejected[i],
+            r.disconnects[i],
             r.generators[i]
         ));
     }
@@ -1566,6 +1596,9 @@ fn write_report(
             "miners_per_instance": r.per_instance,
             "share_rate": r.share_rate,
             "connected": r.connected,
+            "accepted_per_sec": r.accepted_per_sec,
+            "rejected": r.rejected,
+            "disconnects": r.disconnects,
             "held": r.held,
             "rss_gained_kib": r.rss_gained_kib,
             "generators": r.generators,
