@@ -63,7 +63,7 @@ impl Shared {
     }
 
     fn handle_parts(&self, id: UpstreamId, pool: usize) -> (Arc<UpstreamHandle>, Parts) {
-        let (jobs_tx, jobs_rx) = watch::channel(None);
+        let (jobs_tx, jobs_rx, listeners) = crate::fanout::JobBoard::new(id);
         let (health_tx, health_rx) = watch::channel(Health::Connecting);
         let (share_tx, share_rx) = mpsc::channel(self.share_queue.max(1));
         let (block_tx, block_rx) = mpsc::unbounded_channel();
@@ -73,6 +73,7 @@ impl Shared {
             id,
             pool,
             jobs: jobs_rx,
+            listeners,
             health: health_rx,
             sessions: AtomicU64::new(0),
             cancel: cancel.clone(),
@@ -98,7 +99,7 @@ impl Shared {
 }
 
 struct Parts {
-    jobs_tx: watch::Sender<Option<Arc<crate::job::Job>>>,
+    jobs_tx: crate::fanout::JobBoard,
     health_tx: watch::Sender<Health>,
     links: JobLinks,
     share_rx: mpsc::Receiver<crate::job::ShareForward>,

@@ -9,7 +9,9 @@
 //! - [`extranonce`]: the stable-extranonce1 split and prefix allocator.
 //! - [`upstream`]: the V1 pool client (sans-IO state + connection task).
 //! - [`limits`]: prefixes taken at subscribe, worker names per address.
-//! - [`mailbox`]: a session's inbox (router events, pool refusals).
+//! - [`mailbox`]: a session's inbox (router events, pool refusals, a
+//!   flag for a new job).
+//! - [`fanout`]: an upstream's latest job and the sessions it tells.
 //! - [`local`]: the pool-node upstream over a [`local::TemplateSource`].
 //! - [`policy`]: the hashprice routing policy (sans-IO): tiers of pools
 //!   by measured pay, floors, ceilings, hysteresis.
@@ -25,6 +27,7 @@
 pub mod blocks;
 pub mod connect;
 pub mod extranonce;
+pub mod fanout;
 pub mod job;
 pub mod limits;
 pub mod local;

@@ -139,7 +139,7 @@ pub struct LocalTask<S: TemplateSource> {
     /// The books (network difficulty and reward of each job).
     pub books: Option<Arc<sluice_books::Books>>,
     /// Publishes jobs.
-    pub jobs: watch::Sender<Option<Arc<Job>>>,
+    pub jobs: crate::fanout::JobBoard,
     /// Publishes health.
     pub health: watch::Sender<Health>,
     /// Shares from sessions.
@@ -273,7 +273,7 @@ impl<S: TemplateSource> LocalTask<S> {
             b.on_job(self.pool, &job.value, b.clock().now_ms());
         }
         job.encode_wire();
-        let _ = self.jobs.send(Some(Arc::new(job)));
+        self.jobs.publish(Arc::new(job));
         self.links.up.store(!self.ledger_blocked, Ordering::Release);
         let _ = self.health.send(Health::Ready);
     }

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
+use crate::job::UpstreamId;
 use crate::router::SessionEvent;
 
 /// Events one session may have waiting at once.
@@ -51,6 +52,12 @@ struct Queue {
     /// The proxy is stopping: the session reads [`SessionEvent::Close`]
     /// before anything queued (which its guard books back on close).
     shutdown: bool,
+    /// A job was published on the upstream the session follows (see
+    /// [`crate::fanout`]): read after the queued events.
+    job_ready: bool,
+    /// The upstream whose jobs the session follows, and the number of its
+    /// [`Mailbox::follow`] calls so far.
+    following: (UpstreamId, u32),
     /// The session task waiting for an event.
     waiter: Option<Waker>,
 }
@@ -103,7 +110,39 @@ impl Mailbox {
         if q.events.is_empty() && q.events.capacity() > 0 {
             q.events = VecDeque::new();
         }
-        ev
+        // After the queue: a move queued before a job takes the session to
+        // the new upstream, whose latest job it then reads.
+        ev.or_else(|| std::mem::take(&mut q.job_ready).then_some(SessionEvent::JobReady))
+    }
+
+    /// The session follows `upstream`'s jobs from now on, and reads its
+    /// latest at once ([`SessionEvent::JobReady`]). Returns the number to
+    /// list it under ([`crate::fanout::JobListeners::add`]).
+    pub fn follow(&self, upstream: UpstreamId) -> u32 {
+        let mut q = self.lock();
+        let seq = q.following.1.wrapping_add(1);
+        q.following = (upstream, seq);
+        q.job_ready = true;
+        seq
+    }
+
+    /// A job was published on `upstream`: marks the mailbox and wakes the
+    /// session, if it still follows that upstream since its `seq`th
+    /// [`Mailbox::follow`]. False when it does not (or has ended): the
+    /// upstream forgets it.
+    pub fn job_ready(&self, upstream: UpstreamId, seq: u32) -> bool {
+        let waiter = {
+            let mut q = self.lock();
+            if q.closed || q.following != (upstream, seq) {
+                return false;
+            }
+            q.job_ready = true;
+            q.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+        true
     }
 
     /// Waits for the next event. One task reads a mailbox: a second

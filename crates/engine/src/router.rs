@@ -51,6 +51,9 @@ pub enum SessionEvent {
     Result(UpstreamResult),
     /// Close (shutdown).
     Close,
+    /// The followed upstream published a job, or ended (not queued: a
+    /// flag in the mailbox; see [`crate::fanout`]).
+    JobReady,
 }
 
 /// A session as the router tracks it.

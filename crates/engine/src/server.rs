@@ -399,8 +399,11 @@ impl Engine {
                         Conn::V2(Box::new(c))
                     }
                 };
+                // Jobs come as a flag in the mailbox (see `fanout`); the
+                // receiver only holds the latest.
                 let mut jobs = up.jobs.clone();
                 jobs.mark_changed();
+                up.listeners.add(&mailbox, mailbox.follow(up.id));
                 // The last line once the session is ready; until then its
                 // start, which the handshake deadline counts from (one
                 // instant kept instead of two).
@@ -415,7 +418,6 @@ impl Engine {
                 let mut down_since: Option<Instant> = None;
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    let mut upstream_gone = false;
                     // What ends the connection once this wake-up's outputs
                     // are out: shares accepted before a bad line in the same
                     // read are booked, and a block among them must reach its
@@ -439,12 +441,10 @@ impl Engine {
                                 buf = BytesMut::new();
                             }
                         }
-                        changed = jobs.changed() => {
-                            if changed.is_err() {
-                                // The upstream task ended; the router will move us.
-                                jobs = up.jobs.clone();
-                                upstream_gone = true;
-                            } else {
+                        ev = mailbox.recv() => match ev {
+                            // A closed channel (the upstream task ended)
+                            // is not changed: the router moves the session.
+                            SessionEvent::JobReady => if jobs.has_changed().unwrap_or(false) {
                                 // Cloned in a statement of its own: the
                                 // channel's read lock is let go before the
                                 // job is handled.
@@ -453,15 +453,14 @@ impl Engine {
                                     out = scratch::lend(&scratch::OUTPUTS);
                                     core.on_job(job, Instant::now(), &mut out);
                                 }
-                            }
-                        }
-                        ev = mailbox.recv() => match ev {
+                            },
                             SessionEvent::Move { to, old_failed } => {
                                 tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
                                 core.on_moved(up.id, old_failed);
                                 up = to;
                                 jobs = up.jobs.clone();
                                 jobs.mark_changed();
+                                up.listeners.add(&mailbox, mailbox.follow(up.id));
                             }
                             SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
                             SessionEvent::Close => break 'conn Disconnect::Shutdown,
@@ -490,13 +489,6 @@ impl Engine {
                                 down_since = None;
                             }
                         }
-                    }
-                    // Waited out here, not in its branch: there the select's
-                    // output (~110 bytes) would be kept across the wait, in
-                    // every connection's task.
-                    if upstream_gone {
-                        Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
-                        continue;
                     }
                     // Forwards first (a block before anything else), then one write.
                     let mut disconnect = None;
@@ -725,12 +717,14 @@ mod tests {
     fn a_connection_task_stays_within_its_budget() {
         // Every connection's task holds this future for its whole life,
         // inside tokio's cell (aligned to 128 bytes, with ~100 bytes of
-        // its own and the span's 40). Release builds lay it out in 552
-        // bytes and the test profile in 560, so the cell is 768; past
-        // about 600 it takes another 128. Inspect a change with
+        // its own and the span's 40). Release builds lay it out in 456
+        // bytes and the test profile in 464, so the cell is 640; past
+        // about 500 it takes another 128 (it was 552 and 768 while the
+        // task awaited its upstream's job channel itself). Inspect a
+        // change with
         // `RUSTC_BOOTSTRAP=1 cargo rustc -p sluice-engine --release --lib
         // -- -Zprint-type-sizes`.
         let n = returned(Engine::connection);
-        assert!(n <= 576, "the connection future is {n} bytes");
+        assert!(n <= 480, "the connection future is {n} bytes");
     }
 }

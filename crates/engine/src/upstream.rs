@@ -165,6 +165,8 @@ pub struct UpstreamHandle {
     pub pool: usize,
     /// Latest job.
     pub jobs: watch::Receiver<Option<Arc<Job>>>,
+    /// The sessions told when a job is published (they add themselves).
+    pub listeners: Arc<crate::fanout::JobListeners>,
     /// Health.
     pub health: watch::Receiver<Health>,
     /// Sessions assigned to it (kept by the router).
@@ -883,7 +885,7 @@ pub struct UpstreamTask {
     /// The books (network difficulty and reward of each job).
     pub books: Option<Arc<sluice_books::Books>>,
     /// Publishes jobs.
-    pub jobs: watch::Sender<Option<Arc<Job>>>,
+    pub jobs: crate::fanout::JobBoard,
     /// Publishes health.
     pub health: watch::Sender<Health>,
     /// Shares from sessions.
@@ -1359,7 +1361,7 @@ impl UpstreamTask {
                 j.republish_of = republish_of;
                 j.encode_wire();
                 let id = j.id;
-                let _ = self.jobs.send(Some(Arc::new(j)));
+                self.jobs.publish(Arc::new(j));
                 Some(id)
             }
             Err(e) => {

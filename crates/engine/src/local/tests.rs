@@ -84,7 +84,7 @@ async fn start(refusals: u32) -> Rig {
 async fn start_with(node: FlakyNode) -> Rig {
     let stats = Arc::new(Stats::default());
     let log = Arc::new(BlockLog::in_memory(stats.clone()));
-    let (jobs_tx, mut jobs_rx) = watch::channel(None);
+    let (jobs_tx, mut jobs_rx, _listeners) = crate::fanout::JobBoard::new(1);
     let (health_tx, _health_rx) = watch::channel(Health::Connecting);
     let (share_tx, share_rx) = mpsc::channel(16);
     let (block_tx, block_rx) = mpsc::unbounded_channel();

@@ -39,6 +39,7 @@ impl Connector for Ready {
             id,
             pool,
             jobs,
+            listeners: Arc::default(),
             health,
             sessions: AtomicU64::new(0),
             cancel: CancellationToken::new(),
