@@ -24,29 +24,49 @@ use crate::mailbox::Mailbox;
 /// The sessions listening for one upstream's jobs.
 #[derive(Debug, Default)]
 pub struct JobListeners {
+    /// The upstream they listen to.
+    upstream: UpstreamId,
     /// Each session's mailbox and the number of its [`Mailbox::follow`]
     /// call that put it here (a session that left and came back is only
     /// told once).
-    list: Mutex<Vec<(Weak<Mailbox>, u32)>>,
+    list: Mutex<Listed>,
+}
+
+#[derive(Debug, Default)]
+struct Listed {
+    entries: Vec<(Weak<Mailbox>, u32)>,
+    /// Entries after the last pruning: an upstream that publishes nothing
+    /// for hours while miners come and go is pruned as its list grows.
+    kept: usize,
 }
 
 impl JobListeners {
     /// Adds a session that has just followed this upstream (`seq` is what
     /// [`Mailbox::follow`] returned).
     pub fn add(&self, mailbox: &Arc<Mailbox>, seq: u32) {
-        self.lock().push((Arc::downgrade(mailbox), seq));
+        let upstream = self.upstream;
+        let mut l = self.lock();
+        if l.entries.len() >= 2 * l.kept + 64 {
+            l.entries
+                .retain(|(m, seq)| m.upgrade().is_some_and(|m| m.follows(upstream, *seq)));
+            l.kept = l.entries.len();
+        }
+        l.entries.push((Arc::downgrade(mailbox), seq));
     }
 
     /// Marks every listening session's mailbox and wakes it; forgets the
     /// sessions that left or ended.
-    pub fn notify(&self, upstream: UpstreamId) {
-        self.lock()
+    fn notify(&self) {
+        let upstream = self.upstream;
+        let mut l = self.lock();
+        l.entries
             .retain(|(m, seq)| m.upgrade().is_some_and(|m| m.job_ready(upstream, *seq)));
+        l.kept = l.entries.len();
     }
 
     /// Sessions listed (some may have left since the last job).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// True when no session is listed.
@@ -54,7 +74,7 @@ impl JobListeners {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Weak<Mailbox>, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listed> {
         // Nothing panics while holding it; a poisoned list is still whole.
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -64,7 +84,6 @@ impl JobListeners {
 /// it, and a word to every listening session.
 #[derive(Debug)]
 pub struct JobBoard {
-    id: UpstreamId,
     tx: watch::Sender<Option<Arc<Job>>>,
     listeners: Arc<JobListeners>,
 }
@@ -74,10 +93,12 @@ impl JobBoard {
     /// job from, and the listeners they add themselves to.
     pub fn new(id: UpstreamId) -> (Self, watch::Receiver<Option<Arc<Job>>>, Arc<JobListeners>) {
         let (tx, rx) = watch::channel(None);
-        let listeners = Arc::new(JobListeners::default());
+        let listeners = Arc::new(JobListeners {
+            upstream: id,
+            list: Mutex::default(),
+        });
         (
             Self {
-                id,
                 tx,
                 listeners: listeners.clone(),
             },
@@ -89,7 +110,7 @@ impl JobBoard {
     /// Makes `job` the latest and tells every listening session.
     pub fn publish(&self, job: Arc<Job>) {
         self.tx.send_replace(Some(job));
-        self.listeners.notify(self.id);
+        self.listeners.notify();
     }
 }
 
@@ -100,7 +121,7 @@ impl Drop for JobBoard {
         // them, as they did when they awaited the channel themselves.
         let (dead, _) = watch::channel(None);
         drop(std::mem::replace(&mut self.tx, dead));
-        self.listeners.notify(self.id);
+        self.listeners.notify();
     }
 }
 
@@ -189,6 +210,27 @@ mod tests {
         drop(stays);
         board.publish(job(2));
         assert_eq!(listeners.len(), 1);
+    }
+
+    #[test]
+    fn an_upstream_that_publishes_nothing_keeps_a_bounded_list() {
+        // Miners come and go for hours on a pool that sends no job: the
+        // list is pruned as it grows, not only when a job comes.
+        let (_board, _rx, listeners) = JobBoard::new(1);
+        let live: Vec<Arc<Mailbox>> = (0..10).map(|_| Arc::default()).collect();
+        for m in &live {
+            listeners.add(m, m.follow(1));
+        }
+        for _ in 0..10_000 {
+            let m: Arc<Mailbox> = Arc::default();
+            listeners.add(&m, m.follow(1));
+            m.close();
+        }
+        assert!(
+            listeners.len() <= 2 * 10 + 64 + 1,
+            "{} listed",
+            listeners.len()
+        );
     }
 
     #[tokio::test]

@@ -126,6 +126,13 @@ impl Mailbox {
         seq
     }
 
+    /// Whether the session still follows `upstream` since its `seq`th
+    /// [`Mailbox::follow`] (and has not ended).
+    pub fn follows(&self, upstream: UpstreamId, seq: u32) -> bool {
+        let q = self.lock();
+        !q.closed && q.following == (upstream, seq)
+    }
+
     /// A job was published on `upstream`: marks the mailbox and wakes the
     /// session, if it still follows that upstream since its `seq`th
     /// [`Mailbox::follow`]. False when it does not (or has ended): the
