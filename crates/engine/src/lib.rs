@@ -12,6 +12,7 @@
 //! - [`mailbox`]: a session's inbox (router events, pool refusals, a
 //!   flag for a new job).
 //! - [`fanout`]: an upstream's latest job and the sessions it tells.
+//! - [`ticks`]: the sessions' clock, a few timers ticking their mailboxes.
 //! - [`local`]: the pool-node upstream over a [`local::TemplateSource`].
 //! - [`policy`]: the hashprice routing policy (sans-IO): tiers of pools
 //!   by measured pay, floors, ceilings, hysteresis.
@@ -41,6 +42,7 @@ pub mod session;
 pub mod stats;
 #[cfg(test)]
 mod testrng;
+pub mod ticks;
 pub mod upstream;
 pub mod url;
 pub mod vardiff;

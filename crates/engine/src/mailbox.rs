@@ -55,6 +55,8 @@ struct Queue {
     /// A job was published on the upstream the session follows (see
     /// [`crate::fanout`]): read after the queued events.
     job_ready: bool,
+    /// The session's tick (see [`crate::ticks`]): read last.
+    tick_due: bool,
     /// The upstream whose jobs the session follows, and the number of its
     /// [`Mailbox::follow`] calls so far.
     following: (UpstreamId, u32),
@@ -113,6 +115,7 @@ impl Mailbox {
         // After the queue: a move queued before a job takes the session to
         // the new upstream, whose latest job it then reads.
         ev.or_else(|| std::mem::take(&mut q.job_ready).then_some(SessionEvent::JobReady))
+            .or_else(|| std::mem::take(&mut q.tick_due).then_some(SessionEvent::Tick))
     }
 
     /// The session follows `upstream`'s jobs from now on, and reads its
@@ -124,6 +127,23 @@ impl Mailbox {
         q.following = (upstream, seq);
         q.job_ready = true;
         seq
+    }
+
+    /// The session's tick: marks the mailbox and wakes the session. False
+    /// when it has ended (its group forgets it).
+    pub fn tick(&self) -> bool {
+        let waiter = {
+            let mut q = self.lock();
+            if q.closed {
+                return false;
+            }
+            q.tick_due = true;
+            q.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+        true
     }
 
     /// Whether the session still follows `upstream` since its `seq`th

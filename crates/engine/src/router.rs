@@ -54,6 +54,8 @@ pub enum SessionEvent {
     /// The followed upstream published a job, or ended (not queued: a
     /// flag in the mailbox; see [`crate::fanout`]).
     JobReady,
+    /// The session's tick (a flag in the mailbox; see [`crate::ticks`]).
+    Tick,
 }
 
 /// A session as the router tracks it.

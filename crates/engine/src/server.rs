@@ -174,6 +174,8 @@ pub struct Engine {
     pub tracker: TaskTracker,
     /// Per-worker books, when kept.
     pub books: Option<Arc<sluice_books::Books>>,
+    /// The sessions' clock, started with the first listener.
+    ticks: std::sync::OnceLock<crate::ticks::Ticks>,
 }
 
 impl Engine {
@@ -203,7 +205,15 @@ impl Engine {
             cancel,
             tracker: TaskTracker::new(),
             books,
+            ticks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The sessions' clock (its timer tasks start on first use, in the
+    /// runtime).
+    fn ticks(&self) -> &crate::ticks::Ticks {
+        self.ticks
+            .get_or_init(|| crate::ticks::Ticks::start(tick_period(&self.server_cfg), &self.cancel))
     }
 
     /// Connections held, those still in their handshake included.
@@ -225,6 +235,9 @@ impl Engine {
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, v2: Option<Arc<ResponderConfig>>) {
+        // Started before the first miner: its timer tasks are there from
+        // the start, not counted as something a connection left behind.
+        self.ticks();
         let sem = Arc::new(Semaphore::new(self.server_cfg.max_connections));
         loop {
             let (stream, peer) = tokio::select! {
@@ -408,15 +421,15 @@ impl Engine {
                 // start, which the handshake deadline counts from (one
                 // instant kept instead of two).
                 let mut last_line = started;
-                // One timer for vardiff, the no-upstream grace and the handshake
+                // One tick for vardiff, the no-upstream grace and the handshake
                 // and idle deadlines, which it checks: a deadline passes at most a
-                // tick late (5 s, or a quarter of the shortest timeout). A timer of
-                // their own would be ~110 bytes in every connection's task.
-                let mut ticker = tokio::time::interval(tick_period(&this.server_cfg));
+                // tick late (5 s, or a quarter of the shortest timeout). It comes
+                // through the mailbox from the engine's clock (`ticks`), not a
+                // timer in every connection's task.
+                this.ticks().join(id, &mailbox);
                 // Since when the session's upstream has been down (it is moved off
                 // at once if another pool is up; otherwise the miner is told).
                 let mut down_since: Option<Instant> = None;
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     // What ends the connection once this wake-up's outputs
                     // are out: shares accepted before a bad line in the same
@@ -464,9 +477,7 @@ impl Engine {
                             }
                             SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
                             SessionEvent::Close => break 'conn Disconnect::Shutdown,
-                        },
-                        // Polled in place: `tick()`'s future is bigger.
-                        _ = std::future::poll_fn(|cx| ticker.poll_tick(cx)) => {
+                            SessionEvent::Tick => {
                             let now = Instant::now();
                             if core.is_ready() {
                                 if now >= last_line + this.server_cfg.idle_timeout {
@@ -489,6 +500,7 @@ impl Engine {
                                 down_since = None;
                             }
                         }
+                        },
                     }
                     // Forwards first (a block before anything else), then one write.
                     let mut disconnect = None;
@@ -717,14 +729,13 @@ mod tests {
     fn a_connection_task_stays_within_its_budget() {
         // Every connection's task holds this future for its whole life,
         // inside tokio's cell (aligned to 128 bytes, with ~100 bytes of
-        // its own and the span's 40). Release builds lay it out in 456
-        // bytes and the test profile in 464, so the cell is 640; past
-        // about 500 it takes another 128 (it was 552 and 768 while the
-        // task awaited its upstream's job channel itself). Inspect a
-        // change with
+        // its own and the span's 40). The test profile lays it out in 432
+        // bytes, so the cell is 640; past about 500 it takes another 128
+        // (it was 560 and 768 while the task awaited its upstream's job
+        // channel and kept a timer of its own). Inspect a change with
         // `RUSTC_BOOTSTRAP=1 cargo rustc -p sluice-engine --release --lib
         // -- -Zprint-type-sizes`.
         let n = returned(Engine::connection);
-        assert!(n <= 480, "the connection future is {n} bytes");
+        assert!(n <= 448, "the connection future is {n} bytes");
     }
 }
