@@ -12,7 +12,8 @@
 //! A session listens to one upstream at a time: it calls
 //! [`Mailbox::follow`] and [`JobListeners::add`] when it is assigned or
 //! moved. An entry for an upstream it has left, or for a session that
-//! ended, is dropped the next time that upstream publishes.
+//! ended, is dropped the next time that upstream publishes, or when the
+//! list has doubled since it was last pruned.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -117,8 +118,8 @@ impl JobBoard {
 impl Drop for JobBoard {
     fn drop(&mut self) {
         // The upstream task has ended: its sessions find the channel
-        // closed (the sender goes first) and wait for the router to move
-        // them, as they did when they awaited the channel themselves.
+        // closed (the sender goes first, before they are woken) and wait
+        // for the router to move them.
         let (dead, _) = watch::channel(None);
         drop(std::mem::replace(&mut self.tx, dead));
         self.listeners.notify();
