@@ -167,10 +167,15 @@ impl Rejects {
     /// The counts by reason index.
     pub fn to_array(&self) -> [u64; MAX_REASONS] {
         let mut a = [0u64; MAX_REASONS];
-        for &(r, n) in self.0.iter() {
-            a[usize::from(r)] = n;
+        for (r, n) in self.iter() {
+            a[r] = n;
         }
         a
+    }
+
+    /// The reasons seen and their counts, by reason index.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.0.iter().map(|&(r, n)| (usize::from(r), n))
     }
 
     /// The count for one reason (past the last: the last).
@@ -198,8 +203,8 @@ impl Rejects {
 
     /// Adds another entity's counts.
     pub fn merge(&mut self, o: &Rejects) {
-        for &(r, n) in o.0.iter() {
-            self.add(usize::from(r), n);
+        for (r, n) in o.iter() {
+            self.add(r, n);
         }
     }
 }

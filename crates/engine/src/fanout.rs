@@ -15,12 +15,12 @@
 //! ended, is dropped the next time that upstream publishes, or when the
 //! list has doubled since it was last pruned.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::job::{Job, UpstreamId};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, MailboxList};
 
 /// The sessions listening for one upstream's jobs.
 #[derive(Debug, Default)]
@@ -30,15 +30,7 @@ pub struct JobListeners {
     /// Each session's mailbox and the number of its [`Mailbox::follow`]
     /// call that put it here (a session that left and came back is only
     /// told once).
-    list: Mutex<Listed>,
-}
-
-#[derive(Debug, Default)]
-struct Listed {
-    entries: Vec<(Weak<Mailbox>, u32)>,
-    /// Entries after the last pruning: an upstream that publishes nothing
-    /// for hours while miners come and go is pruned as its list grows.
-    kept: usize,
+    list: MailboxList<u32>,
 }
 
 impl JobListeners {
@@ -46,38 +38,25 @@ impl JobListeners {
     /// [`Mailbox::follow`] returned).
     pub fn add(&self, mailbox: &Arc<Mailbox>, seq: u32) {
         let upstream = self.upstream;
-        let mut l = self.lock();
-        if l.entries.len() >= 2 * l.kept + 64 {
-            l.entries
-                .retain(|(m, seq)| m.upgrade().is_some_and(|m| m.follows(upstream, *seq)));
-            l.kept = l.entries.len();
-        }
-        l.entries.push((Arc::downgrade(mailbox), seq));
+        self.list
+            .add(mailbox, seq, |m, seq| m.follows(upstream, *seq));
     }
 
     /// Marks every listening session's mailbox and wakes it; forgets the
     /// sessions that left or ended.
     fn notify(&self) {
         let upstream = self.upstream;
-        let mut l = self.lock();
-        l.entries
-            .retain(|(m, seq)| m.upgrade().is_some_and(|m| m.job_ready(upstream, *seq)));
-        l.kept = l.entries.len();
+        self.list.mark_all(|m, seq| m.job_ready(upstream, *seq));
     }
 
     /// Sessions listed (some may have left since the last job).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.list.len()
     }
 
     /// True when no session is listed.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Listed> {
-        // Nothing panics while holding it; a poisoned list is still whole.
-        self.list.lock().unwrap_or_else(|e| e.into_inner())
+        self.list.is_empty()
     }
 }
 
@@ -96,7 +75,7 @@ impl JobBoard {
         let (tx, rx) = watch::channel(None);
         let listeners = Arc::new(JobListeners {
             upstream: id,
-            list: Mutex::default(),
+            list: MailboxList::default(),
         });
         (
             Self {

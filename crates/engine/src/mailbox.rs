@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 
 use crate::job::UpstreamId;
@@ -62,6 +62,13 @@ struct Queue {
     following: (UpstreamId, u32),
     /// The session task waiting for an event.
     waiter: Option<Waker>,
+}
+
+impl Queue {
+    /// Not ended, and following `upstream` since its `seq`th follow.
+    fn follows(&self, upstream: UpstreamId, seq: u32) -> bool {
+        !self.closed && self.following == (upstream, seq)
+    }
 }
 
 /// One session's inbox; the router holds one end, the session task the
@@ -129,15 +136,15 @@ impl Mailbox {
         seq
     }
 
-    /// The session's tick: marks the mailbox and wakes the session. False
-    /// when it has ended (its group forgets it).
-    pub fn tick(&self) -> bool {
+    /// Runs `mark` under the lock; when it marked something, wakes the
+    /// waiting task, outside the lock (a task not waiting yet finds the
+    /// mark when it next looks).
+    fn mark(&self, mark: impl FnOnce(&mut Queue) -> bool) -> bool {
         let waiter = {
             let mut q = self.lock();
-            if q.closed {
+            if !mark(&mut q) {
                 return false;
             }
-            q.tick_due = true;
             q.waiter.take()
         };
         if let Some(w) = waiter {
@@ -146,11 +153,24 @@ impl Mailbox {
         true
     }
 
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The session's tick: marks the mailbox and wakes the session. False
+    /// when it has ended (its group forgets it).
+    pub fn tick(&self) -> bool {
+        self.mark(|q| {
+            q.tick_due = !q.closed;
+            q.tick_due
+        })
+    }
+
     /// Whether the session still follows `upstream` since its `seq`th
     /// [`Mailbox::follow`] (and has not ended).
     pub fn follows(&self, upstream: UpstreamId, seq: u32) -> bool {
-        let q = self.lock();
-        !q.closed && q.following == (upstream, seq)
+        self.lock().follows(upstream, seq)
     }
 
     /// A job was published on `upstream`: marks the mailbox and wakes the
@@ -158,18 +178,11 @@ impl Mailbox {
     /// [`Mailbox::follow`]. False when it does not (or has ended): the
     /// upstream forgets it.
     pub fn job_ready(&self, upstream: UpstreamId, seq: u32) -> bool {
-        let waiter = {
-            let mut q = self.lock();
-            if q.closed || q.following != (upstream, seq) {
-                return false;
-            }
-            q.job_ready = true;
-            q.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.wake();
-        }
-        true
+        self.mark(|q| {
+            let follows = q.follows(upstream, seq);
+            q.job_ready |= follows;
+            follows
+        })
     }
 
     /// Waits for the next event. One task reads a mailbox: a second
@@ -193,14 +206,10 @@ impl Mailbox {
     /// queue holds: unlike a sent [`SessionEvent::Close`] this cannot find
     /// the mailbox full.
     pub fn shutdown(&self) {
-        let waiter = {
-            let mut q = self.lock();
+        self.mark(|q| {
             q.shutdown = true;
-            q.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.wake();
-        }
+            true
+        });
     }
 
     /// Refuses further events and hands back those never read (the
@@ -210,6 +219,71 @@ impl Mailbox {
         q.closed = true;
         q.waiter = None;
         std::mem::take(&mut q.events).into()
+    }
+}
+
+/// Sessions to mark, by weak pointer (an upstream's job listeners, a
+/// tick group): an entry keeps its `T` and is dropped once its session
+/// ended or no longer wants the marks.
+#[derive(Debug)]
+pub struct MailboxList<T> {
+    list: Mutex<Listed<T>>,
+}
+
+#[derive(Debug)]
+struct Listed<T> {
+    entries: Vec<(Weak<Mailbox>, T)>,
+    /// Entries after the last pruning: a list nothing marks for a long
+    /// time while sessions come and go is pruned as it grows.
+    kept: usize,
+}
+
+impl<T> Default for MailboxList<T> {
+    fn default() -> Self {
+        Self {
+            list: Mutex::new(Listed {
+                entries: Vec::new(),
+                kept: 0,
+            }),
+        }
+    }
+}
+
+impl<T> MailboxList<T> {
+    fn lock(&self) -> MutexGuard<'_, Listed<T>> {
+        // Nothing panics while holding it; a poisoned list is still whole.
+        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a session; when the list has doubled since it was last
+    /// pruned, first drops the entries `wanted` says no to.
+    pub fn add(&self, mailbox: &Arc<Mailbox>, t: T, wanted: impl Fn(&Mailbox, &T) -> bool) {
+        let mut l = self.lock();
+        if l.entries.len() >= 2 * l.kept + 64 {
+            l.entries
+                .retain(|(m, t)| m.upgrade().is_some_and(|m| wanted(m.as_ref(), t)));
+            l.kept = l.entries.len();
+        }
+        l.entries.push((Arc::downgrade(mailbox), t));
+    }
+
+    /// Calls `mark` on every listed session; keeps those it returns true
+    /// for.
+    pub fn mark_all(&self, mark: impl Fn(&Mailbox, &T) -> bool) {
+        let mut l = self.lock();
+        l.entries
+            .retain(|(m, t)| m.upgrade().is_some_and(|m| mark(m.as_ref(), t)));
+        l.kept = l.entries.len();
+    }
+
+    /// Sessions listed (some may have ended since the last marking).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// True when no session is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -10,33 +10,18 @@
 //! out of phase, so a few thousand sessions wake at a time rather than all
 //! of them.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, MailboxList};
+
+/// Sessions that tick together.
+type Group = MailboxList<()>;
 
 /// Groups of sessions that tick together.
 pub const GROUPS: usize = 16;
-
-#[derive(Debug, Default)]
-struct Group {
-    sessions: Mutex<Vec<Weak<Mailbox>>>,
-}
-
-impl Group {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Mailbox>>> {
-        // Nothing panics while holding it; a poisoned list is still whole.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Ticks every session of the group; forgets those that ended.
-    fn tick(&self) {
-        self.lock()
-            .retain(|m| m.upgrade().is_some_and(|m| m.tick()));
-    }
-}
 
 /// The engine's session clock.
 #[derive(Debug)]
@@ -63,7 +48,7 @@ impl Ticks {
                         _ = every.tick() => {
                             // The engine is gone: nothing left to tick.
                             let Some(g) = g.upgrade() else { return };
-                            g.tick();
+                            g.mark_all(|m, ()| m.tick());
                         }
                     }
                 }
@@ -76,13 +61,13 @@ impl Ticks {
     /// until the session ends.
     pub fn join(&self, id: u64, mailbox: &Arc<Mailbox>) {
         let g = &self.groups[(id % GROUPS as u64) as usize];
-        g.lock().push(Arc::downgrade(mailbox));
+        g.add(mailbox, (), |m, ()| !m.is_closed());
     }
 
     /// Sessions listed in all groups (some may have ended since their
     /// group last ticked).
     pub fn len(&self) -> usize {
-        self.groups.iter().map(|g| g.lock().len()).sum()
+        self.groups.iter().map(|g| g.len()).sum()
     }
 
     /// True when no session is listed.

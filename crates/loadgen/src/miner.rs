@@ -442,6 +442,8 @@ async fn mine(
                         notify_job_id(&line)?;
                         a.v1.get(&line[..]).map(|e| (e.0, e.1.clone()))
                     });
+                    // When the farm first got this job, if it had.
+                    let first_seen = cached.as_ref().map(|c| c.0);
                     let m = match cached {
                         Some((_, n)) => ServerMessage::Notify((*n).clone()),
                         None => parse_server(&line).map_err(|e| MinerError::Protocol(e.to_string()))?,
@@ -497,11 +499,9 @@ async fn mine(
                             // first job is excluded: it arrives on connect,
                             // so its lag is the ramp, not the fan-out.
                             if let Some(a) = &arrivals {
-                                // Looked up before inserting: the key is copied only
-                                // by the first miner to get the job (the guard is
-                                // dropped before `entry` locks the same shard).
-                                let seen = a.v1.get(&line[..]).map(|e| e.0);
-                                let first = seen.unwrap_or_else(|| a.v1.entry(Box::from(&line[..])).or_insert_with(|| (now, Arc::new(n.clone()))).0);
+                                // Found when the line came in, or added now: the key
+                                // is copied only by the first miner to get the job.
+                                let first = first_seen.unwrap_or_else(|| a.v1.entry(Box::from(&line[..])).or_insert_with(|| (now, Arc::new(n.clone()))).0);
                                 if !first_job {
                                     record(&stats.fanout_us, now.saturating_duration_since(first));
                                 }
