@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 
 use crate::job::UpstreamId;
-use crate::router::SessionEvent;
+use crate::router::{SessionEvent, SessionWork};
 
 /// Events one session may have waiting at once.
 pub const MAILBOX_CAPACITY: usize = 256;
@@ -76,9 +76,17 @@ impl Queue {
 #[derive(Debug, Default)]
 pub struct Mailbox {
     queue: Mutex<Queue>,
+    /// The session's accepted work, which the router balances by: here
+    /// rather than in an allocation of its own beside the mailbox.
+    work: SessionWork,
 }
 
 impl Mailbox {
+    /// The session's accepted work so far (written by its task only).
+    pub fn work(&self) -> &SessionWork {
+        &self.work
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // Nothing panics while holding it; a poisoned lock's data is fine.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())

@@ -65,8 +65,6 @@ pub struct SessionSlot {
     pub tx: Arc<Mailbox>,
     /// Its current upstream.
     pub upstream: AtomicU32,
-    /// Its accepted work so far, written by the session task only.
-    pub work: Arc<SessionWork>,
 }
 
 /// A session's accepted work and share count, for balancing.
@@ -274,12 +272,7 @@ impl Router {
     }
 
     /// Picks an upstream for a new session and registers it.
-    pub fn assign(
-        &self,
-        session: SessionId,
-        tx: Arc<Mailbox>,
-        work: Arc<SessionWork>,
-    ) -> Option<Arc<UpstreamHandle>> {
+    pub fn assign(&self, session: SessionId, tx: Arc<Mailbox>) -> Option<Arc<UpstreamHandle>> {
         let mut inner = self.lock();
         if inner.closing {
             return None;
@@ -292,7 +285,6 @@ impl Router {
             SessionSlot {
                 tx,
                 upstream: AtomicU32::new(h.id),
-                work,
             },
         );
         Some(h)
@@ -624,7 +616,7 @@ impl Router {
         let mut per_conn: HashMap<UpstreamId, f64> = HashMap::new();
         let mut seen = HashMap::with_capacity(self.sessions.len());
         for s in self.sessions.iter() {
-            let w = s.work.get().0;
+            let w = s.tx.work().get().0;
             let last = inner.suggest_work.get(s.key()).copied().unwrap_or(w);
             seen.insert(*s.key(), w);
             *per_conn
@@ -655,7 +647,7 @@ impl Router {
         let snapshot = || -> HashMap<SessionId, (f64, u64)> {
             self.sessions
                 .iter()
-                .map(|s| (*s.key(), s.work.get()))
+                .map(|s| (*s.key(), s.tx.work().get()))
                 .collect()
         };
         if inner.window_stale {
@@ -680,7 +672,7 @@ impl Router {
             p.window_var = 0.0;
         }
         for s in self.sessions.iter() {
-            let (w, n) = s.work.get();
+            let (w, n) = s.tx.work().get();
             // A session that joined in the window: all its work is in it.
             let (base, base_n) = inner.window_base.get(s.key()).copied().unwrap_or((0.0, 0));
             let Some((pool, h)) = inner.by_id.get(&s.upstream.load(Ordering::Relaxed)) else {

@@ -102,14 +102,50 @@ async fn write_bounded(
     }
 }
 
-/// Gives back a per-IP slot however the task ends.
-struct IpGuard {
+/// What a connection holds from its accept to its end, given back however
+/// its task ends (a panic included): a place in its address's count and a
+/// connection permit and, once the router took the session, its router
+/// slot and its place in the session count (the session core gives back
+/// its own prefix and names).
+///
+/// One value that the connection's task keeps once: the engine, the
+/// session id and the mailbox were kept two or three times over (as the
+/// task's arguments, in an address guard, in a session guard), bytes of
+/// every connection's task.
+struct Admission {
     engine: Arc<Engine>,
+    id: u64,
+    mailbox: Arc<Mailbox>,
     ip: IpAddr,
+    /// The router holds the session: release it at the end.
+    assigned: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl Drop for IpGuard {
+impl Admission {
+    /// Undoes the session's registrations, once.
+    fn end_session(&mut self) {
+        if !std::mem::take(&mut self.assigned) {
+            return;
+        }
+        let engine = &self.engine;
+        // Refusals that arrived as the session ended: their shares were
+        // answered `true`, so the books still take them back.
+        for ev in self.mailbox.close() {
+            if let (SessionEvent::Result(r), Some(b)) = (ev, &engine.books)
+                && let Some(w) = r.share.worker.as_deref().and_then(|n| b.find_worker(n))
+            {
+                crate::session::book_reversal(b, &w, &r, Instant::now());
+            }
+        }
+        engine.router.release(self.id);
+        engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Admission {
     fn drop(&mut self) {
+        self.end_session();
         self.engine.per_ip.remove_if_mut(&self.ip, |_, n| {
             *n = n.saturating_sub(1);
             *n == 0
@@ -117,35 +153,23 @@ impl Drop for IpGuard {
     }
 }
 
-/// What a connection holds from its accept to its end: a place in its
-/// address's count and a connection permit.
-struct Admission {
-    ip: IpGuard,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+/// What woke a connection's task.
+enum Wake {
+    /// The socket: bytes read, its end, or an error.
+    Read(std::io::Result<usize>),
+    /// The mailbox.
+    Event(SessionEvent),
 }
 
-/// Undoes a session's registrations when its task ends (the session core
-/// gives back its own prefix and names).
-struct SessionGuard {
-    engine: Arc<Engine>,
-    id: u64,
-    mailbox: Arc<Mailbox>,
-}
+/// A time as hundredths of a second since the engine began, wrapping: 4
+/// bytes in every connection's task where an `Instant` takes 16.
+/// Differences are right for spans under 497 days; a session's deadlines
+/// are checked every few seconds.
+type Stamp = u32;
 
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        // Refusals that arrived as the session ended: their shares were
-        // answered `true`, so the books still take them back.
-        for ev in self.mailbox.close() {
-            if let (SessionEvent::Result(r), Some(b)) = (ev, &self.engine.books)
-                && let Some(w) = r.share.worker.as_deref().and_then(|n| b.find_worker(n))
-            {
-                crate::session::book_reversal(b, &w, &r, Instant::now());
-            }
-        }
-        self.engine.router.release(self.id);
-        self.engine.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
+/// Whether `span` has passed from `from` to `to`.
+fn passed(from: Stamp, to: Stamp, span: Duration) -> bool {
+    u128::from(to.wrapping_sub(from)) * 10 >= span.as_millis()
 }
 
 /// Everything sessions share.
@@ -167,6 +191,8 @@ pub struct Engine {
     /// Where blocks are recorded before anything else happens to them.
     pub blocks: Arc<BlockLog>,
     next_session: AtomicU64,
+    /// What connections' time stamps count from.
+    epoch: Instant,
     per_ip: DashMap<IpAddr, usize>,
     /// Stops everything.
     pub cancel: CancellationToken,
@@ -201,6 +227,7 @@ impl Engine {
             geometry,
             router,
             next_session: AtomicU64::new(1),
+            epoch: Instant::now(),
             per_ip: DashMap::new(),
             cancel,
             tracker: TaskTracker::new(),
@@ -214,6 +241,12 @@ impl Engine {
     fn ticks(&self) -> &crate::ticks::Ticks {
         self.ticks
             .get_or_init(|| crate::ticks::Ticks::start(tick_period(&self.server_cfg), &self.cancel))
+    }
+
+    /// `now` as a connection keeps it.
+    fn stamp(&self, now: Instant) -> Stamp {
+        // Wraps by design (see `Stamp`).
+        (now.saturating_duration_since(self.epoch).as_millis() / 10) as Stamp
     }
 
     /// Connections held, those still in their handshake included.
@@ -273,17 +306,15 @@ impl Engine {
             let id = self.next_session.fetch_add(1, Ordering::Relaxed);
             let span = tracing::info_span!("session", id, %peer);
             let admission = Admission {
-                ip: IpGuard {
-                    engine: self.clone(),
-                    ip,
-                },
+                engine: self.clone(),
+                id,
+                mailbox: Arc::new(Mailbox::default()),
+                ip,
+                assigned: false,
                 _permit: permit,
             };
-            self.tracker.spawn(
-                self.clone()
-                    .connection(id, stream, v2.clone(), admission)
-                    .instrument(span),
-            );
+            self.tracker
+                .spawn(Engine::connection(stream, v2.clone(), admission).instrument(span));
         }
         // Sessions hear of the shutdown through their mailboxes.
         self.router.close_all();
@@ -323,19 +354,23 @@ impl Engine {
     /// of its parts once (a call into another async function would keep
     /// the caller's arguments beside the callee's copies for the
     /// connection's whole life).
+    ///
+    /// Every connection's task holds this future for its whole life, so
+    /// what lives across its awaits is kept small: the wake-up's outputs
+    /// and lines are lent by the thread and given back before any await,
+    /// times are [`Stamp`]s, and the latest job is found by its number.
+    #[allow(clippy::manual_async_fn)] // see the comment on the block
     fn connection(
-        self: Arc<Self>,
-        id: u64,
         mut stream: TcpStream,
         v2: Option<Arc<ResponderConfig>>,
-        admission: Admission,
+        mut admission: Admission,
     ) -> impl Future<Output = ()> + Send + 'static {
         // A block, not an `async fn`: an async fn's future keeps each
-        // argument twice (as passed, and as the binding moved from it),
-        // 120 bytes of every connection's task for its whole life.
-        let this = self;
+        // argument twice (as passed, and as the binding moved from it).
         async move {
             let reason = 'conn: {
+                let this = &admission.engine;
+                let mailbox = &admission.mailbox;
                 let _ = stream.set_nodelay(true);
                 // A V2 miner shakes hands before it takes a router slot; the
                 // handshake deadline is the one subscribe/authorize has in V1.
@@ -351,39 +386,27 @@ impl Engine {
                         }
                     }
                 };
-                let mailbox = Arc::new(Mailbox::default());
-                let work = Arc::new(crate::router::SessionWork::default());
-                let Some(mut up) = this.router.assign(id, mailbox.clone(), work.clone()) else {
+                let Some(mut up) = this.router.assign(admission.id, mailbox.clone()) else {
                     if this.cancel.is_cancelled() {
                         break 'conn Disconnect::Shutdown;
                     }
                     break 'conn Disconnect::NoUpstream;
                 };
-                // Releases the router slot and the session count however the task
-                // ends — a panic included.
-                let _guard = SessionGuard {
-                    engine: this.clone(),
-                    id,
-                    mailbox: mailbox.clone(),
-                };
+                admission.assigned = true;
                 this.stats.sessions.fetch_add(1, Ordering::Relaxed);
                 // The peer's address is in the span.
                 tracing::debug!(upstream = up.id, "session assigned");
-                let ip = admission.ip.ip;
+                let ip = admission.ip;
                 let (mut rd, mut wr) = stream.into_split();
                 // Only what a read brought and the lines did not use up (a partial
                 // line, a partial frame); empty, it holds no memory (see
                 // `poll_read_into`).
                 let mut buf = BytesMut::new();
-                // Borrowed from the thread for each wake-up (`scratch`): empty
-                // between them, they hold no memory.
-                let mut sends: Vec<bytes::Bytes> = Vec::new();
-                let mut out: Vec<Output> = Vec::new();
                 let started = Instant::now();
                 let mut core = match wire {
                     Wire::Lines(_) => {
                         let mut c = Session::new(
-                            id,
+                            admission.id,
                             this.session_cfg.clone(),
                             this.stats.clone(),
                             Vec::new(),
@@ -399,7 +422,7 @@ impl Engine {
                     }
                     Wire::Noise(_) => {
                         let mut c = V2Conn::new(
-                            id,
+                            admission.id,
                             this.session_cfg.clone(),
                             this.stats.clone(),
                             this.prefixes.clone(),
@@ -413,178 +436,199 @@ impl Engine {
                     }
                 };
                 // Jobs come as a flag in the mailbox (see `fanout`); the
-                // receiver only holds the latest.
-                let mut jobs = up.jobs.clone();
-                jobs.mark_changed();
-                up.listeners.add(&mailbox, mailbox.follow(up.id));
+                // upstream's channel holds the latest, and the session
+                // keeps the number of the one it last took (process-wide
+                // and never 0, so 0 takes whatever is there).
+                let mut seen_job: u64 = 0;
+                up.listeners.add(mailbox, mailbox.follow(up.id));
                 // The last line once the session is ready; until then its
                 // start, which the handshake deadline counts from (one
-                // instant kept instead of two).
-                let mut last_line = started;
+                // time kept instead of two).
+                let mut last_line = this.stamp(started);
                 // One tick for vardiff, the no-upstream grace and the handshake
                 // and idle deadlines, which it checks: a deadline passes at most a
                 // tick late (5 s, or a quarter of the shortest timeout). It comes
                 // through the mailbox from the engine's clock (`ticks`), not a
                 // timer in every connection's task.
-                this.ticks().join(id, &mailbox);
+                this.ticks().join(admission.id, mailbox);
                 // Since when the session's upstream has been down (it is moved off
                 // at once if another pool is up; otherwise the miner is told).
-                let mut down_since: Option<Instant> = None;
+                let mut down_since: Option<Stamp> = None;
                 loop {
-                    // What ends the connection once this wake-up's outputs
-                    // are out: shares accepted before a bad line in the same
-                    // read are booked, and a block among them must reach its
-                    // pool, so they are not dropped with the connection.
-                    let mut ended = None;
-                    tokio::select! {
-                        r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => {
-                            match r {
-                                Ok(0) | Err(_) => break 'conn Disconnect::PeerClosed,
-                                Ok(_) => {}
-                            }
-                            let now = Instant::now();
-                            out = scratch::lend(&scratch::OUTPUTS);
-                            if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out) {
-                                ended = Some(d);
-                            }
-                            if core.is_ready() {
-                                last_line = now;
-                            }
-                            if buf.is_empty() {
-                                buf = BytesMut::new();
-                            }
-                        }
-                        ev = mailbox.recv() => match ev {
-                            // A closed channel (the upstream task ended)
-                            // is not changed: the router moves the session.
-                            SessionEvent::JobReady => if jobs.has_changed().unwrap_or(false) {
-                                // Cloned in a statement of its own: the
-                                // channel's read lock is let go before the
-                                // job is handled.
-                                let job = jobs.borrow_and_update().clone();
-                                if let Some(job) = job {
-                                    out = scratch::lend(&scratch::OUTPUTS);
-                                    core.on_job(job, Instant::now(), &mut out);
+                    // Everything a wake-up borrows is scoped to this block,
+                    // which ends before the awaits below: a local that was
+                    // borrowed is kept in the task's state across every
+                    // await in its scope, moved out or not.
+                    let (payload, blocks_sent, ended, disconnect) = {
+                        let wake = tokio::select! {
+                            r = std::future::poll_fn(|cx| poll_read_into(&mut rd, cx, &mut buf)) => Wake::Read(r),
+                            ev = mailbox.recv() => Wake::Event(ev),
+                        };
+                        let now = Instant::now();
+                        // What ends the connection once this wake-up's
+                        // outputs are out: shares accepted before a bad
+                        // line in the same read are booked, and a block
+                        // among them must reach its pool, so they are not
+                        // dropped with the connection.
+                        let mut ended = None;
+                        // Lent by the thread (`scratch`) for what the
+                        // wake-up produces.
+                        let mut out: Vec<Output> = Vec::new();
+                        match wake {
+                            Wake::Read(Ok(0) | Err(_)) => break 'conn Disconnect::PeerClosed,
+                            Wake::Read(Ok(_)) => {
+                                out = scratch::lend(&scratch::OUTPUTS);
+                                if let Err(d) = read(&mut wire, &mut core, &mut buf, now, &mut out)
+                                {
+                                    ended = Some(d);
                                 }
-                            },
-                            SessionEvent::Move { to, old_failed } => {
+                                if core.is_ready() {
+                                    last_line = this.stamp(now);
+                                }
+                                if buf.is_empty() {
+                                    buf = BytesMut::new();
+                                }
+                            }
+                            // A closed channel (the upstream task ended) is
+                            // not read: the router moves the session.
+                            Wake::Event(SessionEvent::JobReady) => {
+                                if up.jobs.has_changed().is_ok() {
+                                    // Cloned in a statement of its own: the
+                                    // channel's read lock is let go before the
+                                    // job is handled.
+                                    let job = up.jobs.borrow().clone();
+                                    if let Some(job) = job
+                                        && job.id != seen_job
+                                    {
+                                        seen_job = job.id;
+                                        out = scratch::lend(&scratch::OUTPUTS);
+                                        core.on_job(job, now, &mut out);
+                                    }
+                                }
+                            }
+                            Wake::Event(SessionEvent::Move { to, old_failed }) => {
                                 tracing::debug!(from = up.id, to = to.id, old_failed, "moved");
                                 core.on_moved(up.id, old_failed);
                                 up = to;
-                                jobs = up.jobs.clone();
-                                jobs.mark_changed();
-                                up.listeners.add(&mailbox, mailbox.follow(up.id));
+                                // The new upstream's latest job, whatever it is.
+                                seen_job = 0;
+                                up.listeners.add(mailbox, mailbox.follow(up.id));
                             }
-                            SessionEvent::Result(r) => core.on_upstream_result(&r, Instant::now()),
-                            SessionEvent::Close => break 'conn Disconnect::Shutdown,
-                            SessionEvent::Tick => {
-                            let now = Instant::now();
-                            if core.is_ready() {
-                                if now >= last_line + this.server_cfg.idle_timeout {
-                                    break 'conn Disconnect::IdleTimeout;
-                                }
-                            } else if now >= last_line + this.server_cfg.handshake_timeout {
-                                break 'conn Disconnect::HandshakeTimeout;
+                            Wake::Event(SessionEvent::Result(r)) => {
+                                core.on_upstream_result(&r, now)
                             }
-                            out = scratch::lend(&scratch::OUTPUTS);
-                            core.on_tick(now, &mut out);
-                            // Down is anything but ready: a pool that keeps
-                            // failing spends much of its time "connecting".
-                            if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
-                                let since = *down_since.get_or_insert(now);
-                                if now.duration_since(since) >= this.server_cfg.no_upstream_grace {
-                                    tracing::info!(grace = ?this.server_cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
-                                    break 'conn Disconnect::NoUpstream;
+                            Wake::Event(SessionEvent::Close) => break 'conn Disconnect::Shutdown,
+                            Wake::Event(SessionEvent::Tick) => {
+                                let at = this.stamp(now);
+                                if core.is_ready() {
+                                    if passed(last_line, at, this.server_cfg.idle_timeout) {
+                                        break 'conn Disconnect::IdleTimeout;
+                                    }
+                                } else if passed(last_line, at, this.server_cfg.handshake_timeout) {
+                                    break 'conn Disconnect::HandshakeTimeout;
                                 }
-                            } else {
-                                down_since = None;
+                                out = scratch::lend(&scratch::OUTPUTS);
+                                core.on_tick(now, &mut out);
+                                // Down is anything but ready: a pool that keeps
+                                // failing spends much of its time "connecting".
+                                if !matches!(*up.health.borrow(), crate::upstream::Health::Ready) {
+                                    let since = *down_since.get_or_insert(at);
+                                    if passed(since, at, this.server_cfg.no_upstream_grace) {
+                                        tracing::info!(grace = ?this.server_cfg.no_upstream_grace, "no pool for the grace period; disconnecting so the miner's backup pools take over");
+                                        break 'conn Disconnect::NoUpstream;
+                                    }
+                                } else {
+                                    down_since = None;
+                                }
                             }
                         }
-                        },
-                    }
-                    // Forwards first (a block before anything else), then one write.
-                    let mut disconnect = None;
-                    let mut blocks_sent = false;
-                    if !out.is_empty() {
-                        sends = scratch::lend(&scratch::SENDS);
-                    }
-                    for o in out.drain(..) {
-                        match o {
-                            Output::Send(b) => sends.push(b),
-                            Output::Forward(f) => {
-                                let Some(block) = f.send() else { continue };
-                                // A block: recorded, sent at once on its own path
-                                // (no share queue in front of it), then made
-                                // durable before the miner hears anything.
-                                let id = this.blocks.found(&block);
-                                let tx = block.job.links.block_tx.clone();
-                                if let Err(e) =
-                                    tx.send(crate::job::BlockForward { id, share: block })
+                        // Forwards first (a block before anything else), then one write.
+                        let mut disconnect = None;
+                        let mut blocks_sent = false;
+                        let mut sends: Vec<bytes::Bytes> = if out.is_empty() {
+                            Vec::new()
+                        } else {
+                            scratch::lend(&scratch::SENDS)
+                        };
+                        for o in out.drain(..) {
+                            match o {
+                                Output::Send(b) => sends.push(b),
+                                Output::Forward(f) => {
+                                    let Some(block) = f.send() else { continue };
+                                    // A block: recorded, sent at once on its own path
+                                    // (no share queue in front of it), then made
+                                    // durable before the miner hears anything.
+                                    let id = this.blocks.found(&block);
+                                    let tx = block.job.links.block_tx.clone();
+                                    if let Err(e) =
+                                        tx.send(crate::job::BlockForward { id, share: block })
+                                    {
+                                        this.blocks.set(
+                                            id,
+                                            crate::blocks::BlockStatus::Failed,
+                                            Some("its upstream task is gone".into()),
+                                        );
+                                        core.on_upstream_result(
+                                            &crate::upstream::UpstreamResult::undelivered(
+                                                &e.0.share,
+                                                &this.stats,
+                                            ),
+                                            Instant::now(),
+                                        );
+                                    }
+                                    blocks_sent = true;
+                                }
+                                Output::Disconnect(d) => disconnect = Some(d),
+                            }
+                        }
+                        scratch::give_back(&scratch::OUTPUTS, out);
+                        if let Wire::Noise(noise) = &mut wire
+                            && !sends.is_empty()
+                        {
+                            // Each frame is encrypted on its way out; a frame that does
+                            // not encrypt ends the connection (the transport is spent).
+                            for b in sends.drain(..) {
+                                let Some(head) = b.first_chunk::<HEADER_LEN>() else {
+                                    continue;
+                                };
+                                let frame = Frame {
+                                    header: Header::decode(head),
+                                    payload: b.slice(HEADER_LEN..),
+                                };
+                                if tokio_util::codec::Encoder::encode(
+                                    &mut noise.1,
+                                    &frame,
+                                    &mut noise.2,
+                                )
+                                .is_err()
                                 {
-                                    this.blocks.set(
-                                        id,
-                                        crate::blocks::BlockStatus::Failed,
-                                        Some("its upstream task is gone".into()),
-                                    );
-                                    core.on_upstream_result(
-                                        &crate::upstream::UpstreamResult::undelivered(
-                                            &e.0.share,
-                                            &this.stats,
-                                        ),
-                                        Instant::now(),
-                                    );
+                                    break 'conn Disconnect::Protocol;
                                 }
-                                blocks_sent = true;
                             }
-                            Output::Disconnect(d) => disconnect = Some(d),
+                            sends.push(noise.2.split().freeze());
                         }
-                    }
-                    // Durable before the miner hears anything. Awaited here,
-                    // after the `for`, so that no share's state is kept
-                    // across it in every connection's task.
+                        // One line (a reply, a job) goes from its shared
+                        // bytes; lines written together (a job with its
+                        // difficulty, replies batched by one read) are
+                        // copied into one buffer that is not kept: a
+                        // kilobyte per idle connection costs more than an
+                        // allocation every few seconds.
+                        let payload = match sends.len() {
+                            0 | 1 => sends.pop(),
+                            _ => Some(bytes::Bytes::from(sends.concat())),
+                        };
+                        scratch::give_back(&scratch::SENDS, sends);
+                        (payload, blocks_sent, ended, disconnect)
+                    };
+                    // Durable before the miner hears anything (nothing is
+                    // sent until the write below).
                     if blocks_sent {
                         this.blocks.sync().await;
                     }
-                    if let Wire::Noise(noise) = &mut wire
-                        && !sends.is_empty()
-                    {
-                        // Each frame is encrypted on its way out; a frame that does
-                        // not encrypt ends the connection (the transport is spent).
-                        for b in sends.drain(..) {
-                            let Some(head) = b.first_chunk::<HEADER_LEN>() else {
-                                continue;
-                            };
-                            let frame = Frame {
-                                header: Header::decode(head),
-                                payload: b.slice(HEADER_LEN..),
-                            };
-                            if tokio_util::codec::Encoder::encode(
-                                &mut noise.1,
-                                &frame,
-                                &mut noise.2,
-                            )
-                            .is_err()
-                            {
-                                break 'conn Disconnect::Protocol;
-                            }
-                        }
-                        sends.push(noise.2.split().freeze());
-                    }
-                    let written = match sends.as_slice() {
-                        [] => Ok(()),
-                        // One line (a reply, a job): straight from its shared bytes.
-                        [one] => write_bounded(&mut wr, one, this.server_cfg.write_timeout).await,
-                        // Lines written together (a job with its difficulty,
-                        // replies batched by one read) are copied into one buffer
-                        // that is not kept: a kilobyte per idle connection costs
-                        // more than an allocation every few seconds.
-                        many => {
-                            write_bounded(&mut wr, &many.concat(), this.server_cfg.write_timeout)
-                                .await
-                        }
+                    let written = match &payload {
+                        None => Ok(()),
+                        Some(p) => write_bounded(&mut wr, p, this.server_cfg.write_timeout).await,
                     };
-                    scratch::give_back(&scratch::SENDS, std::mem::take(&mut sends));
-                    scratch::give_back(&scratch::OUTPUTS, std::mem::take(&mut out));
                     if let Some(d) = ended {
                         break 'conn d;
                     }
@@ -592,13 +636,14 @@ impl Engine {
                         break 'conn d;
                     }
                     let c = core.counters();
-                    work.set(c.accepted_work, c.accepted);
+                    mailbox.work().set(c.accepted_work, c.accepted);
                     if let Some(d) = disconnect {
                         break 'conn d;
                     }
                 }
             };
-            this.stats.disconnect(reason);
+            admission.end_session();
+            admission.engine.stats.disconnect(reason);
             tracing::debug!(reason = reason.label(), "session closed");
             drop(admission);
         }
@@ -717,25 +762,34 @@ fn read(
 mod tests {
     use super::*;
 
-    /// The size of what `f` returns, without calling it.
-    fn returned<F, R>(_: F) -> usize
+    /// The size of tokio's task cell for what `f` returns, without
+    /// calling it: a 32-byte header; the scheduler handle and the task id
+    /// (16); the stage, the future in its span and a tag (8); a 48-byte
+    /// trailer; aligned to 128 bytes (tokio 1.54, read with
+    /// `-Zprint-type-sizes`).
+    fn cell<F, R>(_: F) -> (usize, usize)
     where
-        F: FnOnce(Arc<Engine>, u64, TcpStream, Option<Arc<ResponderConfig>>, Admission) -> R,
+        F: FnOnce(TcpStream, Option<Arc<ResponderConfig>>, Admission) -> R,
     {
-        std::mem::size_of::<R>()
+        let future = std::mem::size_of::<R>();
+        let spanned = std::mem::size_of::<tracing::instrument::Instrumented<R>>();
+        (future, (32 + 16 + 8 + spanned + 48).next_multiple_of(128))
     }
 
     #[test]
-    fn a_connection_task_stays_within_its_budget() {
+    fn a_connection_task_fits_a_512_byte_cell() {
         // Every connection's task holds this future for its whole life,
-        // inside tokio's cell (aligned to 128 bytes, with ~100 bytes of
-        // its own and the span's 40). The test profile lays it out in 432
-        // bytes, so the cell is 640; past about 500 it takes another 128
-        // (it was 560 and 768 while the task awaited its upstream's job
-        // channel and kept a timer of its own). Inspect a change with
-        // `RUSTC_BOOTSTRAP=1 cargo rustc -p sluice-engine --release --lib
-        // -- -Zprint-type-sizes`.
-        let n = returned(Engine::connection);
-        assert!(n <= 448, "the connection future is {n} bytes");
+        // in tokio's cell, which jemalloc serves from a size class
+        // (…, 384, 448, 512, 640, 768, …). The future was 552 bytes (a
+        // 768 cell) while the task awaited its upstream's job channel and
+        // kept a timer, and 424 (640) while a wake-up's outputs, a guard
+        // and 16-byte instants lived across its awaits. Inspect a change
+        // with `RUSTC_BOOTSTRAP=1 cargo rustc -p sluice-engine --release
+        // --lib -- -Zprint-type-sizes`.
+        let (future, cell) = cell(Engine::connection);
+        assert!(
+            cell <= 512,
+            "the connection future is {future} bytes, its cell {cell}"
+        );
     }
 }

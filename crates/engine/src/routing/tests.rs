@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::job::UpstreamId;
 use crate::mailbox::Mailbox;
-use crate::router::{Connector, PoolEntry, RouterConfig, SessionWork};
+use crate::router::{Connector, PoolEntry, RouterConfig};
 use crate::stats::AtomicF64;
 use crate::testrng::Lcg;
 use crate::upstream::{Health, UpstreamHandle};
@@ -130,10 +130,9 @@ async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) 
     for id in 1..=SESSIONS {
         let rx = Arc::new(Mailbox::default());
         let tx = rx.clone();
-        let work = Arc::new(SessionWork::default());
-        assert!(s.router.assign(id, tx, work.clone()).is_some());
+        assert!(s.router.assign(id, tx).is_some());
         let worker = s.books.worker(&format!("w{id}"));
-        sessions.push((id, rx, work, worker, 0.0f64, 0u64));
+        sessions.push((id, rx, worker, 0.0f64, 0u64));
     }
     let pool_of: HashMap<UpstreamId, usize> = s
         .router
@@ -154,7 +153,7 @@ async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) 
     for t in 1..=secs {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = s.books.clock().ms(tokio::time::Instant::now().into_std());
-        for (id, rx, work, worker, w, n) in &mut sessions {
+        for (id, rx, worker, w, n) in &mut sessions {
             while rx.try_recv().is_some() {}
             let up = s
                 .router
@@ -172,7 +171,7 @@ async fn mine(s: &Sim, seed: u64, secs: u64, mut each: impl FnMut(u64, &[u64])) 
                 };
                 s.books.record(worker, pool, *id, now, 1.0, &value, kind);
             }
-            work.set(*w, *n);
+            rx.work().set(*w, *n);
         }
         each(t, &s.router.sessions_per_pool());
     }
