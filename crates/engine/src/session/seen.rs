@@ -4,15 +4,16 @@
 //! A set per job cost a hash table per job: eight remembered jobs, most
 //! with a handful of shares, each table with its own allocation and
 //! slack. One list for the channel holds the same keys in about their own
-//! size (8 bytes each); a channel with many shares gets a table. Each key
+//! size (6 bytes each); a channel with many shares gets a table. Each key
 //! carries its job's tag, so a job's keys go when the job does.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// The keys are already uniformly random except for the tag in the top
-/// byte: the rotation puts random bits where the table takes its bucket
-/// index (the low bits) and its control byte (the top seven).
+/// byte and the zeros in the bottom two: the rotation puts random bits
+/// where the table takes its bucket index (the low bits) and its control
+/// byte (the top seven).
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -35,10 +36,10 @@ impl Hasher for KeyHasher {
 /// channel holds about fifty, and a lucky few minutes well over sixty; a
 /// table of that many would take twice the memory (its buckets come in
 /// powers of two, at most 7/8 full) and four times once a lucky minute
-/// pushes it over. A scan of 128 keys (1 KiB) is a few dozen nanoseconds.
+/// pushes it over. A scan of 128 keys (768 bytes) is a few dozen nanoseconds.
 const FEW: usize = 128;
 
-/// The list's room comes in steps of this many keys (128 bytes), up and
+/// The list's room comes in steps of this many keys (96 bytes), up and
 /// down: across ten thousand connections, lists of a few sizes reuse each
 /// other's freed blocks, where lists of every size leave the heap in
 /// pieces no other list fits (RSS that grows while the live heap does
@@ -49,7 +50,7 @@ const STEP: usize = 16;
 /// are few, a table when a miner at a tiny difficulty sends many.
 #[derive(Default)]
 pub(super) struct Seen {
-    few: Vec<u64>,
+    few: Vec<Key>,
     /// Boxed: 8 bytes in every channel instead of 32, for a table few
     /// channels ever build.
     #[allow(clippy::box_collection)]
@@ -62,7 +63,7 @@ impl Seen {
     pub(super) fn insert(&mut self, tag: u8, hash: &[u8; 32]) -> bool {
         let k = key(tag, hash);
         if let Some(many) = self.many.as_mut() {
-            return many.insert(k);
+            return many.insert(wide(k));
         }
         if self.few.contains(&k) {
             return false;
@@ -76,8 +77,8 @@ impl Seen {
         }
         let mut many: HashSet<u64, BuildHasherDefault<KeyHasher>> =
             HashSet::with_capacity_and_hasher(2 * FEW, BuildHasherDefault::default());
-        many.extend(self.few.drain(..));
-        many.insert(k);
+        many.extend(self.few.drain(..).map(wide));
+        many.insert(wide(k));
         self.few = Vec::new();
         self.many = Some(Box::new(many));
         true
@@ -88,7 +89,7 @@ impl Seen {
         let k = key(tag, hash);
         match self.many.as_mut() {
             Some(many) => {
-                many.remove(&k);
+                many.remove(&wide(k));
             }
             None => self.few.retain(|&x| x != k),
         }
@@ -97,9 +98,8 @@ impl Seen {
     /// Forgets every hash of the job tagged `tag` (it is no longer live,
     /// and the tag may be given to another job).
     pub(super) fn forget(&mut self, tag: u8) {
-        let of_job = |k: &u64| (*k >> 56) as u8 == tag;
         let Some(many) = self.many.as_mut() else {
-            self.few.retain(|k| !of_job(k));
+            self.few.retain(|k| k[0] != tag);
             // Only well under its room: a channel's keys come and go by a
             // job's worth, and a list that follows them is reallocated at
             // every job.
@@ -108,11 +108,11 @@ impl Seen {
             }
             return;
         };
-        many.retain(|k| !of_job(k));
+        many.retain(|k| (*k >> 56) as u8 != tag);
         // Back to a list once the burst's jobs are gone: the table is not
         // kept for the connection's life.
         if many.len() <= FEW / 2 {
-            self.few = many.iter().copied().collect();
+            self.few = many.iter().map(|&k| narrow(k)).collect();
             self.many = None;
         }
     }
@@ -126,19 +126,32 @@ impl Seen {
     /// Bytes its keys take on the heap.
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        8 * self.few.capacity() + self.many.as_ref().map_or(0, |m| 9 * m.capacity())
+        size_of::<Key>() * self.few.capacity() + self.many.as_ref().map_or(0, |m| 9 * m.capacity())
     }
 }
 
-/// A hash's key: the job's tag over 56 bits of the hash. The hash's
-/// first bytes are its least significant, random whatever the difficulty;
-/// 56 bits make a false duplicate among a channel's few hundred live
-/// shares a chance of about one in 10¹².
-fn key(tag: u8, hash: &[u8; 32]) -> u64 {
-    let h = u64::from_le_bytes([
-        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
-    ]);
-    (h & ((1 << 56) - 1)) | (u64::from(tag) << 56)
+/// A hash's key: the job's tag, then 40 bits of the hash. The hash's
+/// first bytes are its least significant, random whatever the difficulty.
+/// A share can only be taken for a duplicate of its own job's shares (a
+/// few dozen at most at a production rate): a chance of about one in
+/// 10¹⁰ per share, once in years for a farm of 100,000 machines. Eight
+/// bytes a key put the usual fifty keys in the next allocation size.
+type Key = [u8; 6];
+
+fn key(tag: u8, hash: &[u8; 32]) -> Key {
+    [tag, hash[0], hash[1], hash[2], hash[3], hash[4]]
+}
+
+/// A key as the table holds it: the tag in the top byte, the hash's bits
+/// below it (where [`KeyHasher`] takes them), zeros at the bottom.
+fn wide(k: Key) -> u64 {
+    u64::from_be_bytes([k[0], k[1], k[2], k[3], k[4], k[5], 0, 0])
+}
+
+/// A key as the list holds it.
+fn narrow(k: u64) -> Key {
+    let b = k.to_be_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
 }
 
 #[cfg(test)]
@@ -188,25 +201,26 @@ mod tests {
 
     #[test]
     fn a_production_channel_holds_its_keys_in_about_their_own_size() {
-        // Eight jobs of six shares: 48 keys of 8 bytes.
+        // Eight jobs of six shares: 48 keys of 6 bytes, 288 bytes (served
+        // from the 320-byte size).
         let mut s = Seen::default();
         for i in 0..48u64 {
             assert!(s.insert((i / 6) as u8, &hash(i)));
         }
-        assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
+        assert!(s.heap_bytes() <= 6 * 48, "{} bytes", s.heap_bytes());
         // One job goes, the next comes: no growth.
         s.forget(0);
         for i in 48..54u64 {
             assert!(s.insert(8, &hash(i)));
         }
-        assert!(s.heap_bytes() <= 8 * 56, "{} bytes", s.heap_bytes());
+        assert!(s.heap_bytes() <= 6 * 48, "{} bytes", s.heap_bytes());
         // A lucky few minutes (twice the usual shares) stay in the list,
         // within a step of their size.
         for i in 54..102u64 {
             assert!(s.insert(9, &hash(i)));
         }
         assert!(s.many.is_none());
-        assert!(s.heap_bytes() <= 8 * 112, "{} bytes", s.heap_bytes());
+        assert!(s.heap_bytes() <= 6 * 112, "{} bytes", s.heap_bytes());
         // Its room comes in steps: a list's size is one of a few.
         assert_eq!(s.few.capacity() % STEP, 0, "{}", s.few.capacity());
         // The burst's jobs go: the list gives the room back, in a step.
