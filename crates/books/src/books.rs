@@ -214,8 +214,8 @@ pub enum ShareKind {
 pub struct Connection {
     /// Remote address.
     pub ip: Option<IpAddr>,
-    /// User agent from `mining.subscribe`.
-    pub user_agent: Option<String>,
+    /// User agent from `mining.subscribe` (shared, see [`crate::agents`]).
+    pub user_agent: Option<Arc<str>>,
     /// When it authorized (ms since the Unix epoch).
     pub since_ms: u64,
 }
@@ -276,12 +276,12 @@ impl Worker {
     }
 
     /// A connection authorized this worker.
-    pub fn connected(&self, ip: Option<IpAddr>, user_agent: Option<&str>, now_ms: u64) {
+    pub fn connected(&self, ip: Option<IpAddr>, user_agent: Option<Arc<str>>, now_ms: u64) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let mut s = lock(&self.state);
         s.conn = Connection {
             ip,
-            user_agent: user_agent.map(|u| u.chars().take(256).collect()),
+            user_agent,
             since_ms: now_ms,
         };
         s.tally.last_change_ms = s.tally.last_change_ms.max(now_ms);
@@ -422,9 +422,17 @@ pub struct Books {
     /// (USD per kWh, set at ms) from a power-price feed.
     power_feed: Mutex<Option<(f64, u64)>>,
     power_polls: [AtomicU64; 2],
+    /// User agents, one copy of each.
+    agents: crate::agents::Agents,
 }
 
 impl Books {
+    /// `ua` as the books keep it: cut, and one copy shared by every
+    /// connection that sends it (sessions keep theirs from here too).
+    pub fn agent(&self, ua: &str) -> Arc<str> {
+        self.agents.get(ua)
+    }
+
     /// Empty books.
     pub fn new(cfg: BooksConfig, clock: Clock) -> Self {
         let now = clock.now_ms();
@@ -448,6 +456,7 @@ impl Books {
             price_errors: AtomicU64::new(0),
             power_feed: Mutex::new(None),
             power_polls: Default::default(),
+            agents: Default::default(),
         }
     }
 
@@ -476,6 +485,7 @@ impl Books {
         user_agent: Option<&str>,
         now_ms: u64,
     ) -> Arc<Worker> {
+        let user_agent = user_agent.map(|u| self.agents.get(u));
         self.worker_with(name, true, true, |w| w.connected(ip, user_agent, now_ms))
     }
 
@@ -875,7 +885,7 @@ impl Books {
             window: w,
             connections: k.worker.connections(),
             ip: conn.ip,
-            user_agent: conn.user_agent,
+            user_agent: conn.user_agent.map(|u| u.to_string()),
             connected_since: (conn.since_ms > 0).then_some(conn.since_ms / 1000),
             last_share: k.last_share,
             difficulty: k.difficulty,

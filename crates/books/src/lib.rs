@@ -22,6 +22,7 @@
 //! share.
 
 pub mod advice;
+pub mod agents;
 pub mod books;
 pub mod earnings;
 pub mod ledger;

@@ -22,9 +22,9 @@ pub(super) struct ConnCore {
     pub(super) id: SessionId,
     pub(super) cfg: Arc<SessionConfig>,
     pub(super) stats: Arc<Stats>,
-    /// Boxed, not a `String`: no spare capacity kept for a connection's
-    /// life.
-    pub(super) user_agent: Option<Box<str>>,
+    /// The books' shared copy when they are kept (see
+    /// `sluice_books::agents`), a copy of its own otherwise.
+    pub(super) user_agent: Option<Arc<str>>,
     /// Authorized names and their books.
     pub(super) workers: Names,
     pub(super) books: Option<Arc<Books>>,
@@ -62,6 +62,14 @@ impl ConnCore {
 
     /// Holds the names the connection authorizes against `ip`'s share of
     /// `quota`: the quota is keyed by `peer`, so both are set here.
+    /// Keeps the miner's user agent (already cut to size).
+    pub(super) fn set_user_agent(&mut self, ua: Option<&str>) {
+        self.user_agent = ua.map(|u| match &self.books {
+            Some(b) => b.agent(u),
+            None => Arc::from(u),
+        });
+    }
+
     pub(super) fn set_name_quota(&mut self, quota: Arc<NameQuota>, ip: IpAddr) {
         self.quota = Some(quota);
         self.peer = Some(ip);

@@ -747,6 +747,10 @@ fn shares_land_in_the_workers_books_by_outcome() {
         let s = w.state();
         assert_eq!(s.conn.ip, Some(peer));
         assert_eq!(s.conn.user_agent.as_deref(), Some("test/1.0"));
+        // One copy of the agent, shared by the session and the books.
+        let mine = r.s.user_agent().unwrap();
+        assert!(std::ptr::eq(&**s.conn.user_agent.as_ref().unwrap(), mine));
+        assert!(std::ptr::eq(&*books.agent("test/1.0"), mine));
     }
     // Duplicate, low difficulty, then a job id the session never issued.
     r.line(submit(&j, "00000001", j.ntime, ok, None));

@@ -182,15 +182,16 @@ impl Session {
                     self.ch.restart();
                 }
                 self.subscribed = true;
-                self.core.user_agent = user_agent.map(|mut u| {
+                let user_agent = user_agent.map(|mut u| {
                     // Cut on a character boundary: the agent is untrusted text.
                     let mut n = u.len().min(128);
                     while !u.is_char_boundary(n) {
                         n -= 1;
                     }
                     u.truncate(n);
-                    u.into_boxed_str()
+                    u
                 });
+                self.core.set_user_agent(user_agent.as_deref());
                 let sub_id = format!("{:x}", self.core.id);
                 out.push(Output::Send(msg::encode_subscribe_result(
                     id,

@@ -246,15 +246,15 @@ impl V2Conn {
         // by a group.
         self.standard_jobs =
             s.flags & setup_flags::REQUIRES_STANDARD_JOBS != 0 || self.core.cfg.solo.is_some();
-        self.core.user_agent = s.vendor.as_str().map(|v| {
+        let user_agent = s.vendor.as_str().map(|v| {
             let fw = s.firmware.as_str().unwrap_or("");
             if fw.is_empty() {
                 v.to_string()
             } else {
                 format!("{v}/{fw}")
             }
-            .into_boxed_str()
         });
+        self.core.set_user_agent(user_agent.as_deref());
         send(
             out,
             // Any channel kind will do, and version rolling is allowed.
