@@ -12,6 +12,7 @@ use sluice_books::JobValue;
 use sluice_pow::version::RollingRule;
 use sluice_pow::{ShareChecker, Submission, Target};
 
+use super::epochs::Epochs;
 use super::seen::Seen;
 use super::{SessionConfig, SessionId};
 use crate::job::{Extranonce, Job, ShareForward, UpstreamId};
@@ -135,7 +136,7 @@ pub(super) struct Channel {
     pub(super) sent_mask: Option<u32>,
     /// Latest clean-job epoch seen per upstream: a job from a newer epoch
     /// is clean even if an intermediate clean job was skipped.
-    pub(super) epochs: Vec<(UpstreamId, u64)>,
+    pub(super) epochs: Epochs,
     pub(super) vardiff: Vardiff,
     /// Set by the miner (`d=` in a V1 password): vardiff stays off.
     pub(super) fixed_difficulty: bool,
@@ -161,13 +162,15 @@ pub(super) struct Channel {
     /// The next job sent must be clean (first job, or first after moving
     /// upstream).
     pub(super) force_clean: bool,
-    /// Pool and value of the latest job sent: rejected work is valued at
-    /// it (the network rate does not depend on which job it was).
-    pub(super) last_value: (Option<usize>, JobValue),
-    /// Pool and value of the job the last checked share named: a stale
-    /// share on an older pool's job is that pool's stale work, not the
-    /// current one's (routing compares pools by it).
-    pub(super) checked_value: Option<(Option<usize>, JobValue)>,
+    /// The latest job sent: work on a job the channel does not know is
+    /// booked to its pool at its value (the network rate does not depend
+    /// on which job it was).
+    pub(super) last_sent: Option<Arc<Job>>,
+    /// The slot of the job the share being settled named: a stale share
+    /// on an older pool's job is that pool's stale work, not the current
+    /// one's (routing compares pools by it). An index, not a copy of the
+    /// job's pool and value: this lives in every connection.
+    pub(super) checked_slot: Option<u32>,
     /// How far past its job's ntime a share's ntime may be, in seconds.
     pub(super) ntime_max_forward_secs: u32,
     /// Solo mining: the script this channel's coinbases pay.
@@ -203,7 +206,7 @@ impl Channel {
             extranonce2_size,
             version_mask: 0,
             sent_mask: None,
-            epochs: Vec::new(),
+            epochs: Epochs::default(),
             vardiff: Vardiff::new(
                 cfg.vardiff_rules(),
                 cfg.start_difficulty,
@@ -218,8 +221,8 @@ impl Channel {
             seen: Seen::default(),
             latest: None,
             force_clean: true,
-            last_value: (None, JobValue::default()),
-            checked_value: None,
+            last_sent: None,
+            checked_slot: None,
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
             payout: None,
             mask_untold: false,
@@ -299,6 +302,20 @@ impl Channel {
     /// [`Channel::find_job`]): on failure, the reason and the difficulty
     /// the miner was working at (0 for protocol errors, which are no
     /// work). An accepted share is in the channel's duplicate set.
+    /// The pool and value the share being settled is booked at: its
+    /// job's if it named one the channel knows, the latest sent's
+    /// otherwise.
+    pub(super) fn settled_value(&mut self) -> (Option<usize>, JobValue) {
+        let named = self
+            .checked_slot
+            .take()
+            .and_then(|s| self.jobs.get(s as usize));
+        match named.map(|e| &e.job).or(self.last_sent.as_ref()) {
+            Some(job) => (Some(job.pool), job.value),
+            None => (None, JobValue::default()),
+        }
+    }
+
     pub(super) fn check(
         &mut self,
         slot: usize,
@@ -317,7 +334,7 @@ impl Channel {
         let Some(entry) = self.jobs.get_mut(slot) else {
             return Err((Reject::JobNotFound, self.vardiff.difficulty()));
         };
-        self.checked_value = Some((Some(entry.job.pool), entry.job.value));
+        self.checked_slot = u32::try_from(slot).ok();
         let mut d = entry.difficulty;
         if share.extranonce.len() != en2_size {
             return Err((Reject::BadExtranonce2Size, 0.0));
@@ -515,7 +532,7 @@ impl Channel {
         }
         let clean = self.force_clean;
         self.force_clean = false;
-        self.last_value = (Some(job.pool), job.value);
+        self.last_sent = Some(job.clone());
         let started = Started {
             job: job.clone(),
             clean,
@@ -644,20 +661,7 @@ impl Channel {
     pub(super) fn on_job(&mut self, job: Arc<Job>) {
         // The job feed keeps only the latest job, so a clean job may have
         // been skipped: a newer epoch means clean all the same.
-        let newer_epoch = match self.epochs.iter_mut().find(|(u, _)| *u == job.upstream) {
-            Some((_, e)) => {
-                let newer = job.epoch > *e;
-                *e = (*e).max(job.epoch);
-                newer
-            }
-            None => {
-                if self.epochs.len() >= 16 {
-                    self.epochs.remove(0);
-                }
-                self.epochs.push((job.upstream, job.epoch));
-                false
-            }
-        };
+        let newer_epoch = self.epochs.newer(job.upstream, job.epoch);
         if job.clean || newer_epoch {
             // Everything this upstream sent before is superseded.
             for e in self

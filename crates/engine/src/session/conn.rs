@@ -156,7 +156,7 @@ impl ConnCore {
         out: &mut Vec<Output>,
     ) -> Verdict {
         // Whatever the verdict, the named job's value is this share's only.
-        let named = ch.checked_value.take();
+        let (pool_named, value_named) = ch.settled_value();
         let checked = checked.and_then(|fwd| match reserve(&fwd) {
             Ok(permit) => Ok((fwd, permit)),
             Err(r) => {
@@ -223,8 +223,7 @@ impl ConnCore {
                 };
                 // Work on a job the session knows is that job's pool's;
                 // on an unknown one, the latest job's.
-                let (pool, value) = named.unwrap_or(ch.last_value);
-                self.book(book.as_deref(), pool, &value, work, kind, now);
+                self.book(book.as_deref(), pool_named, &value_named, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.

@@ -29,6 +29,7 @@ use crate::vardiff::{Rules as VardiffRules, VardiffConfig};
 
 mod channel;
 mod conn;
+mod epochs;
 mod names;
 mod seen;
 mod v1;
