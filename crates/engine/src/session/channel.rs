@@ -23,14 +23,6 @@ use crate::vardiff::Vardiff;
 /// still taken: a round trip and a miner's pipeline, with room to spare.
 pub(super) const SET_TARGET_GRACE: Duration = Duration::from_secs(5);
 
-/// Share checkers a channel keeps built: the job the miner works on. A
-/// checker is ~280 bytes and a channel remembers up to `max_jobs` jobs; a
-/// share on an older job (late shares after a new job, a few per job
-/// change) rebuilds its checker in the same allocation, a few SHA-256
-/// compressions, where a second kept checker would cost every connection
-/// its 280 bytes for the life of the connection.
-pub(super) const LIVE_CHECKERS: usize = 1;
-
 /// Earlier ids a job entry answers to when its work is re-issued under a
 /// new mask. A miner works on the newest, or on one it has just been
 /// replaced by; shares naming an older one are refused as for an unknown
@@ -42,10 +34,6 @@ pub(super) struct JobEntry {
     /// The difficulty in force when the job was sent: its shares are
     /// credited at this, whatever vardiff did since.
     pub(super) difficulty: f64,
-    /// Built on the first share for the job; boxed, because most jobs of
-    /// a slow miner never see a share and a session keeps several jobs
-    /// (inline it would cost ~280 bytes per job per connection).
-    pub(super) checker: Option<Box<ShareChecker>>,
     /// Its hashes' tag in the channel's duplicate set, unique among the
     /// live jobs.
     pub(super) tag: u8,
@@ -159,6 +147,17 @@ pub(super) struct Channel {
     /// alike).
     pub(super) seen: Seen,
     pub(super) latest: Option<Arc<Job>>,
+    /// The one share checker kept built, for the job tagged
+    /// `checker_tag` (the job the miner works on); with no tag, a retired
+    /// one whose allocation the next takes. A checker is 256 bytes and a
+    /// channel remembers up to `max_jobs` jobs; a share on an older job
+    /// (late shares after a new job, a few per job change) rebuilds it in
+    /// the same allocation, a few SHA-256 compressions, where a second one
+    /// would cost every connection 256 bytes for its whole life. In the
+    /// channel, not in each job entry: eight entries of 40 bytes became
+    /// eight of 32 (256 bytes, one allocation size down).
+    checker: Option<Box<ShareChecker>>,
+    checker_tag: Option<u8>,
     /// The next job sent must be clean (first job, or first after moving
     /// upstream).
     pub(super) force_clean: bool,
@@ -220,6 +219,8 @@ impl Channel {
             aliases: None,
             seen: Seen::default(),
             latest: None,
+            checker: None,
+            checker_tag: None,
             force_clean: true,
             last_sent: None,
             checked_slot: None,
@@ -359,7 +360,7 @@ impl Channel {
                 v
             }
         };
-        if entry.checker.is_none() {
+        if self.checker_tag != Some(entry.tag) {
             let c = ShareChecker::new(
                 job.template.clone(),
                 &self.extranonce1,
@@ -367,14 +368,14 @@ impl Channel {
                 entry.target(),
             )
             .map_err(|_| (Reject::BadExtranonce2Size, 0.0))?;
-            // Only now, with a share past the field checks, do older
-            // jobs give up their checkers.
+            // Only now, with a share past the field checks, does an
+            // older job give up its checker.
             self.install_checker(slot, c);
         }
-        let Some(entry) = self.jobs.get_mut(slot) else {
+        let Some(entry) = self.jobs.get(slot) else {
             return Err((Reject::JobNotFound, d));
         };
-        let Some(checker) = entry.checker.as_mut() else {
+        let Some(checker) = self.checker.as_deref_mut() else {
             return Err((Reject::Malformed, 0.0));
         };
         let r = checker
@@ -432,34 +433,27 @@ impl Channel {
         })
     }
 
-    /// Puts `c` in as `slot`'s checker. Older jobs give theirs up, oldest
-    /// first, so that at most [`LIVE_CHECKERS`] stay built, and `c` takes
-    /// a retired one's allocation when there is one: it is the size `c`
-    /// needs, and taking it spares the allocator a free and a malloc per
-    /// job change on every connection.
+    /// Puts `c` in as `slot`'s checker; the job that had the checker
+    /// gives it up. `c` takes the retired one's allocation: it is the size
+    /// `c` needs, and taking it spares the allocator a free and a malloc
+    /// per job change on every connection.
     pub(super) fn install_checker(&mut self, slot: usize, c: ShareChecker) {
-        let mut kept = 1;
-        let mut spare = None;
-        for (i, e) in self.jobs.iter_mut().enumerate().rev() {
-            if i == slot || e.checker.is_none() {
-                continue;
-            }
-            if kept < LIVE_CHECKERS {
-                kept += 1;
-            } else {
-                spare = e.checker.take();
-            }
-        }
-        let Some(e) = self.jobs.get_mut(slot) else {
+        let Some(e) = self.jobs.get(slot) else {
             return;
         };
-        e.checker = Some(match spare {
-            Some(mut b) => {
-                *b = c;
-                b
-            }
-            None => Box::new(c),
-        });
+        self.checker_tag = Some(e.tag);
+        match self.checker.as_deref_mut() {
+            Some(b) => *b = c,
+            None => self.checker = Some(Box::new(c)),
+        }
+    }
+
+    /// `slot`'s checker, if it is the one built.
+    pub(super) fn checker_of(&self, slot: usize) -> Option<&ShareChecker> {
+        let tag = self.jobs.get(slot)?.tag;
+        self.checker
+            .as_deref()
+            .filter(|_| self.checker_tag == Some(tag))
     }
 
     /// Starts the job waiting to be sent, if any: the difficulty it is
@@ -580,6 +574,10 @@ impl Channel {
             if let Some(old) = self.jobs.pop_front() {
                 self.seen.forget(old.tag);
                 self.forget_aliases(old.tag);
+                // Its tag may go to the new job: the checker is retired.
+                if self.checker_tag == Some(old.tag) {
+                    self.checker_tag = None;
+                }
             }
         }
         let tag = (0..=u8::MAX)
@@ -589,7 +587,6 @@ impl Channel {
         self.jobs.push_back(JobEntry {
             job,
             difficulty: d,
-            checker: None,
             tag,
             stale: false,
             mask,
@@ -624,9 +621,10 @@ impl Channel {
                 continue;
             }
             e.difficulty = jd;
-            let target = e.target();
-            if let Some(c) = e.checker.as_mut() {
-                c.set_share_target(target);
+            if self.checker_tag == Some(e.tag)
+                && let Some(c) = self.checker.as_deref_mut()
+            {
+                c.set_share_target(e.target());
             }
         }
         // The easiest target still in grace stays taken (two raises in a

@@ -661,15 +661,12 @@ fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     let en2 = ch.extranonce2_size;
     let last = ch.jobs.len().checked_sub(1)?;
     let entry = ch.jobs.get(last).filter(|e| e.job.id == job.id)?;
-    if entry.checker.is_none() {
+    if ch.checker_of(last).is_none() {
         let c =
             ShareChecker::new(job.template.clone(), &ch.extranonce1, en2, entry.target()).ok()?;
         ch.install_checker(last, c);
     }
-    ch.jobs[last]
-        .checker
-        .as_ref()
-        .map(|c| c.merkle_root(&ZEROS[..en2]))
+    ch.checker_of(last).map(|c| c.merkle_root(&ZEROS[..en2]))
 }
 
 /// A job as NewExtendedMiningJob to `channel_id` (encoded once per job;
