@@ -34,7 +34,7 @@ thread_local! {
 /// here, the socket is drained in one call (a short read tells tokio it is
 /// empty), and `buf` holds only what the lines did not use.
 pub(crate) fn poll_read_into(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut tokio::net::tcp::ReadHalf<'_>,
     cx: &mut std::task::Context<'_>,
     buf: &mut BytesMut,
 ) -> std::task::Poll<std::io::Result<usize>> {

@@ -78,7 +78,7 @@ impl Default for ServerConfig {
 /// has room); only a full socket waits, bounded by `timeout`, after which
 /// the miner counts as a slow reader.
 async fn write_bounded(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut tokio::net::tcp::WriteHalf<'_>,
     data: &[u8],
     timeout: Duration,
 ) -> Result<(), Disconnect> {
@@ -397,7 +397,9 @@ impl Engine {
                 // The peer's address is in the span.
                 tracing::debug!(upstream = up.id, "session assigned");
                 let ip = admission.ip;
-                let (mut rd, mut wr) = stream.into_split();
+                // Borrowed halves: `into_split` shares the socket through
+                // an allocation of its own (48 bytes a connection).
+                let (mut rd, mut wr) = stream.split();
                 // Only what a read brought and the lines did not use up (a partial
                 // line, a partial frame); empty, it holds no memory (see
                 // `poll_read_into`).
