@@ -4,8 +4,9 @@
 //! one of them: a copy in each session and another in each worker's books
 //! was about fifty bytes of every connection. Agents are shared through
 //! one table instead, up to a bound, so that a miner sending a new agent
-//! on every connection cannot grow it without end (past the bound an
-//! agent is kept as a copy of its own, as before).
+//! on every connection cannot grow it without end: a full table first
+//! drops the agents nothing else holds any more, and past that an agent
+//! is kept as a copy of its own, as before.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,11 @@ impl Agents {
             return a.clone();
         }
         let a: Arc<str> = Arc::from(ua);
+        if set.len() >= MAX_SHARED {
+            // Agents of sessions and workers long gone: a scan of the
+            // table, only when it is full and a new agent comes.
+            set.retain(|a| Arc::strong_count(a) > 1);
+        }
         if set.len() < MAX_SHARED {
             set.insert(a.clone());
         }
@@ -79,14 +85,25 @@ mod tests {
     #[test]
     fn the_table_is_bounded_and_later_agents_still_kept_whole() {
         let a = Agents::default();
-        for i in 0..MAX_SHARED + 100 {
-            assert_eq!(&*a.get(&format!("junk/{i}")), format!("junk/{i}"));
-        }
+        // Held elsewhere (by sessions or books), so the table keeps them.
+        let held: Vec<Arc<str>> = (0..MAX_SHARED + 100)
+            .map(|i| {
+                let got = a.get(&format!("junk/{i}"));
+                assert_eq!(&*got, format!("junk/{i}"));
+                got
+            })
+            .collect();
         assert_eq!(a.len(), MAX_SHARED);
         // An agent seen before the table filled is still shared.
-        assert!(Arc::ptr_eq(&a.get("junk/7"), &a.get("junk/7")));
+        assert!(Arc::ptr_eq(&a.get("junk/7"), &held[7]));
         // One past it is a copy each time, with the right text.
         let late = format!("junk/{}", MAX_SHARED + 5);
         assert!(!Arc::ptr_eq(&a.get(&late), &a.get(&late)));
+        // Once the agents are let go, a new agent clears them out and is
+        // shared again.
+        drop(held);
+        let fresh = a.get("bmminer/2.0.0");
+        assert!(Arc::ptr_eq(&fresh, &a.get("bmminer/2.0.0")));
+        assert_eq!(a.len(), 1);
     }
 }

@@ -588,7 +588,9 @@ impl Engine {
                             && !sends.is_empty()
                         {
                             // Each frame is encrypted on its way out; a frame that does
-                            // not encrypt ends the connection (the transport is spent).
+                            // not encrypt ends the connection (the transport is spent),
+                            // once a block among the forwards is durable.
+                            let mut spent = false;
                             for b in sends.drain(..) {
                                 let Some(head) = b.first_chunk::<HEADER_LEN>() else {
                                     continue;
@@ -604,10 +606,16 @@ impl Engine {
                                 )
                                 .is_err()
                                 {
-                                    break 'conn Disconnect::Protocol;
+                                    spent = true;
+                                    break;
                                 }
                             }
-                            sends.push(noise.2.split().freeze());
+                            if spent {
+                                sends.clear();
+                                ended = Some(Disconnect::Protocol);
+                            } else {
+                                sends.push(noise.2.split().freeze());
+                            }
                         }
                         // One line (a reply, a job) goes from its shared
                         // bytes; lines written together (a job with its
@@ -644,6 +652,9 @@ impl Engine {
                     }
                 }
             };
+            // The miner hears the end (a FIN) before the session's
+            // registrations go, as when its write half was dropped.
+            let _ = stream.shutdown().await;
             admission.end_session();
             admission.engine.stats.disconnect(reason);
             tracing::debug!(reason = reason.label(), "session closed");

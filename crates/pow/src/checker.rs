@@ -175,7 +175,7 @@ pub struct ShareChecker {
     /// shares, a few compressions each; more entries would help only
     /// there, and at a production share rate (one every few seconds) an
     /// extranonce2 rarely sees two shares at all, while each entry costs
-    /// ~110 bytes in every checker a connection keeps.
+    /// ~100 bytes in every checker a connection keeps.
     cache: CacheEntry,
 }
 

@@ -299,10 +299,6 @@ impl Channel {
         Ok(())
     }
 
-    /// Checks a decoded share against the job in `slot` (from
-    /// [`Channel::find_job`]): on failure, the reason and the difficulty
-    /// the miner was working at (0 for protocol errors, which are no
-    /// work). An accepted share is in the channel's duplicate set.
     /// The pool and value the share being settled is booked at: its
     /// job's if it named one the channel knows, the latest sent's
     /// otherwise.
@@ -317,6 +313,10 @@ impl Channel {
         }
     }
 
+    /// Checks a decoded share against the job in `slot` (from
+    /// [`Channel::find_job`]): on failure, the reason and the difficulty
+    /// the miner was working at (0 for protocol errors, which are no
+    /// work). An accepted share is in the channel's duplicate set.
     pub(super) fn check(
         &mut self,
         slot: usize,

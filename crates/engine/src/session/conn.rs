@@ -60,9 +60,9 @@ impl ConnCore {
         self.peer = peer.or(self.peer);
     }
 
-    /// Holds the names the connection authorizes against `ip`'s share of
-    /// `quota`: the quota is keyed by `peer`, so both are set here.
-    /// Keeps the miner's user agent (already cut to size).
+    /// Keeps the miner's user agent: V1 cuts it to 128 bytes, V2's is
+    /// two fields of at most 255 bytes, and the books cut theirs to 256
+    /// characters.
     pub(super) fn set_user_agent(&mut self, ua: Option<&str>) {
         self.user_agent = ua.map(|u| match &self.books {
             Some(b) => b.agent(u),
@@ -70,6 +70,8 @@ impl ConnCore {
         });
     }
 
+    /// Holds the names the connection authorizes against `ip`'s share of
+    /// `quota`: the quota is keyed by `peer`, so both are set here.
     pub(super) fn set_name_quota(&mut self, quota: Arc<NameQuota>, ip: IpAddr) {
         self.quota = Some(quota);
         self.peer = Some(ip);

@@ -2,10 +2,11 @@
 //! had lately, inline: a job from a newer epoch is clean even when the
 //! clean job itself was skipped (the job feed keeps only the latest).
 //!
-//! A list on the heap cost 64 bytes a connection for the one or two
-//! upstreams a session ever has; the few held here fit where the list's
-//! header was. An upstream pushed out by newer ones is new again when it
-//! comes back: its next job is judged by its own `clean` flag.
+//! A list on the heap cost 64 bytes a connection (and 24 for its header)
+//! for the one or two upstreams a session ever has; the three held here
+//! take 28 bytes inline. The one used longest ago makes room for a new
+//! one; an upstream pushed out that way is new again when it comes back:
+//! its next job is judged by its own `clean` flag.
 
 use crate::job::UpstreamId;
 
@@ -15,7 +16,7 @@ const HELD: usize = 3;
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Epochs {
     /// (upstream, its latest epoch's low 32 bits), `len` of them, the
-    /// oldest first.
+    /// one used longest ago first.
     held: [(UpstreamId, u32); HELD],
     len: u8,
 }
@@ -28,11 +29,12 @@ impl Epochs {
         // for two billion clean jobs between two jobs of one channel.
         let epoch = epoch as u32;
         let len = usize::from(self.len);
-        if let Some((_, e)) = self.held[..len].iter_mut().find(|(u, _)| *u == upstream) {
-            let newer = (epoch.wrapping_sub(*e) as i32) > 0;
-            if newer {
-                *e = epoch;
-            }
+        if let Some(i) = self.held[..len].iter().position(|(u, _)| *u == upstream) {
+            let e = self.held[i].1;
+            let newer = (epoch.wrapping_sub(e) as i32) > 0;
+            // Used now: moved to the back, out of the way of eviction.
+            self.held[i..len].rotate_left(1);
+            self.held[len - 1] = (upstream, if newer { epoch } else { e });
             return newer;
         }
         if len == HELD {
@@ -73,15 +75,20 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_upstream_makes_room_and_is_new_again() {
+    fn the_upstream_used_longest_ago_makes_room_and_is_new_again() {
         let mut e = Epochs::default();
         for u in 1..=3 {
             assert!(!e.newer(u, 10));
         }
+        // 1 is used again: 2 is now the one used longest ago.
         assert!(e.newer(1, 11), "1 is still held");
-        assert!(!e.newer(4, 10), "4 pushes out the oldest, 1");
-        assert!(!e.newer(1, 12), "1 is new again");
+        assert!(!e.newer(4, 10), "4 pushes out 2");
+        assert!(e.newer(1, 12), "1 is still held");
         assert!(e.newer(3, 11), "3 is still held");
-        assert!(std::mem::size_of::<Epochs>() <= 32);
+        // 4 is now the one used longest ago.
+        assert!(!e.newer(2, 12), "2 is new again, and pushes out 4");
+        assert!(e.newer(1, 13), "1 is still held");
+        assert!(!e.newer(4, 11), "4 is new again");
+        assert!(std::mem::size_of::<Epochs>() <= 28);
     }
 }

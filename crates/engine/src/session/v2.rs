@@ -655,8 +655,8 @@ fn start(
 
 /// The merkle root of a standard channel's job (its extranonce all
 /// prefix and zeros), from the checker its shares will use, built now.
-/// Like a share's, this checker counts against the channel's few built
-/// ones: an older job's is retired, and rebuilt if a share comes for it.
+/// Like a share's, this is the channel's one built checker: an older
+/// job's is retired, and rebuilt if a share comes for it.
 fn standard_root(ch: &mut Channel, job: &Arc<Job>) -> Option<[u8; 32]> {
     let en2 = ch.extranonce2_size;
     let last = ch.jobs.len().checked_sub(1)?;
