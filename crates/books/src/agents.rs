@@ -48,13 +48,9 @@ impl Agents {
     }
 
     /// Agents shared.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.set.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -161,10 +161,6 @@ pub(super) struct Channel {
     /// The next job sent must be clean (first job, or first after moving
     /// upstream).
     pub(super) force_clean: bool,
-    /// The latest job sent: work on a job the channel does not know is
-    /// booked to its pool at its value (the network rate does not depend
-    /// on which job it was).
-    pub(super) last_sent: Option<Arc<Job>>,
     /// The slot of the job the share being settled named: a stale share
     /// on an older pool's job is that pool's stale work, not the current
     /// one's (routing compares pools by it). An index, not a copy of the
@@ -222,7 +218,6 @@ impl Channel {
             checker: None,
             checker_tag: None,
             force_clean: true,
-            last_sent: None,
             checked_slot: None,
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
             payout: None,
@@ -299,16 +294,14 @@ impl Channel {
         Ok(())
     }
 
-    /// The pool and value the share being settled is booked at: its
-    /// job's if it named one the channel knows, the latest sent's
-    /// otherwise.
-    pub(super) fn settled_value(&mut self) -> (Option<usize>, JobValue) {
-        let named = self
-            .checked_slot
-            .take()
-            .and_then(|s| self.jobs.get(s as usize));
-        match named.map(|e| &e.job).or(self.last_sent.as_ref()) {
-            Some(job) => (Some(job.pool), job.value),
+    /// The pool and value a refused share is booked at: those of the job
+    /// in `slot` (the one it named, see `checked_slot`) if the channel
+    /// knows it; otherwise the latest sent's, the newest entry (the
+    /// network rate does not depend on which job it was).
+    pub(super) fn booked_value(&self, slot: Option<u32>) -> (Option<usize>, JobValue) {
+        let named = slot.and_then(|s| self.jobs.get(s as usize));
+        match named.or(self.jobs.back()) {
+            Some(e) => (Some(e.job.pool), e.job.value),
             None => (None, JobValue::default()),
         }
     }
@@ -526,7 +519,6 @@ impl Channel {
         }
         let clean = self.force_clean;
         self.force_clean = false;
-        self.last_sent = Some(job.clone());
         let started = Started {
             job: job.clone(),
             clean,

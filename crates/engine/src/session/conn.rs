@@ -158,7 +158,7 @@ impl ConnCore {
         out: &mut Vec<Output>,
     ) -> Verdict {
         // Whatever the verdict, the named job's value is this share's only.
-        let (pool_named, value_named) = ch.settled_value();
+        let named = ch.checked_slot.take();
         let checked = checked.and_then(|fwd| match reserve(&fwd) {
             Ok(permit) => Ok((fwd, permit)),
             Err(r) => {
@@ -225,7 +225,8 @@ impl ConnCore {
                 };
                 // Work on a job the session knows is that job's pool's;
                 // on an unknown one, the latest job's.
-                self.book(book.as_deref(), pool_named, &value_named, work, kind, now);
+                let (pool, value) = ch.booked_value(named);
+                self.book(book.as_deref(), pool, &value, work, kind, now);
                 if r.is_work() {
                     // Real work that does not count (stale, low, dup…):
                     // neither forgiven nor held against the miner.
