@@ -181,7 +181,8 @@ pub struct PowerSection {
     /// Or their fixed draw, W.
     pub default_watts: Option<f64>,
     /// Rules by worker-name pattern (`*` and `?`); the first match wins.
-    /// Each rule is a machine class for the curtailment advice.
+    /// Each rule is a machine class for the curtailment advice. At most
+    /// 4,096 rules.
     pub rules: Vec<PowerRule>,
     /// Time-of-use prices: local hours with their own price (the first
     /// period covering an hour wins; other hours cost `price_usd_per_kwh`).
@@ -1000,6 +1001,13 @@ impl Config {
             pw.default_efficiency_j_per_th,
             pw.default_watts,
         )?;
+        if pw.rules.len() > sluice_books::MAX_POWER_RULES {
+            bail!(
+                "books.power.rules: {} rules, at most {} (one per machine class)",
+                pw.rules.len(),
+                sluice_books::MAX_POWER_RULES
+            );
+        }
         for r in &pw.rules {
             if r.pattern.is_empty() {
                 bail!("books.power.rules: empty pattern");
@@ -1419,6 +1427,12 @@ mod tests {
             (
                 "[[books.power.rules]]\npattern = \"\"\nwatts = 1.0",
                 "empty pattern",
+            ),
+            (
+                "[[books.power.rules]]\npattern = \"s*\"\nwatts = 1.0\n"
+                    .repeat(4_097)
+                    .as_str(),
+                "at most 4096",
             ),
         ] {
             let e = err(&format!("mode = \"pool\"\n{text}\n"));

@@ -377,6 +377,22 @@ mod tests {
         let r = v["rejects"].as_array().unwrap();
         assert_eq!(r.len(), sluice_books::tally::MAX_REASONS);
         assert_eq!((r[2].as_u64(), r[0].as_u64()), (Some(5), Some(0)));
+        // Blocks and the pool's refusals are kept boxed (most workers have
+        // none) and reach clients as fields like the others, zero or not.
+        assert_eq!(v["blocks"].as_u64(), Some(0));
+        assert_eq!(v["upstream_rejected_btc"].as_f64(), Some(0.0));
+        t.set_rare(sluice_books::tally::Rare {
+            blocks: 2,
+            upstream_rejected: 3,
+            upstream_rejected_work: 0.5,
+            upstream_rejected_btc: 1e-8,
+        });
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["blocks"].as_u64(), Some(2));
+        assert_eq!(v["upstream_rejected"].as_u64(), Some(3));
+        assert_eq!(v["upstream_rejected_work"].as_f64(), Some(0.5));
+        assert_eq!(v["upstream_rejected_btc"].as_f64(), Some(1e-8));
+        assert_eq!(v["accepted"].as_u64(), Some(0));
     }
 
     #[test]

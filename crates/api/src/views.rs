@@ -326,7 +326,7 @@ fn walk_workers(books: &Books, now: u64, price: &Price) -> (usize, usize, FarmPo
     let mut power = FarmPower::default();
     for w in books.workers() {
         connected += usize::from(w.connections() > 0);
-        if w.power().is_some() {
+        if books.power(&w).is_some() {
             let m = books.worker_money(&w, now, Window::H1, price);
             if let Some(p) = m.profit {
                 below += usize::from(p.below_break_even);
@@ -513,13 +513,13 @@ pub fn metrics(st: &ApiState) -> String {
         "sluice_upstream_rejected_work_hashes_total",
         "Work of accepted shares the pool then refused or never received, in hashes.",
         &[],
-        t.upstream_rejected_work * HASHES_PER_DIFF1,
+        t.upstream_rejected_work() * HASHES_PER_DIFF1,
     );
     e.counter(
         "sluice_upstream_rejected_btc_total",
         "Earnings taken back for shares the pool refused; net earned = sluice_earned_btc_total minus this.",
         &[],
-        t.upstream_rejected_btc,
+        t.upstream_rejected_btc(),
     );
     let pool_totals: Vec<(String, Totals)> = books
         .pools()
@@ -553,7 +553,7 @@ pub fn metrics(st: &ApiState) -> String {
             "sluice_pool_upstream_rejected_btc_total",
             "Earnings taken back for shares each pool refused.",
             &[("pool", name)],
-            t.upstream_rejected_btc,
+            t.upstream_rejected_btc(),
         );
     }
     e.counter(

@@ -24,6 +24,14 @@ const SHARDS: usize = 8;
 
 /// Name the farm's books are stored under.
 pub const FARM: &str = "farm";
+/// A worker's power class when it has no power (no rule matches its name
+/// and there is no default).
+pub const NO_POWER: u16 = u16::MAX;
+
+/// The most power rules a config may hold: a worker keeps its class in a
+/// `u16`, with [`NO_POWER`] kept apart.
+pub const MAX_POWER_RULES: usize = 4_096;
+
 /// Worker that takes the shares of names past `max_workers`.
 pub const OVERFLOW_WORKER: &str = "(overflow)";
 
@@ -229,15 +237,20 @@ pub struct WorkerState {
     pub difficulty: f64,
     /// Latest connection.
     pub conn: Connection,
-    /// Pool index of its last share.
-    pub pool: Option<usize>,
+    /// Pool index of its last share (a `u16`: the entry's size class,
+    /// see `a_worker_entry_fits_in_256_bytes`; configs hold a few pools).
+    pub pool: Option<u16>,
 }
 
 /// One worker.
 #[derive(Debug)]
 pub struct Worker {
     name: Arc<str>,
-    power: Option<Power>,
+    /// Its machine class: the index of the first power rule its name
+    /// matches, the rules' count for the default power, [`NO_POWER`]
+    /// for none. Read through [`Books::power`]: an index is 2 bytes where
+    /// the power was 16, which put the entry in the next size class.
+    power_class: u16,
     connections: AtomicU32,
     /// Stored history not merged yet (see `Store::save`).
     pub history_pending: std::sync::atomic::AtomicBool,
@@ -250,10 +263,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Worker {
-    fn new(name: Arc<str>, power: Option<Power>, now_ms: u64) -> Self {
+    fn new(name: Arc<str>, power_class: u16, now_ms: u64) -> Self {
         Self {
             name,
-            power,
+            power_class,
             connections: AtomicU32::new(0),
             history_pending: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(WorkerState {
@@ -268,11 +281,6 @@ impl Worker {
     /// The worker name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Power from the config's rules.
-    pub fn power(&self) -> Option<Power> {
-        self.power
     }
 
     /// A connection authorized this worker.
@@ -507,10 +515,10 @@ impl Books {
         } else {
             Arc::from(name)
         };
-        let power = self.power_for(&name);
+        let power_class = self.power_class_for(&name);
         let now = self.clock.now_ms();
         let entry = self.workers.entry(name.clone()).or_insert_with(|| {
-            let w = Worker::new(name, power, now);
+            let w = Worker::new(name, power_class, now);
             // A name new to memory may have history in the store (idle
             // past the forget limit): the next snapshot merges it before
             // writing the worker.
@@ -526,10 +534,23 @@ impl Books {
         self.workers.get(name).map(|w| w.clone())
     }
 
-    fn power_for(&self, name: &str) -> Option<Power> {
-        self.class_of(name)
-            .map(|i| self.cfg.power_rules[i].power)
-            .or(self.cfg.default_power)
+    fn power_class_for(&self, name: &str) -> u16 {
+        let rules = self.cfg.power_rules.len();
+        match self.class_of(name) {
+            Some(i) => u16::try_from(i).unwrap_or(NO_POWER),
+            None if self.cfg.default_power.is_some() => u16::try_from(rules).unwrap_or(NO_POWER),
+            None => NO_POWER,
+        }
+    }
+
+    /// A worker's power, from the config's rules (or the default).
+    pub fn power(&self, w: &Worker) -> Option<Power> {
+        let i = usize::from(w.power_class);
+        match self.cfg.power_rules.get(i) {
+            Some(r) => Some(r.power),
+            None if i == self.cfg.power_rules.len() => self.cfg.default_power,
+            None => None,
+        }
     }
 
     /// The power rule (machine class) a worker name matches first.
@@ -619,8 +640,8 @@ impl Books {
             if d > 0.0 {
                 s.difficulty = d;
             }
-            if pool.is_some() {
-                s.pool = pool;
+            if let Some(p) = pool.and_then(|p| u16::try_from(p).ok()) {
+                s.pool = Some(p);
             }
         }
         if let Some(p) = p {
@@ -867,7 +888,7 @@ impl Books {
             )
         };
         Keyed {
-            money: self.money_row(&f, worker.power, price),
+            money: self.money_row(&f, self.power(&worker), price),
             difficulty,
             last_share: (last_share_ms > 0).then_some(last_share_ms / 1000),
             worker,
@@ -890,9 +911,9 @@ impl Books {
             last_share: k.last_share,
             difficulty: k.difficulty,
             pool: pool
-                .and_then(|i| self.pools.get(i))
+                .and_then(|i| self.pools.get(usize::from(i)))
                 .map(|p| p.cfg.name.clone()),
-            power: k.worker.power,
+            power: self.power(&k.worker),
             money: k.money,
         }
     }

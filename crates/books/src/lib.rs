@@ -32,8 +32,8 @@ pub mod store;
 pub mod tally;
 
 pub use books::{
-    Books, BooksConfig, Clock, JobValue, PoolBooksConfig, PriceConfig, Reward, Scheme, ShareKind,
-    Worker, WorkerQuery,
+    Books, BooksConfig, Clock, JobValue, MAX_POWER_RULES, PoolBooksConfig, PriceConfig, Reward,
+    Scheme, ShareKind, Worker, WorkerQuery,
 };
 pub use money::Power;
 pub use store::{Store, StoreError};

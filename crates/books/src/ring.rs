@@ -212,7 +212,9 @@ pub const MAX_RINGS: usize = 3;
 /// a name that authorizes and never shares costs no slots.
 #[derive(Clone, Debug)]
 pub struct Rings<A: Acc = f32> {
-    shape: &'static [Shape],
+    /// Behind a second reference so that this one is thin (8 bytes, not a
+    /// slice's 16): there is one per worker.
+    shape: &'static &'static [Shape],
     /// Per ring, its newest bucket's number (0 = none yet). Its slots hold
     /// the buckets `head − len + 1 ..= head`; a bucket nothing was recorded
     /// in is a zero slot.
@@ -223,7 +225,7 @@ pub struct Rings<A: Acc = f32> {
 impl<A: Acc> Rings<A> {
     /// Rings of the given shape (at most [`MAX_RINGS`]; widths of at least
     /// 1 ms and lengths of at least 2, which the shapes in this crate are).
-    pub fn new(shape: &'static [Shape]) -> Self {
+    pub fn new(shape: &'static &'static [Shape]) -> Self {
         debug_assert!(shape.len() <= MAX_RINGS);
         debug_assert!(shape.iter().all(|s| s.width_ms >= 1 && s.len >= 2));
         Self {
@@ -445,7 +447,7 @@ mod tests {
 
     #[test]
     fn window_prorates_the_oldest_bucket_only() {
-        let mut r = Rings::new(R8);
+        let mut r = Rings::new(&R8);
         // Buckets [0,10s) [10,20s) [20,30s): 1, 2, 4 work.
         add(&mut r, 5_000, 1.0);
         add(&mut r, 15_000, 2.0);
@@ -460,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_bucket_cut_by_the_first_record_is_prorated_over_its_recorded_part() {
-        let mut r = Rings::new(R8);
+        let mut r = Rings::new(&R8);
         // Recording began at 6 s; 4 work in [6 s, 10 s), 3 after.
         add(&mut r, 7_000, 4.0);
         add(&mut r, 12_000, 3.0);
@@ -474,7 +476,7 @@ mod tests {
 
     #[test]
     fn old_buckets_are_reused_and_never_counted_again() {
-        let mut r = Rings::new(R4);
+        let mut r = Rings::new(&R4);
         add(&mut r, 500, 1.0);
         // 4 s later the same slot is reused.
         add(&mut r, 4_500, 8.0);
@@ -493,7 +495,7 @@ mod tests {
 
     #[test]
     fn window_is_capped_at_what_the_ring_holds() {
-        let mut r = Rings::new(R4);
+        let mut r = Rings::new(&R4);
         for t in 0..10 {
             add(&mut r, t * 1_000, 1.0);
         }
@@ -513,7 +515,7 @@ mod tests {
                 len: 7,
             },
         ];
-        let mut r: Rings = Rings::new(TWO);
+        let mut r: Rings = Rings::new(&TWO);
         assert!(r.slots.is_empty());
         assert_eq!(r.sum(0, 5_000, 3_000, 0), Sums::default());
         assert_eq!(r.series(0, 5_000, 3_000).len(), 4);
@@ -530,7 +532,7 @@ mod tests {
 
     #[test]
     fn series_has_no_holes() {
-        let mut r = Rings::new(R10);
+        let mut r = Rings::new(&R10);
         add(&mut r, 1_000, 1.0);
         add(&mut r, 4_000, 2.0);
         let s = r.series(0, 4_500, 4_000);
@@ -542,7 +544,7 @@ mod tests {
 
     #[test]
     fn shards_absorb_and_restored_buckets_land_in_place() {
-        let (mut a, mut b) = (Rings::new(R4), Rings::new(R4));
+        let (mut a, mut b) = (Rings::new(&R4), Rings::new(&R4));
         add(&mut a, 1_500, 1.0);
         add(&mut b, 1_200, 2.0);
         add(&mut b, 3_500, 4.0);
@@ -550,7 +552,7 @@ mod tests {
         assert_eq!(a.sum(0, 3_900, 3_000, 0).accepted_work, 7.0);
         let stored = a.touched_since(0, 0);
         assert_eq!(stored.iter().map(Bucket::index).collect::<Vec<_>>(), [2, 4]);
-        let mut c = Rings::new(R4);
+        let mut c = Rings::new(&R4);
         for bk in stored {
             c.restore(0, bk);
         }

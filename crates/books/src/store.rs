@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::books::{Books, FARM};
 use crate::ring::{Acc, Bucket};
 use crate::tally::{
-    COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Tally, Totals, WORKER_FINE_WIDTH_MS,
+    COARSE_WIDTH_MS, FINE_WIDTH_MS, MAX_REASONS, Rare, Tally, Totals, WORKER_FINE_WIDTH_MS,
 };
 
 const KIND_WORKER: i64 = 0;
@@ -439,15 +439,16 @@ fn encode_totals(t: &Totals) -> Vec<u8> {
         v.extend_from_slice(&f.to_le_bytes());
     }
     let rejects = t.rejects.to_array();
-    for n in [t.accepted, t.rejected, t.blocks]
+    for n in [t.accepted, t.rejected, t.blocks()]
         .iter()
         .chain(rejects.iter())
     {
         v.extend_from_slice(&n.to_le_bytes());
     }
-    v.extend_from_slice(&t.upstream_rejected.to_le_bytes());
-    v.extend_from_slice(&t.upstream_rejected_work.to_le_bytes());
-    v.extend_from_slice(&t.upstream_rejected_btc.to_le_bytes());
+    let r = t.rare();
+    v.extend_from_slice(&r.upstream_rejected.to_le_bytes());
+    v.extend_from_slice(&r.upstream_rejected_work.to_le_bytes());
+    v.extend_from_slice(&r.upstream_rejected_btc.to_le_bytes());
     v
 }
 
@@ -467,20 +468,22 @@ fn decode_totals(b: &[u8]) -> Option<Totals> {
         *r = n(8 + k);
     }
     let tail = 8 + MAX_REASONS;
-    Some(Totals {
-        accepted_work: f(0),
-        stale_work: f(1),
-        rejected_work: f(2),
-        earned_btc: f(3),
-        value_btc: f(4),
-        accepted: n(5),
-        rejected: n(6),
+    let mut t = Totals::default();
+    t.accepted_work = f(0);
+    t.stale_work = f(1);
+    t.rejected_work = f(2);
+    t.earned_btc = f(3);
+    t.value_btc = f(4);
+    t.accepted = n(5);
+    t.rejected = n(6);
+    t.rejects = crate::tally::Rejects::from_array(&rejects);
+    t.set_rare(Rare {
         blocks: n(7),
-        rejects: crate::tally::Rejects::from_array(&rejects),
         upstream_rejected: n(tail),
         upstream_rejected_work: f(tail + 1),
         upstream_rejected_btc: f(tail + 2),
-    })
+    });
+    Some(t)
 }
 
 /// Buckets are stored as `f64` whatever they are in memory.

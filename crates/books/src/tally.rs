@@ -219,7 +219,7 @@ impl Serialize for Rejects {
 /// from them): a share the pool refuses after sluice accepted it stays in
 /// `accepted_*` and is counted again in `upstream_rejected_*`; the net is
 /// the difference (windows are net already).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Totals {
     /// Σ difficulty of accepted shares (as sluice judged them).
     pub accepted_work: f64,
@@ -237,6 +237,16 @@ pub struct Totals {
     pub rejected: u64,
     /// Rejected shares by reason index.
     pub rejects: Rejects,
+    /// Blocks and the pool's refusals, which most workers never have:
+    /// boxed, 8 bytes in every worker's entry instead of 32 (the entry
+    /// fits a 256-byte allocation, see `a_worker_entry_fits_in_256_bytes`).
+    /// `None` while all of them are zero, so equal totals compare equal.
+    rare: Option<Box<Rare>>,
+}
+
+/// The totals few entities ever have (see [`Totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rare {
     /// Shares that met the network target.
     pub blocks: u64,
     /// Accepted shares the pool then refused (or never received).
@@ -257,11 +267,88 @@ impl Totals {
         self.value_btc += u.value_btc;
         self.accepted += u.accepted;
         self.rejected += u.rejected;
-        self.blocks += u.blocks;
-        self.upstream_rejected += u.upstream_rejected;
-        self.upstream_rejected_work += u.upstream_rejected_work;
-        self.upstream_rejected_btc += u.upstream_rejected_btc;
+        if let Some(o) = u.rare.as_deref() {
+            let r = self.rare_mut();
+            r.blocks += o.blocks;
+            r.upstream_rejected += o.upstream_rejected;
+            r.upstream_rejected_work += o.upstream_rejected_work;
+            r.upstream_rejected_btc += o.upstream_rejected_btc;
+        }
         self.rejects.merge(&u.rejects);
+    }
+
+    /// Blocks and the pool's refusals (zeros when there were none).
+    pub fn rare(&self) -> Rare {
+        self.rare.as_deref().copied().unwrap_or_default()
+    }
+
+    /// Shares that met the network target.
+    pub fn blocks(&self) -> u64 {
+        self.rare().blocks
+    }
+
+    /// Accepted shares the pool then refused (or never received).
+    pub fn upstream_rejected(&self) -> u64 {
+        self.rare().upstream_rejected
+    }
+
+    /// Their work, at the larger of the share's and the pool's difficulty.
+    pub fn upstream_rejected_work(&self) -> f64 {
+        self.rare().upstream_rejected_work
+    }
+
+    /// The earnings taken back for them.
+    pub fn upstream_rejected_btc(&self) -> f64 {
+        self.rare().upstream_rejected_btc
+    }
+
+    /// Sets them (the store), boxed only when one is not zero.
+    pub fn set_rare(&mut self, r: Rare) {
+        self.rare = (r != Rare::default()).then(|| Box::new(r));
+    }
+
+    /// For adding to them: only ever called with something to add, so a
+    /// box holds something that is not zero.
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+}
+
+/// The API's shape: every total, the rare ones included, as fields of one
+/// object.
+impl Serialize for Totals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            accepted_work: f64,
+            stale_work: f64,
+            rejected_work: f64,
+            earned_btc: f64,
+            value_btc: f64,
+            accepted: u64,
+            rejected: u64,
+            rejects: &'a Rejects,
+            blocks: u64,
+            upstream_rejected: u64,
+            upstream_rejected_work: f64,
+            upstream_rejected_btc: f64,
+        }
+        let r = self.rare();
+        View {
+            accepted_work: self.accepted_work,
+            stale_work: self.stale_work,
+            rejected_work: self.rejected_work,
+            earned_btc: self.earned_btc,
+            value_btc: self.value_btc,
+            accepted: self.accepted,
+            rejected: self.rejected,
+            rejects: &self.rejects,
+            blocks: r.blocks,
+            upstream_rejected: r.upstream_rejected,
+            upstream_rejected_work: r.upstream_rejected_work,
+            upstream_rejected_btc: r.upstream_rejected_btc,
+        }
+        .serialize(s)
     }
 }
 
@@ -322,7 +409,7 @@ impl<A: Acc> Tally<A> {
     /// Empty books starting at `now_ms`, for a pool or the farm.
     pub fn new(now_ms: u64) -> Self {
         Self {
-            rings: Rings::new(POOL_RINGS),
+            rings: Rings::new(&POOL_RINGS),
             totals: Totals::default(),
             first_ms: now_ms,
             last_share_ms: 0,
@@ -334,7 +421,7 @@ impl<A: Acc> Tally<A> {
     /// in a quarter of the memory (the 24 h window from hour buckets).
     pub fn worker(now_ms: u64) -> Self {
         Self {
-            rings: Rings::new(WORKER_RINGS),
+            rings: Rings::new(&WORKER_RINGS),
             ..Self::new(now_ms)
         }
     }
@@ -349,7 +436,9 @@ impl<A: Acc> Tally<A> {
                 t.accepted_work += d;
                 t.earned_btc += earned_btc;
                 t.value_btc += value_btc;
-                t.blocks += u64::from(block);
+                if block {
+                    t.rare_mut().blocks += 1;
+                }
             }
             Outcome::Stale(_) => {
                 t.rejected += 1;
@@ -363,9 +452,10 @@ impl<A: Acc> Tally<A> {
             }
             Outcome::Refused(_) => t.rejected += 1,
             Outcome::UpstreamRejected { earned_btc, .. } => {
-                t.upstream_rejected += 1;
-                t.upstream_rejected_work += d;
-                t.upstream_rejected_btc += earned_btc;
+                let r = t.rare_mut();
+                r.upstream_rejected += 1;
+                r.upstream_rejected_work += d;
+                r.upstream_rejected_btc += earned_btc;
             }
         }
         let reason = match outcome {
@@ -632,7 +722,7 @@ mod tests {
             width_ms: COARSE_WIDTH_MS,
             len: 312,
         }];
-        let mut stored = Rings::<f32>::new(STORED);
+        let mut stored = Rings::<f32>::new(&STORED);
         let mut t = start;
         let mut i = 0u64;
         while t < end {
@@ -681,7 +771,7 @@ mod tests {
         assert_eq!(t.totals.rejects.get(1), 1);
         assert_eq!(t.totals.rejects.get(3), 1);
         assert_eq!(t.totals.rejects.get(0), 1);
-        assert_eq!(t.totals.blocks, 1);
+        assert_eq!(t.totals.blocks(), 1);
         assert_eq!(t.last_share_ms, 4_000);
     }
 }

@@ -90,7 +90,9 @@ impl Books {
         let mut sums: Vec<ClassSums> = (0..=rules.len()).map(|_| ClassSums::default()).collect();
         let mut workers = Vec::new();
         for w in self.workers() {
-            let Some(power) = w.power() else { continue };
+            let Some(power) = self.power(&w) else {
+                continue;
+            };
             // What it earns of the network's rate from the hour; what it
             // hashes now from the last 5 minutes (a machine switched back
             // on a quarter of an hour ago is not a quarter as fast).
