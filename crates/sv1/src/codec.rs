@@ -38,24 +38,27 @@ pub enum LineError {
 /// and writes pre-encoded lines.
 #[derive(Debug, Clone)]
 pub struct LineCodec {
-    max_len: usize,
+    /// `u32`s: every miner connection keeps a codec in its task, and 8
+    /// bytes less there keeps the task a size class down (lines are
+    /// kilobytes; a limit past 4 GiB is taken as 4 GiB).
+    max_len: u32,
     /// Bytes of the buffer already scanned for `\n`, so a line arriving in
-    /// many small reads is scanned once.
-    scanned: usize,
+    /// many small reads is scanned once (at most `max_len`).
+    scanned: u32,
 }
 
 impl LineCodec {
     /// A codec refusing lines longer than `max_len` bytes (excluding `\n`).
     pub fn new(max_len: usize) -> Self {
         Self {
-            max_len,
+            max_len: u32::try_from(max_len).unwrap_or(u32::MAX),
             scanned: 0,
         }
     }
 
     /// The limit in force.
     pub fn max_len(&self) -> usize {
-        self.max_len
+        self.max_len as usize
     }
 }
 
@@ -70,22 +73,27 @@ impl Decoder for LineCodec {
     type Error = LineError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, LineError> {
+        let max_len = self.max_len();
         loop {
-            let Some(pos) = buf[self.scanned..].iter().position(|&b| b == b'\n') else {
-                if buf.len() > self.max_len {
-                    return Err(LineError::TooLong {
-                        limit: self.max_len,
-                    });
+            // A buffer shorter than what was scanned was not the one
+            // scanned (a caller replaced it): scanned again from its start,
+            // not indexed past its end.
+            let from = match self.scanned as usize {
+                n if n <= buf.len() => n,
+                _ => 0,
+            };
+            let Some(pos) = buf[from..].iter().position(|&b| b == b'\n') else {
+                if buf.len() > max_len {
+                    return Err(LineError::TooLong { limit: max_len });
                 }
-                self.scanned = buf.len();
+                // At most `max_len`, a `u32`.
+                self.scanned = u32::try_from(buf.len()).unwrap_or(u32::MAX);
                 return Ok(None);
             };
-            let end = self.scanned + pos;
+            let end = from + pos;
             self.scanned = 0;
-            if end > self.max_len {
-                return Err(LineError::TooLong {
-                    limit: self.max_len,
-                });
+            if end > max_len {
+                return Err(LineError::TooLong { limit: max_len });
             }
             let mut line = buf.split_to(end + 1);
             line.truncate(end);
@@ -160,6 +168,24 @@ mod tests {
             out.push(l);
         }
         out
+    }
+
+    #[test]
+    fn a_replaced_buffer_is_scanned_from_its_start() {
+        let mut c = LineCodec::default();
+        let mut buf = BytesMut::new();
+        assert!(feed(&mut c, &mut buf, b"{\"id\":1").is_empty());
+        // The caller starts over with a shorter buffer: no panic, no line
+        // lost.
+        let mut fresh = BytesMut::new();
+        assert_eq!(feed(&mut c, &mut fresh, b"x\n"), vec![Bytes::from("x")]);
+    }
+
+    #[test]
+    fn limits_past_four_gib_are_four_gib() {
+        // The limit is kept in 32 bits (see `LineCodec`).
+        assert_eq!(LineCodec::new(1 << 20).max_len(), 1 << 20);
+        assert_eq!(LineCodec::new(usize::MAX).max_len(), u32::MAX as usize);
     }
 
     #[test]
