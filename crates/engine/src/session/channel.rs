@@ -173,6 +173,14 @@ pub(super) struct Channel {
     /// The miner is never told a mask (Stratum V2: it rolls every BIP 320
     /// bit when rolling is allowed).
     pub(super) mask_untold: bool,
+    /// Stratum V1: the miner subscribed, so it holds this channel's
+    /// extranonce and may authorize and take jobs (a V2 channel is opened
+    /// with both). Here and not in the V1 session, with the next flag:
+    /// the channel's padding holds them, and the session, one size class
+    /// smaller, fits the connection's task (see `server`).
+    pub(super) subscribed: bool,
+    /// Stratum V1: the miner takes `mining.set_extranonce`.
+    pub(super) extranonce_subscribed: bool,
 }
 
 /// The version bits a miner may roll on a job: its own mask and the
@@ -222,6 +230,8 @@ impl Channel {
             ntime_max_forward_secs: cfg.ntime_max_forward_secs,
             payout: None,
             mask_untold: false,
+            subscribed: false,
+            extranonce_subscribed: false,
         }
     }
 

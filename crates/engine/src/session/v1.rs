@@ -23,11 +23,9 @@ pub struct Session {
     /// What every protocol's connection has: identity, workers and their
     /// books, tallies.
     core: ConnCore,
-    subscribed: bool,
     /// Where the prefix comes from (taken at subscribe, given back at
     /// drop); `None` when the prefix was fixed at construction.
     prefixes: Option<Arc<Prefixes>>,
-    extranonce_subscribed: bool,
     /// The connection's one channel (V1 has no others).
     pub(super) ch: Channel,
 }
@@ -46,9 +44,7 @@ impl Session {
         let ch = Channel::new(extranonce1, extranonce2_size, &cfg, now);
         Self {
             core: ConnCore::new(id, cfg, stats),
-            subscribed: false,
             prefixes: None,
-            extranonce_subscribed: false,
             ch,
         }
     }
@@ -105,7 +101,7 @@ impl Session {
 
     /// True once subscribed and authorized: jobs flow.
     pub fn is_ready(&self) -> bool {
-        self.subscribed && !self.core.workers.is_empty()
+        self.ch.subscribed && !self.core.workers.is_empty()
     }
 
     /// Handles one line from the miner.
@@ -176,12 +172,12 @@ impl Session {
                         }
                     }
                 }
-                if self.subscribed {
+                if self.ch.subscribed {
                     // Subscribed again on the same connection: the miner
                     // starts over, so tell it everything again.
                     self.ch.restart();
                 }
-                self.subscribed = true;
+                self.ch.subscribed = true;
                 let user_agent = user_agent.map(|mut u| {
                     // Cut on a character boundary: the agent is untrusted text.
                     let mut n = u.len().min(128);
@@ -235,7 +231,7 @@ impl Session {
                 out.push(Output::Send(msg::encode_result(id, &Value::Object(result))));
             }
             ClientRequest::ExtranonceSubscribe => {
-                self.extranonce_subscribed = true;
+                self.ch.extranonce_subscribed = true;
                 out.push(Output::Send(msg::encode_true(id)));
             }
             ClientRequest::SuggestDifficulty(d) | ClientRequest::SuggestTarget(d) => {
@@ -301,7 +297,7 @@ impl Session {
                     }
                 }
                 "subscribe-extranonce" => {
-                    self.extranonce_subscribed = true;
+                    self.ch.extranonce_subscribed = true;
                     result.insert(ext.clone(), Value::Bool(true));
                 }
                 _ => {
@@ -374,7 +370,7 @@ impl Session {
         worker: Option<Arc<str>>,
         now: Instant,
     ) -> Result<ShareForward, (Reject, f64)> {
-        if !self.subscribed {
+        if !self.ch.subscribed {
             return Err((Reject::NotSubscribed, 0.0));
         }
         let Some(worker) = worker else {
