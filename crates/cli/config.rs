@@ -846,6 +846,10 @@ impl Config {
         if self.listen.max_line_bytes < 512 {
             bail!("listen.max_line_bytes must be at least 512");
         }
+        // The line codec keeps its limit in 32 bits.
+        if self.listen.max_line_bytes > u32::MAX as usize {
+            bail!("listen.max_line_bytes must be at most {}", u32::MAX);
+        }
         self.validate_books()?;
         match self.mode {
             Mode::Proxy => {
@@ -1427,6 +1431,10 @@ mod tests {
             (
                 "[[books.power.rules]]\npattern = \"\"\nwatts = 1.0",
                 "empty pattern",
+            ),
+            (
+                "[listen]\nmax_line_bytes = 5000000000",
+                "at most 4294967295",
             ),
             (
                 "[[books.power.rules]]\npattern = \"s*\"\nwatts = 1.0\n"

@@ -393,6 +393,26 @@ mod tests {
         assert_eq!(v["upstream_rejected_work"].as_f64(), Some(0.5));
         assert_eq!(v["upstream_rejected_btc"].as_f64(), Some(1e-8));
         assert_eq!(v["accepted"].as_u64(), Some(0));
+        // In the order clients have always had them.
+        let text = serde_json::to_string(&t).unwrap();
+        let keys: Vec<&str> = text.split('"').skip(1).step_by(2).collect();
+        assert_eq!(
+            keys,
+            [
+                "accepted_work",
+                "stale_work",
+                "rejected_work",
+                "earned_btc",
+                "value_btc",
+                "accepted",
+                "rejected",
+                "rejects",
+                "blocks",
+                "upstream_rejected",
+                "upstream_rejected_work",
+                "upstream_rejected_btc"
+            ]
+        );
     }
 
     #[test]

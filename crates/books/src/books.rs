@@ -442,7 +442,11 @@ impl Books {
     }
 
     /// Empty books.
-    pub fn new(cfg: BooksConfig, clock: Clock) -> Self {
+    pub fn new(mut cfg: BooksConfig, clock: Clock) -> Self {
+        // A worker keeps its machine class in a `u16` (see `NO_POWER`);
+        // the config check refuses more rules than this, so only a caller
+        // building the config itself can reach it.
+        cfg.power_rules.truncate(MAX_POWER_RULES);
         let now = clock.now_ms();
         let pools = cfg
             .pools
@@ -640,6 +644,8 @@ impl Books {
             if d > 0.0 {
                 s.difficulty = d;
             }
+            // A pool index is a position in the config's pool list (a
+            // handful); one past `u16` would leave the last pool shown.
             if let Some(p) = pool.and_then(|p| u16::try_from(p).ok()) {
                 s.pool = Some(p);
             }

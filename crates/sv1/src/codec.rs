@@ -68,6 +68,9 @@ impl Default for LineCodec {
     }
 }
 
+/// The caller only appends to the buffer between calls (or starts a new
+/// codec with a new buffer): the codec remembers how much of it it has
+/// scanned.
 impl Decoder for LineCodec {
     type Item = Bytes;
     type Error = LineError;
