@@ -306,7 +306,7 @@ pub struct ListenConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a write may block before the miner counts as a slow reader.
     pub write_timeout_secs: u64,
-    /// Longest line accepted from a miner, bytes.
+    /// Longest line accepted from a miner, bytes (512 to 4 GiB).
     pub max_line_bytes: usize,
     /// Distinct worker names one connection may authorize (a proxy in
     /// front of sluice passing names through carries many).

@@ -513,13 +513,13 @@ pub fn metrics(st: &ApiState) -> String {
         "sluice_upstream_rejected_work_hashes_total",
         "Work of accepted shares the pool then refused or never received, in hashes.",
         &[],
-        t.upstream_rejected_work() * HASHES_PER_DIFF1,
+        t.rare().upstream_rejected_work * HASHES_PER_DIFF1,
     );
     e.counter(
         "sluice_upstream_rejected_btc_total",
         "Earnings taken back for shares the pool refused; net earned = sluice_earned_btc_total minus this.",
         &[],
-        t.upstream_rejected_btc(),
+        t.rare().upstream_rejected_btc,
     );
     let pool_totals: Vec<(String, Totals)> = books
         .pools()
@@ -553,7 +553,7 @@ pub fn metrics(st: &ApiState) -> String {
             "sluice_pool_upstream_rejected_btc_total",
             "Earnings taken back for shares each pool refused.",
             &[("pool", name)],
-            t.upstream_rejected_btc(),
+            t.rare().upstream_rejected_btc,
         );
     }
     e.counter(

@@ -439,13 +439,13 @@ fn encode_totals(t: &Totals) -> Vec<u8> {
         v.extend_from_slice(&f.to_le_bytes());
     }
     let rejects = t.rejects.to_array();
-    for n in [t.accepted, t.rejected, t.blocks()]
+    let r = t.rare();
+    for n in [t.accepted, t.rejected, r.blocks]
         .iter()
         .chain(rejects.iter())
     {
         v.extend_from_slice(&n.to_le_bytes());
     }
-    let r = t.rare();
     v.extend_from_slice(&r.upstream_rejected.to_le_bytes());
     v.extend_from_slice(&r.upstream_rejected_work.to_le_bytes());
     v.extend_from_slice(&r.upstream_rejected_btc.to_le_bytes());

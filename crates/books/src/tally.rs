@@ -282,26 +282,6 @@ impl Totals {
         self.rare.as_deref().copied().unwrap_or_default()
     }
 
-    /// Shares that met the network target.
-    pub fn blocks(&self) -> u64 {
-        self.rare().blocks
-    }
-
-    /// Accepted shares the pool then refused (or never received).
-    pub fn upstream_rejected(&self) -> u64 {
-        self.rare().upstream_rejected
-    }
-
-    /// Their work, at the larger of the share's and the pool's difficulty.
-    pub fn upstream_rejected_work(&self) -> f64 {
-        self.rare().upstream_rejected_work
-    }
-
-    /// The earnings taken back for them.
-    pub fn upstream_rejected_btc(&self) -> f64 {
-        self.rare().upstream_rejected_btc
-    }
-
     /// Sets them (the store), boxed only when one is not zero.
     pub fn set_rare(&mut self, r: Rare) {
         self.rare = (r != Rare::default()).then(|| Box::new(r));
@@ -771,7 +751,7 @@ mod tests {
         assert_eq!(t.totals.rejects.get(1), 1);
         assert_eq!(t.totals.rejects.get(3), 1);
         assert_eq!(t.totals.rejects.get(0), 1);
-        assert_eq!(t.totals.blocks(), 1);
+        assert_eq!(t.totals.rare().blocks, 1);
         assert_eq!(t.last_share_ms, 4_000);
     }
 }

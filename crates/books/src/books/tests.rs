@@ -107,6 +107,28 @@ fn power_rules_and_break_even_flag() {
         bare.power(&bare.worker("s19-rack1")),
         Some(Power::Watts(3_250.0))
     );
+    // Past the most rules a worker's class can name, the rest are not
+    // kept (the config check refuses such a config): the default applies,
+    // not another rule's power.
+    let mut many = cfg(0.0);
+    many.power_rules = (0..=crate::books::MAX_POWER_RULES)
+        .map(|i| crate::money::PowerRule {
+            class: format!("c{i}"),
+            pattern: format!("m{i}-*"),
+            power: Power::Watts(1.0 + i as f64),
+            nominal_th_s: None,
+        })
+        .collect();
+    let many = books(many);
+    let last = format!("m{}-rack1", crate::books::MAX_POWER_RULES);
+    assert_eq!(
+        many.power(&many.worker(&last)),
+        Some(Power::EfficiencyJPerTh(17.5))
+    );
+    assert_eq!(
+        many.power(&many.worker("m7-rack1")),
+        Some(Power::Watts(8.0))
+    );
     // ~200 TH/s for 10 minutes: difficulty-d shares every 10 s.
     let d = 200e12 * 10.0 / HASHES_PER_DIFF1;
     for i in 0..60 {
@@ -353,7 +375,7 @@ fn store_round_trip_and_incremental_snapshots() {
     assert_eq!((lr.workers, lr.pools), (0, 1));
     // 30 shares from each of 20 workers, w3's later one and w5's block.
     assert_eq!(late.farm().totals().accepted, 20 * 30 + 2);
-    assert_eq!(late.farm().totals().blocks(), 1);
+    assert_eq!(late.farm().totals().rare().blocks, 1);
 
     let b2 = books(cfg(0.01));
     let mut s2 = Store::open(&path).unwrap();

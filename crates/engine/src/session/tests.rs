@@ -807,9 +807,9 @@ fn shares_land_in_the_workers_books_by_outcome() {
     // Totals only grow (they feed Prometheus counters): the reversal is
     // counted on its own; the windows are net.
     let t = w.state().tally.totals.clone();
-    assert_eq!((t.accepted, t.upstream_rejected()), (1, 1));
-    assert!((t.upstream_rejected_work() - 1e-5).abs() < 1e-15);
-    assert!((t.upstream_rejected_btc() - earned).abs() < earned * 1e-9);
+    assert_eq!((t.accepted, t.rare().upstream_rejected), (1, 1));
+    assert!((t.rare().upstream_rejected_work - 1e-5).abs() < 1e-15);
+    assert!((t.rare().upstream_rejected_btc - earned).abs() < earned * 1e-9);
     assert_eq!(t.rejects.get(REASON_UPSTREAM_REJECTED as usize), 1);
     // (The rig's clock stands still; read a minute later.)
     let later = books.clock().now_ms() + 60_000;
@@ -824,7 +824,7 @@ fn shares_land_in_the_workers_books_by_outcome() {
     // Above the miner's difficulty, a refused share takes back the pool's
     // difficulty's worth (it stood for that much of the credited work).
     refused(&mut r, &j, 4e-5);
-    assert!((w.state().tally.totals.upstream_rejected_work() - 5e-5).abs() < 1e-15);
+    assert!((w.state().tally.totals.rare().upstream_rejected_work - 5e-5).abs() < 1e-15);
     // Closing the connection leaves the books, not the connection count.
     drop(r);
     assert_eq!(w.connections(), 0);
@@ -1332,7 +1332,7 @@ async fn a_refusal_for_a_session_that_is_gone_is_still_taken_back() {
     drop(tx);
     crate::connect::deliver_results(router, rx, Some(books.clone())).await;
     let t = w.state().tally.totals.clone();
-    assert_eq!((t.accepted, t.upstream_rejected()), (1, 1));
+    assert_eq!((t.accepted, t.rare().upstream_rejected), (1, 1));
 }
 
 /// The core without V1: a decoded share checked against the channel,
