@@ -198,11 +198,12 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
     let detail = get(format!("{api}/api/v1/workers/{one}")).await;
     assert_eq!(detail["name"], one.as_str());
     let series = detail["series"].as_array().unwrap();
-    // A day: hour points, then 5 min points in the current hour.
+    // A day: 2-hour points, then 5 min points in the last hour.
     let (first, last) = (&series[0], series.last().unwrap());
     let span = last["start"].as_u64().unwrap() - first["start"].as_u64().unwrap();
     assert!(span >= 23 * 3600, "a day of points: {series:?}");
-    assert_eq!(first["secs"].as_f64().unwrap(), 3600.0);
+    assert_eq!(first["secs"].as_f64().unwrap(), 7200.0);
+    assert!(last["secs"].as_f64().unwrap() <= 300.0, "{last}");
     assert!(series.last().unwrap()["accepted_shares"].as_u64().unwrap() > 0);
     for w in ["1m", "5m", "1h", "24h"] {
         assert!(

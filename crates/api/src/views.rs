@@ -82,8 +82,8 @@ pub struct WorkerDetail {
     pub totals: Totals,
     /// Lifetime rejects by reason.
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
-    /// The last 24 h, oldest first: hour buckets before the current
-    /// hour, 5 min buckets in it (each point says its seconds).
+    /// The last 24 h, oldest first: 2-hour buckets, then 5 min buckets
+    /// for the last hour (each point says its seconds).
     pub series: Vec<SeriesPoint>,
 }
 

@@ -87,6 +87,20 @@ impl<A: Acc> Counts<A> {
         self.rejected += b.rejected;
     }
 
+    /// Takes away a part of this bucket's tallies (a coarser bucket less
+    /// the finer ones it holds): nothing goes below zero, so `f32`
+    /// rounding never shows as negative work.
+    pub fn take(&mut self, b: &Counts<A>) {
+        let less = |x: A, y: A| A::of((x.get() - y.get()).max(0.0));
+        self.accepted_work = less(self.accepted_work, b.accepted_work);
+        self.stale_work = less(self.stale_work, b.stale_work);
+        self.rejected_work = less(self.rejected_work, b.rejected_work);
+        self.earned_btc = less(self.earned_btc, b.earned_btc);
+        self.value_btc = less(self.value_btc, b.value_btc);
+        self.accepted = self.accepted.saturating_sub(b.accepted);
+        self.rejected = self.rejected.saturating_sub(b.rejected);
+    }
+
     fn is_empty(&self) -> bool {
         *self == Counts::default()
     }

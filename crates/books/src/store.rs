@@ -49,7 +49,7 @@ const SKEW_MS: u64 = 5_000;
 /// 4: a worker's fine buckets are 30 s, under their own ring id (2); a
 /// version-3 build would read them as 5-min buckets, so it must refuse
 /// the file. A version-3 file is read as is (its workers' 10 s buckets,
-/// ring 0, are left out; their 5-min buckets rebuild the hour ring) and
+/// ring 0, are left out; their 5-min buckets rebuild the day ring) and
 /// marked version 4.
 /// 5: a worker's fine buckets are 1 min, under ring id 3. A version-3 or
 /// -4 file is read as is, less its workers' fine buckets (ring 2 is
@@ -370,9 +370,9 @@ impl Store {
                 report.entities += 1;
             }
             // Buckets older than their ring, and entities idle for a week.
-            // 5 min buckets are kept for 26 h: a worker's hour ring is
-            // rebuilt from them on load, and the oldest hour its 24 h
-            // window touches must be whole.
+            // 5 min buckets are kept for 26 h: a worker's day ring is
+            // rebuilt from them on load, and the oldest 2-hour bucket its
+            // 24 h window touches (begun at most 26 h ago) must be whole.
             let fine_floor = (now_ms / FINE_WIDTH_MS) as i64 - 40;
             let worker_fine_floor = (now_ms / WORKER_FINE_WIDTH_MS) as i64 - 9;
             let coarse_floor = (now_ms / COARSE_WIDTH_MS) as i64 - 312;

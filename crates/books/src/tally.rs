@@ -3,9 +3,9 @@
 //! (10 s buckets for the 1 and 5 min windows, 5 min buckets for 1 h, 24 h
 //! and the day's series). A worker — there may be 100,000 of them — keeps
 //! 1 min buckets for the short windows, 5 min buckets for the last hour
-//! only and hour buckets for the day: 1.2 KiB instead of 10.2 KiB, with the
-//! day's series at an hour's resolution before the current hour (the store
-//! keeps its 5 min buckets).
+//! only and 2-hour buckets for the day: 896 B instead of 10.2 KiB, with
+//! the day's series at two hours' resolution before the last hour (the
+//! store keeps its 5 min buckets).
 
 use serde::Serialize;
 
@@ -23,18 +23,23 @@ const FINE_LEN: u32 = 37;
 /// Coarse ring: 5 min buckets, a day and one more bucket.
 pub const COARSE_WIDTH_MS: u64 = 300_000;
 const COARSE_LEN: u32 = 290;
-/// A worker's fine ring: 1 min buckets, 6 min (the 1 and 5 min windows).
-/// A worker at a share per 5 s has a dozen shares a minute, ±30 % of
-/// noise on its 1 min figure before any bucket is cut; 30 s buckets
-/// would take six more slots (the 45 slots fit a 1,280-byte allocation,
-/// 51 took 1,536).
+/// A worker's fine ring: 1 min buckets, 5 min and the current one (the 1
+/// and 5 min windows, each reading its oldest bucket prorated). A worker
+/// at a share per 5 s has a dozen shares a minute, ±30 % of noise on its
+/// 1 min figure before any bucket is cut; 30 s buckets would take six
+/// more slots (see `a_workers_rings_fit_in_896_bytes`).
 pub const WORKER_FINE_WIDTH_MS: u64 = 60_000;
-const WORKER_FINE_LEN: u32 = 7;
+const WORKER_FINE_LEN: u32 = 6;
 /// A worker's coarse ring: the last hour and one more bucket.
 const WORKER_COARSE_LEN: u32 = 13;
-/// A worker's hour ring: a day and one more bucket.
-pub const HOUR_WIDTH_MS: u64 = 3_600_000;
-const HOUR_LEN: u32 = 25;
+/// A worker's day ring: 2-hour buckets, a day and one more bucket. Hour
+/// buckets took 12 slots more, 336 bytes in each of 100,000 workers'
+/// books (the rings in a 1,280-byte allocation, not 896): the price is a
+/// 24 h window whose oldest bucket, prorated like any window's oldest,
+/// is a twelfth of it (as the 1 h window's is), and a day's series at
+/// two hours' resolution before its last hour.
+pub const DAY_BUCKET_MS: u64 = 7_200_000;
+const DAY_LEN: u32 = 13;
 
 /// A pool's or the farm's rings: fine, then coarse (the day).
 const POOL_RINGS: &[Shape] = &[
@@ -47,7 +52,7 @@ const POOL_RINGS: &[Shape] = &[
         len: COARSE_LEN,
     },
 ];
-/// A worker's rings: fine, coarse (the last hour), then hourly (the day).
+/// A worker's rings: fine, coarse (the last hour), then the day.
 const WORKER_RINGS: &[Shape] = &[
     Shape {
         width_ms: WORKER_FINE_WIDTH_MS,
@@ -58,13 +63,13 @@ const WORKER_RINGS: &[Shape] = &[
         len: WORKER_COARSE_LEN,
     },
     Shape {
-        width_ms: HOUR_WIDTH_MS,
-        len: HOUR_LEN,
+        width_ms: DAY_BUCKET_MS,
+        len: DAY_LEN,
     },
 ];
 const FINE: usize = 0;
 const COARSE: usize = 1;
-const HOURLY: usize = 2;
+const DAY: usize = 2;
 
 /// The windows figures are given over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -336,7 +341,7 @@ impl Serialize for Totals {
 /// the farm; see [`Acc`]).
 #[derive(Clone, Debug)]
 pub struct Tally<A: Acc = f32> {
-    /// Fine and coarse rings, and a worker's day in hour buckets (its
+    /// Fine and coarse rings, and a worker's day in 2-hour buckets (its
     /// coarse ring then holds only the last hour; a pool's or the farm's
     /// coarse ring holds the day).
     rings: Rings<A>,
@@ -398,7 +403,8 @@ impl<A: Acc> Tally<A> {
     }
 
     /// Empty books starting at `now_ms`, for a worker: the same windows
-    /// in a quarter of the memory (the 24 h window from hour buckets).
+    /// in under a tenth of the memory (the 24 h window from 2-hour
+    /// buckets).
     pub fn worker(now_ms: u64) -> Self {
         Self {
             rings: Rings::new(&WORKER_RINGS),
@@ -489,7 +495,7 @@ impl<A: Acc> Tally<A> {
         let ring = match w {
             Window::M1 | Window::M5 => FINE,
             Window::H1 => COARSE,
-            Window::H24 if self.has_hourly() => HOURLY,
+            Window::H24 if self.has_day() => DAY,
             Window::H24 => COARSE,
         };
         Figures {
@@ -504,9 +510,11 @@ impl<A: Acc> Tally<A> {
 
     /// The last 24 h, oldest first, as (start, width, bucket), all in
     /// milliseconds: 5 min buckets for pools and the farm; for a worker,
-    /// hour buckets before the current hour and 5 min buckets in it.
+    /// 2-hour buckets before the current one, then the 5 min buckets its
+    /// coarse ring still holds, with one point for the part of the current
+    /// 2 hours before them (its day bucket less those 5 min buckets).
     pub fn series(&self, now_ms: u64) -> Vec<(u64, u64, Bucket<A>)> {
-        if !self.has_hourly() {
+        if !self.has_day() {
             return self
                 .rings
                 .series(COARSE, now_ms, Window::H24.span_ms())
@@ -514,19 +522,38 @@ impl<A: Acc> Tally<A> {
                 .map(|(start, b)| (start, COARSE_WIDTH_MS, b))
                 .collect();
         }
-        let hour_start = now_ms - now_ms % HOUR_WIDTH_MS;
+        let day_start = now_ms - now_ms % DAY_BUCKET_MS;
         let mut v: Vec<_> = self
             .rings
-            .series(HOURLY, now_ms, Window::H24.span_ms())
+            .series(DAY, now_ms, Window::H24.span_ms())
             .into_iter()
-            .filter(|(start, _)| *start < hour_start)
-            .map(|(start, b)| (start, HOUR_WIDTH_MS, b))
+            .filter(|(start, _)| *start < day_start)
+            .map(|(start, b)| (start, DAY_BUCKET_MS, b))
             .collect();
+        let fine: Vec<_> = self
+            .rings
+            .series(COARSE, now_ms, now_ms - day_start)
+            .into_iter()
+            .filter(|(start, _)| *start >= day_start)
+            .collect();
+        // The coarse ring holds the last hour: of a 2-hour bucket begun
+        // before it, the part it no longer holds is what the day bucket
+        // has beyond the 5 min buckets it still does.
+        let held_from = fine.first().map_or(now_ms, |(start, _)| *start);
+        if held_from > day_start {
+            let mut rest = self
+                .rings
+                .series(DAY, now_ms, 0)
+                .pop()
+                .unwrap_or_default()
+                .1;
+            for (_, b) in &fine {
+                rest.take(b);
+            }
+            v.push((day_start, held_from - day_start, rest));
+        }
         v.extend(
-            self.rings
-                .series(COARSE, now_ms, now_ms - hour_start)
-                .into_iter()
-                .filter(|(start, _)| *start >= hour_start)
+            fine.into_iter()
                 .map(|(start, b)| (start, COARSE_WIDTH_MS, b)),
         );
         v
@@ -550,7 +577,7 @@ impl<A: Acc> Tally<A> {
     }
 
     /// Puts back buckets read from the store, into fresh books only: a
-    /// worker's hour buckets are summed from its 5 min ones, so a second
+    /// worker's day buckets are summed from its 5 min ones, so a second
     /// call would count them twice (the store calls it once per tally it
     /// builds).
     pub fn restore(&mut self, fine: &[Bucket<A>], coarse: &[Bucket<A>]) {
@@ -559,16 +586,15 @@ impl<A: Acc> Tally<A> {
         }
         for b in coarse {
             self.rings.restore(COARSE, *b);
-            if self.has_hourly() {
-                self.rings
-                    .add_bucket(HOURLY, b.start_ms(COARSE_WIDTH_MS), b);
+            if self.has_day() {
+                self.rings.add_bucket(DAY, b.start_ms(COARSE_WIDTH_MS), b);
             }
         }
     }
 
-    /// Whether the day is kept in hour buckets (a worker's books).
-    fn has_hourly(&self) -> bool {
-        self.rings.count() > HOURLY
+    /// Whether the day is kept in 2-hour buckets (a worker's books).
+    fn has_day(&self) -> bool {
+        self.rings.count() > DAY
     }
 }
 
@@ -621,13 +647,13 @@ mod tests {
     }
 
     #[test]
-    fn a_workers_rings_fit_in_1280_bytes() {
+    fn a_workers_rings_fit_in_896_bytes() {
         // One allocation per worker that ever shared: jemalloc serves
-        // 1,025–1,280 bytes from one size class and 1,281–1,536 from the
-        // next, 256 bytes more for each of 100,000 names.
+        // 769–896 bytes from one size class and 897–1,024 from the next,
+        // 128 bytes more for each of 100,000 names.
         let slots: usize = WORKER_RINGS.iter().map(|s| s.len as usize).sum();
         let bytes = slots * std::mem::size_of::<crate::ring::Counts<f32>>();
-        assert!(bytes <= 1280, "{slots} slots, {bytes} bytes");
+        assert!(bytes <= 896, "{slots} slots, {bytes} bytes");
     }
 
     fn accepted(t: &mut Tally, t_ms: u64, d: f64) {
@@ -644,10 +670,21 @@ mod tests {
 
     #[test]
     fn a_workers_compact_books_give_the_same_windows_and_a_days_series() {
-        let start = 1_000 * HOUR_WIDTH_MS;
+        // 20 min into a 2-hour bucket the coarse ring holds all of it; 90
+        // min in, the part before the last hour is one point of its own.
+        for into_ms in [1_234_567, 5_434_567] {
+            compact_books_match(into_ms);
+        }
+    }
+
+    /// A worker's books against a pool's (10 s and 5 min buckets for the
+    /// whole day) fed the same shares, read `into_ms` into a 2-hour bucket.
+    fn compact_books_match(into_ms: u64) {
+        const HOUR: u64 = 3_600_000;
+        let start = 1_000 * DAY_BUCKET_MS;
         let (mut w, mut p): (Tally, Tally) = (Tally::worker(start), Tally::new(start));
         // Two days of a share every 7 s, difficulty varying.
-        let end = start + 2 * 24 * HOUR_WIDTH_MS + 1_234_567;
+        let end = start + 2 * 24 * HOUR + into_ms;
         let mut t = start;
         let mut i = 0u64;
         while t < end {
@@ -660,14 +697,14 @@ mod tests {
         for win in Window::ALL {
             let (a, b) = (w.figures(end, win).sums, p.figures(end, win).sums);
             // Where the worker's oldest bucket in the window is wider
-            // (1 min, not 10 s; an hour, not 5 min), its proration may
+            // (1 min, not 10 s; 2 hours, not 5 min), its proration may
             // differ by at most what that bucket holds: here at most 9
-            // shares of difficulty ≤ 5 per minute and per-hour in
+            // shares of difficulty ≤ 5 per minute and per 2 hours in
             // proportion.
             let tol = match win {
                 Window::M1 | Window::M5 => 9.0 * 5.0,
                 Window::H1 => 1e-6 * b.accepted_work,
-                Window::H24 => b.accepted_work / 24.0,
+                Window::H24 => b.accepted_work / 12.0,
             };
             assert!(
                 (a.accepted_work - b.accepted_work).abs() <= tol,
@@ -675,28 +712,50 @@ mod tests {
             );
         }
         let s = w.series(end);
-        let hour_start = end - end % HOUR_WIDTH_MS;
-        assert!(
-            s.first()
-                .is_some_and(|(st, _, _)| *st <= end - 23 * HOUR_WIDTH_MS)
-        );
-        assert!(
-            s.iter()
-                .all(|(st, wd, _)| (*st < hour_start) == (*wd == HOUR_WIDTH_MS))
-        );
+        let day_start = end - end % DAY_BUCKET_MS;
+        assert!(s.first().is_some_and(|(st, _, _)| *st <= end - 24 * HOUR));
         assert!(
             s.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0),
             "contiguous"
         );
+        assert_eq!(
+            s.last().map(|(st, wd, _)| st + wd),
+            Some(end - end % COARSE_WIDTH_MS + COARSE_WIDTH_MS)
+        );
+        // 2-hour points, then the current 2 hours: 5 min points, after
+        // the part the coarse ring no longer holds when there is one.
+        let (days, current): (Vec<_>, Vec<_>) = s.iter().partition(|(st, _, _)| *st < day_start);
+        assert!(days.iter().all(|(_, wd, _)| *wd == DAY_BUCKET_MS));
+        let held_from = end - end % COARSE_WIDTH_MS - 12 * COARSE_WIDTH_MS;
+        let fives = current
+            .iter()
+            .filter(|(_, wd, _)| *wd == COARSE_WIDTH_MS)
+            .count();
+        if held_from > day_start {
+            assert_eq!(current[0].0, day_start);
+            assert_eq!(current[0].1, held_from - day_start);
+            assert_eq!(fives, 13);
+            // That part holds what the pool's 5 min buckets in it do.
+            let pool: f64 = p
+                .series(end)
+                .iter()
+                .filter(|(st, _, _)| (day_start..held_from).contains(st))
+                .map(|(_, _, b)| b.accepted_work.get())
+                .sum();
+            let rest = current[0].2.accepted_work.get();
+            assert!((rest / pool - 1.0).abs() < 1e-4, "{rest} vs {pool}");
+        } else {
+            assert_eq!(fives, current.len());
+        }
         let in_series: f64 = s
             .iter()
-            .filter(|(st, _, _)| *st >= end - 24 * HOUR_WIDTH_MS)
+            .filter(|(st, _, _)| *st >= end - 24 * HOUR)
             .map(|(_, _, b)| b.accepted_work.get())
             .sum();
         let whole_buckets = p.figures(end, Window::H24).sums.accepted_work;
-        assert!((in_series / whole_buckets - 1.0).abs() < 1.0 / 24.0);
+        assert!((in_series / whole_buckets - 1.0).abs() < 1.0 / 12.0);
         // Restored from its 5 min buckets (the store keeps 26 h of them),
-        // the hour ring is rebuilt: the same 24 h figures, to f32's
+        // the day ring is rebuilt: the same 24 h figures, to f32's
         // rounding.
         const STORED: &[Shape] = &[Shape {
             width_ms: COARSE_WIDTH_MS,
