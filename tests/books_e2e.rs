@@ -198,7 +198,8 @@ async fn hashrate_and_hashprice_match_the_work_really_done() {
     let detail = get(format!("{api}/api/v1/workers/{one}")).await;
     assert_eq!(detail["name"], one.as_str());
     let series = detail["series"].as_array().unwrap();
-    // A day: 2-hour points, then 5 min points in the last hour.
+    // A day: 2-hour points, then (after one for the rest of the current
+    // 2 hours when they began over an hour ago) 5 min points.
     let (first, last) = (&series[0], series.last().unwrap());
     let span = last["start"].as_u64().unwrap() - first["start"].as_u64().unwrap();
     assert!(span >= 23 * 3600, "a day of points: {series:?}");

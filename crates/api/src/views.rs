@@ -50,7 +50,7 @@ pub fn blocks(log: &BlockLog, stats: &Stats) -> Blocks {
     }
 }
 
-/// One point of a worker's day (5 min buckets).
+/// One point of a worker's day (a bucket of the width it gives).
 #[derive(Serialize)]
 pub struct SeriesPoint {
     /// Bucket start, Unix seconds.
@@ -82,9 +82,22 @@ pub struct WorkerDetail {
     pub totals: Totals,
     /// Lifetime rejects by reason.
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
-    /// The last 24 h, oldest first: 2-hour buckets, then 5 min buckets
-    /// for the last hour (each point says its seconds).
+    /// The last 24 h, oldest first: 2-hour buckets before the current
+    /// one; in it, one point for the part older than the last hour if
+    /// it began before that, then 5 min buckets (each point says its
+    /// seconds).
     pub series: Vec<SeriesPoint>,
+}
+
+/// The seconds a series point's bucket covers: the current bucket has only
+/// run for part of its width, and the one the worker began in only since
+/// it began (a 2-hour point would otherwise show a newcomer at a fraction
+/// of its rate). At least a second, so a rate is always defined.
+fn point_secs(start_ms: u64, width_ms: u64, now_ms: u64, first_ms: u64) -> f64 {
+    let ran = (start_ms + width_ms)
+        .min(now_ms)
+        .saturating_sub(start_ms.max(first_ms));
+    (ran as f64 / 1000.0).clamp(1.0, (width_ms as f64 / 1000.0).max(1.0))
 }
 
 /// One worker in full; `None` if it has no books.
@@ -97,18 +110,17 @@ pub fn worker_detail(books: &Books, name: &str) -> Option<WorkerDetail> {
         .iter()
         .map(|win| (win.label(), books.worker_row(&w, now, *win, &price).money))
         .collect();
-    let (totals, series) = {
+    let (totals, series, first_ms) = {
         let s = w.state();
-        (s.tally.totals.clone(), s.tally.series(now))
+        (
+            s.tally.totals.clone(),
+            s.tally.series(now),
+            s.tally.first_ms,
+        )
     };
     let series = series
         .into_iter()
-        .map(|(start, width, b)| {
-            // The current bucket has only run for part of its width.
-            let secs =
-                (now.saturating_sub(start) as f64 / 1000.0).clamp(1.0, width as f64 / 1000.0);
-            (start, b, secs)
-        })
+        .map(|(start, width, b)| (start, b, point_secs(start, width, now, first_ms)))
         .map(|(start, b, secs)| SeriesPoint {
             start: start / 1000,
             hashrate_accepted: f64::from(b.accepted_work) * HASHES_PER_DIFF1 / secs,
@@ -913,5 +925,29 @@ fn routing_metrics(e: &mut Exposition, r: &sluice_engine::routing::RoutingReport
                 h,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::point_secs;
+
+    #[test]
+    fn a_points_rate_is_over_the_time_its_bucket_ran() {
+        const H2: u64 = 7_200_000;
+        let start = 1_000 * H2;
+        // A whole bucket, the current one, and the one a worker began in.
+        assert_eq!(point_secs(start, H2, start + 3 * H2, 0), 7_200.0);
+        assert_eq!(point_secs(start, H2, start + 1_800_000, 0), 1_800.0);
+        assert_eq!(
+            point_secs(start, H2, start + 3 * H2, start + 6_000_000),
+            1_200.0
+        );
+        // Begun and read in the current one; a bucket before the worker.
+        assert_eq!(
+            point_secs(start, H2, start + 4_000_000, start + 1_000_000),
+            3_000.0
+        );
+        assert_eq!(point_secs(start, H2, start + 3 * H2, start + 2 * H2), 1.0);
     }
 }

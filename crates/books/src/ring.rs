@@ -77,7 +77,7 @@ pub struct Counts<A: Acc = f32> {
 
 impl<A: Acc> Counts<A> {
     /// Adds another bucket's tallies.
-    fn add(&mut self, b: &Counts<A>) {
+    pub fn add(&mut self, b: &Counts<A>) {
         self.accepted_work.add(b.accepted_work.get());
         self.stale_work.add(b.stale_work.get());
         self.rejected_work.add(b.rejected_work.get());

@@ -4,8 +4,8 @@
 //! and the day's series). A worker — there may be 100,000 of them — keeps
 //! 1 min buckets for the short windows, 5 min buckets for the last hour
 //! only and 2-hour buckets for the day: 896 B instead of 10.2 KiB, with
-//! the day's series at two hours' resolution before the last hour (the
-//! store keeps its 5 min buckets).
+//! the day's series in 2-hour points and 5 min ones only for the last
+//! hour (the store keeps its 5 min buckets).
 
 use serde::Serialize;
 
@@ -26,18 +26,19 @@ const COARSE_LEN: u32 = 290;
 /// A worker's fine ring: 1 min buckets, 5 min and the current one (the 1
 /// and 5 min windows, each reading its oldest bucket prorated). A worker
 /// at a share per 5 s has a dozen shares a minute, ±30 % of noise on its
-/// 1 min figure before any bucket is cut; 30 s buckets would take six
+/// 1 min figure before any bucket is cut; 30 s buckets would take five
 /// more slots (see `a_workers_rings_fit_in_896_bytes`).
 pub const WORKER_FINE_WIDTH_MS: u64 = 60_000;
 const WORKER_FINE_LEN: u32 = 6;
 /// A worker's coarse ring: the last hour and one more bucket.
 const WORKER_COARSE_LEN: u32 = 13;
 /// A worker's day ring: 2-hour buckets, a day and one more bucket. Hour
-/// buckets took 12 slots more, 336 bytes in each of 100,000 workers'
-/// books (the rings in a 1,280-byte allocation, not 896): the price is a
-/// 24 h window whose oldest bucket, prorated like any window's oldest,
-/// is a twelfth of it (as the 1 h window's is), and a day's series at
-/// two hours' resolution before its last hour.
+/// buckets took 12 slots more (with a seventh fine slot, 45 slots in a
+/// 1,280-byte allocation instead of 32 in 896: 384 bytes in each of
+/// 100,000 workers' books). The price is a 24 h window whose oldest
+/// bucket, prorated like any window's oldest, is a twelfth of it (as the
+/// 1 h window's is), and a day's series at two hours' resolution before
+/// its last hour.
 pub const DAY_BUCKET_MS: u64 = 7_200_000;
 const DAY_LEN: u32 = 13;
 
@@ -547,9 +548,14 @@ impl<A: Acc> Tally<A> {
                 .pop()
                 .unwrap_or_default()
                 .1;
+            // Summed first, taken once: a 5 min bucket may be negative
+            // (a reversal larger than what it held), and clamping after
+            // each would depend on their order.
+            let mut held = Bucket::<A>::default();
             for (_, b) in &fine {
-                rest.take(b);
+                held.add(b);
             }
+            rest.take(&held);
             v.push((day_start, held_from - day_start, rest));
         }
         v.extend(
@@ -670,118 +676,130 @@ mod tests {
 
     #[test]
     fn a_workers_compact_books_give_the_same_windows_and_a_days_series() {
-        // 20 min into a 2-hour bucket the coarse ring holds all of it; 90
-        // min in, the part before the last hour is one point of its own.
-        for into_ms in [1_234_567, 5_434_567] {
-            compact_books_match(into_ms);
+        const MIN: u64 = 60_000;
+        const DAYS2: u64 = 48 * 60 * MIN;
+        // (into the current 2 hours, idle before the read, since the first
+        // share): on a 2-hour boundary; 20 min in (the coarse ring holds
+        // all of it); 62 min in (its 5 min points begin with it); 90 min
+        // in (the part before the last hour is one point); a moment
+        // before the next; idle for 40 min; the first share 80 min ago.
+        for (into_ms, idle_ms, age_ms) in [
+            (0, 0, DAYS2),
+            (1_234_567, 0, DAYS2),
+            (62 * MIN, 0, DAYS2),
+            (5_434_567, 0, DAYS2),
+            (DAY_BUCKET_MS - 1, 0, DAYS2),
+            (5_434_567, 40 * MIN, DAYS2),
+            (5_434_567, 0, 80 * MIN),
+        ] {
+            compact_books_match(into_ms, idle_ms, age_ms);
         }
     }
 
-    /// A worker's books against a pool's (10 s and 5 min buckets for the
-    /// whole day) fed the same shares, read `into_ms` into a 2-hour bucket.
-    fn compact_books_match(into_ms: u64) {
-        const HOUR: u64 = 3_600_000;
-        let start = 1_000 * DAY_BUCKET_MS;
-        let (mut w, mut p): (Tally, Tally) = (Tally::worker(start), Tally::new(start));
-        // Two days of a share every 7 s, difficulty varying.
-        let end = start + 2 * 24 * HOUR + into_ms;
-        let mut t = start;
-        let mut i = 0u64;
-        while t < end {
+    /// A worker's windows and series against the exact sums of the shares
+    /// it was fed (one every 7 s, difficulty 1 to 5), read `into_ms` into
+    /// a 2-hour bucket; then the same books rebuilt from stored 5 min
+    /// buckets.
+    fn compact_books_match(into_ms: u64, idle_ms: u64, age_ms: u64) {
+        let end = 1_000 * DAY_BUCKET_MS + into_ms;
+        let first = end - age_ms;
+        let case = format!("{into_ms} ms in, idle {idle_ms} ms, age {age_ms} ms");
+        let mut w: Tally = Tally::worker(first);
+        let mut shares = Vec::new();
+        let (mut t, mut i) = (first, 0u64);
+        while t < end - idle_ms {
             let d = 1.0 + (i % 5) as f64;
             accepted(&mut w, t, d);
-            accepted(&mut p, t, d);
+            shares.push((t, d));
             t += 7_000;
             i += 1;
         }
+        let exact = |from: u64, to: u64| -> (f64, u32) {
+            let mut sum = (0.0, 0);
+            for (_, d) in shares.iter().filter(|(t, _)| (from..to).contains(t)) {
+                sum = (sum.0 + d, sum.1 + 1);
+            }
+            sum
+        };
         for win in Window::ALL {
-            let (a, b) = (w.figures(end, win).sums, p.figures(end, win).sums);
-            // Where the worker's oldest bucket in the window is wider
-            // (1 min, not 10 s; 2 hours, not 5 min), its proration may
-            // differ by at most what that bucket holds: here at most 9
-            // shares of difficulty ≤ 5 per minute and per 2 hours in
-            // proportion.
-            let tol = match win {
-                Window::M1 | Window::M5 => 9.0 * 5.0,
-                Window::H1 => 1e-6 * b.accepted_work,
-                Window::H24 => b.accepted_work / 12.0,
-            };
+            let f = w.figures(end, win);
+            let span = (f.span_s * 1000.0).round() as u64;
+            let (want, _) = exact(end - span, end + 1);
+            // A window's oldest bucket is prorated: with shares evenly
+            // spread, that is off by a share or two (difficulty ≤ 5), the
+            // 2-hour bucket of the 24 h window included.
+            let got = f.sums.accepted_work;
             assert!(
-                (a.accepted_work - b.accepted_work).abs() <= tol,
-                "{win:?}: {a:?} vs {b:?}"
+                (got - want).abs() <= 10.0,
+                "{case}, {win:?}: {got} vs {want}"
             );
+            assert!((f.sums.earned_btc - got / 2.0).abs() <= 1e-4 * got.max(1.0));
         }
         let s = w.series(end);
         let day_start = end - end % DAY_BUCKET_MS;
-        assert!(s.first().is_some_and(|(st, _, _)| *st <= end - 24 * HOUR));
+        assert!(
+            s.first()
+                .is_some_and(|(st, _, _)| *st + 24 * 3_600_000 <= end)
+        );
+        assert!(
+            s.last()
+                .is_some_and(|(st, wd, _)| (*st..st + wd).contains(&end))
+        );
         assert!(
             s.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0),
-            "contiguous"
+            "{case}: holes"
         );
-        assert_eq!(
-            s.last().map(|(st, wd, _)| st + wd),
-            Some(end - end % COARSE_WIDTH_MS + COARSE_WIDTH_MS)
-        );
-        // 2-hour points, then the current 2 hours: 5 min points, after
-        // the part the coarse ring no longer holds when there is one.
-        let (days, current): (Vec<_>, Vec<_>) = s.iter().partition(|(st, _, _)| *st < day_start);
-        assert!(days.iter().all(|(_, wd, _)| *wd == DAY_BUCKET_MS));
-        let held_from = end - end % COARSE_WIDTH_MS - 12 * COARSE_WIDTH_MS;
-        let fives = current
-            .iter()
-            .filter(|(_, wd, _)| *wd == COARSE_WIDTH_MS)
-            .count();
-        if held_from > day_start {
-            assert_eq!(current[0].0, day_start);
-            assert_eq!(current[0].1, held_from - day_start);
-            assert_eq!(fives, 13);
-            // That part holds what the pool's 5 min buckets in it do.
-            let pool: f64 = p
-                .series(end)
-                .iter()
-                .filter(|(st, _, _)| (day_start..held_from).contains(st))
-                .map(|(_, _, b)| b.accepted_work.get())
-                .sum();
-            let rest = current[0].2.accepted_work.get();
-            assert!((rest / pool - 1.0).abs() < 1e-4, "{rest} vs {pool}");
-        } else {
-            assert_eq!(fives, current.len());
+        for (st, wd, b) in &s {
+            let (want, n) = exact(*st, st + wd);
+            let got = b.accepted_work.get();
+            assert!(
+                (got - want).abs() <= 2e-4 * want + 1e-3,
+                "{case}, point at {st} of {wd} ms: {got} vs {want}"
+            );
+            assert!((b.earned_btc.get() - got / 2.0).abs() <= 1e-4 * want + 1e-3);
+            assert_eq!(b.accepted, n, "{case}, point at {st}");
+            // 2-hour points, then the current 2 hours: 5 min points, after
+            // one for the part the coarse ring no longer holds.
+            if *st < day_start {
+                assert_eq!(*wd, DAY_BUCKET_MS, "{case}");
+            } else if *wd != COARSE_WIDTH_MS {
+                assert_eq!(*st, day_start, "{case}");
+                assert_eq!(st + wd, end - end % COARSE_WIDTH_MS - 12 * COARSE_WIDTH_MS);
+            }
         }
-        let in_series: f64 = s
-            .iter()
-            .filter(|(st, _, _)| *st >= end - 24 * HOUR)
-            .map(|(_, _, b)| b.accepted_work.get())
-            .sum();
-        let whole_buckets = p.figures(end, Window::H24).sums.accepted_work;
-        assert!((in_series / whole_buckets - 1.0).abs() < 1.0 / 12.0);
         // Restored from its 5 min buckets (the store keeps 26 h of them),
-        // the day ring is rebuilt: the same 24 h figures, to f32's
-        // rounding.
+        // the day ring is rebuilt: the same 24 h figures and series, to
+        // f32's rounding.
         const STORED: &[Shape] = &[Shape {
             width_ms: COARSE_WIDTH_MS,
             len: 312,
         }];
         let mut stored = Rings::<f32>::new(&STORED);
-        let mut t = start;
-        let mut i = 0u64;
-        while t < end {
+        for &(t, d) in &shares {
             if let Some(b) = stored.at(0, t) {
-                b.accepted_work.add(1.0 + (i % 5) as f64);
+                b.accepted_work.add(d);
+                b.earned_btc.add(d / 2.0);
+                b.value_btc.add(d);
+                b.accepted += 1;
             }
-            t += 7_000;
-            i += 1;
         }
-        let coarse = stored.touched_since(0, 0);
-        let mut r: Tally = Tally::worker(start);
-        r.restore(&[], &coarse);
+        let mut r: Tally = Tally::worker(first);
+        r.restore(&[], &stored.touched_since(0, 0));
         let (a, b) = (
             r.figures(end, Window::H24).sums,
             w.figures(end, Window::H24).sums,
         );
         assert!(
             (a.accepted_work / b.accepted_work - 1.0).abs() < 1e-5,
-            "{a:?} vs {b:?}"
+            "{case}: {a:?} vs {b:?}"
         );
+        let rs = r.series(end);
+        assert_eq!(rs.len(), s.len(), "{case}");
+        for ((st, wd, x), (st2, wd2, y)) in s.iter().zip(&rs) {
+            assert_eq!((st, wd, x.accepted), (st2, wd2, y.accepted), "{case}");
+            let (x, y) = (x.accepted_work.get(), y.accepted_work.get());
+            assert!((x - y).abs() <= 1e-5 * x + 1e-3, "{case}, {st}: {x} vs {y}");
+        }
     }
 
     #[test]

@@ -213,7 +213,7 @@ const worker = {
       return { t: b.start, hashrate: b.hashrate_submitted, effective, net: ph > 0 ? net : null, profit: rev != null && cost != null && ph > 0 ? rev - cost : null };
     });
     document.getElementById("charts").innerHTML = [
-      chart("Hashrate", pts.map((p) => ({ t: p.t, v: [p.hashrate] })), ["submitted"], "H/s, 5-minute buckets over 24 h"),
+      chart("Hashrate", pts.map((p) => ({ t: p.t, v: [p.hashrate] })), ["submitted"], "H/s over 24 h: 2-hour points, then 5-minute points for the last hour"),
       chart("Effective hashprice", pts.map((p) => ({ t: p.t, v: [p.effective, p.net] })), ["this worker", "network (now)"], "USD per PH/s per day"),
       chart("Profit", pts.map((p) => ({ t: p.t, v: [p.profit] })), ["profit"], "USD per day at the current power price"),
     ].join("");

@@ -388,7 +388,7 @@ fn store_round_trip_and_incremental_snapshots() {
             let a = b.worker_row(&b.worker(name), now + 30_000, w, &p);
             let c = b2.worker_row(&b2.worker(name), now + 30_000, w, &p);
             if w == Window::H24 {
-                // A worker's hour buckets are summed again from the
+                // A worker's 2-hour buckets are summed again from the
                 // stored 5 min ones: the same figures to f32's rounding.
                 let (x, y) = (a.money.earned_btc, c.money.earned_btc);
                 assert!((x / y - 1.0).abs() < 1e-5, "{name} {w:?}: {x} vs {y}");
