@@ -92,12 +92,16 @@ pub struct WorkerDetail {
 /// The seconds a series point's bucket covers: the current bucket has only
 /// run for part of its width, and the one the worker began in only since
 /// it began (a 2-hour point would otherwise show a newcomer at a fraction
-/// of its rate). At least a second, so a rate is always defined.
+/// of its rate); one wholly before the worker keeps its width. At least a
+/// second, so a rate is always defined.
 fn point_secs(start_ms: u64, width_ms: u64, now_ms: u64, first_ms: u64) -> f64 {
-    let ran = (start_ms + width_ms)
-        .min(now_ms)
-        .saturating_sub(start_ms.max(first_ms));
-    (ran as f64 / 1000.0).clamp(1.0, (width_ms as f64 / 1000.0).max(1.0))
+    let end = (start_ms + width_ms).min(now_ms);
+    let from = if first_ms < end {
+        start_ms.max(first_ms)
+    } else {
+        start_ms
+    };
+    (end.saturating_sub(from) as f64 / 1000.0).clamp(1.0, (width_ms as f64 / 1000.0).max(1.0))
 }
 
 /// One worker in full; `None` if it has no books.
@@ -943,11 +947,15 @@ mod tests {
             point_secs(start, H2, start + 3 * H2, start + 6_000_000),
             1_200.0
         );
-        // Begun and read in the current one; a bucket before the worker.
+        // Begun and read in the current one; a bucket wholly before the
+        // worker keeps its width (the chart's spacing).
         assert_eq!(
             point_secs(start, H2, start + 4_000_000, start + 1_000_000),
             3_000.0
         );
-        assert_eq!(point_secs(start, H2, start + 3 * H2, start + 2 * H2), 1.0);
+        assert_eq!(
+            point_secs(start, H2, start + 3 * H2, start + 2 * H2),
+            7_200.0
+        );
     }
 }
