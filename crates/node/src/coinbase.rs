@@ -20,8 +20,8 @@
 //! and nLockTime = height − 1 by default. BIP54 (consensus cleanup) would
 //! require exactly that, so blocks built today stay valid under it.
 
-use sluice_pow::coinbase::CoinbasePrefix;
 use sluice_pow::merkle;
+use sluice_pow::sha::Sha256;
 use sluice_pow::sha::merkle_node;
 
 use crate::wire::{write_compact_size, write_var_bytes};
@@ -157,7 +157,11 @@ impl CoinbaseParts {
     /// The coinbase txid for one extranonce (internal byte order).
     pub fn txid(&self, extranonce: &[u8]) -> Result<[u8; 32], CoinbaseError> {
         self.check_extranonce(extranonce)?;
-        Ok(CoinbasePrefix::new(&[&self.coinb1]).txid(extranonce, &self.coinb2))
+        let mut h = Sha256::new();
+        h.update(&self.coinb1);
+        h.update(extranonce);
+        h.update(&self.coinb2);
+        Ok(h.finalize_double())
     }
 
     fn check_extranonce(&self, extranonce: &[u8]) -> Result<(), CoinbaseError> {

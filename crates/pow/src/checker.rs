@@ -4,8 +4,10 @@
 //! Cost per share, in SHA-256 compressions:
 //! - new extranonce2: the coinbase blocks after the cached prefix, +1 for
 //!   the coinbase's second hash, 3 per merkle branch, then 3 for the header;
-//! - extranonce2 seen recently (the merkle root is cached), new version: 3;
-//! - extranonce2 and version both seen (header midstate cached): 2.
+//! - the last extranonce2 again (its merkle root is cached): 3. The header
+//!   midstate is not cached: miners roll the version for nearly every
+//!   share, and the 44 bytes it took put each checker in a larger
+//!   allocation for one compression saved only when they do not.
 //!
 //! The work is split in two steps, [`ShareChecker::prepare`] (coinbase,
 //! merkle root, header midstate) and [`HeaderMidstate::hash`] (the two
@@ -46,6 +48,9 @@ pub enum SetupError {
     /// The requested extranonce2 length exceeds [`MAX_EXTRANONCE2`].
     #[error("extranonce2 length {0} exceeds {MAX_EXTRANONCE2}")]
     Extranonce2TooLong(usize),
+    /// The coinbase before extranonce2 is 4 GiB or more.
+    #[error("coinbase prefix of 4 GiB or more")]
+    CoinbaseTooLong,
 }
 
 /// The parts of a job the checker needs; built once per job and shared by
@@ -149,15 +154,12 @@ struct CacheEntry {
     /// (a checker takes one length of extranonce2).
     extranonce2: [u8; CACHED_EXTRANONCE2],
     merkle_root: [u8; 32],
-    /// Header midstate for the last version checked with this root.
-    midstate: Option<(u32, HeaderMidstate)>,
 }
 
 const EMPTY: CacheEntry = CacheEntry {
     used: false,
     extranonce2: [0; CACHED_EXTRANONCE2],
     merkle_root: [0; 32],
-    midstate: None,
 };
 
 /// Per (session, job) share checker. Not `Sync`-shared: each session owns
@@ -166,7 +168,8 @@ const EMPTY: CacheEntry = CacheEntry {
 pub struct ShareChecker {
     job: Arc<JobTemplate>,
     prefix: CoinbasePrefix,
-    extranonce2_len: usize,
+    /// At most [`MAX_EXTRANONCE2`]: a byte.
+    extranonce2_len: u8,
     share_target: Target,
     /// The merkle root of the last extranonce2 seen. A miner rolls
     /// version and nonce for many shares before it changes extranonce2,
@@ -200,11 +203,12 @@ impl ShareChecker {
         if extranonce2_len == 0 || extranonce2_len > MAX_EXTRANONCE2 {
             return Err(SetupError::Extranonce2TooLong(extranonce2_len));
         }
-        let prefix = CoinbasePrefix::new(&[job.coinb1(), extranonce1]);
+        let prefix =
+            CoinbasePrefix::new(&[job.coinb1(), extranonce1]).ok_or(SetupError::CoinbaseTooLong)?;
         Ok(Self {
             job,
             prefix,
-            extranonce2_len,
+            extranonce2_len: extranonce2_len as u8,
             share_target,
             cache: EMPTY,
         })
@@ -234,25 +238,22 @@ impl ShareChecker {
     }
 
     /// Everything before the final two compressions: the header midstate
-    /// for this share's extranonce2 and version, from cache when possible.
+    /// for this share's extranonce2 and version (the merkle root from the
+    /// cache when the extranonce2 is the last one's).
     #[inline]
     pub fn prepare(&mut self, s: &Submission<'_>) -> Result<HeaderMidstate, CheckError> {
-        if s.extranonce2.len() != self.extranonce2_len {
+        if s.extranonce2.len() != usize::from(self.extranonce2_len) {
             return Err(CheckError::Extranonce2Size {
-                expected: self.extranonce2_len,
+                expected: usize::from(self.extranonce2_len),
                 got: s.extranonce2.len(),
             });
         }
         self.load(s.extranonce2);
-        let entry = &mut self.cache;
-        if let Some((v, mid)) = entry.midstate
-            && v == s.version
-        {
-            return Ok(mid);
-        }
-        let mid = HeaderMidstate::from_parts(s.version, &self.job.prev_hash, &entry.merkle_root);
-        entry.midstate = Some((s.version, mid));
-        Ok(mid)
+        Ok(HeaderMidstate::from_parts(
+            s.version,
+            &self.job.prev_hash,
+            &self.cache.merkle_root,
+        ))
     }
 
     /// Turns a block hash into a verdict against this checker's targets.
@@ -288,7 +289,7 @@ impl ShareChecker {
     /// Compressions a share with a fresh extranonce2 costs.
     pub fn compressions_fresh_extranonce2(&self) -> usize {
         self.prefix
-            .compressions(self.extranonce2_len, self.job.coinb2.len())
+            .compressions(usize::from(self.extranonce2_len), self.job.coinb2.len())
             + 3 * self.job.branches.len()
             + 3
     }
@@ -320,7 +321,6 @@ impl ShareChecker {
             used,
             extranonce2: key,
             merkle_root: root,
-            midstate: None,
         };
     }
 }
@@ -404,10 +404,11 @@ mod tests {
     #[test]
     fn a_checker_fits_the_per_connection_budget() {
         // A connection keeps one built (a 4 KiB budget for everything it
-        // holds), boxed: 256 bytes is an allocation size of its own, 272
-        // took 320. Each cached merkle root costs ~100 bytes.
+        // holds), boxed: 192 bytes is an allocation size of its own, 193
+        // to 224 take 224 and up to 256 take 256 (with the header midstate
+        // cached and a 64-bit prefix length it was 256).
         assert!(
-            size_of::<ShareChecker>() <= 256,
+            size_of::<ShareChecker>() <= 192,
             "{} bytes",
             size_of::<ShareChecker>()
         );

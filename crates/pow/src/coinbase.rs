@@ -5,39 +5,50 @@
 //! after the whole 64-byte blocks of `coinb1 ‖ extranonce1` is computed once,
 //! so a new extranonce2 costs only the blocks from there on.
 
-use crate::sha::{Sha256, compressions_for};
+use crate::sha::{Block, Sha256, State, compressions_for};
 
 /// The hashed constant prefix of a coinbase, ready to take an extranonce2.
+/// Its length is kept in 32 bits, not a hasher's 64 (100 bytes, not 112):
+/// every connection's share checker holds one, and those 12 bytes decide
+/// its allocation size (see `a_checker_fits_the_per_connection_budget`).
 #[derive(Clone, Copy, Debug)]
 pub struct CoinbasePrefix {
-    hasher: Sha256,
+    state: State,
+    tail: Block,
+    len: u32,
 }
 
 impl CoinbasePrefix {
-    /// Absorbs the prefix parts (typically coinb1 and extranonce1).
-    pub fn new(parts: &[&[u8]]) -> Self {
+    /// Absorbs the prefix parts (typically coinb1 and extranonce1); `None`
+    /// for 4 GiB or more (a coinbase is at most a block's size).
+    pub fn new(parts: &[&[u8]]) -> Option<Self> {
         let mut hasher = Sha256::new();
         for p in parts {
             hasher.update(p);
         }
-        Self { hasher }
+        let (state, tail, len) = hasher.into_parts();
+        Some(Self {
+            state,
+            tail,
+            len: u32::try_from(len).ok()?,
+        })
     }
 
     /// Length of the prefix in bytes.
     pub fn len(&self) -> usize {
-        self.hasher.len() as usize
+        self.len as usize
     }
 
     /// True for an empty prefix.
     pub fn is_empty(&self) -> bool {
-        self.hasher.is_empty()
+        self.len == 0
     }
 
     /// The coinbase txid (sha256d) for `extranonce2` followed by `suffix`.
     /// No allocation.
     #[inline]
     pub fn txid(&self, extranonce2: &[u8], suffix: &[u8]) -> [u8; 32] {
-        let mut h = self.hasher;
+        let mut h = Sha256::resume(self.state, self.tail, u64::from(self.len));
         h.update(extranonce2);
         h.update(suffix);
         h.finalize_double()
@@ -47,8 +58,7 @@ impl CoinbasePrefix {
     /// extranonce2 and suffix length (the prefix's whole blocks are free).
     pub fn compressions(&self, extranonce2_len: usize, suffix_len: usize) -> usize {
         let total = self.len() + extranonce2_len + suffix_len;
-        let cached = self.hasher.midstate().1 as usize;
-        compressions_for(total) - cached / 64 + 1
+        compressions_for(total) - self.len() / 64 + 1
     }
 }
 
@@ -132,10 +142,21 @@ mod tests {
         let coinb1: Vec<u8> = (0..150u8).collect();
         let en1 = [1, 2, 3, 4];
         let coinb2: Vec<u8> = (0..90u8).rev().collect();
-        let p = CoinbasePrefix::new(&[&coinb1, &en1]);
+        let p = CoinbasePrefix::new(&[&coinb1, &en1]).unwrap();
         for en2 in [[0u8; 4], [9, 9, 9, 9], [0xff; 4]] {
             let full = [&coinb1[..], &en1, &en2, &coinb2].concat();
             assert_eq!(p.txid(&en2, &coinb2), sha256d(&full));
+        }
+        // The tail kept beside the state: prefixes ending on, just before
+        // and just past a block's edge, and an empty one.
+        for len in [0, 1, 55, 63, 64, 65, 127, 128, 129] {
+            let c1 = &coinb1[..len];
+            let p = CoinbasePrefix::new(&[c1]).unwrap();
+            assert_eq!((p.len(), p.is_empty()), (len, len == 0));
+            for en2 in [&[7u8; 4][..], &[1; 8], &[2; 32]] {
+                let full = [c1, en2, &coinb2].concat();
+                assert_eq!(p.txid(en2, &coinb2), sha256d(&full), "prefix {len}");
+            }
         }
         // 248 bytes: 5 blocks with padding, the prefix's 2 whole blocks
         // cached, +1 for the second hash.

@@ -152,6 +152,25 @@ impl Sha256 {
         (&self.state, self.compressed)
     }
 
+    /// The state, the unhashed tail (in the first `len % 64` bytes of the
+    /// block) and the length: what [`Sha256::resume`] takes back, for a
+    /// holder that keeps the length in fewer bytes.
+    pub fn into_parts(self) -> (State, Block, u64) {
+        (self.state, self.buf, self.len())
+    }
+
+    /// A hash resumed from [`Sha256::into_parts`].
+    #[inline]
+    pub fn resume(state: State, buf: Block, len: u64) -> Self {
+        let buf_len = (len % 64) as usize;
+        Self {
+            state,
+            buf,
+            buf_len,
+            compressed: len - buf_len as u64,
+        }
+    }
+
     /// Absorbs `data`.
     #[inline]
     pub fn update(&mut self, mut data: &[u8]) {
