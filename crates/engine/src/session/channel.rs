@@ -149,11 +149,11 @@ pub(super) struct Channel {
     pub(super) latest: Option<Arc<Job>>,
     /// The one share checker kept built, for the job tagged
     /// `checker_tag` (the job the miner works on); with no tag, a retired
-    /// one whose allocation the next takes. A checker is 256 bytes and a
+    /// one whose allocation the next takes. A checker is 192 bytes and a
     /// channel remembers up to `max_jobs` jobs; a share on an older job
     /// (late shares after a new job, a few per job change) rebuilds it in
     /// the same allocation, a few SHA-256 compressions, where a second one
-    /// would cost every connection 256 bytes for its whole life. In the
+    /// would cost every connection 192 bytes for its whole life. In the
     /// channel, not in each job entry: eight entries of 40 bytes became
     /// eight of 32 (256 bytes, one allocation size down).
     checker: Option<Box<ShareChecker>>,
