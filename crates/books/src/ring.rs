@@ -325,6 +325,13 @@ impl<A: Acc> Rings<A> {
         Some(&self.slots[self.slot(r, idx)])
     }
 
+    /// Ring `r`'s bucket for time `t_ms` (zeros when it holds none).
+    pub fn bucket(&self, r: usize, t_ms: u64) -> Bucket<A> {
+        let idx = self.index(r, t_ms);
+        let counts = self.get(r, idx).copied().unwrap_or_default();
+        Bucket { idx, counts }
+    }
+
     /// Sums of ring `r` over `[now − span, now]`, prorating the oldest
     /// bucket; nothing was recorded before `floor_ms` (the entity's first
     /// record), so a bucket it cuts is prorated over its recorded part

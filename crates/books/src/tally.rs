@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::ring::{Acc, Bucket, Rings, Shape, Sums};
+use crate::ring::{Acc, Bucket, Counts, Rings, Shape, Sums};
 
 /// Hashes per difficulty-1 share.
 pub const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
@@ -542,16 +542,11 @@ impl<A: Acc> Tally<A> {
         // has beyond the 5 min buckets it still does.
         let held_from = fine.first().map_or(now_ms, |(start, _)| *start);
         if held_from > day_start {
-            let mut rest = self
-                .rings
-                .series(DAY, now_ms, 0)
-                .pop()
-                .unwrap_or_default()
-                .1;
+            let mut rest = self.rings.bucket(DAY, now_ms);
             // Summed first, taken once: a 5 min bucket may be negative
             // (a reversal larger than what it held), and clamping after
             // each would depend on their order.
-            let mut held = Bucket::<A>::default();
+            let mut held = Counts::<A>::default();
             for (_, b) in &fine {
                 held.add(b);
             }

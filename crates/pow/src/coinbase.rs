@@ -22,16 +22,14 @@ impl CoinbasePrefix {
     /// Absorbs the prefix parts (typically coinb1 and extranonce1); `None`
     /// for 4 GiB or more (a coinbase is at most a block's size).
     pub fn new(parts: &[&[u8]]) -> Option<Self> {
+        // Refused before anything is hashed.
+        let len = u32::try_from(parts.iter().map(|p| p.len() as u64).sum::<u64>()).ok()?;
         let mut hasher = Sha256::new();
         for p in parts {
             hasher.update(p);
         }
-        let (state, tail, len) = hasher.into_parts();
-        Some(Self {
-            state,
-            tail,
-            len: u32::try_from(len).ok()?,
-        })
+        let (state, tail, _) = hasher.into_parts();
+        Some(Self { state, tail, len })
     }
 
     /// Length of the prefix in bytes.
@@ -158,6 +156,10 @@ mod tests {
                 assert_eq!(p.txid(en2, &coinb2), sha256d(&full), "prefix {len}");
             }
         }
+        // 4 GiB of prefix is refused (64 parts of 64 MiB, never touched:
+        // nothing is hashed).
+        let big = vec![0u8; 1 << 26];
+        assert!(CoinbasePrefix::new(&vec![&big[..]; 64]).is_none());
         // 248 bytes: 5 blocks with padding, the prefix's 2 whole blocks
         // cached, +1 for the second hash.
         assert_eq!(p.compressions(4, coinb2.len()), 4);

@@ -147,11 +147,6 @@ impl Sha256 {
         self.len() == 0
     }
 
-    /// The state after the whole 64-byte blocks absorbed so far.
-    pub fn midstate(&self) -> (&State, u64) {
-        (&self.state, self.compressed)
-    }
-
     /// The state, the unhashed tail (in the first `len % 64` bytes of the
     /// block) and the length: what [`Sha256::resume`] takes back, for a
     /// holder that keeps the length in fewer bytes.
@@ -291,7 +286,19 @@ mod tests {
         let block: Block = [0xab; 64];
         let mut h = Sha256::new();
         h.update(&block);
-        assert_eq!(h.midstate(), (&midstate(&block), 64));
+        let (state, _, len) = h.into_parts();
+        assert_eq!((state, len), (midstate(&block), 64));
+        // Taken apart and resumed anywhere inside a block, a hash goes on
+        // as if it had never stopped.
+        let data: Vec<u8> = (0..200u8).collect();
+        for cut in [0, 1, 63, 64, 65, 130] {
+            let mut h = Sha256::new();
+            h.update(&data[..cut]);
+            let (state, buf, len) = h.into_parts();
+            let mut r = Sha256::resume(state, buf, len);
+            r.update(&data[cut..]);
+            assert_eq!(r.finalize(), reference(&data), "cut at {cut}");
+        }
     }
 
     #[test]
