@@ -71,19 +71,27 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSection {
-    /// Threads that serve miners and pools (1 to 1024); absent: one per
-    /// core. Fewer threads wake each other less: one thread took 6–15 %
-    /// less CPU per share at 1,000 miners on 2 cores, with a higher p99
-    /// for shares and new jobs, as it alone answers every miner. Give
+    /// Threads that serve miners and pools (1 to 1024); absent: the
+    /// `TOKIO_WORKER_THREADS` environment variable if set, else one per
+    /// core. Fewer threads wake each other less, so a share costs less
+    /// CPU, but one thread answers more miners in turn, so the p99 rises
+    /// (the README's "Memory and CPU per share" measures both). Give
     /// each of several instances on one machine a share of its cores.
     pub worker_threads: Option<usize>,
 }
 
 impl RuntimeSection {
-    /// The runtime these settings describe.
+    /// The runtime these settings describe. A count out of range is an
+    /// error here too, as tokio would panic on 0.
     pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.worker_threads {
+            if !(1..=MAX_WORKER_THREADS).contains(&n) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("runtime.worker_threads is {n}: give 1 to {MAX_WORKER_THREADS}"),
+                ));
+            }
             b.worker_threads(n);
         }
         b.enable_all().build()
@@ -1468,6 +1476,23 @@ mod tests {
         let three: Config =
             toml::from_str("mode = \"proxy\"\n[runtime]\nworker_threads = 3").unwrap();
         assert_eq!(three.runtime.build().unwrap().metrics().num_workers(), 3);
+        // A file is refused at load, before any runtime is built, and a
+        // runtime is never built with none.
+        let file = std::env::temp_dir().join(format!("sluice-runtime-{}.toml", std::process::id()));
+        std::fs::write(&file, "mode = \"proxy\"\n[[pools]]\nurl = \"stratum+tcp://127.0.0.1:1\"\nuser = \"u\"\n[runtime]\nworker_threads = 0\n").unwrap();
+        let loaded = Config::load(&file);
+        std::fs::remove_file(&file).unwrap();
+        assert!(format!("{:#}", loaded.unwrap_err()).contains("worker_threads is 0"));
+        assert!(
+            RuntimeSection {
+                worker_threads: Some(0)
+            }
+            .build()
+            .is_err()
+        );
+        let typo: Result<Config, _> =
+            toml::from_str("mode = \"proxy\"\n[runtime]\nworker_thread = 1");
+        assert!(typo.unwrap_err().to_string().contains("worker_thread"));
     }
 
     #[test]

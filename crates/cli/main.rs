@@ -495,9 +495,7 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(config::RuntimeSection::default().build()?)
 }
 
 fn difficulty_flags(cfg: &mut config::Config, min: Option<f64>, start: Option<f64>) {
