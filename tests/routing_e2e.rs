@@ -231,11 +231,24 @@ async fn pools_that_pay_the_same_keep_their_sessions() {
     })
     .await;
     let before = routing(&p).await["split_changes"].clone();
+    let (a0, b0) = (pool_work(&a).await, pool_work(&b).await);
     // Watch them for 20 s: the observation itself, not a wait for a state.
     tokio::time::sleep(Duration::from_secs(20)).await;
+    let (da, db) = (pool_work(&a).await - a0, pool_work(&b).await - b0);
     let r = routing(&p).await;
     assert_eq!(sessions(&r), [5, 5], "{r:#}");
-    assert_eq!(r["session_moves"], 0, "{r:#}");
+    // Each pool got about half the work (one stalled miner of five
+    // would still leave 4 / 9).
+    let share_a = da / (da + db);
+    assert!(
+        (0.35..=0.65).contains(&share_a),
+        "a's share {share_a}: {r:#}"
+    );
+    // `session_moves` is not held at 0: it counts the weight balancer's
+    // moves, which follow the work the miners really did, and these
+    // miners hash on the test machine's CPU, so under a full suite one
+    // can fall behind another for a while (seen: 2 moves, then 5/5). The
+    // pay policy moving sessions would show as a split change below.
     // 50/50 all along (a pool up a moment before the other may have had
     // it all for that moment, before any miner came).
     assert_eq!(r["split_changes"], before, "{r:#}");
