@@ -43,6 +43,8 @@ mod translator;
 
 #[path = "load/floor.rs"]
 mod floor;
+#[path = "load/uring_floor.rs"]
+mod uring_floor;
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -572,25 +574,34 @@ fn run_cpu(baseline: &Path, dir: &Path, plan: &Plan, out: &mut Vec<Step>) {
                     1000.0,
                 ));
             }
-            let (floor, floor_url) = floor_server();
-            out.push(step(
-                &floor,
-                &floor_url,
-                "cpu",
-                plan.throughput_miners,
-                rate,
-                plan.secs,
-                1000.0,
-            ));
+            for (flag, name) in [
+                ("--floor-server", "floor"),
+                ("--floor-server-uring", "floor-uring"),
+            ] {
+                let Some((floor, floor_url)) = floor_server(flag, name) else {
+                    eprintln!("  {name}: no io_uring here, not run");
+                    continue;
+                };
+                out.push(step(
+                    &floor,
+                    &floor_url,
+                    "cpu",
+                    plan.throughput_miners,
+                    rate,
+                    plan.secs,
+                    1000.0,
+                ));
+            }
         }
     }
 }
 
-/// The floor server (see `load/floor.rs`): this bench binary again.
-fn floor_server() -> (Proc, String) {
+/// A floor server (see `load/floor.rs` and `load/uring_floor.rs`): this
+/// bench binary again. `None`: the kernel has no io_uring for it.
+fn floor_server(flag: &str, name: &str) -> Option<(Proc, String)> {
     let exe = std::env::current_exe().expect("the bench binary");
     let mut child = Command::new(exe)
-        .arg("--floor-server")
+        .arg(flag)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -599,25 +610,29 @@ fn floor_server() -> (Proc, String) {
     BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut first)
         .expect("its address");
+    if first.starts_with("no io_uring") {
+        let _ = child.wait();
+        return None;
+    }
     let addr = first
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("floor server: {first:?}"))
         .to_string();
-    (
+    Some((
         Proc {
             child,
-            name: "floor".into(),
+            name: name.into(),
         },
         format!("stratum+tcp://{addr}"),
-    )
+    ))
 }
 
 /// The CPU section: µs of proxy CPU per share (user + system), means over
 /// the rounds, this build and the baseline.
 fn cpu_section(steps: &[Step], baseline: Option<&str>) -> String {
     let mut md = format!(
-        "\n## CPU per share, before and after\n\nProxy CPU (user + system, from /proc) over each load generator run divided by the shares answered, 1,000 miners, vardiff off; fresh proxies alternating between this build and the baseline ({}). Means over the rounds. The floor is a server that answers every share `true` and does nothing else (same runtime, one read and one write per share): what any server pays per share on this machine's loopback TCP.\n\n| shares/s | sluice µs/share (user + sys) | baseline µs/share (user + sys) | baseline/sluice | floor µs/share (user + sys) | sluice above the floor | sluice p99 | baseline p99 | ≤ 6 µs |\n|---|---|---|---|---|---|---|---|---|\n",
+        "\n## CPU per share, before and after\n\nProxy CPU (user + system, from /proc) over each load generator run divided by the shares answered, 1,000 miners, vardiff off; fresh proxies alternating between this build and the baseline ({}). Means over the rounds. The floor is a server that answers every share `true` and does nothing else (same runtime, one read and one write per share): what any server pays per share on this machine's loopback TCP. The io_uring floor answers alike on one thread and one ring, each share's receive and reply submitted and reaped in batches: what a completion-based server would pay.\n\n| shares/s | sluice µs/share (user + sys) | baseline µs/share (user + sys) | baseline/sluice | floor µs/share (user + sys) | sluice above the floor | io_uring floor µs/share (user + sys) | sluice p99 | baseline p99 | ≤ 6 µs |\n|---|---|---|---|---|---|---|---|---|---|\n",
         baseline.unwrap_or("not run (--baseline PATH)")
     );
     let mut rates: Vec<f64> = steps
@@ -627,7 +642,7 @@ fn cpu_section(steps: &[Step], baseline: Option<&str>) -> String {
         .collect();
     rates.dedup();
     let mut tails = String::from(
-        "\nSubmit p99 in each round, ms, in the order run (rounds alternate: this build, the baseline, the floor):\n\n| per miner shares/s | sluice | baseline | floor |\n|---|---|---|---|\n",
+        "\nSubmit p99 in each round, ms, in the order run (rounds alternate: this build, the baseline, the floor, the io_uring floor):\n\n| per miner shares/s | sluice | baseline | floor | io_uring floor |\n|---|---|---|---|---|\n",
     );
     for rate in rates {
         let mean = |proxy: &str| {
@@ -650,8 +665,14 @@ fn cpu_section(steps: &[Step], baseline: Option<&str>) -> String {
         let (a, au, asys, ap99, arate) = mean("sluice");
         let (b, bu, bsys, bp99, _) = mean("sluice-baseline");
         let (f, fu, fsys, _, _) = mean("floor");
+        let (g, gu, gsys, _, _) = mean("floor-uring");
+        let uring = if g > 0.0 {
+            format!("{:.2} ({gu:.2} + {gsys:.2})", g * 1000.0)
+        } else {
+            "not run".into()
+        };
         md.push_str(&format!(
-            "| {arate:.0} | {:.2} ({au:.2} + {asys:.2}) | {:.2} ({bu:.2} + {bsys:.2}) | {:.2}× | {:.2} ({fu:.2} + {fsys:.2}) | {:.2} | {ap99:.2} ms | {bp99:.2} ms | {} |\n",
+            "| {arate:.0} | {:.2} ({au:.2} + {asys:.2}) | {:.2} ({bu:.2} + {bsys:.2}) | {:.2}× | {:.2} ({fu:.2} + {fsys:.2}) | {:.2} | {uring} | {ap99:.2} ms | {bp99:.2} ms | {} |\n",
             a * 1000.0,
             b * 1000.0,
             b / a.max(1e-12),
@@ -660,10 +681,11 @@ fn cpu_section(steps: &[Step], baseline: Option<&str>) -> String {
             if a * 1000.0 <= 6.0 { "met" } else { "missed" }
         ));
         tails.push_str(&format!(
-            "| {rate:.0} | {} | {} | {} |\n",
+            "| {rate:.0} | {} | {} | {} | {} |\n",
             p99_rounds(steps, "sluice", rate),
             p99_rounds(steps, "sluice-baseline", rate),
             p99_rounds(steps, "floor", rate),
+            p99_rounds(steps, "floor-uring", rate),
         ));
     }
     md.push_str(&tails);
@@ -1124,6 +1146,10 @@ fn main() {
     // The bench runs itself as the floor server of the `cpu` series.
     if std::env::args().any(|a| a == "--floor-server") {
         floor::serve();
+        return;
+    }
+    if std::env::args().any(|a| a == "--floor-server-uring") {
+        uring_floor::serve();
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");

@@ -85,7 +85,8 @@ fn field<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     Some(&rest[..end])
 }
 
-fn answer(line: &[u8], en1: u32, out: &mut Vec<u8>) {
+/// Appends the replies to one line, as a minimal V1 pool would.
+pub(crate) fn answer(line: &[u8], en1: u32, out: &mut Vec<u8>) {
     let id = field(line, b"\"id\"").unwrap_or(b"null");
     let method = field(line, b"\"method\"").unwrap_or_default();
     let method = method
