@@ -89,9 +89,28 @@ fn send(ring: &mut IoUring, idx: usize, c: &mut Conn) -> std::io::Result<()> {
     push(ring, &e)
 }
 
+/// A ring that has every operation the floor uses, or why not.
+fn ring() -> Result<IoUring, String> {
+    let ring = IoUring::new(8192).map_err(|e| e.to_string())?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("probe: {e}"))?;
+    for (code, name) in [
+        (opcode::Accept::CODE, "accept"),
+        (opcode::Recv::CODE, "recv"),
+        (opcode::Send::CODE, "send"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(format!("no {name} operation"));
+        }
+    }
+    Ok(ring)
+}
+
 /// Serves until killed.
 pub(crate) fn serve() {
-    let mut ring = match IoUring::new(8192) {
+    let mut ring = match ring() {
         Ok(r) => r,
         Err(e) => {
             println!("no io_uring: {e}");
@@ -102,6 +121,9 @@ pub(crate) fn serve() {
     println!("listening on {}", listener.local_addr().expect("address"));
     if let Err(e) = run(&mut ring, &listener) {
         eprintln!("io_uring floor: {e}");
+        // Exit without dropping the connections: the kernel may still
+        // hold their buffers.
+        std::process::exit(1);
     }
 }
 
@@ -117,7 +139,11 @@ fn run(ring: &mut IoUring, listener: &TcpListener) -> std::io::Result<()> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut done = Vec::new();
     loop {
-        ring.submit_and_wait(1)?;
+        match ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
         done.clear();
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         for &(ud, res) in &done {
@@ -144,6 +170,11 @@ fn run(ring: &mut IoUring, listener: &TcpListener) -> std::io::Result<()> {
                         if let Some(c) = conns[idx].as_mut() {
                             recv(ring, idx, c)?;
                         }
+                    } else {
+                        // Out of files: back off rather than spin (which
+                        // would count as the floor's CPU), as the epoll
+                        // floor does.
+                        std::thread::sleep(std::time::Duration::from_millis(50));
                     }
                     push(ring, &accept)?;
                 }
@@ -152,8 +183,11 @@ fn run(ring: &mut IoUring, listener: &TcpListener) -> std::io::Result<()> {
                         continue;
                     };
                     c.inflight -= 1;
-                    if res < 0 || (op == RECV && res == 0) {
+                    if !c.closing && (res < 0 || (op == RECV && res == 0)) {
                         c.closing = true;
+                        // The other operation, if one is posted, ends now
+                        // rather than when the peer next sends.
+                        let _ = c.sock.shutdown(std::net::Shutdown::Both);
                     }
                     if c.closing {
                         if c.inflight == 0 {
