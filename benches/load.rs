@@ -1297,7 +1297,6 @@ fn main() {
     );
 }
 
-/// The number after `flag` on the command line.
 /// The commit this bench was built from, so a report names what it
 /// measured; "with changes" when the tree was not clean.
 fn build_id() -> String {
@@ -1320,6 +1319,7 @@ fn build_id() -> String {
     }
 }
 
+/// The number after `flag` on the command line.
 fn arg_value(flag: &str) -> Option<f64> {
     let args: Vec<String> = std::env::args().collect();
     args.windows(2)
@@ -1557,37 +1557,42 @@ fn write_report(
             .iter()
             .any(|s| s.proxy == "sluice" && s.series == series)
     };
-    let not_run = "| not run | — |\n";
+    // `measured` is asked only for a series that ran.
+    let row = |target: &str, series: &str, measured: &dyn Fn() -> (String, bool)| {
+        let (value, verdict_text) = if ran(series) {
+            let (v, ok) = measured();
+            (v, verdict(ok))
+        } else {
+            ("not run".to_string(), "—")
+        };
+        format!("| {target} | {value} | {verdict_text} |\n")
+    };
     md.push_str("\n## Targets (sluice)\n\n| target | measured | |\n|---|---|---|\n");
-    md.push_str("| 10,000 miners at ≤ 8 KiB RSS per connection ");
-    md.push_str(&if ran("connections") {
-        format!(
-            "| {} | {} |\n",
-            rss10k.map_or("not reached".into(), |v| format!("{v:.2} KiB")),
-            verdict(rss10k.is_some_and(|v| v <= 8.0))
-        )
-    } else {
-        not_run.into()
-    });
-    md.push_str("| 20,000 shares/s with p99 ≤ 5 ms ");
-    md.push_str(&if ran("throughput") {
-        format!(
-            "| {sustained:.0} shares/s | {} |\n",
-            verdict(sustained >= 20_000.0)
-        )
-    } else {
-        not_run.into()
-    });
-    md.push_str("| fan-out to 10,000 miners, p99 lag ≤ 20 ms ");
-    md.push_str(&if ran("connections") {
-        format!(
-            "| {} | {} |\n",
-            fan10k.map_or("not reached".into(), |v| format!("{v:.2} ms")),
-            verdict(fan10k.is_some_and(|v| v <= 20.0))
-        )
-    } else {
-        not_run.into()
-    });
+    md.push_str(&row(
+        "10,000 miners at ≤ 8 KiB RSS per connection",
+        "connections",
+        &|| {
+            (
+                rss10k.map_or("not reached".into(), |v| format!("{v:.2} KiB")),
+                rss10k.is_some_and(|v| v <= 8.0),
+            )
+        },
+    ));
+    md.push_str(&row(
+        "20,000 shares/s with p99 ≤ 5 ms",
+        "throughput",
+        &|| (format!("{sustained:.0} shares/s"), sustained >= 20_000.0),
+    ));
+    md.push_str(&row(
+        "fan-out to 10,000 miners, p99 lag ≤ 20 ms",
+        "connections",
+        &|| {
+            (
+                fan10k.map_or("not reached".into(), |v| format!("{v:.2} ms")),
+                fan10k.is_some_and(|v| v <= 20.0),
+            )
+        },
+    ));
     // Against the reference translator (V1 miners into a V2 pool): the
     // worst step for sluice counts.
     let worst = |series: Option<&str>, f: &dyn Fn(&Step) -> f64| -> Option<f64> {

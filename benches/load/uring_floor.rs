@@ -72,8 +72,7 @@ fn recv(ring: &mut IoUring, idx: usize, c: &mut Conn) -> std::io::Result<()> {
     )
     .build()
     .user_data(tag(idx, RECV));
-    c.inflight += 1;
-    push(ring, &e)
+    post(ring, c, &e)
 }
 
 fn send(ring: &mut IoUring, idx: usize, c: &mut Conn) -> std::io::Result<()> {
@@ -85,8 +84,13 @@ fn send(ring: &mut IoUring, idx: usize, c: &mut Conn) -> std::io::Result<()> {
     )
     .build()
     .user_data(tag(idx, SEND));
+    post(ring, c, &e)
+}
+
+/// Queues one of `c`'s operations, counted until its completion.
+fn post(ring: &mut IoUring, c: &mut Conn, e: &squeue::Entry) -> std::io::Result<()> {
     c.inflight += 1;
-    push(ring, &e)
+    push(ring, e)
 }
 
 /// A ring that has every operation the floor uses, or why not.

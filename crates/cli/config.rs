@@ -81,17 +81,23 @@ pub struct RuntimeSection {
 }
 
 impl RuntimeSection {
-    /// The runtime these settings describe. A count out of range is an
-    /// error here too, as tokio would panic on 0.
+    /// Why these settings cannot be used, if they cannot.
+    fn check(&self) -> Result<(), String> {
+        match self.worker_threads {
+            Some(n) if !(1..=MAX_WORKER_THREADS).contains(&n) => Err(format!(
+                "runtime.worker_threads is {n}: give 1 to {MAX_WORKER_THREADS}, or leave it out"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The runtime these settings describe. Checked here too (not only by
+    /// [`Config::validate`]), as tokio would panic on 0.
     pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        self.check()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.worker_threads {
-            if !(1..=MAX_WORKER_THREADS).contains(&n) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("runtime.worker_threads is {n}: give 1 to {MAX_WORKER_THREADS}"),
-                ));
-            }
             b.worker_threads(n);
         }
         b.enable_all().build()
@@ -825,13 +831,7 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if let Some(n) = self.runtime.worker_threads
-            && !(1..=MAX_WORKER_THREADS).contains(&n)
-        {
-            bail!(
-                "runtime.worker_threads is {n}: give 1 to {MAX_WORKER_THREADS}, or leave it out for one per core"
-            );
-        }
+        self.runtime.check().map_err(anyhow::Error::msg)?;
         let d = &self.difficulty;
         positive("difficulty.min", d.min)?;
         positive("difficulty.max", d.max)?;
