@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
 #[path = "common/procfs.rs"]
+#[allow(dead_code)]
 mod procfs;
 use procfs::{free_port, rss_kib};
 

@@ -6,6 +6,12 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
     sluice::memory::rss_kib_of(pid).unwrap_or(0)
 }
 
+/// A process's resident memory with its file-backed part (zeros when
+/// unreadable).
+pub(crate) fn resident(pid: u32) -> sluice::memory::Resident {
+    sluice::memory::resident_of(pid).unwrap_or_default()
+}
+
 /// A port free on 127.0.0.1 now (0 if none could be had).
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
