@@ -298,8 +298,9 @@ struct Step {
     report: Value,
     rss_before_kib: u64,
     rss_kib: u64,
-    /// The file-backed part (code pages) before and at the peak.
+    /// The `RssFile` part of `rss_before_kib`.
     rss_file_before_kib: u64,
+    /// `RssFile` at the sample where `rss_kib` peaked.
     rss_file_kib: u64,
     cpu_secs: f64,
     /// The system (kernel) part of `cpu_secs`.
@@ -330,9 +331,11 @@ impl Step {
     fn rss_per_conn_kib(&self) -> f64 {
         (self.rss_kib.saturating_sub(self.rss_before_kib)) as f64 / self.connected().max(1.0)
     }
-    /// The part of [`Self::rss_per_conn_kib`] that is file-backed: code the
-    /// miners' path ran for the first time, paged in once whatever the
-    /// number of connections.
+    /// The file-backed part of [`Self::rss_per_conn_kib`]: on a fresh
+    /// proxy, mostly code the miners' path ran for the first time, paged
+    /// in once whatever the number of connections (a later step on the
+    /// same proxy finds it paged in already). It can exceed the whole when
+    /// the anonymous part shrank.
     fn rss_file_per_conn_kib(&self) -> f64 {
         (self.rss_file_kib.saturating_sub(self.rss_file_before_kib)) as f64
             / self.connected().max(1.0)
@@ -735,7 +738,7 @@ fn p99_rounds(steps: &[Step], proxy: &str, rate: f64) -> String {
 /// production-cadence step.
 fn cadence_section(steps: &[Step], baseline: Option<&str>) -> String {
     let mut md = format!(
-        "\n## Memory at production cadence\n\nA pool job every 30 s, a share per miner every 5 s, one worker name per miner with its books; RSS per connection is (peak − before) / connected on a fresh proxy per step. *Of it, file-backed* is the part of that figure in pages of mapped files (`RssFile`): code the miners' path ran for the first time, paged in once whatever the number of connections. Baseline: {}.\n\n| miners | sluice RSS/conn KiB | of it, file-backed | baseline RSS/conn KiB | of it, file-backed | baseline/sluice | ≤ 4 KiB |\n|---|---|---|---|---|---|---|\n",
+        "\n## Memory at production cadence\n\nA pool job every 30 s, a share per miner every 5 s, one worker name per miner with its books; RSS per connection is (peak − before) / connected on a fresh proxy per step. *Of it, file-backed* is the part of that figure in pages of mapped files (`RssFile`): mostly code the miners' path ran for the first time, paged in once on a fresh proxy whatever the number of connections. Baseline: {}.\n\n| miners | sluice RSS/conn KiB | of it, file-backed | baseline RSS/conn KiB | of it, file-backed | baseline/sluice | ≤ 4 KiB |\n|---|---|---|---|---|---|---|\n",
         baseline.unwrap_or("not run (--baseline PATH)")
     );
     for s in steps

@@ -173,7 +173,7 @@ pub struct Resident {
     /// libraries' code. The first connections run code the process had
     /// not run yet, and its pages count here once, whatever the number of
     /// connections: a fixed cost that a per-connection figure over few
-    /// connections carries (~0.5 MiB of it at 1,000 miners).
+    /// connections carries, and the reason to read it apart.
     pub file_kib: u64,
 }
 
